@@ -1,0 +1,3 @@
+from mach_tools.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,246 @@
+"""mach-tools command line: synth, train, evaluate, inspect.
+
+Bad input ends with a one-line "error: ..." on stderr and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import fields
+from typing import List, Optional
+
+from mach_tools.data import UserError
+
+
+def _positive(kind):
+    def parse(s: str):
+        try:
+            v = kind(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {kind.__name__}: {s!r}")
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0: {s}")
+        return v
+    return parse
+
+
+def _add_conventions(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", choices=["homedepot", "esci", "synth"],
+                   help="metric conventions: homedepot (gain = relevance-1, relevant >= 2.5), "
+                        "esci (gain = relevance, relevant >= 3), synth (gain = relevance, relevant >= 1)")
+    p.add_argument("--gain-offset", type=float, help="NDCG gain = relevance - offset (default 1, as Home Depot)")
+    p.add_argument("--relevant-min", type=float, help="relevance counted as relevant (default 2.5)")
+
+
+def _conventions(args) -> tuple:
+    from mach_tools.metrics import PRESETS
+    base = PRESETS[args.preset] if args.preset else PRESETS["homedepot"]
+    go = args.gain_offset if args.gain_offset is not None else base["gain_offset"]
+    rm = args.relevant_min if args.relevant_min is not None else base["relevant_min"]
+    return go, rm
+
+
+def _add_catalog(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--catalog", required=required,
+                   help="products: TSV with a header (id column + text columns) or NDJSON (.ndjson/.jsonl)")
+    p.add_argument("--id-field", default="product_id", help="product id column/field (default product_id)")
+    p.add_argument("--text-fields", help="comma-separated text fields, title first "
+                                         "(default: TSV all other columns, NDJSON title)")
+
+
+def _read_catalog(args):
+    from mach_tools.data import read_catalog
+    tf = [f.strip() for f in args.text_fields.split(",") if f.strip()] if args.text_fields else None
+    return read_catalog(args.catalog, args.id_field, tf)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mach_tools.train import Recipe
+    d = Recipe()
+    ap = argparse.ArgumentParser(prog="mach-tools", description="Train, export and evaluate MACH retrieval models.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("synth", help="write a synthetic catalog, query log and held-out judgments")
+    s.add_argument("--out", required=True, help="output directory")
+    s.add_argument("--products", type=_positive(int), default=300)
+    s.add_argument("--seed", type=int, default=42)
+
+    t = sub.add_parser("train", help="train on pairs + catalog, write a model bundle")
+    _add_catalog(t)
+    t.add_argument("--pairs", help="query-product TSV (query, product_id[, relevance]); omit to train on product text only")
+    t.add_argument("--dev", help="judgments TSV evaluated after each epoch (over the whole catalog)")
+    t.add_argument("--out", required=True, help="bundle directory to create")
+    t.add_argument("--name", help="model name in the card (default: the bundle directory's name)")
+    t.add_argument("--force", action="store_true", help="replace an existing bundle directory")
+    t.add_argument("--skip-unknown", action="store_true", help="drop pairs whose product is not in the catalog")
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--no-progress", action="store_true")
+    _add_conventions(t)
+    for name, kind, help_ in (
+            ("R", int, "repetitions (hash functions / heads)"), ("B", int, "buckets per repetition"),
+            ("H", int, "embedding width"), ("D", int, "feature hash dimension"),
+            ("L", int, "max features per text"), ("epochs", int, None), ("batch-size", int, None),
+            ("lr", float, "Adam learning rate (dense layers)"), ("emb-lr", float, "SparseAdam learning rate (embedding)"),
+            ("augment-per-product", int, "augmented pseudo-queries per product"),
+            ("max-span", int, "max words in a pseudo-query"), ("word-dropout", float, None),
+            ("min-relevance", float, "drop pairs below this relevance"),
+            ("pair-repeat", int, "copies of each pair (copies after the first get word dropout)"),
+            ("hidden2", int, "optional extra hidden layer width (0 = none)"),
+            ("seed", int, None), ("threads", int, "torch CPU threads")):
+        dest = name.replace("-", "_")
+        default = getattr(d, dest)
+        kind_ = _positive(kind) if dest not in ("word_dropout", "min_relevance", "hidden2", "seed",
+                                                "augment_per_product") else kind
+        t.add_argument("--" + name, dest=dest, type=kind_, default=default,
+                       help=(help_ + " " if help_ else "") + f"(default {default})")
+    t.add_argument("--pair-weight", choices=["relevance", "uniform"], default=d.pair_weight)
+    t.add_argument("--no-lr-decay", action="store_true", help="constant learning rate")
+
+    e = sub.add_parser("evaluate", help="rank the whole label set for judged queries with model.onnx")
+    e.add_argument("bundle")
+    e.add_argument("--judgments", required=True, help="TSV: query, product_id, relevance")
+    e.add_argument("--out", help="write the metrics JSON here")
+    e.add_argument("--skip-unknown", action="store_true",
+                   help="ignore judged products the model does not know (default: count them, they can never be found)")
+    e.add_argument("--limit", type=_positive(int), help="evaluate only the first N queries")
+    _add_conventions(e)
+
+    i = sub.add_parser("inspect", help="print a bundle's card and check it (checksums, ONNX shapes, parity)")
+    i.add_argument("bundle")
+    i.add_argument("--no-numeric", action="store_true", help="skip re-running parity.json through model.onnx")
+    return ap
+
+
+def cmd_synth(args) -> int:
+    from mach_tools import synth
+    try:
+        paths = synth.write(args.out, args.products, args.seed)
+    except ValueError as e:
+        raise UserError(str(e))
+    for p in paths.values():
+        print(p)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from mach_tools.data import check_known, judgments_by_query, read_pairs
+    from mach_tools.train import Recipe, train
+    recipe = Recipe(**{f.name: getattr(args, f.name) for f in fields(Recipe) if hasattr(args, f.name)})
+    recipe.lr_decay = not args.no_lr_decay
+    if recipe.D < 2:
+        raise UserError("--D must be at least 2")
+    catalog = _read_catalog(args)
+    index = catalog.index()
+    pairs = None
+    if args.pairs:
+        pairs = check_known(read_pairs(args.pairs), index, args.pairs, "catalog", args.skip_unknown)
+    dev = None
+    if args.dev:
+        dev_pairs = check_known(read_pairs(args.dev), index, args.dev, "catalog", args.skip_unknown)
+        dev = judgments_by_query(dev_pairs)
+    go, rm = _conventions(args)
+    name = args.name or os.path.basename(os.path.abspath(args.out))
+    facts = {"catalog": args.catalog, "text_fields": catalog.field_names, "pairs": args.pairs, "dev": args.dev}
+    train(catalog, pairs, recipe, args.out, name, dev=dev, gain_offset=go, relevant_min=rm, device=args.device,
+          force=args.force, progress=not args.no_progress, data_facts=facts)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import numpy as np
+    from mach_tools import metrics as M
+    from mach_tools.bundle import check_bundle, load_card, read_labels
+    from mach_tools.data import check_known, judgments_by_query, read_pairs
+    from mach_tools.decode import label_buckets
+    from mach_tools.features import CachedFeaturizer, pad_batch, RaggedIds
+    from mach_tools.featurize import FeaturizerSpec, ProductHash
+    from mach_tools.onnx_numpy import OnnxNumpyModel
+    from mach_tools.train import evaluate_model
+    import time
+    problems = check_bundle(args.bundle, numeric=False)
+    if problems:
+        raise UserError(f"{args.bundle}: bad bundle: " + "; ".join(problems))
+    card = load_card(args.bundle)
+    labels = read_labels(args.bundle, card)
+    index = {p: i for i, p in enumerate(labels)}
+    pairs = read_pairs(args.judgments)
+    if args.skip_unknown:
+        pairs = check_known(pairs, index, args.judgments, "model's labels", True)
+    else:
+        unknown = sum(1 for p in pairs.product_ids if p not in index)
+        if unknown:
+            print(f"warning: {unknown} judged rows name products the model does not know; they count "
+                  f"as never retrieved", file=sys.stderr)
+    judged = judgments_by_query(pairs)
+    if args.limit:
+        judged = dict(list(judged.items())[:args.limit])
+    spec = FeaturizerSpec.from_card(card["featurizer"])
+    net = OnnxNumpyModel(os.path.join(args.bundle, card["onnx"]["file"]))
+    feat = CachedFeaturizer(spec)
+    in_name, out_name = card["onnx"]["input"]["name"], card["onnx"]["output"]["name"]
+
+    def predict(texts):
+        r = RaggedIds()
+        for t in texts:
+            r.append(feat.ids(t))
+        flat, off = r.freeze()
+        x = pad_batch(flat, off, np.arange(len(texts)), width=spec.max_features, padding_id=spec.padding_id)
+        return net.run({in_name: x})[out_name]
+
+    ph = ProductHash(buckets=card["product_hash"]["buckets"], seeds=card["product_hash"]["seeds"])
+    go, rm = _conventions(args)
+    t0 = time.time()
+    result = evaluate_model(predict, labels, label_buckets(labels, ph), judged, go, rm)
+    secs = time.time() - t0
+    print(M.format_table({card.get("name", "model"): result}))
+    print(f"{int(result['queries'])} queries ({int(result['queries_with_relevant'])} with a relevant product), "
+          f"{len(labels)} labels, {secs:.1f}s; gain = relevance - {go:g}, relevant >= {rm:g}")
+    if args.out:
+        doc = {"bundle": os.path.abspath(args.bundle), "name": card.get("name"), "judgments": args.judgments,
+               "conventions": {"gain_offset": go, "relevant_min": rm}, "metrics": result,
+               "seconds": round(secs, 2)}
+        try:
+            with open(args.out, "w", encoding="utf-8") as f:
+                json.dump(doc, f, indent=1)
+        except OSError as e:
+            raise UserError(f"{args.out}: cannot write ({e.strerror})")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from mach_tools.bundle import check_bundle, load_card
+    card = load_card(args.bundle)
+    short = {k: v for k, v in card.items() if k not in ("product_hash", "training")}
+    short["product_hash"] = {**card.get("product_hash", {}), "seeds": f"[{len(card.get('product_hash', {}).get('seeds', []))} seeds]"}
+    tr = card.get("training", {})
+    short["training"] = {k: tr[k] for k in ("examples", "epochs", "device", "train_seconds", "samples_per_s",
+                                            "dev_metrics") if k in tr}
+    print(json.dumps(short, indent=1, ensure_ascii=False))
+    problems = check_bundle(args.bundle, numeric=not args.no_numeric)
+    if problems:
+        for p in problems:
+            print(f"problem: {p}", file=sys.stderr)
+        raise UserError(f"{args.bundle}: {len(problems)} problem(s) found")
+    print("bundle OK" + ("" if args.no_numeric else " (checksums, ONNX shapes and parity.json re-run through model.onnx)"))
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"synth": cmd_synth, "train": cmd_train, "evaluate": cmd_evaluate, "inspect": cmd_inspect}[args.cmd](args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (OSError, UnicodeDecodeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""A small NumPy evaluator for the ONNX graphs this package exports.
+
+There is no onnxruntime for Python on these machines; this runs model.onnx itself (not the PyTorch
+module) so that `evaluate` and `inspect --check` measure exactly what the plugin serves. Only the
+operators our exporter emits are supported; anything else is refused by name.
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+_DTYPES = {1: np.float32, 6: np.int32, 7: np.int64, 9: np.bool_, 11: np.float64}
+
+
+def _attrs(node) -> Dict:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _softmax(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _reduce_sum(x, axes, keepdims, noop_with_empty_axes=0):
+    if axes is None or len(axes) == 0:
+        if noop_with_empty_axes:
+            return x
+        return x.sum(keepdims=bool(keepdims))
+    return x.sum(axis=tuple(int(a) for a in axes), keepdims=bool(keepdims))
+
+
+def _gemm(a, b, c=None, alpha=1.0, beta=1.0, transA=0, transB=0):
+    a = a.T if transA else a
+    b = b.T if transB else b
+    y = alpha * (a @ b)
+    if c is not None:
+        y = y + beta * c
+    return y.astype(np.float32)
+
+
+class OnnxNumpyModel:
+    def __init__(self, path_or_model):
+        self.model = path_or_model if isinstance(path_or_model, onnx.ModelProto) else onnx.load(path_or_model)
+        g = self.model.graph
+        self.init = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+        self.inputs = [i.name for i in g.input if i.name not in self.init]
+        self.outputs = [o.name for o in g.output]
+        for n in g.node:
+            if n.op_type not in self._OPS:
+                raise ValueError(f"model.onnx uses operator {n.op_type}, which the NumPy evaluator does not support")
+
+    def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        env = dict(self.init)
+        env.update(feeds)
+        for n in self.model.graph.node:
+            args = [env[i] if i else None for i in n.input]
+            outs = self._OPS[n.op_type](self, args, _attrs(n))
+            for name, v in zip(n.output, outs if isinstance(outs, tuple) else (outs,)):
+                env[name] = v
+        return {o: env[o] for o in self.outputs}
+
+    def _reduce_sum_op(self, a, at):
+        axes = a[1] if len(a) > 1 and a[1] is not None else at.get("axes")
+        return _reduce_sum(a[0], axes, at.get("keepdims", 1), at.get("noop_with_empty_axes", 0))
+
+    def _reshape(self, a, at):
+        shape = [int(s) for s in a[1]]
+        shape = [a[0].shape[i] if s == 0 and not at.get("allowzero", 0) else s for i, s in enumerate(shape)]
+        return a[0].reshape(shape)
+
+    def _clip(self, a, at):
+        x = a[0]
+        lo = a[1] if len(a) > 1 and a[1] is not None else None
+        hi = a[2] if len(a) > 2 and a[2] is not None else None
+        return np.clip(x, lo, hi) if (lo is not None or hi is not None) else x
+
+    _OPS = {
+        "Constant": lambda s, a, at: numpy_helper.to_array(at["value"]) if "value" in at else np.array(at.get("value_float", at.get("value_int"))),
+        "Identity": lambda s, a, at: a[0],
+        "Equal": lambda s, a, at: np.equal(a[0], a[1]),
+        "Not": lambda s, a, at: np.logical_not(a[0]),
+        "Cast": lambda s, a, at: a[0].astype(_DTYPES[at["to"]]),
+        "Gather": lambda s, a, at: np.take(a[0], a[1], axis=at.get("axis", 0)),
+        "Unsqueeze": lambda s, a, at: np.expand_dims(a[0], tuple(int(x) for x in (a[1] if len(a) > 1 else at["axes"]))),
+        "Mul": lambda s, a, at: a[0] * a[1],
+        "Div": lambda s, a, at: a[0] / a[1],
+        "Add": lambda s, a, at: a[0] + a[1],
+        "Sub": lambda s, a, at: a[0] - a[1],
+        "Relu": lambda s, a, at: np.maximum(a[0], 0).astype(a[0].dtype),
+        "MatMul": lambda s, a, at: a[0] @ a[1],
+        "Gemm": lambda s, a, at: _gemm(*a, **{k: v for k, v in at.items()}),
+        "Transpose": lambda s, a, at: np.transpose(a[0], at.get("perm")),
+        "ReduceSum": _reduce_sum_op,
+        "Reshape": _reshape,
+        "Clip": _clip,
+        "Softmax": lambda s, a, at: _softmax(a[0], at.get("axis", -1)),
+    }
