@@ -1,0 +1,60 @@
+"""Every case of the shared spec/test-vectors.json (the Java suite checks the same file)."""
+import json
+import os
+
+import pytest
+
+from conftest import REPO
+from mach_tools.features import CachedFeaturizer
+from mach_tools.featurize import FeaturizerSpec, ProductHash, feature_strings, featurize, murmur3_x86_32
+
+VECTORS = json.load(open(os.path.join(REPO, "spec", "test-vectors.json"), encoding="utf-8"))
+
+
+@pytest.mark.parametrize("case", VECTORS["murmur3_x86_32"], ids=lambda c: f"{c['utf8'][:12]!r}-{c['seed']}")
+def test_murmur3(case):
+    assert murmur3_x86_32(case["utf8"].encode("utf-8"), case["seed"]) == case["hash_unsigned"]
+
+
+def _featurizer_cases():
+    for group in VECTORS["featurizer"]:
+        for case in group["cases"]:
+            yield group["spec"], case
+
+
+@pytest.mark.parametrize("spec_card,case", list(_featurizer_cases()), ids=lambda x: repr(x.get("text", ""))[:20])
+def test_featurizer(spec_card, case):
+    spec = FeaturizerSpec.from_card(spec_card)
+    assert spec.to_card() == spec_card
+    assert feature_strings(case["text"], spec.max_features) == case["features"]
+    assert featurize(case["text"], spec) == case["ids"]
+    # The cached training featurizer must give the same ids as the reference.
+    assert CachedFeaturizer(spec).ids(case["text"]) == case["ids"]
+
+
+def _hash_cases():
+    for group in VECTORS["product_hash"]:
+        for case in group["cases"]:
+            yield group["spec"], case
+
+
+@pytest.mark.parametrize("spec_card,case", list(_hash_cases()), ids=lambda x: repr(x.get("product_id", ""))[:20])
+def test_product_hash(spec_card, case):
+    ph = ProductHash(buckets=spec_card["buckets"], seeds=spec_card["seeds"])
+    assert ph.to_card() == spec_card
+    assert ph.buckets_of(case["product_id"]) == case["buckets"]
+    assert [ph.bucket(case["product_id"], r) for r in range(len(ph.seeds))] == case["buckets"]
+
+
+def test_default_seeds_match_vectors():
+    for group in VECTORS["product_hash"]:
+        assert ProductHash.default_seeds(len(group["spec"]["seeds"])) == group["spec"]["seeds"]
+
+
+def test_cached_featurizer_matches_reference_on_catalog_text():
+    from mach_tools import synth
+    spec = FeaturizerSpec(dimension=4096, max_features=32)
+    cf = CachedFeaturizer(spec)
+    products, train, _ = synth.generate(50)
+    for text in [t for _, t in products] + [q for q, _ in train[:200]]:
+        assert cf.ids(text) == featurize(text, spec)
