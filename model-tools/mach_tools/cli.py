@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="print a bundle's card and check it (checksums, ONNX shapes, parity)")
     i.add_argument("bundle")
     i.add_argument("--no-numeric", action="store_true", help="skip re-running parity.json through model.onnx")
+
+    from mach_tools import engine_eval
+    g = sub.add_parser("engine-eval", help="through a node with the plugin: BM25, MACH and each combine mode "
+                                           "side by side (last stdout line: one JSON object)")
+    _add_catalog(g)
+    engine_eval.add_arguments(g)
+    _add_conventions(g)
     return ap
 
 
@@ -227,10 +234,17 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_engine_eval(args) -> int:
+    from mach_tools import engine_eval
+    go, rm = _conventions(args)
+    return engine_eval.run(args, _read_catalog(args), go, rm)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"synth": cmd_synth, "train": cmd_train, "evaluate": cmd_evaluate, "inspect": cmd_inspect}[args.cmd](args)
+        return {"synth": cmd_synth, "train": cmd_train, "evaluate": cmd_evaluate, "inspect": cmd_inspect,
+                "engine-eval": cmd_engine_eval}[args.cmd](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,267 @@
+"""Relevance through the engine: BM25, MACH and each combination mode, measured side by side.
+
+Against a running OpenSearch node with the plugin: indexes a catalog (skipped when the index already
+holds it), deploys a model bundle, runs every judged query through each method with _msearch and
+scores the rankings with mach_tools.metrics (the one metrics implementation, shared with `evaluate`).
+
+Two views per method (DESIGN.md section 3):
+- full catalog: the method's top 100 over the whole index; unjudged products count as not relevant;
+- judged only: the query's judged products re-ranked by the method's score (the same query with a
+  terms filter on them), free of the unjudged-means-irrelevant bias.
+
+The last line of stdout is one JSON object:
+{"queries": N, "methods": {"bm25": {"ndcg@10": x, "recall@100": x, "mrr@10": x, "p@1": x, ...}, ...}}
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Dict, List, Optional, Sequence
+
+from mach_tools import metrics as M
+from mach_tools.data import Catalog, UserError, judgments_by_query, read_pairs
+
+METHODS = ["bm25", "mach", "filter", "boost", "hybrid"]
+# metrics.py names -> the keys of the final JSON line
+JSON_KEYS = {"NDCG@10": "ndcg@10", "recall@100": "recall@100", "MRR@10": "mrr@10", "P@1": "p@1",
+             "P@5": "p@5", "judged_NDCG@10": "judged_ndcg@10"}
+
+
+class Node:
+    """The few REST calls this needs, over plain HTTP with JSON bodies."""
+
+    def __init__(self, url: str, timeout: float = 120.0):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def call(self, method: str, path: str, body=None, ndjson: Optional[str] = None, ok404: bool = False):
+        data, ctype = None, "application/json"
+        if ndjson is not None:
+            data, ctype = ndjson.encode("utf-8"), "application/x-ndjson"
+        elif body is not None:
+            data = json.dumps(body).encode("utf-8")
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers={"Content-Type": ctype})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as e:
+            if ok404 and e.code == 404:
+                return None
+            detail = e.read().decode("utf-8", "replace")[:800]
+            raise UserError(f"{method} {path}: HTTP {e.code}: {detail}")
+        except urllib.error.URLError as e:
+            raise UserError(f"cannot reach {self.url} ({e.reason}); is the node running?")
+
+
+def index_catalog(node: Node, index: str, catalog: Catalog, id_field: str, batch: int = 2000,
+                  progress: bool = True) -> None:
+    """(Re)creates the index unless it already holds exactly this catalog's product count."""
+    existing = node.call("GET", f"/{index}/_count", ok404=True)
+    if existing is not None and existing.get("count") == len(catalog):
+        print(f"index [{index}] already holds {len(catalog)} products: reusing it", file=sys.stderr)
+        return
+    if existing is not None:
+        node.call("DELETE", f"/{index}")
+    props = {id_field: {"type": "keyword"}}
+    for f in catalog.field_names:
+        props[f] = {"type": "text", "analyzer": "english"}
+    node.call("PUT", f"/{index}", {"settings": {"number_of_shards": 1, "number_of_replicas": 0,
+                                                 "refresh_interval": "-1"},
+                                    "mappings": {"properties": props}})
+    bar = _progress(len(catalog), "indexing", progress)
+    for start in range(0, len(catalog), batch):
+        lines = []
+        for k in range(start, min(start + batch, len(catalog))):
+            doc = {id_field: catalog.ids[k]}
+            doc.update({f: v for f, v in zip(catalog.field_names, catalog.fields[k]) if v})
+            lines.append(json.dumps({"index": {"_id": catalog.ids[k]}}))
+            lines.append(json.dumps(doc, ensure_ascii=False))
+        resp = node.call("POST", f"/{index}/_bulk", ndjson="\n".join(lines) + "\n")
+        if resp.get("errors"):
+            first = next(i for i in resp["items"] if i["index"].get("error"))
+            raise UserError(f"bulk indexing failed: {first['index']['error']}")
+        bar.update(min(batch, len(catalog) - start))
+    bar.close()
+    node.call("PUT", f"/{index}/_settings", {"index": {"refresh_interval": "1s"}})
+    node.call("POST", f"/{index}/_refresh")
+
+
+def deploy_bundle(bundle: str, models_dir: str, model_id: str) -> None:
+    """Copies the bundle to <models_dir>/<model_id>, the node's `mach.models.dir` (loaded lazily)."""
+    if not os.path.isfile(os.path.join(bundle, "mach.json")):
+        raise UserError(f"{bundle}: not a model bundle (no mach.json)")
+    target = os.path.join(models_dir, model_id)
+    if os.path.isdir(target):
+        same = all(_same_file(os.path.join(bundle, n), os.path.join(target, n)) for n in os.listdir(bundle))
+        if same:
+            return
+        raise UserError(f"{target} already holds a different bundle; choose another --model-id")
+    tmp = target + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(bundle, tmp)
+    os.rename(tmp, target)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            return fa.read() == fb.read()
+    except OSError:
+        return False
+
+
+def lexical_query(text: str, fields: Sequence[str]) -> dict:
+    if len(fields) == 1:
+        return {"match": {fields[0]: text}}
+    return {"multi_match": {"query": text, "fields": list(fields), "type": "best_fields"}}
+
+
+def method_query(method: str, text: str, fields: Sequence[str], model_id: str, id_field: str,
+                 top_n: int, mach_weight: float) -> dict:
+    lexical = lexical_query(text, fields)
+    if method == "bm25":
+        return lexical
+    mach = {"model_id": model_id, "query_text": text, "product_id_field": id_field, "top_n": top_n}
+    if method != "mach":
+        mach.update({"lexical": lexical, "combine": method, "mach_weight": mach_weight})
+    return {"mach": mach}
+
+
+def run_queries(node: Node, index: str, judged: Dict[str, Dict[str, float]], methods: Sequence[str],
+                fields: Sequence[str], model_id: str, id_field: str, top_n: int, mach_weight: float,
+                progress: bool = True):
+    """Per method, per query: (ranked ids of the top 100, {judged product: score})."""
+    ranked: Dict[str, List[List[str]]] = {m: [] for m in methods}
+    judged_scores: Dict[str, List[Dict[str, float]]] = {m: [] for m in methods}
+    bar = _progress(len(judged), "queries", progress)
+    for text, rels in judged.items():
+        lines = []
+        for m in methods:
+            q = method_query(m, text, fields, model_id, id_field, top_n, mach_weight)
+            lines += [json.dumps({"index": index}),
+                      json.dumps({"query": q, "size": 100, "_source": False}, ensure_ascii=False)]
+            only_judged = {"bool": {"must": [q], "filter": [{"terms": {id_field: sorted(rels)}}]}}
+            lines += [json.dumps({"index": index}),
+                      json.dumps({"query": only_judged, "size": len(rels), "_source": False}, ensure_ascii=False)]
+        resp = node.call("POST", "/_msearch", ndjson="\n".join(lines) + "\n")
+        for i, m in enumerate(methods):
+            full, only = resp["responses"][2 * i], resp["responses"][2 * i + 1]
+            for r in (full, only):
+                if "error" in r:
+                    raise UserError(f"method {m}, query {text!r}: {json.dumps(r['error'])[:600]}")
+            ranked[m].append([h["_id"] for h in full["hits"]["hits"]])
+            judged_scores[m].append({h["_id"]: h["_score"] for h in only["hits"]["hits"]})
+        bar.update(1)
+    bar.close()
+    return ranked, judged_scores
+
+
+def score_methods(judged: Dict[str, Dict[str, float]], ranked, judged_scores, gain_offset: float,
+                  relevant_min: float) -> Dict[str, Dict[str, float]]:
+    out = {}
+    rels = list(judged.values())
+    for m in ranked:
+        per_query = [M.query_metrics(ranked[m][i], rels[i], gain_offset, relevant_min, judged_scores[m][i])
+                     for i in range(len(rels))]
+        out[m] = M.aggregate(per_query)
+    return out
+
+
+def summary_line(results: Dict[str, Dict[str, float]], n_queries: int) -> str:
+    methods = {m: {JSON_KEYS[k]: round(v, 4) for k, v in r.items() if k in JSON_KEYS} for m, r in results.items()}
+    return json.dumps({"queries": n_queries, "methods": methods})
+
+
+def plot(results: Dict[str, Dict[str, float]], path: str, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = ["NDCG@10", "judged_NDCG@10", "recall@100", "MRR@10", "P@1"]
+    methods = list(results)
+    width = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for i, m in enumerate(methods):
+        xs = [j + i * width for j in range(len(names))]
+        ax.bar(xs, [results[m].get(n, 0.0) for n in names], width, label=m)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(names))])
+    ax.set_xticklabels(names)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(ncol=len(methods), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoBar()
+    return tqdm(total=total, desc=desc, file=sys.stderr, unit="q" if desc == "queries" else "doc")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default="http://127.0.0.1:9200", help="the node (default http://127.0.0.1:9200)")
+    p.add_argument("--judgments", required=True, help="TSV: query, product_id, relevance")
+    p.add_argument("--bundle", help="model bundle to deploy (copied into --models-dir)")
+    p.add_argument("--models-dir", help="the node's mach.models.dir (needed with --bundle)")
+    p.add_argument("--model-id", required=True, help="model id the queries name")
+    p.add_argument("--index", help="index name (default: the model id + '-eval')")
+    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
+    p.add_argument("--top-n", type=int, default=200, help="MACH candidates per query (default 200)")
+    p.add_argument("--mach-weight", type=float, default=1.0, help="mach_weight of boost/hybrid (default 1)")
+    p.add_argument("--limit", type=int, help="only the first N judged queries")
+    p.add_argument("--out", help="write the full results JSON here")
+    p.add_argument("--plot", help="write a bar chart PNG here")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args, catalog: Catalog, gain_offset: float, relevant_min: float) -> int:
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise UserError(f"unknown method(s) {bad}; choose from {METHODS}")
+    if args.bundle:
+        if not args.models_dir:
+            raise UserError("--bundle needs --models-dir (the node's mach.models.dir)")
+        deploy_bundle(args.bundle, args.models_dir, args.model_id)
+    judged = judgments_by_query(read_pairs(args.judgments))
+    if args.limit:
+        judged = dict(list(judged.items())[:args.limit])
+    node = Node(args.url)
+    index = args.index or f"{args.model_id}-eval"
+    progress = not args.no_progress
+    index_catalog(node, index, catalog, args.id_field, progress=progress)
+    t0 = time.time()
+    ranked, judged_scores = run_queries(node, index, judged, methods, catalog.field_names, args.model_id,
+                                        args.id_field, args.top_n, args.mach_weight, progress)
+    secs = time.time() - t0
+    results = score_methods(judged, ranked, judged_scores, gain_offset, relevant_min)
+    print(M.format_table(results))
+    print(f"{len(judged)} queries x {len(methods)} methods in {secs:.1f}s; gain = relevance - {gain_offset:g}, "
+          f"relevant >= {relevant_min:g}; mach top_n {args.top_n}, mach_weight {args.mach_weight:g}")
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump({"judgments": args.judgments, "model_id": args.model_id, "index": index,
+                       "top_n": args.top_n, "mach_weight": args.mach_weight, "results": results}, f, indent=1)
+    if args.plot:
+        plot(results, args.plot, f"{args.model_id}: {len(judged)} queries")
+    print(summary_line(results, len(judged)))
+    return 0
