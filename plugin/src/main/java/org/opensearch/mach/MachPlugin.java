@@ -1,0 +1,6 @@
+package org.opensearch.mach;
+
+import org.opensearch.plugins.Plugin;
+
+public class MachPlugin extends Plugin {
+}
