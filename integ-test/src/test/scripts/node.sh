@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Start / stop one local OpenSearch node for the REST tests and the demo.
+#
+#   node.sh start DIST_DIR NODE_DIR [PLUGIN_ZIP]   fresh NODE_DIR from the unpacked DIST_DIR,
+#                                                  plugin installed, node started, waits for yellow
+#   node.sh stop NODE_DIR                          stops it (TERM, then KILL), leaves no process
+#
+# Environment:
+#   OPENSEARCH_JAVA_HOME  JDK 21+ for the node (default: JAVA_HOME, else the java on PATH)
+#   MACH_NODE_HEAP        heap size (default 1g)
+#   MACH_NODE_WATCH_PID   stop the node when this process exits (default: the caller, $PPID;
+#                         0 disables). Guards against a killed Maven leaving a node behind.
+#   MACH_NODE_USER        user that runs the node when started as root (default opensearch-it)
+#
+# Writes NODE_DIR/http.port, NODE_DIR/node.pid; models are read from NODE_DIR/models
+# (node setting mach.models.dir); the node log is NODE_DIR/logs/mach-it.log.
+set -euo pipefail
+
+CLUSTER=mach-it
+RUN_USER="${MACH_NODE_USER:-opensearch-it}"
+
+die() { echo "node.sh: $*" >&2; exit 1; }
+
+# HTTP GET over bash's /dev/tcp: no curl or python needed on a bare machine.
+http_get() { # port path
+  local port=$1 path=$2
+  exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$path" >&3
+  timeout 10 cat <&3 || true
+  exec 3<&- 3>&-
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+free_port() {
+  local p i
+  for i in $(seq 1 50); do
+    p=$(( 20000 + RANDOM % 30000 ))
+    if ! port_in_use "$p"; then echo "$p"; return 0; fi
+  done
+  die "no free port found"
+}
+
+find_java_home() {
+  local jh="${OPENSEARCH_JAVA_HOME:-${JAVA_HOME:-}}"
+  if [[ -z "$jh" ]]; then
+    command -v java >/dev/null || die "no Java found: set OPENSEARCH_JAVA_HOME to a JDK 21+"
+    jh=$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")
+  fi
+  [[ -x "$jh/bin/java" ]] || die "OPENSEARCH_JAVA_HOME=$jh has no bin/java"
+  local v
+  v=$("$jh/bin/java" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
+  [[ "${v%%.*}" -ge 21 ]] 2>/dev/null || die "OpenSearch 3.6.0 needs Java 21+, $jh is Java ${v:-?}"
+  echo "$jh"
+}
+
+stop_node() { # node_dir
+  local dir=$1 pid
+  if [[ -f "$dir/watchdog.pid" ]]; then
+    kill "$(cat "$dir/watchdog.pid")" 2>/dev/null || true
+    rm -f "$dir/watchdog.pid"
+  fi
+  [[ -f "$dir/node.pid" ]] || { echo "node.sh: no node running in $dir"; return 0; }
+  pid=$(cat "$dir/node.pid")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "node.sh: node $pid did not stop in 30 s, killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+      for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    fi
+  fi
+  kill -0 "$pid" 2>/dev/null && die "node $pid is still running"
+  rm -f "$dir/node.pid"
+  echo "node.sh: node $pid stopped"
+}
+
+start_node() { # dist_dir node_dir [plugin_zip]
+  local dist=$1 dir=$2 plugin=${3:-}
+  [[ -x "$dist/bin/opensearch" || -f "$dist/bin/opensearch" ]] || die "no OpenSearch distribution at $dist"
+  [[ -z "$plugin" || -f "$plugin" ]] || die "plugin zip not found: $plugin (build it first: ./mvnw -pl plugin package)"
+  local java_home; java_home=$(find_java_home)
+  dist=$(readlink -f "$dist"); dir=$(readlink -m "$dir")
+
+  # A node left over from an earlier run in the same place would hold the ports and files.
+  [[ -f "$dir/node.pid" ]] && stop_node "$dir"
+  rm -rf "$dir"
+  mkdir -p "$(dirname "$dir")"
+  cp -a "$dist" "$dir"
+  chmod +x "$dir"/bin/*
+  mkdir -p "$dir/models" "$dir/data" "$dir/logs"
+
+  if [[ -n "$plugin" ]]; then
+    echo "node.sh: installing $(basename "$plugin")"
+    OPENSEARCH_JAVA_HOME="$java_home" "$dir/bin/opensearch-plugin" install --batch "file://$(readlink -f "$plugin")" \
+      > "$dir/logs/plugin-install.log" 2>&1 || { cat "$dir/logs/plugin-install.log" >&2; die "plugin install failed"; }
+  fi
+
+  local http_port transport_port
+  http_port=$(free_port); transport_port=$(free_port)
+  while [[ "$transport_port" == "$http_port" ]]; do transport_port=$(free_port); done
+  cat > "$dir/config/opensearch.yml" <<EOF
+cluster.name: $CLUSTER
+node.name: $CLUSTER-0
+network.host: 127.0.0.1
+http.port: $http_port
+transport.port: $transport_port
+discovery.type: single-node
+path.data: $dir/data
+path.logs: $dir/logs
+# a full shared disk must not turn the test indices read-only
+cluster.routing.allocation.disk.threshold_enabled: false
+EOF
+  # the setting exists only with the plugin installed (an unknown setting stops the node)
+  if [[ -n "$plugin" ]]; then echo "mach.models.dir: $dir/models" >> "$dir/config/opensearch.yml"; fi
+  printf -- '-Xms%s\n-Xmx%s\n' "${MACH_NODE_HEAP:-1g}" "${MACH_NODE_HEAP:-1g}" > "$dir/config/jvm.options.d/heap.options"
+  echo "$http_port" > "$dir/http.port"
+
+  local -a run=(env "OPENSEARCH_JAVA_HOME=$java_home")
+  if [[ $(id -u) -eq 0 ]]; then
+    # OpenSearch refuses to run as root.
+    if ! id "$RUN_USER" >/dev/null 2>&1; then
+      useradd --system --no-create-home --shell /usr/sbin/nologin "$RUN_USER" 2>/dev/null \
+        || useradd -r -M -s /bin/false "$RUN_USER" || die "cannot create user $RUN_USER"
+    fi
+    chown -R "$RUN_USER" "$dir"
+    runuser -u "$RUN_USER" -- test -r "$dir/bin/opensearch" \
+      || die "user $RUN_USER cannot read $dir (a parent directory is not world-readable)"
+    runuser -u "$RUN_USER" -- test -x "$java_home/bin/java" \
+      || die "user $RUN_USER cannot run $java_home/bin/java"
+    run=(runuser -u "$RUN_USER" -- "${run[@]}")
+  fi
+
+  # -d daemonizes; output goes to a file (a pipe would be held open by the daemon).
+  "${run[@]}" "$dir/bin/opensearch" -d -p "$dir/node.pid" > "$dir/logs/console.log" 2>&1 \
+    || { cat "$dir/logs/console.log" >&2; die "node failed to start"; }
+
+  local health="" deadline=$(( SECONDS + ${MACH_NODE_START_TIMEOUT:-180} ))
+  while (( SECONDS < deadline )); do
+    health=$(http_get "$http_port" "/_cluster/health?wait_for_status=yellow&timeout=2s" 2>/dev/null || true)
+    if grep -q '"status":"\(yellow\|green\)"' <<<"$health"; then break; fi
+    if [[ -f "$dir/node.pid" ]] && ! kill -0 "$(cat "$dir/node.pid")" 2>/dev/null; then health="died"; break; fi
+    # with -d a failed start can still exit 0 and write no pid file
+    if grep -qs 'uncaught exception in thread \[main\]' "$dir/logs/console.log"; then health="died"; break; fi
+    health=""; sleep 1
+  done
+  if [[ -z "$health" || "$health" == died ]]; then
+    echo "node.sh: node did not become yellow (${health:-timeout}); last log lines:" >&2
+    tail -n 40 "$dir/logs/$CLUSTER.log" "$dir/logs/console.log" >&2 2>/dev/null || true
+    stop_node "$dir" || true
+    exit 1
+  fi
+
+  # Watchdog: stop the node when the caller (e.g. Maven) goes away without calling stop.
+  local watch=${MACH_NODE_WATCH_PID:-$PPID} node_pid
+  node_pid=$(cat "$dir/node.pid")
+  if [[ "$watch" != 0 ]]; then
+    setsid bash -c 'while kill -0 '"$watch"' 2>/dev/null && kill -0 '"$node_pid"' 2>/dev/null; do sleep 2; done
+                    kill -TERM '"$node_pid"' 2>/dev/null
+                    for i in $(seq 60); do kill -0 '"$node_pid"' 2>/dev/null || exit 0; sleep 0.5; done
+                    kill -KILL '"$node_pid"' 2>/dev/null' \
+      < /dev/null > /dev/null 2>&1 &
+    echo $! > "$dir/watchdog.pid"
+  fi
+  echo "node.sh: node $node_pid up at http://127.0.0.1:$http_port (home $dir)"
+}
+
+case "${1:-}" in
+  start) [[ $# -ge 3 ]] || die "usage: node.sh start DIST_DIR NODE_DIR [PLUGIN_ZIP]"; start_node "$2" "$3" "${4:-}" ;;
+  stop)  [[ $# -eq 2 ]] || die "usage: node.sh stop NODE_DIR"; stop_node "$(readlink -m "$2")" ;;
+  *) die "usage: node.sh start DIST_DIR NODE_DIR [PLUGIN_ZIP] | stop NODE_DIR" ;;
+esac
