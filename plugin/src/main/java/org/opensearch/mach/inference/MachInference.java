@@ -1,0 +1,35 @@
+package org.opensearch.mach.inference;
+
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OnnxValue;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+
+import org.opensearch.mach.model.MachModel;
+
+import java.util.Map;
+import java.util.Set;
+
+/** Featurize -> ONNX Runtime -> [R, B] bucket probabilities. */
+public final class MachInference {
+    private MachInference() {}
+
+    /** Bucket probabilities [R][B] of one query text. */
+    public static float[][] probabilities(MachModel model, String text) throws OrtException {
+        long[] row = model.featurizer().paddedFeatureIds(text);
+        return run(model.environment(), model.session(), model.card().inputName, model.card().outputName, new long[][] { row })[0];
+    }
+
+    /** Runs a batch of padded feature-id rows; returns [batch][R][B]. */
+    public static float[][][] run(OrtEnvironment env, OrtSession session, String inputName, String outputName, long[][] rows)
+        throws OrtException {
+        try (
+            OnnxTensor input = OnnxTensor.createTensor(env, rows);
+            OrtSession.Result result = session.run(Map.of(inputName, input), Set.of(outputName))
+        ) {
+            OnnxValue out = result.get(outputName).orElseThrow(() -> new IllegalStateException("no output [" + outputName + "]"));
+            return (float[][][]) out.getValue();
+        }
+    }
+}

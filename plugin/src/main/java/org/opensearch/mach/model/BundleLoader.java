@@ -1,0 +1,254 @@
+package org.opensearch.mach.model;
+
+import ai.onnxruntime.NodeInfo;
+import ai.onnxruntime.OnnxJavaType;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+import ai.onnxruntime.TensorInfo;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+import org.opensearch.mach.featurize.Featurizer;
+import org.opensearch.mach.inference.MachInference;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.HexFormat;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Loads a bundle directory and validates it exactly as spec/bundle-format.md requires. Every
+ * refusal is a {@link MachBundleException} naming the file or field, the expectation and what was found.
+ * Nothing is kept open when a check fails.
+ */
+public final class BundleLoader {
+    private static final Logger logger = LogManager.getLogger(BundleLoader.class);
+    private static final ObjectMapper MAPPER = new ObjectMapper();
+
+    private BundleLoader() {}
+
+    public static MachModel load(String id, Path dir, boolean tryCuda) throws MachBundleException {
+        long startNanos = System.nanoTime();
+        if (!Files.isDirectory(dir)) {
+            throw new MachBundleException("bundle directory [" + dir + "] does not exist or is not a directory");
+        }
+        ModelCard card = ModelCard.parse(readFile(dir, ModelCard.CARD_FILE));
+        for (Map.Entry<String, String> e : card.files.entrySet()) {
+            checkSha256(dir, e.getKey(), e.getValue());
+        }
+        Path parityPath = dir.resolve(ModelCard.PARITY_FILE);
+        if (!Files.isRegularFile(parityPath)) {
+            throw new MachBundleException("missing file [" + ModelCard.PARITY_FILE + "] in bundle [" + dir + "]");
+        }
+        String[] labels = readLabels(dir, card);
+
+        OrtEnvironment env = OrtEnvironment.getEnvironment();
+        Path onnxPath = dir.resolve(card.onnxFile);
+        OrtSession session = null;
+        String device = "cpu";
+        try {
+            if (tryCuda) {
+                try (OrtSession.SessionOptions opts = new OrtSession.SessionOptions()) {
+                    opts.addCUDA(0);
+                    session = env.createSession(onnxPath.toString(), opts);
+                    device = "cuda";
+                } catch (OrtException | RuntimeException | LinkageError e) {
+                    logger.warn("mach model [{}]: CUDA not available ({}), falling back to CPU", id, e.getMessage());
+                }
+            }
+            if (session == null) {
+                try (OrtSession.SessionOptions opts = new OrtSession.SessionOptions()) {
+                    session = env.createSession(onnxPath.toString(), opts);
+                }
+            }
+            checkOnnxSignature(session, card);
+            checkParity(env, session, card, readFile(dir, ModelCard.PARITY_FILE));
+            ProductIndex index = ProductIndex.build(labels, card.productHash());
+            long millis = (System.nanoTime() - startNanos) / 1_000_000;
+            MachModel model = new MachModel(id, dir, card, env, session, device, labels, index, millis);
+            session = null; // owned by the model now
+            return model;
+        } catch (OrtException e) {
+            throw new MachBundleException("[" + card.onnxFile + "]: ONNX Runtime cannot load or run it: " + e.getMessage(), e);
+        } finally {
+            if (session != null) {
+                try {
+                    session.close();
+                } catch (OrtException ignored) {}
+            }
+        }
+    }
+
+    private static byte[] readFile(Path dir, String name) throws MachBundleException {
+        Path p = dir.resolve(name);
+        if (!Files.isRegularFile(p)) {
+            throw new MachBundleException("missing file [" + name + "] in bundle [" + dir + "]");
+        }
+        try {
+            return Files.readAllBytes(p);
+        } catch (IOException e) {
+            throw new MachBundleException("cannot read [" + name + "] in bundle [" + dir + "]: " + e.getMessage(), e);
+        }
+    }
+
+    private static void checkSha256(Path dir, String name, String expected) throws MachBundleException {
+        Path p = dir.resolve(name);
+        if (!Files.isRegularFile(p)) {
+            throw new MachBundleException("missing file [" + name + "] in bundle [" + dir + "] (listed in mach.json files)");
+        }
+        MessageDigest digest;
+        try {
+            digest = MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new AssertionError(e);
+        }
+        byte[] buffer = new byte[1 << 16];
+        try (InputStream in = Files.newInputStream(p)) {
+            for (int n; (n = in.read(buffer)) > 0;) {
+                digest.update(buffer, 0, n);
+            }
+        } catch (IOException e) {
+            throw new MachBundleException("cannot read [" + name + "] in bundle [" + dir + "]: " + e.getMessage(), e);
+        }
+        String found = HexFormat.of().formatHex(digest.digest());
+        if (!found.equals(expected)) {
+            throw new MachBundleException(
+                "sha256 mismatch for [" + name + "]: mach.json says " + expected + ", the file has " + found + " (corrupt or replaced file)"
+            );
+        }
+    }
+
+    private static String[] readLabels(Path dir, ModelCard card) throws MachBundleException {
+        String text = new String(readFile(dir, card.labelsFile), StandardCharsets.UTF_8);
+        if (!text.isEmpty() && !text.endsWith("\n")) {
+            throw new MachBundleException("[" + card.labelsFile + "]: every line must end with \\n (the last one does not)");
+        }
+        String[] labels = text.isEmpty() ? new String[0] : text.substring(0, text.length() - 1).split("\n", -1);
+        if (labels.length != card.labelCount) {
+            throw new MachBundleException(
+                "[" + card.labelsFile + "] has " + labels.length + " labels, mach.json labels.count says " + card.labelCount
+            );
+        }
+        Set<String> seen = new HashSet<>();
+        for (int i = 0; i < labels.length; i++) {
+            if (labels[i].isEmpty() || labels[i].indexOf('\r') >= 0) {
+                throw new MachBundleException("[" + card.labelsFile + "] line " + (i + 1) + ": product ids must be non-empty without \\r");
+            }
+            if (!seen.add(labels[i])) {
+                throw new MachBundleException("[" + card.labelsFile + "] line " + (i + 1) + ": duplicate product id [" + labels[i] + "]");
+            }
+        }
+        return labels;
+    }
+
+    private static void checkOnnxSignature(OrtSession session, ModelCard card) throws OrtException, MachBundleException {
+        Map<String, NodeInfo> inputs = session.getInputInfo();
+        Map<String, NodeInfo> outputs = session.getOutputInfo();
+        if (!inputs.keySet().equals(Set.of(card.inputName))) {
+            throw new MachBundleException(
+                "[" + card.onnxFile + "]: inputs are " + inputs.keySet() + ", mach.json onnx.input.name expects exactly [" + card.inputName + "]"
+            );
+        }
+        if (!outputs.containsKey(card.outputName)) {
+            throw new MachBundleException(
+                "[" + card.onnxFile + "]: outputs are " + outputs.keySet() + ", mach.json onnx.output.name expects [" + card.outputName + "]"
+            );
+        }
+        checkTensor(card, "input", inputs.get(card.inputName), OnnxJavaType.INT64, new long[] { -1, card.maxFeatures });
+        checkTensor(card, "output", outputs.get(card.outputName), OnnxJavaType.FLOAT, new long[] { -1, card.repetitions, card.buckets });
+    }
+
+    private static void checkTensor(ModelCard card, String what, NodeInfo info, OnnxJavaType type, long[] shape) throws MachBundleException {
+        if (!(info.getInfo() instanceof TensorInfo tensor)) {
+            throw new MachBundleException("[" + card.onnxFile + "]: " + what + " [" + info.getName() + "] is not a tensor");
+        }
+        if (tensor.type != type) {
+            throw new MachBundleException(
+                "[" + card.onnxFile + "]: " + what + " [" + info.getName() + "] has type " + tensor.type + ", mach.json expects " + type
+            );
+        }
+        long[] found = tensor.getShape();
+        boolean ok = found.length == shape.length;
+        for (int i = 1; ok && i < shape.length; i++) {
+            ok = found[i] == shape[i];
+        }
+        if (!ok) {
+            throw new MachBundleException(
+                "["
+                    + card.onnxFile
+                    + "]: "
+                    + what
+                    + " ["
+                    + info.getName()
+                    + "] has shape "
+                    + Arrays.toString(found)
+                    + ", mach.json expects "
+                    + Arrays.toString(shape)
+                    + " (batch dimension dynamic)"
+            );
+        }
+    }
+
+    /** Re-runs parity.json through the Java featurizer and ONNX Runtime. */
+    private static void checkParity(OrtEnvironment env, OrtSession session, ModelCard card, byte[] parityJson) throws OrtException,
+        MachBundleException {
+        JsonNode root;
+        try {
+            root = MAPPER.readTree(parityJson);
+        } catch (IOException e) {
+            throw new MachBundleException("parity.json: not valid JSON: " + e.getMessage());
+        }
+        double tolerance = root.path("tolerance").asDouble(1e-4);
+        JsonNode cases = root.path("cases");
+        if (!cases.isArray() || cases.isEmpty()) {
+            throw new MachBundleException("parity.json: [cases] must be a non-empty array");
+        }
+        Featurizer featurizer = card.featurizer();
+        int c = 0;
+        for (JsonNode pc : cases) {
+            String text = pc.path("text").asText();
+            long[] expectedIds = new long[pc.path("feature_ids").size()];
+            for (int i = 0; i < expectedIds.length; i++) {
+                expectedIds[i] = pc.get("feature_ids").get(i).asLong();
+            }
+            long[] ids = featurizer.featureIds(text);
+            if (!Arrays.equals(ids, expectedIds)) {
+                throw new MachBundleException(
+                    "parity.json case " + c + " [" + text + "]: the plugin's featurizer gives " + Arrays.toString(ids)
+                        + ", the trainer gave " + Arrays.toString(expectedIds) + " (featurizer mismatch)"
+                );
+            }
+            float[][] probs = MachInference.run(env, session, card.inputName, card.outputName, new long[][] { featurizer.paddedFeatureIds(text) })[0];
+            JsonNode buckets = pc.path("top_buckets");
+            JsonNode expectedProbs = pc.path("top_probs");
+            if (buckets.size() != card.repetitions || expectedProbs.size() != card.repetitions) {
+                throw new MachBundleException("parity.json case " + c + ": top_buckets/top_probs must have R = " + card.repetitions + " rows");
+            }
+            for (int r = 0; r < card.repetitions; r++) {
+                for (int i = 0; i < buckets.get(r).size(); i++) {
+                    int b = buckets.get(r).get(i).asInt();
+                    double expected = expectedProbs.get(r).get(i).asDouble();
+                    if (b < 0 || b >= card.buckets || Math.abs(probs[r][b] - expected) > tolerance) {
+                        throw new MachBundleException(
+                            "parity.json case " + c + " [" + text + "]: repetition " + r + " bucket " + b + ": ONNX Runtime gives "
+                                + (b >= 0 && b < card.buckets ? probs[r][b] : Float.NaN) + ", the trainer gave " + expected
+                                + " (tolerance " + tolerance + ")"
+                        );
+                    }
+                }
+            }
+            c++;
+        }
+    }
+}

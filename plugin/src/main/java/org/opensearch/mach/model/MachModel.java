@@ -1,0 +1,93 @@
+package org.opensearch.mach.model;
+
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+
+import org.opensearch.mach.featurize.Featurizer;
+
+import java.io.Closeable;
+import java.nio.file.Path;
+
+/** A loaded, validated bundle: card, featurizer, ONNX Runtime session, labels and product index. */
+public final class MachModel implements Closeable {
+    private final String id;
+    private final Path directory;
+    private final ModelCard card;
+    private final Featurizer featurizer;
+    private final OrtEnvironment environment;
+    private final OrtSession session;
+    private final String[] labels;
+    private final ProductIndex index;
+    private final String device;
+    private final long loadMillis;
+
+    MachModel(String id, Path directory, ModelCard card, OrtEnvironment environment, OrtSession session, String device, String[] labels,
+        ProductIndex index, long loadMillis) {
+        this.id = id;
+        this.directory = directory;
+        this.card = card;
+        this.featurizer = card.featurizer();
+        this.environment = environment;
+        this.session = session;
+        this.device = device;
+        this.labels = labels;
+        this.index = index;
+        this.loadMillis = loadMillis;
+    }
+
+    public String id() {
+        return id;
+    }
+
+    public Path directory() {
+        return directory;
+    }
+
+    public ModelCard card() {
+        return card;
+    }
+
+    public Featurizer featurizer() {
+        return featurizer;
+    }
+
+    public OrtEnvironment environment() {
+        return environment;
+    }
+
+    /** Thread-safe: ONNX Runtime sessions allow concurrent run() calls. */
+    public OrtSession session() {
+        return session;
+    }
+
+    /** "cpu" or "cuda". */
+    public String device() {
+        return device;
+    }
+
+    public String label(int product) {
+        return labels[product];
+    }
+
+    public int productCount() {
+        return labels.length;
+    }
+
+    public ProductIndex index() {
+        return index;
+    }
+
+    public long loadMillis() {
+        return loadMillis;
+    }
+
+    @Override
+    public void close() {
+        try {
+            session.close();
+        } catch (OrtException e) {
+            // nothing useful to do on close; the native session is gone with the process anyway
+        }
+    }
+}

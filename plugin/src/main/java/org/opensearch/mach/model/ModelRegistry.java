@@ -1,0 +1,107 @@
+package org.opensearch.mach.model;
+
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+import org.opensearch.OpenSearchStatusException;
+import org.opensearch.ResourceNotFoundException;
+import org.opensearch.core.rest.RestStatus;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.regex.Pattern;
+
+/**
+ * The models of one node. Model id {@code X} is the bundle directory {@code <mach.models.dir>/X},
+ * loaded (and validated) on first use, then cached until the node closes. A bundle that fails to
+ * load is not cached: fixing the files on disk is enough for the next request to pick it up.
+ */
+public final class ModelRegistry implements Closeable {
+    private static final Logger logger = LogManager.getLogger(ModelRegistry.class);
+    private static final Pattern MODEL_ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
+
+    private final Path modelsDir;
+    private final boolean tryCuda;
+    private final Map<String, MachModel> loaded = new ConcurrentHashMap<>();
+    private volatile boolean closed;
+
+    public ModelRegistry(Path modelsDir, boolean tryCuda) {
+        this.modelsDir = modelsDir.toAbsolutePath().normalize();
+        this.tryCuda = tryCuda;
+    }
+
+    public Path modelsDir() {
+        return modelsDir;
+    }
+
+    /** The loaded model, loading it first if needed. Errors carry a 4xx status and say how to fix them. */
+    public MachModel get(String modelId) {
+        if (modelId == null || !MODEL_ID.matcher(modelId).matches()) {
+            throw new IllegalArgumentException(
+                "invalid model_id [" + modelId + "]: use the name of a bundle directory under " + modelsDir + " ([A-Za-z0-9._-], max 128)"
+            );
+        }
+        MachModel model = loaded.get(modelId);
+        if (model != null) return model;
+        synchronized (this) { // one load at a time per node: loading is heavy and rare
+            if (closed) throw new IllegalStateException("the mach model registry is closed (node shutting down)");
+            model = loaded.get(modelId);
+            if (model != null) return model;
+            Path dir = modelsDir.resolve(modelId);
+            if (!Files.isDirectory(dir)) {
+                throw new ResourceNotFoundException("model [" + modelId + "] not found under " + modelsDir + "; available: " + available());
+            }
+            try {
+                model = BundleLoader.load(modelId, dir, tryCuda);
+            } catch (MachBundleException e) {
+                throw new OpenSearchStatusException("model [" + modelId + "] cannot be loaded: " + e.getMessage(), RestStatus.BAD_REQUEST);
+            }
+            logger.info(
+                "loaded mach model [{}] from [{}]: R={} B={} products={} device={} in {} ms",
+                modelId, dir, model.card().repetitions, model.card().buckets, model.productCount(), model.device(), model.loadMillis()
+            );
+            loaded.put(modelId, model);
+            return model;
+        }
+    }
+
+    /** Bundle directories (holding a mach.json) under the models directory, sorted. */
+    public List<String> available() {
+        List<String> ids = new ArrayList<>();
+        if (!Files.isDirectory(modelsDir)) return ids;
+        try (DirectoryStream<Path> dirs = Files.newDirectoryStream(modelsDir)) {
+            for (Path p : dirs) {
+                String name = p.getFileName().toString();
+                if (MODEL_ID.matcher(name).matches() && Files.isRegularFile(p.resolve(ModelCard.CARD_FILE))) {
+                    ids.add(name);
+                }
+            }
+        } catch (IOException e) {
+            logger.warn("cannot list mach models directory [{}]: {}", modelsDir, e.getMessage());
+        }
+        Collections.sort(ids);
+        return ids;
+    }
+
+    /** The models loaded on this node, by id. */
+    public Map<String, MachModel> loaded() {
+        return Collections.unmodifiableMap(new TreeMap<>(loaded));
+    }
+
+    @Override
+    public synchronized void close() {
+        closed = true;
+        for (MachModel m : loaded.values()) {
+            m.close();
+        }
+        loaded.clear();
+    }
+}

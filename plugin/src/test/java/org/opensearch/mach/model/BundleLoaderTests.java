@@ -1,0 +1,246 @@
+package org.opensearch.mach.model;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import org.opensearch.OpenSearchStatusException;
+import org.opensearch.ResourceNotFoundException;
+import org.opensearch.mach.TestPaths;
+import org.opensearch.mach.inference.Decoder;
+import org.opensearch.mach.inference.MachInference;
+import org.opensearch.test.OpenSearchTestCase;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.HexFormat;
+import java.util.function.Consumer;
+
+/** Loading the real tiny fixture bundle, and every refusal of spec/bundle-format.md on broken copies of it. */
+public class BundleLoaderTests extends OpenSearchTestCase {
+    private static final ObjectMapper MAPPER = new ObjectMapper();
+
+    private Path copyFixture() throws Exception {
+        Path dir = createTempDir().resolve("bundle");
+        Files.createDirectories(dir);
+        try (DirectoryStream<Path> files = Files.newDirectoryStream(TestPaths.tinyFixture().resolve("bundle"))) {
+            for (Path f : files) {
+                Files.copy(f, dir.resolve(f.getFileName().toString()));
+            }
+        }
+        return dir;
+    }
+
+    private static String sha256(Path p) throws Exception {
+        return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(p)));
+    }
+
+    private static void editCard(Path dir, Consumer<ObjectNode> edit) throws Exception {
+        ObjectNode card = (ObjectNode) MAPPER.readTree(dir.resolve("mach.json").toFile());
+        edit.accept(card);
+        MAPPER.writeValue(dir.resolve("mach.json").toFile(), card);
+    }
+
+    /** Rewrites a file and its sha256 in the card, so that only the intended check can fail. */
+    private static void replaceFile(Path dir, String name, byte[] content) throws Exception {
+        Files.write(dir.resolve(name), content);
+        String sha = sha256(dir.resolve(name));
+        editCard(dir, c -> ((ObjectNode) c.get("files")).put(name, sha));
+    }
+
+    private String loadError(Path dir) {
+        MachBundleException e = expectThrows(MachBundleException.class, () -> BundleLoader.load("t", dir, false).close());
+        return e.getMessage();
+    }
+
+    public void testLoadsFixtureAndDecodesLikeItsOwnParity() throws Exception {
+        Path dir = copyFixture();
+        try (MachModel model = BundleLoader.load("tiny", dir, false)) {
+            ModelCard card = model.card();
+            assertEquals(4, card.repetitions);
+            assertEquals(64, card.buckets);
+            assertEquals(card.labelCount, model.productCount());
+            assertEquals("cpu", model.device());
+            // the product index agrees with the card's hash
+            for (int k = 0; k < model.productCount(); k += 37) {
+                int[] b = card.productHash().bucketsOf(model.label(k));
+                for (int r = 0; r < b.length; r++) {
+                    assertEquals(b[r], model.index().bucket(r, k));
+                }
+            }
+            JsonNode parity = MAPPER.readTree(dir.resolve("parity.json").toFile());
+            JsonNode first = parity.get("cases").get(0);
+            float[][] probs = MachInference.probabilities(model, first.get("text").asText());
+            assertEquals(4, probs.length);
+            assertEquals(64, probs[0].length);
+            for (int r = 0; r < 4; r++) {
+                double sum = 0;
+                for (float p : probs[r]) sum += p;
+                assertEquals("softmax per repetition", 1.0, sum, 1e-4);
+                assertEquals(first.get("top_buckets").get(r).get(0).asInt(), Decoder.topBuckets(probs[r], 1)[0]);
+            }
+        }
+    }
+
+    public void testMissingFile() throws Exception {
+        Path dir = copyFixture();
+        Files.delete(dir.resolve("model.onnx"));
+        String msg = loadError(dir);
+        assertTrue(msg, msg.contains("missing file [model.onnx]"));
+    }
+
+    public void testMissingParity() throws Exception {
+        Path dir = copyFixture();
+        Files.delete(dir.resolve("parity.json"));
+        editCard(dir, c -> ((ObjectNode) c.get("files")).remove("parity.json"));
+        String msg = loadError(dir);
+        assertTrue(msg, msg.contains("missing file [parity.json]"));
+    }
+
+    public void testMissingCard() throws Exception {
+        Path dir = copyFixture();
+        Files.delete(dir.resolve("mach.json"));
+        String msg = loadError(dir);
+        assertTrue(msg, msg.contains("missing file [mach.json]"));
+    }
+
+    public void testShaMismatch() throws Exception {
+        Path dir = copyFixture();
+        Files.writeString(dir.resolve("labels.txt"), "tampered\n", StandardCharsets.UTF_8, java.nio.file.StandardOpenOption.APPEND);
+        String msg = loadError(dir);
+        assertTrue(msg, msg.contains("sha256 mismatch for [labels.txt]"));
+    }
+
+    public void testUnknownFormatVersion() throws Exception {
+        Path dir = copyFixture();
+        editCard(dir, c -> c.put("format_version", 2));
+        String msg = loadError(dir);
+        assertTrue(msg, msg.contains("unknown format_version [2]"));
+    }
+
+    public void testMalformedCard() throws Exception {
+        Path dir = copyFixture();
+        Files.writeString(dir.resolve("mach.json"), "{\"format_version\": 1,");
+        String msg = loadError(dir);
+        assertTrue(msg, msg.startsWith("mach.json: not valid JSON"));
+    }
+
+    public void testSeedsNotR() throws Exception {
+        Path dir = copyFixture();
+        editCard(dir, c -> c.put("R", 5));
+        String msg = loadError(dir);
+        assertTrue(msg, msg.contains("product_hash.seeds has 4 seeds, expected R = 5"));
+    }
+
+    public void testBucketsNotB() throws Exception {
+        Path dir = copyFixture();
+        editCard(dir, c -> ((ObjectNode) c.get("product_hash")).put("buckets", 32));
+        String msg = loadError(dir);
+        assertTrue(msg, msg.contains("product_hash.buckets [32] must equal B [64]"));
+    }
+
+    public void testUnknownFeaturizer() throws Exception {
+        Path dir = copyFixture();
+        editCard(dir, c -> ((ObjectNode) c.get("featurizer")).put("hash", "xxhash64"));
+        String msg = loadError(dir);
+        assertTrue(msg, msg.contains("featurizer.hash") && msg.contains("xxhash64"));
+    }
+
+    public void testCardShapeDisagreesWithItself() throws Exception {
+        Path dir = copyFixture();
+        editCard(dir, c -> ((ArrayNode) c.get("onnx").get("output").get("shape")).set(2, 128));
+        String msg = loadError(dir);
+        assertTrue(msg, msg.contains("onnx.output.shape") && msg.contains("[-1, R, B]"));
+    }
+
+    public void testOnnxOutputShapeDisagreesWithCard() throws Exception {
+        // a consistent card with R = 3 against a network with R = 4
+        Path dir = copyFixture();
+        editCard(dir, c -> {
+            c.put("R", 3);
+            ((ArrayNode) c.get("product_hash").get("seeds")).remove(3);
+            ((ArrayNode) c.get("onnx").get("output").get("shape")).set(1, 3);
+        });
+        String msg = loadError(dir);
+        assertTrue(msg, msg.contains("output [probabilities] has shape [-1, 4, 64], mach.json expects [-1, 3, 64]"));
+    }
+
+    public void testOnnxInputShapeDisagreesWithCard() throws Exception {
+        Path dir = copyFixture();
+        editCard(dir, c -> {
+            ((ObjectNode) c.get("featurizer")).put("max_features", 16);
+            ((ArrayNode) c.get("onnx").get("input").get("shape")).set(1, 16);
+        });
+        String msg = loadError(dir);
+        assertTrue(msg, msg.contains("input [feature_ids] has shape [-1, 32], mach.json expects [-1, 16]"));
+    }
+
+    public void testOnnxInputNameDisagreesWithCard() throws Exception {
+        Path dir = copyFixture();
+        editCard(dir, c -> ((ObjectNode) c.get("onnx").get("input")).put("name", "ids"));
+        String msg = loadError(dir);
+        assertTrue(msg, msg.contains("inputs are [feature_ids], mach.json onnx.input.name expects exactly [ids]"));
+    }
+
+    public void testLabelCount() throws Exception {
+        Path dir = copyFixture();
+        editCard(dir, c -> ((ObjectNode) c.get("labels")).put("count", 301));
+        String msg = loadError(dir);
+        assertTrue(msg, msg.contains("[labels.txt] has 300 labels, mach.json labels.count says 301"));
+    }
+
+    public void testDuplicateLabel() throws Exception {
+        Path dir = copyFixture();
+        String labels = Files.readString(dir.resolve("labels.txt"));
+        String first = labels.substring(0, labels.indexOf('\n'));
+        String second = labels.substring(labels.indexOf('\n') + 1);
+        replaceFile(dir, "labels.txt", (first + "\n" + first + second.substring(second.indexOf('\n'))).getBytes(StandardCharsets.UTF_8));
+        String msg = loadError(dir);
+        assertTrue(msg, msg.contains("duplicate product id [" + first + "]"));
+    }
+
+    public void testParityMismatch() throws Exception {
+        Path dir = copyFixture();
+        ObjectNode parity = (ObjectNode) MAPPER.readTree(dir.resolve("parity.json").toFile());
+        ArrayNode probs = (ArrayNode) parity.get("cases").get(0).get("top_probs").get(0);
+        probs.set(0, probs.get(0).asDouble() + 0.01);
+        replaceFile(dir, "parity.json", MAPPER.writeValueAsBytes(parity));
+        String msg = loadError(dir);
+        assertTrue(msg, msg.contains("parity.json case 0") && msg.contains("repetition 0"));
+    }
+
+    public void testParityFeaturizerMismatch() throws Exception {
+        Path dir = copyFixture();
+        ObjectNode parity = (ObjectNode) MAPPER.readTree(dir.resolve("parity.json").toFile());
+        ((ArrayNode) parity.get("cases").get(0).get("feature_ids")).set(0, 1);
+        replaceFile(dir, "parity.json", MAPPER.writeValueAsBytes(parity));
+        String msg = loadError(dir);
+        assertTrue(msg, msg.contains("featurizer mismatch"));
+    }
+
+    public void testRegistry() throws Exception {
+        Path models = createTempDir();
+        Path bundle = copyFixture();
+        Files.move(bundle, models.resolve("tiny"));
+        try (ModelRegistry registry = new ModelRegistry(models, false)) {
+            assertEquals(java.util.List.of("tiny"), registry.available());
+            assertTrue(registry.loaded().isEmpty());
+            MachModel m = registry.get("tiny");
+            assertSame(m, registry.get("tiny"));
+            assertEquals(java.util.Set.of("tiny"), registry.loaded().keySet());
+            ResourceNotFoundException nf = expectThrows(ResourceNotFoundException.class, () -> registry.get("nope"));
+            assertTrue(nf.getMessage(), nf.getMessage().contains("model [nope] not found under " + models.toAbsolutePath().normalize()));
+            assertTrue(nf.getMessage(), nf.getMessage().contains("available: [tiny]"));
+            expectThrows(IllegalArgumentException.class, () -> registry.get("../etc"));
+            // a broken bundle is a 400 naming the problem
+            Files.createDirectories(models.resolve("broken"));
+            OpenSearchStatusException broken = expectThrows(OpenSearchStatusException.class, () -> registry.get("broken"));
+            assertEquals(org.opensearch.core.rest.RestStatus.BAD_REQUEST, broken.status());
+            assertTrue(broken.getMessage(), broken.getMessage().contains("missing file [mach.json]"));
+        }
+    }
+}
