@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The demo: builds the plugin, starts a local OpenSearch 3.6.0 node with it, trains (or reuses) a
+# small MACH model, indexes the catalog and prints queries answered by BM25, MACH and hybrid side
+# by side, then relevance figures for every method. Stops the node on exit.
+#
+#   ./demo.sh                                  synthetic shop made by model-tools (about 3-5 min)
+#   ./demo.sh --data ../shared/data/esci-sample   real ESCI products, trained on product text only
+#   ./demo.sh --data ../shared/data/homedepot     real Home Depot catalog + training judgments (longer)
+#   options: --retrain (ignore a trained model kept in build/demo), --keep (leave the node running)
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+WORK="$ROOT/build/demo"
+DATA="" RETRAIN=0 KEEP=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --data) [[ $# -ge 2 ]] || { echo "demo: --data needs a directory" >&2; exit 2; }; DATA=$2; shift 2 ;;
+    --retrain) RETRAIN=1; shift ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "demo: unknown option $1 (try --help)" >&2; exit 2 ;;
+  esac
+done
+PY=/usr/bin/python3
+T0=$SECONDS
+step() { echo; echo "== [$(( SECONDS - T0 ))s] $*"; }
+
+step "checking prerequisites (JDK 21+, Maven, Debian Python packages)"
+scripts/setup.sh
+
+step "building the plugin"
+./mvnw -B -q -ntp -pl plugin -am package -DskipTests
+ZIP=$(ls -t plugin/target/releases/mach-retrieval-*.zip | head -1)
+echo "$ZIP"
+
+DIST="$ROOT/integ-test/target/distribution/opensearch-3.6.0"
+if [[ ! -f "$DIST/bin/opensearch" ]]; then
+  step "unpacking the OpenSearch 3.6.0 distribution (Maven Central)"
+  ./mvnw -B -q -ntp -N org.apache.maven.plugins:maven-dependency-plugin:3.8.1:unpack \
+    -Dartifact=org.opensearch.distribution.integ-test-zip:opensearch:3.6.0:zip \
+    -DoutputDirectory="$ROOT/integ-test/target/distribution"
+fi
+
+# ---- data and training recipe
+mkdir -p "$WORK"
+TRAIN_OPTS=(--epochs 6 --R 8 --B 256 --H 64 --D 65536 --L 64 --lr 0.01 --emb-lr 0.05 --batch-size 256)
+if [[ -z "$DATA" ]]; then
+  NAME=synth
+  step "making the synthetic catalog (model-tools synth)"
+  (cd model-tools && $PY -m mach_tools synth --out "$WORK/synth" --products 1000 --seed 42 >/dev/null)
+  CATALOG="$WORK/synth/products.tsv"; ID_FIELD=product_id; TEXT_FIELDS=title
+  PAIRS=(--pairs "$WORK/synth/queries.tsv"); JUDGMENTS="$WORK/synth/judgments-dev.tsv"; PRESET=synth
+else
+  DATA=$(readlink -f "$DATA")
+  NAME=$(basename "$DATA")
+  if [[ -f "$DATA/products.ndjson" ]]; then          # ESCI: no training queries, product text only
+    CATALOG="$DATA/products.ndjson"; ID_FIELD=asin; TEXT_FIELDS=title,brand,color,bullet_points
+    PAIRS=(); PRESET=esci
+    TRAIN_OPTS=(--epochs 4 --R 16 --B 512 --H 128 --lr 0.01 --emb-lr 0.05 --batch-size 256 --augment-per-product 30)
+  elif [[ -f "$DATA/products.tsv" ]]; then           # Home Depot: titles + training judgments
+    CATALOG="$DATA/products.tsv"; ID_FIELD=product_id; TEXT_FIELDS=title
+    PAIRS=(--pairs "$DATA/judgments-train.tsv" --skip-unknown); PRESET=homedepot
+    [[ -f "$DATA/judgments-train.tsv" ]] || PAIRS=()
+    TRAIN_OPTS=(--epochs 3 --R 16 --B 1024 --H 128 --augment-per-product 6)
+  else
+    echo "demo: $DATA has neither products.ndjson nor products.tsv" >&2; exit 2
+  fi
+  JUDGMENTS="$DATA/judgments-dev.tsv"
+  [[ -f "$JUDGMENTS" ]] || { echo "demo: $JUDGMENTS not found" >&2; exit 2; }
+fi
+
+# ---- train, or reuse the model trained with the same data and recipe
+BUNDLE="$WORK/models/$NAME"
+RECIPE="$CATALOG ${PAIRS[*]:-} ${TRAIN_OPTS[*]} $TEXT_FIELDS"
+if [[ $RETRAIN -eq 0 && -f "$BUNDLE/mach.json" && "$(cat "$BUNDLE.recipe" 2>/dev/null)" == "$RECIPE" ]]; then
+  step "reusing the model in $BUNDLE (--retrain to train again)"
+else
+  step "training a MACH model on $NAME (model-tools train, CPU, 2 threads)"
+  (cd model-tools && $PY -m mach_tools train --catalog "$CATALOG" --id-field "$ID_FIELD" --text-fields "$TEXT_FIELDS" \
+      ${PAIRS[@]+"${PAIRS[@]}"} --dev "$JUDGMENTS" --preset "$PRESET" --out "$BUNDLE" --name "demo-$NAME" --force \
+      --threads 2 "${TRAIN_OPTS[@]}")
+  echo "$RECIPE" > "$BUNDLE.recipe"
+fi
+
+# ---- node
+step "starting an OpenSearch node with the plugin"
+NODE="$WORK/node"
+trap '[[ $KEEP -eq 1 ]] || integ-test/src/test/scripts/node.sh stop "$NODE"' EXIT
+[[ $KEEP -eq 1 ]] && export MACH_NODE_WATCH_PID=0 || export MACH_NODE_WATCH_PID=$$
+integ-test/src/test/scripts/node.sh start "$DIST" "$NODE" "$ZIP"
+URL="http://127.0.0.1:$(cat "$NODE/http.port")"
+
+step "indexing and querying: BM25 | MACH | hybrid"
+$PY scripts/demo.py --url "$URL" --catalog "$CATALOG" --id-field "$ID_FIELD" --text-fields "$TEXT_FIELDS" \
+  --judgments "$JUDGMENTS" --bundle "$BUNDLE" --models-dir "$NODE/models" --model-id "demo-$NAME" \
+  --index "demo-$NAME" --preset "$PRESET"
+
+step "done"
+if [[ $KEEP -eq 1 ]]; then
+  echo "node left running at $URL (stop it: integ-test/src/test/scripts/node.sh stop $NODE)"
+fi
