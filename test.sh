@@ -18,7 +18,7 @@ py_rc=$?
 py_s=$(( SECONDS - start ))
 
 # a node left behind would be a bug in integ-test: say so loudly
-node_home="$(pwd)/integ-test/target/node"
+node_home=$(readlink -m integ-test/target/node)
 if pgrep -f "path.home=$node_home" >/dev/null 2>&1; then
   echo "test.sh: WARNING: the integ-test node is still running:" >&2
   pgrep -af "path.home=$node_home" | cut -c1-200 >&2

@@ -54,6 +54,9 @@ find_java_home() {
   echo "$jh"
 }
 
+# absolute path; the last part is kept as is (it may be a link to a node home under /tmp)
+abs_path() { echo "$(readlink -m "$(dirname "$1")")/$(basename "$1")"; }
+
 stop_node() { # node_dir
   local dir=$1 pid
   if [[ -f "$dir/watchdog.pid" ]]; then
@@ -81,13 +84,30 @@ start_node() { # dist_dir node_dir [plugin_zip]
   [[ -x "$dist/bin/opensearch" || -f "$dist/bin/opensearch" ]] || die "no OpenSearch distribution at $dist"
   [[ -z "$plugin" || -f "$plugin" ]] || die "plugin zip not found: $plugin (build it first: ./mvnw -pl plugin package)"
   local java_home; java_home=$(find_java_home)
-  dist=$(readlink -f "$dist"); dir=$(readlink -m "$dir")
+  dist=$(readlink -f "$dist")
+  local as_root=0; [[ $(id -u) -eq 0 ]] && as_root=1
+  if (( as_root )) && ! id "$RUN_USER" >/dev/null 2>&1; then
+    # OpenSearch refuses to run as root: it runs as this unprivileged user
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$RUN_USER" 2>/dev/null \
+      || useradd -r -M -s /bin/false "$RUN_USER" || die "cannot create user $RUN_USER"
+  fi
 
   # A node left over from an earlier run in the same place would hold the ports and files.
-  [[ -f "$dir/node.pid" ]] && stop_node "$dir"
+  if [[ -f "$dir/node.pid" ]]; then stop_node "$dir"; fi
+  if [[ -L "$dir" ]]; then rm -rf "$(readlink -f "$dir")"; rm -f "$dir"; fi
   rm -rf "$dir"
   mkdir -p "$(dirname "$dir")"
-  cp -a "$dist" "$dir"
+  if (( as_root )) && ! runuser -u "$RUN_USER" -- test -x "$(dirname "$dir")" 2>/dev/null; then
+    # a parent directory is closed to the node's user (a private home, say): keep the node
+    # home under /tmp and leave a link where the caller expects it
+    local real; real=$(mktemp -d /tmp/mach-node.XXXXXX)
+    rmdir "$real"; cp -a "$dist" "$real"; chmod 755 "$real"
+    ln -s "$real" "$dir"
+    echo "node.sh: $RUN_USER cannot reach $(dirname "$dir"); node home is $real"
+  else
+    cp -a "$dist" "$dir"
+  fi
+  dir=$(readlink -f "$dir") # the real home: the node's user may not pass through the link
   chmod +x "$dir"/bin/*
   mkdir -p "$dir/models" "$dir/data" "$dir/logs"
 
@@ -118,13 +138,8 @@ EOF
   echo "$http_port" > "$dir/http.port"
 
   local -a run=(env "OPENSEARCH_JAVA_HOME=$java_home")
-  if [[ $(id -u) -eq 0 ]]; then
-    # OpenSearch refuses to run as root.
-    if ! id "$RUN_USER" >/dev/null 2>&1; then
-      useradd --system --no-create-home --shell /usr/sbin/nologin "$RUN_USER" 2>/dev/null \
-        || useradd -r -M -s /bin/false "$RUN_USER" || die "cannot create user $RUN_USER"
-    fi
-    chown -R "$RUN_USER" "$dir"
+  if (( as_root )); then
+    chown -R "$RUN_USER" "$dir/"
     runuser -u "$RUN_USER" -- test -r "$dir/bin/opensearch" \
       || die "user $RUN_USER cannot read $dir (a parent directory is not world-readable)"
     runuser -u "$RUN_USER" -- test -x "$java_home/bin/java" \
@@ -167,7 +182,7 @@ EOF
 }
 
 case "${1:-}" in
-  start) [[ $# -ge 3 ]] || die "usage: node.sh start DIST_DIR NODE_DIR [PLUGIN_ZIP]"; start_node "$2" "$3" "${4:-}" ;;
-  stop)  [[ $# -eq 2 ]] || die "usage: node.sh stop NODE_DIR"; stop_node "$(readlink -m "$2")" ;;
+  start) [[ $# -ge 3 ]] || die "usage: node.sh start DIST_DIR NODE_DIR [PLUGIN_ZIP]"; start_node "$2" "$(abs_path "$3")" "${4:-}" ;;
+  stop)  [[ $# -eq 2 ]] || die "usage: node.sh stop NODE_DIR"; stop_node "$(abs_path "$2")" ;;
   *) die "usage: node.sh start DIST_DIR NODE_DIR [PLUGIN_ZIP] | stop NODE_DIR" ;;
 esac
