@@ -1,0 +1,80 @@
+package org.opensearch.mach.inference;
+
+import ai.onnxruntime.OrtException;
+
+import org.opensearch.OpenSearchException;
+import org.opensearch.core.action.ActionListener;
+import org.opensearch.mach.model.MachModel;
+import org.opensearch.mach.model.ModelRegistry;
+import org.opensearch.threadpool.ThreadPool;
+
+/**
+ * Runs a model for one text on the node's {@value #THREAD_POOL} thread pool, so that inference
+ * never blocks transport or search threads. One instance per node (created by the plugin).
+ */
+public final class MachInferenceService {
+    public static final String THREAD_POOL = "mach_inference";
+
+    private final ModelRegistry registry;
+    private final ThreadPool threadPool;
+
+    public MachInferenceService(ModelRegistry registry, ThreadPool threadPool) {
+        this.registry = registry;
+        this.threadPool = threadPool;
+    }
+
+    public ModelRegistry registry() {
+        return registry;
+    }
+
+    /** Async: featurize, run ONNX, decode; the listener is called on the inference pool. */
+    public void predict(String modelId, String text, Decoder.Options options, ActionListener<Prediction> listener) {
+        Runnable task = () -> {
+            Prediction p;
+            try {
+                p = predictNow(modelId, text, options);
+            } catch (Exception e) {
+                listener.onFailure(e);
+                return;
+            }
+            listener.onResponse(p);
+        };
+        // keep the caller's thread context (headers, security) on the pool thread
+        execute(task, listener::onFailure);
+    }
+
+    /** Runs a task on the inference pool with the caller's thread context; onRejected if the pool's queue is full. */
+    public void execute(Runnable task, java.util.function.Consumer<Exception> onRejected) {
+        try {
+            threadPool.executor(THREAD_POOL).execute(threadPool.getThreadContext().preserveContext(task));
+        } catch (Exception e) {
+            onRejected.accept(e);
+        }
+    }
+
+    /** Synchronous version, on the calling thread. */
+    public Prediction predictNow(String modelId, String text, Decoder.Options options) {
+        MachModel model = registry.get(modelId);
+        return predict(model, text, options);
+    }
+
+    public static Prediction predict(MachModel model, String text, Decoder.Options options) {
+        int R = model.card().repetitions;
+        if (options.minRepetitions() > R) {
+            throw new IllegalArgumentException(
+                "min_repetitions [" + options.minRepetitions() + "] is larger than the number of repetitions R = " + R + " of model [" + model.id() + "]"
+            );
+        }
+        long t0 = System.nanoTime();
+        float[][] probs;
+        try {
+            probs = MachInference.probabilities(model, text);
+        } catch (OrtException e) {
+            throw new OpenSearchException("ONNX Runtime failed on model [" + model.id() + "]: " + e.getMessage(), e);
+        }
+        long t1 = System.nanoTime();
+        Decoder.Result result = Decoder.decode(model.index(), probs, options);
+        long t2 = System.nanoTime();
+        return new Prediction(model, probs, result, t1 - t0, t2 - t1);
+    }
+}

@@ -1,0 +1,85 @@
+package org.opensearch.mach.rest;
+
+import org.opensearch.core.rest.RestStatus;
+import org.opensearch.core.xcontent.XContentBuilder;
+import org.opensearch.mach.inference.MachInferenceService;
+import org.opensearch.mach.model.MachModel;
+import org.opensearch.mach.model.ModelRegistry;
+import org.opensearch.rest.BaseRestHandler;
+import org.opensearch.rest.BytesRestResponse;
+import org.opensearch.rest.RestRequest;
+import org.opensearch.transport.client.node.NodeClient;
+
+import java.io.IOException;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Supplier;
+
+/**
+ * {@code GET _plugins/_mach/models}: the models directory of the node handling the request, the
+ * bundles available there and the ones loaded. {@code GET _plugins/_mach/models/{id}}: loads the
+ * model if needed and returns its card (bad bundles answer 400 with the reason).
+ */
+public class RestMachModelsAction extends BaseRestHandler {
+    private static final com.fasterxml.jackson.databind.ObjectMapper CARD_MAPPER = new com.fasterxml.jackson.databind.ObjectMapper();
+    private final Supplier<MachInferenceService> services;
+
+    public RestMachModelsAction(Supplier<MachInferenceService> services) {
+        this.services = services;
+    }
+
+    @Override
+    public String getName() {
+        return "mach_models";
+    }
+
+    @Override
+    public List<Route> routes() {
+        return List.of(new Route(RestRequest.Method.GET, "/_plugins/_mach/models"), new Route(RestRequest.Method.GET, "/_plugins/_mach/models/{id}"));
+    }
+
+    @Override
+    protected RestChannelConsumer prepareRequest(RestRequest request, NodeClient client) throws IOException {
+        String id = request.param("id");
+        MachInferenceService service = RestMachPredictAction.service(services);
+        ModelRegistry registry = service.registry();
+        if (id == null) {
+            return channel -> {
+                XContentBuilder b = channel.newBuilder();
+                b.startObject();
+                b.field("models_dir", registry.modelsDir().toString());
+                b.field("available", registry.available());
+                b.startObject("loaded");
+                for (Map.Entry<String, MachModel> e : registry.loaded().entrySet()) {
+                    b.startObject(e.getKey());
+                    summary(b, e.getValue());
+                    b.endObject();
+                }
+                b.endObject();
+                b.endObject();
+                channel.sendResponse(new BytesRestResponse(RestStatus.OK, b));
+            };
+        }
+        // loading can take a while: do it on the inference pool
+        return channel -> RestMachPredictAction.fork(service, channel, () -> {
+            MachModel model = registry.get(id);
+            XContentBuilder b = channel.newBuilder();
+            b.startObject();
+            b.field("model_id", id);
+            summary(b, model);
+            b.field("card", CARD_MAPPER.convertValue(model.card().raw, Map.class));
+            b.endObject();
+            return new BytesRestResponse(RestStatus.OK, b);
+        });
+    }
+
+    static void summary(XContentBuilder b, MachModel m) throws IOException {
+        b.field("name", m.card().name);
+        b.field("directory", m.directory().toString());
+        b.field("R", m.card().repetitions);
+        b.field("B", m.card().buckets);
+        b.field("products", m.productCount());
+        b.field("device", m.device());
+        b.field("load_ms", m.loadMillis());
+    }
+}
