@@ -3,7 +3,6 @@ package org.opensearch.mach.query;
 import org.apache.lucene.index.LeafReader;
 import org.apache.lucene.index.LeafReaderContext;
 import org.apache.lucene.index.PostingsEnum;
-import org.apache.lucene.index.Term;
 import org.apache.lucene.index.Terms;
 import org.apache.lucene.index.TermsEnum;
 import org.apache.lucene.search.DocIdSetIterator;
@@ -250,12 +249,8 @@ public final class MachProductsQuery extends Query {
 
     @Override
     public void visit(QueryVisitor visitor) {
-        if (visitor.acceptField(field) == false) return;
-        Term[] t = new Term[terms.length];
-        for (int i = 0; i < t.length; i++) {
-            t[i] = new Term(field, terms[i]);
-        }
-        visitor.consumeTerms(this, t);
+        // a leaf, not a term query: ids need no term statistics (dfs) nor highlighting
+        if (visitor.acceptField(field)) visitor.visitLeaf(this);
     }
 
     @Override

@@ -1,0 +1,389 @@
+package org.opensearch.mach.cluster;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import org.apache.hc.core5.http.io.entity.EntityUtils;
+import org.opensearch.action.search.SearchResponse;
+import org.opensearch.action.search.SearchType;
+import org.opensearch.client.Request;
+import org.opensearch.client.Response;
+import org.opensearch.client.ResponseException;
+import org.opensearch.common.settings.Settings;
+import org.opensearch.index.query.QueryBuilder;
+import org.opensearch.index.query.QueryBuilders;
+import org.opensearch.index.query.functionscore.ScoreFunctionBuilders;
+import org.opensearch.mach.MachPlugin;
+import org.opensearch.mach.TestPaths;
+import org.opensearch.mach.inference.Decoder;
+import org.opensearch.mach.inference.MachInferenceService;
+import org.opensearch.mach.inference.Prediction;
+import org.opensearch.mach.model.BundleLoader;
+import org.opensearch.mach.model.MachModel;
+import org.opensearch.mach.query.Combine;
+import org.opensearch.mach.query.MachQueryBuilder;
+import org.opensearch.plugins.Plugin;
+import org.opensearch.search.SearchHit;
+import org.opensearch.test.OpenSearchIntegTestCase;
+import org.opensearch.transport.Netty4ModulePlugin;
+import org.junit.AfterClass;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Two nodes, an index of the tiny fixture's 300 products in 3 shards, the real fixture bundle
+ * (trained by model-tools) in each node's mach.models.dir. Checks the mach query against the model's
+ * own decoding (run here in the test JVM), every combine mode against the documented formulas,
+ * composition with the standard DSL, and the 4xx answers to bad input through real HTTP.
+ */
+@OpenSearchIntegTestCase.ClusterScope(scope = OpenSearchIntegTestCase.Scope.SUITE, numDataNodes = 2, numClientNodes = 0, supportsDedicatedMasters = false)
+public class MachClusterTests extends OpenSearchIntegTestCase {
+    static final String MODEL = "tiny";
+    static final String INDEX = "products";
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    private static Path modelsDir;
+    private static MachModel model; // the same bundle, loaded in the test JVM: the reference decoding
+
+    @Override
+    protected Collection<Class<? extends Plugin>> nodePlugins() {
+        return List.of(MachPlugin.class, Netty4ModulePlugin.class);
+    }
+
+    @Override
+    protected boolean addMockHttpTransport() {
+        return false; // real HTTP for status codes
+    }
+
+    @Override
+    protected Settings nodeSettings(int nodeOrdinal) {
+        return Settings.builder().put(super.nodeSettings(nodeOrdinal)).put("mach.models.dir", modelsDir().toString()).build();
+    }
+
+    private static synchronized Path modelsDir() {
+        if (modelsDir == null) {
+            try {
+                modelsDir = createTempDir().resolve("mach-models");
+                Path target = modelsDir.resolve(MODEL);
+                Files.createDirectories(target);
+                try (DirectoryStream<Path> files = Files.newDirectoryStream(TestPaths.tinyFixture().resolve("bundle"))) {
+                    for (Path f : files) {
+                        Files.copy(f, target.resolve(f.getFileName().toString()));
+                    }
+                }
+                model = BundleLoader.load(MODEL, TestPaths.tinyFixture().resolve("bundle"), false);
+            } catch (Exception e) {
+                throw new AssertionError(e);
+            }
+        }
+        return modelsDir;
+    }
+
+    @AfterClass
+    public static void closeModel() {
+        if (model != null) model.close();
+        model = null;
+        modelsDir = null;
+    }
+
+    private static List<String[]> tsv(String name) throws IOException {
+        List<String> lines = Files.readAllLines(TestPaths.tinyFixture().resolve(name), StandardCharsets.UTF_8);
+        List<String[]> rows = new ArrayList<>();
+        for (String l : lines.subList(1, lines.size())) {
+            if (!l.isBlank()) rows.add(l.split("\t", -1));
+        }
+        return rows;
+    }
+
+    private void indexProducts() throws IOException {
+        if (indexExists(INDEX)) return;
+        prepareCreate(INDEX).setSettings(Settings.builder().put("index.number_of_shards", 3).put("index.number_of_replicas", 0))
+            .setMapping("product_id", "type=keyword", "title", "type=text", "price", "type=float")
+            .get();
+        int i = 0;
+        var bulk = client().prepareBulk();
+        for (String[] p : tsv("products.tsv")) {
+            bulk.add(client().prepareIndex(INDEX).setId(p[0]).setSource("product_id", p[0], "title", p[1], "price", i++ % 100));
+        }
+        assertFalse(bulk.get().hasFailures());
+        refresh(INDEX);
+        ensureGreen(INDEX);
+    }
+
+    /** The mach query built on a random node, searched through that node (it coordinates, so it runs the model). */
+    private SearchResponse search(java.util.function.Function<MachQueryBuilder, QueryBuilder> wrap, String text, int size,
+        java.util.function.Consumer<MachQueryBuilder> params) {
+        String node = randomFrom(internalCluster().getNodeNames());
+        MachInferenceService service = internalCluster().getInstance(MachInferenceService.class, node);
+        MachQueryBuilder mach = new MachQueryBuilder(MODEL, text, "product_id", () -> service);
+        params.accept(mach);
+        // fixed search type: the test client otherwise picks dfs_query_then_fetch at random, which changes BM25 scores
+        return client(node).prepareSearch(INDEX).setSearchType(SearchType.QUERY_THEN_FETCH).setQuery(wrap.apply(mach)).setSize(size).get();
+    }
+
+    private static Map<String, Float> hits(SearchResponse r) {
+        Map<String, Float> out = new LinkedHashMap<>();
+        for (SearchHit h : r.getHits().getHits()) {
+            out.put(h.getId(), h.getScore());
+        }
+        return out;
+    }
+
+    private Map<String, Float> lexical(QueryBuilder q) {
+        return hits(client().prepareSearch(INDEX).setSearchType(SearchType.QUERY_THEN_FETCH).setQuery(q).setSize(400).get());
+    }
+
+    private static Prediction predict(String text, Decoder.Options options) {
+        return MachInferenceService.predict(model, text, options);
+    }
+
+    private static Map<String, Float> predicted(Prediction p, float weight) {
+        Map<String, Float> out = new LinkedHashMap<>();
+        for (int i = 0; i < p.size(); i++) {
+            out.put(p.productId(i), weight * Math.max(0, p.result().scores()[i]));
+        }
+        return out;
+    }
+
+    private static void assertScores(Map<String, Float> expected, Map<String, Float> actual) {
+        assertEquals(expected.keySet(), actual.keySet());
+        for (Map.Entry<String, Float> e : expected.entrySet()) {
+            assertEquals("score of " + e.getKey(), e.getValue(), actual.get(e.getKey()), 1e-5f * Math.max(1, Math.abs(e.getValue())));
+        }
+    }
+
+    private List<String> sampleQueries(int n) throws IOException {
+        Set<String> texts = new java.util.LinkedHashSet<>();
+        List<String[]> q = tsv("queries.tsv");
+        while (texts.size() < n) {
+            texts.add(q.get(randomIntBetween(0, q.size() - 1))[0]);
+        }
+        texts.add("crimson couch");
+        return new ArrayList<>(texts);
+    }
+
+    public void testMachAloneEqualsTheModelsOwnDecoding() throws IOException {
+        indexProducts();
+        for (String text : sampleQueries(5)) {
+            int topN = randomFrom(1, 10, 50);
+            Prediction p = predict(text, new Decoder.Options(topN, Decoder.Strategy.AUTO, 10, 1, Decoder.ScoreMode.MEAN));
+            SearchResponse r = search(m -> m, text, 400, m -> m.topN(topN));
+            assertEquals("hits are exactly the top_n products", topN, r.getHits().getTotalHits().value());
+            Map<String, Float> got = hits(r);
+            assertScores(predicted(p, 1f), got);
+            // same order (ties aside: compare the score sequence)
+            List<Float> expectedOrder = new ArrayList<>(predicted(p, 1f).values());
+            List<Float> gotOrder = new ArrayList<>(got.values());
+            for (int i = 0; i < expectedOrder.size(); i++) {
+                assertEquals("rank " + i + " of [" + text + "]", expectedOrder.get(i), gotOrder.get(i), 1e-6f);
+            }
+            if (topN >= 10) {
+                assertEquals("top product of [" + text + "]", p.productId(0), got.keySet().iterator().next());
+            }
+        }
+    }
+
+    public void testDecodingOptionsAndScoreModes() throws IOException {
+        indexProducts();
+        String text = "crimson couch";
+        // candidate decoding with a minimum number of repetitions, calibrated and normalized scores
+        Decoder.Options opts = new Decoder.Options(40, Decoder.Strategy.CANDIDATES, 3, 2, Decoder.ScoreMode.CALIBRATED);
+        Prediction p = predict(text, opts);
+        assertTrue("some products pass f = 2", p.size() > 0);
+        SearchResponse r = search(m -> m, text, 400, m -> m.topN(40).decoding(Decoder.Strategy.CANDIDATES).bucketsPerRepetition(3)
+            .minRepetitions(2).scoreMode(Decoder.ScoreMode.CALIBRATED));
+        assertScores(predicted(p, 1f), hits(r));
+
+        Prediction mean = predict(text, new Decoder.Options(20, Decoder.Strategy.EXACT, 10, 1, Decoder.ScoreMode.MEAN));
+        Map<String, Float> normalized = hits(search(m -> m, text, 400, m -> m.topN(20).decoding(Decoder.Strategy.EXACT).normalize(true)));
+        float top = mean.result().scores()[0];
+        Map<String, Float> expected = new LinkedHashMap<>();
+        for (int i = 0; i < mean.size(); i++) {
+            expected.put(mean.productId(i), mean.result().scores()[i] / top);
+        }
+        assertScores(expected, normalized);
+        assertEquals(1f, normalized.values().iterator().next(), 1e-6f);
+    }
+
+    public void testCombineModes() throws IOException {
+        indexProducts();
+        String text = "crimson sofa"; // a synonym for MACH, a title word for BM25
+        QueryBuilder lex = QueryBuilders.matchQuery("title", text);
+        Map<String, Float> lexical = lexical(lex);
+        assertFalse(lexical.isEmpty());
+        Prediction p = predict(text, new Decoder.Options(30, Decoder.Strategy.AUTO, 10, 1, Decoder.ScoreMode.MEAN));
+        float w = 4f;
+        Map<String, Float> mach = predicted(p, w);
+
+        // filter: lexical scores, only MACH candidates
+        Map<String, Float> filter = hits(search(m -> m, text, 400, m -> m.topN(30).lexical(lex).combine(Combine.FILTER)));
+        Map<String, Float> expected = new LinkedHashMap<>();
+        lexical.forEach((id, s) -> { if (mach.containsKey(id)) expected.put(id, s); });
+        assertScores(expected, filter);
+        for (String id : filter.keySet()) assertTrue(id + " is not a candidate", mach.containsKey(id));
+
+        // boost (the default): lexical matches only, + w * MACH score for candidates
+        Map<String, Float> boost = hits(search(m -> m, text, 400, m -> m.topN(30).lexical(lex).machWeight(w)));
+        expected.clear();
+        lexical.forEach((id, s) -> expected.put(id, s + mach.getOrDefault(id, 0f)));
+        assertScores(expected, boost);
+
+        // hybrid: union, sum
+        Map<String, Float> hybrid = hits(search(m -> m, text, 400, m -> m.topN(30).lexical(lex).combine(Combine.HYBRID).machWeight(w)));
+        expected.clear();
+        Set<String> union = new HashSet<>(lexical.keySet());
+        union.addAll(mach.keySet());
+        for (String id : union) expected.put(id, lexical.getOrDefault(id, 0f) + mach.getOrDefault(id, 0f));
+        assertScores(expected, hybrid);
+        assertTrue("hybrid adds MACH-only products", hybrid.size() > lexical.size());
+    }
+
+    public void testComposesWithTheDsl() throws IOException {
+        indexProducts();
+        String text = "crimson couch";
+        Prediction p = predict(text, new Decoder.Options(20, Decoder.Strategy.AUTO, 10, 1, Decoder.ScoreMode.MEAN));
+        Map<String, Float> mach = predicted(p, 1f);
+        String first = p.productId(0);
+
+        Map<String, Float> bool = hits(search(m -> QueryBuilders.boolQuery().must(m).filter(QueryBuilders.termQuery("product_id", first)), text, 10,
+            m -> m.topN(20)));
+        assertScores(Map.of(first, mach.get(first)), bool);
+
+        Map<String, Float> notFirst = hits(search(m -> QueryBuilders.boolQuery().must(m).mustNot(QueryBuilders.termQuery("product_id", first)),
+            text, 100, m -> m.topN(20)));
+        Map<String, Float> expected = new LinkedHashMap<>(mach);
+        expected.remove(first);
+        assertScores(expected, notFirst);
+
+        Map<String, Float> fs = hits(search(m -> QueryBuilders.functionScoreQuery(m, ScoreFunctionBuilders.weightFactorFunction(2.5f)), text, 100,
+            m -> m.topN(20)));
+        expected = new LinkedHashMap<>();
+        for (Map.Entry<String, Float> e : mach.entrySet()) expected.put(e.getKey(), e.getValue() * 2.5f);
+        assertScores(expected, fs);
+
+        Map<String, Float> cs = hits(search(m -> QueryBuilders.constantScoreQuery(m).boost(3f), text, 100, m -> m.topN(20)));
+        expected = new LinkedHashMap<>();
+        for (String id : mach.keySet()) expected.put(id, 3f);
+        assertScores(expected, cs);
+
+        String other = "P00299".equals(first) ? "P00298" : "P00299";
+        Map<String, Float> dm = hits(search(m -> QueryBuilders.disMaxQuery().add(m).add(QueryBuilders.termQuery("product_id", other).boost(0.001f)),
+            text, 100, m -> m.topN(20)));
+        expected = new LinkedHashMap<>(mach);
+        expected.merge(other, hits(client().prepareSearch(INDEX).setSearchType(SearchType.QUERY_THEN_FETCH).setQuery(QueryBuilders.termQuery("product_id", other).boost(0.001f)).get())
+            .get(other), Math::max);
+        assertScores(expected, dm);
+
+        // explain names the product
+        SearchResponse ex = client().prepareSearch(INDEX).setExplain(true).setSize(1)
+            .setQuery(new MachQueryBuilder(MODEL, text, "product_id", () -> internalCluster().getInstance(MachInferenceService.class,
+                internalCluster().getNodeNames()[0])).topN(5)).get();
+        String explanation = ex.getHits().getHits()[0].getExplanation().toString();
+        assertTrue(explanation, explanation.contains("mach product [" + first + "]"));
+    }
+
+    // ------------------------------------------------------------------ REST
+
+    private static JsonNode rest(String method, String path, String body, int expectedStatus) throws IOException {
+        Request req = new Request(method, path);
+        if (body != null) req.setJsonEntity(body);
+        Response resp;
+        try {
+            resp = getRestClient().performRequest(req);
+        } catch (ResponseException e) {
+            resp = e.getResponse();
+        }
+        String text;
+        try {
+            text = EntityUtils.toString(resp.getEntity());
+        } catch (org.apache.hc.core5.http.ParseException e) {
+            throw new IOException(e);
+        }
+        assertEquals(method + " " + path + " " + body + " -> " + text, expectedStatus, resp.getStatusLine().getStatusCode());
+        return JSON.readTree(text);
+    }
+
+    private static String searchBody(String machParams) {
+        return "{\"query\": {\"mach\": {\"model_id\": \"" + MODEL + "\", \"query_text\": \"red sofa\", \"product_id_field\": \"product_id\""
+            + machParams + "}}}";
+    }
+
+    private static void assertError(String body, int status, String mustMention) throws IOException {
+        JsonNode err = rest("POST", "/" + INDEX + "/_search", body, status);
+        String all = err.toString();
+        assertTrue("error should mention [" + mustMention + "]: " + all, all.contains(mustMention));
+    }
+
+    public void testRestPredictMatchesTheModel() throws IOException {
+        indexProducts();
+        JsonNode r = rest("POST", "/_plugins/_mach/models/" + MODEL + "/_predict", "{\"query_text\": \"crimson couch\", \"top_n\": 7}", 200);
+        Prediction p = predict("crimson couch", new Decoder.Options(7, Decoder.Strategy.AUTO, 10, 1, Decoder.ScoreMode.MEAN));
+        assertEquals(7, r.get("products").size());
+        for (int i = 0; i < 7; i++) {
+            assertEquals(p.productId(i), r.get("products").get(i).get("product_id").asText());
+            assertEquals(p.result().scores()[i], r.get("products").get(i).get("score").floatValue(), 1e-6f);
+        }
+        assertEquals(model.card().repetitions, r.get("repetitions").size());
+        assertEquals(5, r.get("repetitions").get(0).get("top_buckets").size());
+
+        // the mach query over HTTP gives the same scores
+        JsonNode s = rest("POST", "/" + INDEX + "/_search",
+            "{\"size\": 7, \"query\": {\"mach\": {\"model_id\": \"tiny\", \"query_text\": \"crimson couch\", \"product_id_field\": \"product_id\", \"top_n\": 7}}}", 200);
+        assertEquals(7, s.get("hits").get("hits").size());
+        for (JsonNode h : s.get("hits").get("hits")) {
+            int rank = -1;
+            for (int i = 0; i < 7; i++) if (p.productId(i).equals(h.get("_id").asText())) rank = i;
+            assertTrue(h.toString(), rank >= 0);
+            assertEquals(p.result().scores()[rank], h.get("_score").floatValue(), 1e-6f);
+        }
+
+        JsonNode models = rest("GET", "/_plugins/_mach/models", null, 200);
+        assertTrue(models.toString(), models.get("available").toString().contains("\"tiny\""));
+        JsonNode card = rest("GET", "/_plugins/_mach/models/" + MODEL, null, 200);
+        assertEquals(model.card().buckets, card.get("B").asInt());
+        assertEquals("tiny-synth-r4-b64", card.get("card").get("name").asText());
+    }
+
+    public void testBadInputIsA4xx() throws IOException {
+        indexProducts();
+        // unknown model
+        JsonNode nf = rest("POST", "/" + INDEX + "/_search",
+            "{\"query\": {\"mach\": {\"model_id\": \"nope\", \"query_text\": \"red sofa\", \"product_id_field\": \"product_id\"}}}", 404);
+        assertTrue(nf.toString(), nf.toString().contains("model [nope] not found under") && nf.toString().contains("available: [tiny]"));
+        rest("POST", "/_plugins/_mach/models/nope/_predict", "{\"query_text\": \"red sofa\"}", 404);
+        // product id field missing / not keyword
+        assertError(searchBody("").replace("\"product_id\"", "\"no_such_field\""), 400, "[no_such_field] does not exist");
+        assertError(searchBody("").replace("\"product_id_field\": \"product_id\"", "\"product_id_field\": \"title\""), 400,
+            "must be a keyword field, but it is [text]");
+        // text
+        assertError(searchBody("").replace("red sofa", "  "), 400, "query_text");
+        assertError(searchBody("").replace("red sofa", "a".repeat(1025)), 400, "at most 1024");
+        // top_n, modes
+        assertError(searchBody(", \"top_n\": 0"), 400, "[top_n] must be between 1 and 10000");
+        assertError(searchBody(", \"top_n\": \"ten\""), 400, "[top_n] must be an integer");
+        assertError(searchBody(", \"lexical\": {\"match\": {\"title\": \"x\"}}, \"combine\": \"blend\""), 400, "unknown combine [blend]");
+        assertError(searchBody(", \"combine\": \"filter\""), 400, "needs a [lexical] query");
+        assertError(searchBody(", \"decoding\": \"fast\""), 400, "unknown decoding [fast]");
+        assertError(searchBody(", \"min_repetitions\": 9"), 400, "min_repetitions [9] is larger than the number of repetitions R = 4");
+        assertError(searchBody(", \"bogus\": 1"), 400, "unknown parameter [bogus]");
+        // malformed JSON
+        rest("POST", "/" + INDEX + "/_search", "{\"query\": {\"mach\": {\"model_id\": \"tiny\", \"query_text\": ", 400);
+        rest("POST", "/_plugins/_mach/models/tiny/_predict", "{not json", 400);
+        rest("POST", "/_plugins/_mach/models/tiny/_predict", "{\"query_text\": \"\"}", 400);
+        rest("POST", "/_plugins/_mach/models/tiny/_predict", "{\"query_text\": \"x\", \"top_n\": 0}", 400);
+        rest("POST", "/_plugins/_mach/models/tiny/_predict", "{\"query_text\": \"x\", \"top_n\": \"ten\"}", 400);
+        rest("POST", "/_plugins/_mach/models/tiny/_predict", "{\"query_text\": \"x\", \"what\": 1}", 400);
+        rest("POST", "/_plugins/_mach/models/..%2Fetc/_predict", "{\"query_text\": \"x\"}", 400);
+    }
+}

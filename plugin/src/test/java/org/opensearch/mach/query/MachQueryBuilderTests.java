@@ -1,0 +1,169 @@
+package org.opensearch.mach.query;
+
+import org.opensearch.common.io.stream.BytesStreamOutput;
+import org.opensearch.common.settings.Settings;
+import org.opensearch.common.xcontent.json.JsonXContent;
+import org.opensearch.core.common.ParsingException;
+import org.opensearch.core.common.io.stream.NamedWriteableAwareStreamInput;
+import org.opensearch.core.common.io.stream.NamedWriteableRegistry;
+import org.opensearch.core.common.io.stream.StreamInput;
+import org.opensearch.core.xcontent.NamedXContentRegistry;
+import org.opensearch.core.xcontent.XContentParser;
+import org.opensearch.index.query.AbstractQueryBuilder;
+import org.opensearch.index.query.BoolQueryBuilder;
+import org.opensearch.index.query.MatchQueryBuilder;
+import org.opensearch.index.query.QueryBuilder;
+import org.opensearch.mach.MachPlugin;
+import org.opensearch.mach.inference.Decoder;
+import org.opensearch.search.SearchModule;
+import org.opensearch.test.OpenSearchTestCase;
+
+import java.io.IOException;
+import java.util.List;
+
+/** Parsing, validation, serialization and the rewritten form of the mach query (no model needed). */
+public class MachQueryBuilderTests extends OpenSearchTestCase {
+    private final SearchModule searchModule = new SearchModule(Settings.EMPTY, List.of(new MachPlugin()));
+
+    @Override
+    protected NamedXContentRegistry xContentRegistry() {
+        return new NamedXContentRegistry(searchModule.getNamedXContents());
+    }
+
+    @Override
+    protected NamedWriteableRegistry writableRegistry() {
+        return new NamedWriteableRegistry(searchModule.getNamedWriteables());
+    }
+
+    private QueryBuilder parse(String json) throws IOException {
+        try (XContentParser parser = createParser(JsonXContent.jsonXContent, json)) {
+            return AbstractQueryBuilder.parseInnerQueryBuilder(parser);
+        }
+    }
+
+    private String parseError(String json) {
+        ParsingException e = expectThrows(ParsingException.class, () -> parse(json));
+        return e.getMessage() + (e.getCause() != null ? " / " + e.getCause().getMessage() : "");
+    }
+
+    private static String mach(String params) {
+        return "{\"mach\": {\"model_id\": \"m\", \"query_text\": \"red sofa\", \"product_id_field\": \"pid\"" + params + "}}";
+    }
+
+    public void testParseAllParametersAndRoundTrip() throws IOException {
+        MachQueryBuilder q = (MachQueryBuilder) parse(mach("""
+            , "top_n": 50, "decoding": "candidates", "buckets_per_repetition": 7, "min_repetitions": 2, "score": "calibrated",
+            "normalize": true, "lexical": {"match": {"title": "red sofa"}}, "combine": "hybrid", "mach_weight": 2.5,
+            "boost": 1.5, "_name": "q1\""""));
+        assertEquals("m", q.modelId());
+        assertEquals("red sofa", q.queryText());
+        assertEquals("pid", q.productIdField());
+        assertEquals(50, q.topN());
+        assertEquals(new Decoder.Options(50, Decoder.Strategy.CANDIDATES, 7, 2, Decoder.ScoreMode.CALIBRATED), q.decoderOptions());
+        assertEquals(Combine.HYBRID, q.effectiveCombine());
+        assertEquals(2.5f, q.effectiveMachWeight(), 0f);
+        assertEquals(new MatchQueryBuilder("title", "red sofa"), q.lexical());
+        assertEquals(1.5f, q.boost(), 0f);
+        assertEquals("q1", q.queryName());
+
+        // XContent round trip
+        assertEquals(q, parse(q.toString()));
+        // wire round trip
+        try (BytesStreamOutput out = new BytesStreamOutput()) {
+            out.writeNamedWriteable(q);
+            try (StreamInput in = new NamedWriteableAwareStreamInput(out.bytes().streamInput(), writableRegistry())) {
+                QueryBuilder read = in.readNamedWriteable(QueryBuilder.class);
+                assertEquals(q, read);
+                assertEquals(q.hashCode(), read.hashCode());
+            }
+        }
+    }
+
+    public void testDefaults() throws IOException {
+        MachQueryBuilder q = (MachQueryBuilder) parse(mach(""));
+        assertEquals(MachQueryBuilder.DEFAULT_TOP_N, q.topN());
+        assertEquals(
+            new Decoder.Options(100, Decoder.Strategy.AUTO, MachQueryBuilder.DEFAULT_BUCKETS_PER_REPETITION, 1, Decoder.ScoreMode.MEAN),
+            q.decoderOptions()
+        );
+        assertNull(q.effectiveCombine());
+        MachQueryBuilder withLexical = (MachQueryBuilder) parse(mach(", \"lexical\": {\"match\": {\"title\": \"x\"}}"));
+        assertEquals("boost is the default with a lexical query", Combine.BOOST, withLexical.effectiveCombine());
+        assertEquals(MachQueryBuilder.DEFAULT_MACH_WEIGHT, withLexical.effectiveMachWeight(), 0f);
+    }
+
+    public void testErrors() {
+        assertTrue(parseError("{\"mach\": {\"query_text\": \"x\", \"product_id_field\": \"pid\"}}").contains("[model_id]"));
+        assertTrue(parseError("{\"mach\": {\"model_id\": \"m\", \"product_id_field\": \"pid\"}}").contains("[query_text]"));
+        assertTrue(parseError("{\"mach\": {\"model_id\": \"m\", \"query_text\": \"x\"}}").contains("[product_id_field]"));
+        assertTrue(parseError("{\"mach\": {\"model_id\": \"m\", \"query_text\": \"  \", \"product_id_field\": \"p\"}}").contains("query_text"));
+        String longText = "a".repeat(MachQueryBuilder.MAX_TEXT_LENGTH + 1);
+        assertTrue(
+            parseError("{\"mach\": {\"model_id\": \"m\", \"query_text\": \"" + longText + "\", \"product_id_field\": \"p\"}}")
+                .contains("at most 1024")
+        );
+        assertTrue(parseError(mach(", \"top_n\": 0")).contains("[top_n] must be between 1 and 10000"));
+        assertTrue(parseError(mach(", \"top_n\": 10001")).contains("[top_n] must be between 1 and 10000"));
+        assertTrue(parseError(mach(", \"top_n\": 100000000000")).contains("[top_n]"));
+        assertTrue(parseError(mach(", \"top_n\": \"ten\"")).contains("[top_n] must be an integer"));
+        assertTrue(parseError(mach(", \"decoding\": \"fast\"")).contains("unknown decoding [fast]"));
+        assertTrue(parseError(mach(", \"score\": \"max\"")).contains("unknown score [max]"));
+        assertTrue(parseError(mach(", \"lexical\": {\"match\": {\"t\": \"x\"}}, \"combine\": \"blend\"")).contains("unknown combine [blend]"));
+        assertTrue(parseError(mach(", \"combine\": \"filter\"")).contains("needs a [lexical] query"));
+        assertTrue(parseError(mach(", \"mach_weight\": 2")).contains("[mach_weight] applies only with a [lexical] query"));
+        assertTrue(parseError(mach(", \"lexical\": {\"match\": {\"t\": \"x\"}}, \"mach_weight\": 0")).contains("> 0"));
+        assertTrue(parseError(mach(", \"decoding\": \"exact\", \"min_repetitions\": 2")).contains("candidate decoding only"));
+        assertTrue(parseError(mach(", \"min_repetitions\": 0")).contains("[min_repetitions] must be >= 1"));
+        assertTrue(parseError(mach(", \"buckets_per_repetition\": 0")).contains("[buckets_per_repetition]"));
+        assertTrue(parseError(mach(", \"no_such_param\": 1")).contains("unknown parameter [no_such_param]"));
+        assertTrue(parseError(mach(", \"extra\": {\"a\": 1}")).contains("unknown parameter [extra]"));
+        assertTrue(parseError(mach(", \"normalize\": \"yes\"")).contains("[normalize]"));
+        expectThrows(Exception.class, () -> parse("{\"mach\": {\"model_id\": \"m\", \"query_text\": "));
+    }
+
+    public void testUnrewrittenQueryCannotRunOnAShard() {
+        MachQueryBuilder q = new MachQueryBuilder("m", "x", "pid", null);
+        IllegalStateException e = expectThrows(IllegalStateException.class, () -> q.doToQuery(null));
+        assertTrue(e.getMessage(), e.getMessage().contains("must be rewritten"));
+    }
+
+    public void testLuceneScores() {
+        float[] decoded = { 0.5f, 0.25f, -0.01f };
+        assertArrayEquals(new float[] { 0.5f, 0.25f, 0f }, MachQueryBuilder.luceneScores(decoded, false), 0f);
+        assertArrayEquals(new float[] { 1f, 0.5f, 0f }, MachQueryBuilder.luceneScores(decoded, true), 0f);
+        assertEquals(0, MachQueryBuilder.luceneScores(new float[0], true).length);
+    }
+
+    public void testRewrittenShapes() throws Exception {
+        // real model output from the tiny fixture, then the bool shape of each combine mode
+        java.nio.file.Path bundle = org.opensearch.mach.TestPaths.tinyFixture().resolve("bundle");
+        try (org.opensearch.mach.model.MachModel model = org.opensearch.mach.model.BundleLoader.load("tiny", bundle, false)) {
+            MachQueryBuilder bare = (MachQueryBuilder) parse(mach(", \"top_n\": 5, \"boost\": 2"));
+            org.opensearch.mach.inference.Prediction p = org.opensearch.mach.inference.MachInferenceService.predict(
+                model, bare.queryText(), bare.decoderOptions());
+            assertEquals(5, p.size());
+            MachProductsQueryBuilder products = (MachProductsQueryBuilder) bare.rewrittenQuery(p);
+            assertEquals("pid", products.field());
+            assertEquals(2f, products.boost(), 0f);
+            for (int i = 0; i < 5; i++) {
+                assertEquals(p.productId(i), products.ids()[i]);
+                assertEquals(p.result().meanScores()[i], products.scores()[i], 0f);
+            }
+            MatchQueryBuilder lexical = new MatchQueryBuilder("title", "x");
+            String lex = ", \"lexical\": {\"match\": {\"title\": \"x\"}}, \"mach_weight\": 3";
+            BoolQueryBuilder filter = (BoolQueryBuilder) ((MachQueryBuilder) parse(mach(lex + ", \"combine\": \"filter\""))).rewrittenQuery(p);
+            assertEquals(List.of(lexical), filter.must());
+            assertEquals(1, filter.filter().size());
+            assertTrue(filter.should().isEmpty());
+            BoolQueryBuilder boost = (BoolQueryBuilder) ((MachQueryBuilder) parse(mach(lex))).rewrittenQuery(p);
+            assertEquals(List.of(lexical), boost.must());
+            assertEquals(3f, boost.should().get(0).boost(), 0f);
+            assertNull(boost.minimumShouldMatch());
+            BoolQueryBuilder hybrid = (BoolQueryBuilder) ((MachQueryBuilder) parse(mach(lex + ", \"combine\": \"hybrid\""))).rewrittenQuery(p);
+            assertTrue(hybrid.must().isEmpty());
+            assertEquals(lexical, hybrid.should().get(0));
+            assertEquals(3f, hybrid.should().get(1).boost(), 0f);
+            assertEquals("1", hybrid.minimumShouldMatch());
+        }
+    }
+}
