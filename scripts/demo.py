@@ -50,7 +50,7 @@ def main() -> int:
     ap.add_argument("--show", type=int, default=6, help="queries shown side by side")
     ap.add_argument("--top", type=int, default=3, help="results shown per method")
     ap.add_argument("--top-n", type=int, default=200, help="MACH candidates per query")
-    ap.add_argument("--mach-weight", type=float, default=1.0)
+    ap.add_argument("--mach-weight", type=float, default=10.0, help="boost/hybrid weight (the plugin default)")
     ap.add_argument("--limit", type=int, default=300, help="judged queries for the metrics (0 = all)")
     args = ap.parse_args()
 
