@@ -49,13 +49,21 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin {
     /** Try the CUDA execution provider (onnxruntime_gpu jar needed); falls back to CPU with a log line. */
     public static final Setting<Boolean> CUDA = Setting.boolSetting("mach.inference.cuda", false, Setting.Property.NodeScope);
 
+    /**
+     * ONNX Runtime intra-op threads per inference. 1 by default: the mach_inference pool already runs one
+     * query per core, and ORT's default (all cores, spinning) would oversubscribe a search node.
+     */
+    public static final Setting<Integer> INTRA_OP_THREADS = Setting.intSetting(
+        "mach.inference.intra_op_threads", 1, 1, 256, Setting.Property.NodeScope
+    );
+
     /** Set in createComponents; the query parsers (registered earlier) read it lazily. */
     private volatile MachInferenceService service;
     private ModelRegistry registry;
 
     @Override
     public List<Setting<?>> getSettings() {
-        return List.of(MODELS_DIR, CUDA);
+        return List.of(MODELS_DIR, CUDA, INTRA_OP_THREADS);
     }
 
     @Override
@@ -81,7 +89,7 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin {
         Supplier<RepositoriesService> repositoriesServiceSupplier
     ) {
         Path modelsDir = environment.configDir().resolve(MODELS_DIR.get(environment.settings()));
-        registry = new ModelRegistry(modelsDir, CUDA.get(environment.settings()));
+        registry = new ModelRegistry(modelsDir, CUDA.get(environment.settings()), INTRA_OP_THREADS.get(environment.settings()));
         service = new MachInferenceService(registry, threadPool);
         return List.of(registry, service);
     }

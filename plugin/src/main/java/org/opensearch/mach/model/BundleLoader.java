@@ -39,6 +39,11 @@ public final class BundleLoader {
     private BundleLoader() {}
 
     public static MachModel load(String id, Path dir, boolean tryCuda) throws MachBundleException {
+        return load(id, dir, tryCuda, 1);
+    }
+
+    /** @param intraOpThreads ONNX Runtime threads per inference call */
+    public static MachModel load(String id, Path dir, boolean tryCuda, int intraOpThreads) throws MachBundleException {
         long startNanos = System.nanoTime();
         if (!Files.isDirectory(dir)) {
             throw new MachBundleException("bundle directory [" + dir + "] does not exist or is not a directory");
@@ -60,6 +65,7 @@ public final class BundleLoader {
         try {
             if (tryCuda) {
                 try (OrtSession.SessionOptions opts = new OrtSession.SessionOptions()) {
+                    opts.setIntraOpNumThreads(intraOpThreads);
                     opts.addCUDA(0);
                     session = env.createSession(onnxPath.toString(), opts);
                     device = "cuda";
@@ -69,6 +75,7 @@ public final class BundleLoader {
             }
             if (session == null) {
                 try (OrtSession.SessionOptions opts = new OrtSession.SessionOptions()) {
+                    opts.setIntraOpNumThreads(intraOpThreads);
                     session = env.createSession(onnxPath.toString(), opts);
                 }
             }

@@ -30,12 +30,18 @@ public final class ModelRegistry implements Closeable {
 
     private final Path modelsDir;
     private final boolean tryCuda;
+    private final int intraOpThreads;
     private final Map<String, MachModel> loaded = new ConcurrentHashMap<>();
     private volatile boolean closed;
 
     public ModelRegistry(Path modelsDir, boolean tryCuda) {
+        this(modelsDir, tryCuda, 1);
+    }
+
+    public ModelRegistry(Path modelsDir, boolean tryCuda, int intraOpThreads) {
         this.modelsDir = modelsDir.toAbsolutePath().normalize();
         this.tryCuda = tryCuda;
+        this.intraOpThreads = intraOpThreads;
     }
 
     public Path modelsDir() {
@@ -60,7 +66,7 @@ public final class ModelRegistry implements Closeable {
                 throw new ResourceNotFoundException("model [" + modelId + "] not found under " + modelsDir + "; available: " + available());
             }
             try {
-                model = BundleLoader.load(modelId, dir, tryCuda);
+                model = BundleLoader.load(modelId, dir, tryCuda, intraOpThreads);
             } catch (MachBundleException e) {
                 throw new OpenSearchStatusException("model [" + modelId + "] cannot be loaded: " + e.getMessage(), RestStatus.BAD_REQUEST);
             }
