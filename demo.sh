@@ -22,6 +22,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 PY=/usr/bin/python3
+PROGRESS=""; [[ -t 1 ]] || PROGRESS=--no-progress   # no progress bars in a log file
 T0=$SECONDS
 step() { echo; echo "== [$(( SECONDS - T0 ))s] $*"; }
 
@@ -43,7 +44,7 @@ fi
 
 # ---- data and training recipe
 mkdir -p "$WORK"
-TRAIN_OPTS=(--epochs 6 --R 8 --B 256 --H 64 --D 65536 --L 64 --lr 0.01 --emb-lr 0.05 --batch-size 256)
+TRAIN_OPTS=(--epochs 4 --R 8 --B 256 --H 64 --D 65536 --L 64 --lr 0.01 --emb-lr 0.05 --batch-size 256)
 if [[ -z "$DATA" ]]; then
   NAME=synth
   step "making the synthetic catalog (model-tools synth)"
@@ -78,7 +79,7 @@ else
   step "training a MACH model on $NAME (model-tools train, CPU, 2 threads)"
   (cd model-tools && $PY -m mach_tools train --catalog "$CATALOG" --id-field "$ID_FIELD" --text-fields "$TEXT_FIELDS" \
       ${PAIRS[@]+"${PAIRS[@]}"} --dev "$JUDGMENTS" --preset "$PRESET" --out "$BUNDLE" --name "demo-$NAME" --force \
-      --threads 2 "${TRAIN_OPTS[@]}")
+      --threads 2 "${TRAIN_OPTS[@]}" $PROGRESS)
   echo "$RECIPE" > "$BUNDLE.recipe"
 fi
 

@@ -6,7 +6,8 @@
 #   node.sh stop NODE_DIR                          stops it (TERM, then KILL), leaves no process
 #
 # Environment:
-#   OPENSEARCH_JAVA_HOME  JDK 21+ for the node (default: JAVA_HOME, else the java on PATH)
+#   OPENSEARCH_JAVA_HOME  JDK 21+ for the node (default: JAVA_HOME if 21+, else the newest
+#                         JDK 21+ under /usr/lib/jvm, /opt/java, /usr/local/java)
 #   MACH_NODE_HEAP        heap size (default 1g)
 #   MACH_NODE_WATCH_PID   stop the node when this process exits (default: the caller, $PPID;
 #                         0 disables). Guards against a killed Maven leaving a node behind.
@@ -42,17 +43,36 @@ free_port() {
   die "no free port found"
 }
 
-find_java_home() {
-  local jh="${OPENSEARCH_JAVA_HOME:-${JAVA_HOME:-}}"
-  if [[ -z "$jh" ]]; then
-    command -v java >/dev/null || die "no Java found: set OPENSEARCH_JAVA_HOME to a JDK 21+"
-    jh=$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")
-  fi
-  [[ -x "$jh/bin/java" ]] || die "OPENSEARCH_JAVA_HOME=$jh has no bin/java"
+java_major() { # major version of $1/bin/java, or 0
   local v
-  v=$("$jh/bin/java" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
-  [[ "${v%%.*}" -ge 21 ]] 2>/dev/null || die "OpenSearch 3.6.0 needs Java 21+, $jh is Java ${v:-?}"
-  echo "$jh"
+  v=$("$1/bin/java" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p' | head -1) || true
+  case "$v" in 1.*) echo "${v#1.}" | cut -d. -f1 ;; "") echo 0 ;; *) echo "${v%%.*}" ;; esac
+}
+
+# OPENSEARCH_JAVA_HOME as given; else JAVA_HOME when it is 21+; else the newest JDK 21+ under
+# /usr/lib/jvm, /opt/java, /usr/local/java (as ./mvnw does).
+find_java_home() {
+  local jh="${OPENSEARCH_JAVA_HOME:-}"
+  if [[ -n "$jh" ]]; then
+    [[ -x "$jh/bin/java" ]] || die "OPENSEARCH_JAVA_HOME=$jh has no bin/java"
+    (( $(java_major "$jh") >= 21 )) || die "OpenSearch 3.6.0 needs Java 21+, OPENSEARCH_JAVA_HOME=$jh is Java $(java_major "$jh")"
+    echo "$jh"; return
+  fi
+  if [[ -n "${JAVA_HOME:-}" && -x "${JAVA_HOME}/bin/java" ]] && (( $(java_major "$JAVA_HOME") >= 21 )); then
+    echo "$JAVA_HOME"; return
+  fi
+  local best="" best_v=0 d j v
+  for d in ${MACH_JDK_SEARCH_DIRS:-/usr/lib/jvm /opt/java /usr/local/java}; do
+    [[ -d "$d" ]] || continue
+    for j in "$d"/*/; do
+      j="${j%/}"
+      [[ -x "$j/bin/java" && ! -L "$j" ]] || continue
+      v=$(java_major "$j")
+      if (( v >= 21 && v > best_v )); then best=$j best_v=$v; fi
+    done
+  done
+  [[ -n "$best" ]] || die "no Java 21+ found for OpenSearch 3.6.0: set OPENSEARCH_JAVA_HOME to a JDK 21+"
+  echo "$best"
 }
 
 # absolute path; the last part is kept as is (it may be a link to a node home under /tmp)
