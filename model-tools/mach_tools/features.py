@@ -96,6 +96,15 @@ def pad_batch(flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray, width: in
     return out
 
 
+def flat_batch(flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """The rows' ids concatenated (int64) and each row's start in that array (EmbeddingBag input)."""
+    starts, lengths = offsets[rows], offsets[rows + 1] - offsets[rows]
+    bag_starts = np.zeros(len(rows), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=bag_starts[1:])
+    idx = np.repeat(starts - bag_starts, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)
+    return flat[idx].astype(np.int64), bag_starts
+
+
 def featurize_texts(texts: Sequence[str], feat: CachedFeaturizer) -> Tuple[np.ndarray, np.ndarray]:
     r = RaggedIds()
     for t in texts:

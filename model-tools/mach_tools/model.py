@@ -14,10 +14,10 @@ class MachModel(nn.Module):
     """
 
     def __init__(self, dimension: int, hidden: int, repetitions: int, buckets: int,
-                 hidden2: int = 0, padding_id: int = 0, sparse: bool = True):
+                 hidden2: int = 0, padding_id: int = 0):
         super().__init__()
         self.R, self.B, self.padding_id = repetitions, buckets, padding_id
-        self.embedding = nn.Embedding(dimension, hidden, sparse=sparse)
+        self.embedding = nn.Embedding(dimension, hidden)
         nn.init.normal_(self.embedding.weight, std=0.1)
         self.bias = nn.Parameter(torch.zeros(hidden))
         self.hidden = nn.Linear(hidden, hidden2) if hidden2 else None
@@ -27,7 +27,11 @@ class MachModel(nn.Module):
         mask = (feature_ids != self.padding_id).to(self.embedding.weight.dtype)
         summed = (self.embedding(feature_ids) * mask.unsqueeze(-1)).sum(dim=1)
         count = mask.sum(dim=1, keepdim=True).clamp(min=1.0)
-        h = torch.relu(summed / count + self.bias)
+        return self.head_logits(summed / count)
+
+    def head_logits(self, pooled: torch.Tensor) -> torch.Tensor:
+        """[batch, H] mean feature embedding -> [batch, R, B] logits (shared by training's fast path)."""
+        h = torch.relu(pooled + self.bias)
         if self.hidden is not None:
             h = torch.relu(self.hidden(h))
         return self.heads(h).view(-1, self.R, self.B)

@@ -19,7 +19,7 @@ from mach_tools import metrics as M
 from mach_tools.bundle import write_bundle
 from mach_tools.data import Catalog, Pairs, UserError
 from mach_tools.decode import label_buckets, rank_queries
-from mach_tools.features import CachedFeaturizer, RaggedIds, pad_batch
+from mach_tools.features import CachedFeaturizer, RaggedIds, flat_batch, pad_batch
 from mach_tools.featurize import FeaturizerSpec, ProductHash, featurize_padded
 from mach_tools.model import MachModel
 
@@ -34,8 +34,8 @@ class Recipe:
     L: int = 128
     epochs: int = 5
     batch_size: int = 512
-    lr: float = 0.003
-    emb_lr: float = 0.01
+    lr: float = 0.01
+    emb_lr: float = 0.1
     lr_decay: bool = True
     augment_per_product: int = 20
     max_span: int = 6
@@ -151,6 +151,36 @@ def evaluate_model(predict, labels: Sequence[str], buckets: np.ndarray, judged: 
 
 # ---------------------------------------------------------------- training loop
 
+class RowAdam:
+    """Lazy Adam for the embedding: updates only the rows a batch touched (like SparseAdam, without
+    building and coalescing a sparse gradient, which cost more than the forward pass here)."""
+
+    def __init__(self, weight: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.weight, self.lr, self.betas, self.eps = weight, lr, betas, eps
+        self.m = torch.zeros_like(weight)
+        self.v = torch.zeros_like(weight)
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, rows: torch.Tensor, grad: torch.Tensor) -> None:
+        b1, b2 = self.betas
+        self.t += 1
+        m = self.m[rows].mul_(b1).add_(grad, alpha=1 - b1)
+        v = self.v[rows].mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        self.m[rows] = m
+        self.v[rows] = v
+        step = self.lr * math.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
+        self.weight[rows] -= step * m / (v.sqrt_().add_(self.eps))
+
+
+def batch_logits(model: MachModel, flat_ids: torch.Tensor, bag_starts: torch.Tensor):
+    """Training forward pass: gathers only the batch's distinct embedding rows, so the backward pass
+    yields a small dense gradient for them. Same function as model.logits on the padded batch."""
+    rows, inverse = torch.unique(flat_ids, return_inverse=True)
+    sub = model.embedding.weight.detach()[rows].requires_grad_()
+    pooled = F.embedding_bag(inverse, sub, bag_starts, mode="mean")
+    return model.head_logits(pooled), rows, sub
+
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -183,9 +213,9 @@ def train(catalog: Catalog, pairs: Optional[Pairs], recipe: Recipe, out_dir: str
     buckets = label_buckets(catalog.ids, ph)  # [K, R]
     targets_all = torch.from_numpy(buckets)
 
-    model = MachModel(recipe.D, recipe.H, recipe.R, recipe.B, hidden2=recipe.hidden2, sparse=True).to(dev_t)
+    model = MachModel(recipe.D, recipe.H, recipe.R, recipe.B, hidden2=recipe.hidden2).to(dev_t)
     dense = [p for nm, p in model.named_parameters() if nm != "embedding.weight"]
-    opt_sparse = torch.optim.SparseAdam([model.embedding.weight], lr=recipe.emb_lr)
+    opt_sparse = RowAdam(model.embedding.weight.data, lr=recipe.emb_lr)
     opt_dense = torch.optim.Adam(dense, lr=recipe.lr)
     steps_per_epoch = math.ceil(n / recipe.batch_size)
     total_steps = steps_per_epoch * recipe.epochs
@@ -193,8 +223,7 @@ def train(catalog: Catalog, pairs: Optional[Pairs], recipe: Recipe, out_dir: str
     def set_lr(step: int):
         f = 1.0 - step / total_steps if recipe.lr_decay else 1.0
         f = max(f, 0.05)
-        for g in opt_sparse.param_groups:
-            g["lr"] = recipe.emb_lr * f
+        opt_sparse.lr = recipe.emb_lr * f
         for g in opt_dense.param_groups:
             g["lr"] = recipe.lr * f
 
@@ -217,18 +246,19 @@ def train(catalog: Catalog, pairs: Optional[Pairs], recipe: Recipe, out_dir: str
                    file=sys.stderr, mininterval=2.0) if tqdm else batches
         for s in bar:
             rows = perm[s:s + recipe.batch_size]
-            x = torch.from_numpy(pad_batch(flat, offsets, rows, padding_id=spec.padding_id)).to(dev_t)
+            ids_np, starts_np = flat_batch(flat, offsets, rows)
+            ids_t = torch.from_numpy(ids_np).to(dev_t)
+            starts_t = torch.from_numpy(starts_np).to(dev_t)
             y = targets_all[prods[rows]].to(dev_t)  # [b, R]
             w = torch.from_numpy(weights[rows]).to(dev_t)
             set_lr(step)
-            logits = model.logits(x)  # [b, R, B]
+            logits, emb_rows, emb_sub = batch_logits(model, ids_t, starts_t)  # [b, R, B]
             loss_per = F.cross_entropy(logits.reshape(-1, recipe.B), y.reshape(-1),
                                        reduction="none").view(-1, recipe.R).sum(1)
             loss = (loss_per * w).sum() / len(rows)
-            opt_sparse.zero_grad()
             opt_dense.zero_grad()
             loss.backward()
-            opt_sparse.step()
+            opt_sparse.step(emb_rows, emb_sub.grad)
             opt_dense.step()
             step += 1
             total_loss += float((loss_per.detach() * w).sum())
