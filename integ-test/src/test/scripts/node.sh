@@ -139,10 +139,22 @@ start_node() { # dist_dir node_dir [plugin_zip]
       > "$dir/logs/plugin-install.log" 2>&1 || { cat "$dir/logs/plugin-install.log" >&2; die "plugin install failed"; }
   fi
 
-  local http_port transport_port
-  http_port=$(free_port); transport_port=$(free_port)
-  while [[ "$transport_port" == "$http_port" ]]; do transport_port=$(free_port); done
-  cat > "$dir/config/opensearch.yml" <<EOF
+  local -a run=(env "OPENSEARCH_JAVA_HOME=$java_home")
+  if (( as_root )); then
+    chown -R "$RUN_USER" "$dir/"
+    runuser -u "$RUN_USER" -- test -r "$dir/bin/opensearch" \
+      || die "user $RUN_USER cannot read $dir (a parent directory is not world-readable)"
+    runuser -u "$RUN_USER" -- test -x "$java_home/bin/java" \
+      || die "user $RUN_USER cannot run $java_home/bin/java"
+    run=(runuser -u "$RUN_USER" -- "${run[@]}")
+  fi
+
+  # Ports are picked free but another process may take one before the node binds it: retry.
+  local attempt http_port transport_port health node_pid
+  for attempt in 1 2 3; do
+    http_port=$(free_port); transport_port=$(free_port)
+    while [[ "$transport_port" == "$http_port" ]]; do transport_port=$(free_port); done
+    cat > "$dir/config/opensearch.yml" <<EOF
 cluster.name: $CLUSTER
 node.name: $CLUSTER-0
 network.host: 127.0.0.1
@@ -154,44 +166,48 @@ path.logs: $dir/logs
 # a full shared disk must not turn the test indices read-only
 cluster.routing.allocation.disk.threshold_enabled: false
 EOF
-  # the setting exists only with the plugin installed (an unknown setting stops the node)
-  if [[ -n "$plugin" ]]; then echo "mach.models.dir: $dir/config/mach-models" >> "$dir/config/opensearch.yml"; fi
-  printf -- '-Xms%s\n-Xmx%s\n' "${MACH_NODE_HEAP:-1g}" "${MACH_NODE_HEAP:-1g}" > "$dir/config/jvm.options.d/heap.options"
-  echo "$http_port" > "$dir/http.port"
+    # the setting exists only with the plugin installed (an unknown setting stops the node)
+    if [[ -n "$plugin" ]]; then echo "mach.models.dir: $dir/config/mach-models" >> "$dir/config/opensearch.yml"; fi
+    printf -- '-Xms%s\n-Xmx%s\n' "${MACH_NODE_HEAP:-1g}" "${MACH_NODE_HEAP:-1g}" > "$dir/config/jvm.options.d/heap.options"
+    echo "$http_port" > "$dir/http.port"
+    if (( as_root )); then chown -R "$RUN_USER" "$dir/config" "$dir/logs"; fi
+    rm -f "$dir/logs/console.log"
 
-  local -a run=(env "OPENSEARCH_JAVA_HOME=$java_home")
-  if (( as_root )); then
-    chown -R "$RUN_USER" "$dir/"
-    runuser -u "$RUN_USER" -- test -r "$dir/bin/opensearch" \
-      || die "user $RUN_USER cannot read $dir (a parent directory is not world-readable)"
-    runuser -u "$RUN_USER" -- test -x "$java_home/bin/java" \
-      || die "user $RUN_USER cannot run $java_home/bin/java"
-    run=(runuser -u "$RUN_USER" -- "${run[@]}")
-  fi
+    # -d daemonizes; output goes to a file (a pipe would be held open by the daemon).
+    "${run[@]}" "$dir/bin/opensearch" -d -p "$dir/node.pid" > "$dir/logs/console.log" 2>&1 \
+      || { cat "$dir/logs/console.log" >&2; die "node failed to start"; }
 
-  # -d daemonizes; output goes to a file (a pipe would be held open by the daemon).
-  "${run[@]}" "$dir/bin/opensearch" -d -p "$dir/node.pid" > "$dir/logs/console.log" 2>&1 \
-    || { cat "$dir/logs/console.log" >&2; die "node failed to start"; }
-
-  local health="" deadline=$(( SECONDS + ${MACH_NODE_START_TIMEOUT:-180} ))
-  while (( SECONDS < deadline )); do
-    health=$(http_get "$http_port" "/_cluster/health?wait_for_status=yellow&timeout=2s" 2>/dev/null || true)
-    if grep -q '"status":"\(yellow\|green\)"' <<<"$health"; then break; fi
-    if [[ -f "$dir/node.pid" ]] && ! kill -0 "$(cat "$dir/node.pid")" 2>/dev/null; then health="died"; break; fi
-    # with -d a failed start can still exit 0 and write no pid file
-    if grep -qs 'uncaught exception in thread \[main\]' "$dir/logs/console.log"; then health="died"; break; fi
-    health=""; sleep 1
-  done
-  if [[ -z "$health" || "$health" == died ]]; then
+    health="" node_pid=""
+    local deadline=$(( SECONDS + ${MACH_NODE_START_TIMEOUT:-180} ))
+    while (( SECONDS < deadline )); do
+      [[ -f "$dir/node.pid" ]] && node_pid=$(cat "$dir/node.pid")
+      if [[ -n "$node_pid" ]] && ! kill -0 "$node_pid" 2>/dev/null; then health="died"; break; fi
+      # with -d a failed start can still exit 0 and write no pid file
+      if grep -qs 'uncaught exception in thread \[main\]' "$dir/logs/console.log"; then health="died"; break; fi
+      if [[ -n "$node_pid" ]]; then
+        health=$(http_get "$http_port" "/_cluster/health?wait_for_status=yellow&timeout=2s" 2>/dev/null || true)
+        if grep -q '"status":"\(yellow\|green\)"' <<<"$health"; then
+          # the answer must come from our node, not from another one on the same port
+          http_get "$http_port" "/_nodes/_local/process?filter_path=nodes.*.process.id" 2>/dev/null \
+            | grep -q "\"id\":$node_pid[,}]" && break
+          health="another process answers on port $http_port"; break
+        fi
+      fi
+      health=""; sleep 1
+    done
+    if [[ -n "$health" && "$health" != died && "$health" != another* ]]; then break; fi
+    stop_node "$dir" >/dev/null 2>&1 || true
+    if (( attempt < 3 )) && { [[ "$health" == another* ]] || grep -qs 'BindException\|Address already in use' "$dir/logs/$CLUSTER.log" "$dir/logs/console.log"; }; then
+      echo "node.sh: port taken (${health:-bind failed}), retrying with other ports" >&2
+      continue
+    fi
     echo "node.sh: node did not become yellow (${health:-timeout}); last log lines:" >&2
     tail -n 40 "$dir/logs/$CLUSTER.log" "$dir/logs/console.log" >&2 2>/dev/null || true
-    stop_node "$dir" || true
     exit 1
-  fi
+  done
 
   # Watchdog: stop the node when the caller (e.g. Maven) goes away without calling stop.
-  local watch=${MACH_NODE_WATCH_PID:-$PPID} node_pid
-  node_pid=$(cat "$dir/node.pid")
+  local watch=${MACH_NODE_WATCH_PID:-$PPID}
   if [[ "$watch" != 0 ]]; then
     setsid bash -c 'while kill -0 '"$watch"' 2>/dev/null && kill -0 '"$node_pid"' 2>/dev/null; do sleep 2; done
                     kill -TERM '"$node_pid"' 2>/dev/null
