@@ -123,18 +123,20 @@ def lexical_query(text: str, fields: Sequence[str]) -> dict:
 
 
 def method_query(method: str, text: str, fields: Sequence[str], model_id: str, id_field: str,
-                 top_n: int, mach_weight: float) -> dict:
+                 top_n: int, mach_weight: Optional[float]) -> dict:
     lexical = lexical_query(text, fields)
     if method == "bm25":
         return lexical
     mach = {"model_id": model_id, "query_text": text, "product_id_field": id_field, "top_n": top_n}
     if method != "mach":
-        mach.update({"lexical": lexical, "combine": method, "mach_weight": mach_weight})
+        mach.update({"lexical": lexical, "combine": method})
+        if mach_weight is not None:  # else the plugin's default
+            mach["mach_weight"] = mach_weight
     return {"mach": mach}
 
 
 def run_queries(node: Node, index: str, judged: Dict[str, Dict[str, float]], methods: Sequence[str],
-                fields: Sequence[str], model_id: str, id_field: str, top_n: int, mach_weight: float,
+                fields: Sequence[str], model_id: str, id_field: str, top_n: int, mach_weight: Optional[float],
                 progress: bool = True):
     """Per method, per query: (ranked ids of the top 100, {judged product: score})."""
     ranked: Dict[str, List[List[str]]] = {m: [] for m in methods}
@@ -226,7 +228,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", help="index name (default: the model id + '-eval')")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     p.add_argument("--top-n", type=int, default=200, help="MACH candidates per query (default 200)")
-    p.add_argument("--mach-weight", type=float, default=1.0, help="mach_weight of boost/hybrid (default 1)")
+    p.add_argument("--mach-weight", type=float, help="mach_weight of boost/hybrid (default: the plugin's)")
     p.add_argument("--limit", type=int, help="only the first N judged queries")
     p.add_argument("--out", help="write the full results JSON here")
     p.add_argument("--plot", help="write a bar chart PNG here")
@@ -256,7 +258,7 @@ def run(args, catalog: Catalog, gain_offset: float, relevant_min: float) -> int:
     results = score_methods(judged, ranked, judged_scores, gain_offset, relevant_min)
     print(M.format_table(results))
     print(f"{len(judged)} queries x {len(methods)} methods in {secs:.1f}s; gain = relevance - {gain_offset:g}, "
-          f"relevant >= {relevant_min:g}; mach top_n {args.top_n}, mach_weight {args.mach_weight:g}")
+          f"relevant >= {relevant_min:g}; mach top_n {args.top_n}, mach_weight {args.mach_weight or 'plugin default'}")
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             json.dump({"judgments": args.judgments, "model_id": args.model_id, "index": index,
