@@ -355,6 +355,19 @@ public class MachClusterTests extends OpenSearchIntegTestCase {
         assertEquals("tiny-synth-r4-b64", card.get("card").get("name").asText());
     }
 
+    public void testExplainAndValidateApis() throws IOException {
+        indexProducts();
+        Prediction p = predict("crimson couch", new Decoder.Options(5, Decoder.Strategy.AUTO, 10, 1, Decoder.ScoreMode.MEAN));
+        String q = "{\"query\": {\"mach\": {\"model_id\": \"tiny\", \"query_text\": \"crimson couch\", \"product_id_field\": \"product_id\", \"top_n\": 5}}}";
+        JsonNode ex = rest("POST", "/" + INDEX + "/_explain/" + p.productId(0), q, 200);
+        assertTrue(ex.toString(), ex.get("matched").asBoolean());
+        assertEquals(p.result().scores()[0], ex.get("explanation").get("value").floatValue(), 1e-6f);
+        JsonNode v = rest("POST", "/" + INDEX + "/_validate/query?explain=true", q, 200);
+        assertTrue(v.toString(), v.get("valid").asBoolean());
+        JsonNode count = rest("POST", "/" + INDEX + "/_count", q, 200);
+        assertEquals(5, count.get("count").asInt());
+    }
+
     public void testBadInputIsA4xx() throws IOException {
         indexProducts();
         // unknown model
