@@ -56,13 +56,7 @@ public class MachRestIT {
         assertEquals(health.toString(), 200, health.status());
 
         // Register the bundle: a subdirectory of mach.models.dir named after the model id.
-        Path target = nodeDir.resolve("models").resolve(MODEL);
-        Files.createDirectories(target);
-        try (Stream<Path> files = Files.list(fixture.resolve("bundle"))) {
-            for (Path f : files.toList()) {
-                Files.copy(f, target.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
-            }
-        }
+        copyBundle(fixture.resolve("bundle"), nodeDir.resolve("models").resolve(MODEL));
 
         products = readTsv(fixture.resolve("products.tsv"));
         queries = new LinkedHashMap<>();
@@ -97,6 +91,16 @@ public class MachRestIT {
         Rest.Response r = rest.get("/_plugins/_mach/models");
         assertEquals(r.toString(), 200, r.status());
         assertTrue("model list should name " + MODEL + ": " + r.body(), r.body().contains("\"" + MODEL + "\""));
+    }
+
+    @Test
+    public void a1b_aBundleCopiedWhileTheNodeRunsIsServed() throws IOException {
+        Path copy = nodeDir.resolve("models").resolve(MODEL + "-copy");
+        copyBundle(nodeDir.resolve("models").resolve(MODEL), copy);
+        assertTrue(rest.get("/_plugins/_mach/models").body().contains("\"" + MODEL + "-copy\""));
+        ObjectNode q = mach("crimson couch", 10);
+        q.put("model_id", MODEL + "-copy");
+        assertEquals("the same bundle under another id ranks the same", predict("crimson couch", 10), search(Map.of("mach", q), 10));
     }
 
     @Test
@@ -309,6 +313,18 @@ public class MachRestIT {
         assertClientError(r, null);
     }
 
+    @Test
+    public void d7_brokenBundleOrBadModelIdIsAClientError() throws IOException {
+        Path broken = nodeDir.resolve("models").resolve(MODEL + "-broken");
+        copyBundle(nodeDir.resolve("models").resolve(MODEL), broken);
+        Files.writeString(broken.resolve("labels.txt"), "P1\nP2\n"); // sha256 and count no longer match the card
+        ObjectNode q = mach("red sofa", 10);
+        q.put("model_id", MODEL + "-broken");
+        expectError(Map.of("mach", q), "labels.txt");
+        q.put("model_id", "../" + MODEL);
+        expectError(Map.of("mach", q), "model_id");
+    }
+
     // ---------------------------------------------------------------- node log
 
     @Test
@@ -378,6 +394,15 @@ public class MachRestIT {
             + " " + r.json().path("error").path("root_cause").toString();
         if (mustMention != null && !reason.contains(mustMention)) {
             fail("error should mention [" + mustMention + "]: " + r.body());
+        }
+    }
+
+    static void copyBundle(Path from, Path to) throws IOException {
+        Files.createDirectories(to);
+        try (Stream<Path> files = Files.list(from)) {
+            for (Path f : files.toList()) {
+                Files.copy(f, to.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+            }
         }
     }
 

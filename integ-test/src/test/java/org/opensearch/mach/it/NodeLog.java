@@ -19,7 +19,7 @@ final class NodeLog {
 
     /** Texts the bad-request tests send on purpose: a WARN naming one of them is expected. */
     static final List<String> EXPECTED_MARKERS = List.of(
-        "no-such-model", "no_such_field", "no_such_param", "blend", "top_n", "query_text",
+        "no-such-model", "no_such_field", "no_such_param", "blend", "tiny-broken", "invalid model_id", "cannot be loaded", "top_n", "query_text",
         "lexical", "product_id_field", "json_parse_exception", "JsonParseException", "Unexpected character",
         "Unexpected end-of-input");
 
