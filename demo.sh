@@ -57,12 +57,12 @@ else
   if [[ -f "$DATA/products.ndjson" ]]; then          # ESCI: no training queries, product text only
     CATALOG="$DATA/products.ndjson"; ID_FIELD=asin; TEXT_FIELDS=title,brand,color,bullet_points
     PAIRS=(); PRESET=esci
-    TRAIN_OPTS=(--epochs 3 --R 16 --B 512 --H 128 --lr 0.01 --emb-lr 0.05 --batch-size 256 --augment-per-product 20)
+    TRAIN_OPTS=(--epochs 2 --R 16 --B 512 --H 128 --lr 0.01 --emb-lr 0.05 --batch-size 256 --augment-per-product 20)
   elif [[ -f "$DATA/products.tsv" ]]; then           # Home Depot: titles + training judgments
     CATALOG="$DATA/products.tsv"; ID_FIELD=product_id; TEXT_FIELDS=title
     PAIRS=(--pairs "$DATA/judgments-train.tsv" --skip-unknown); PRESET=homedepot
     [[ -f "$DATA/judgments-train.tsv" ]] || PAIRS=()
-    TRAIN_OPTS=(--epochs 3 --R 16 --B 1024 --H 128 --augment-per-product 6)
+    TRAIN_OPTS=(--epochs 2 --R 16 --B 1024 --H 128 --augment-per-product 3)
   else
     echo "demo: $DATA has neither products.ndjson nor products.tsv" >&2; exit 2
   fi

@@ -24,7 +24,7 @@ final class NodeLog {
         "Unexpected end-of-input");
 
     /** WARN entries of a stock node that are about the machine, not the code. */
-    static final List<String> BENIGN = List.of("BootstrapChecks", "DanglingIndicesState", "[stderr");
+    static final List<String> BENIGN = List.of("BootstrapChecks", "DanglingIndicesState");
 
     private NodeLog() {}
 
