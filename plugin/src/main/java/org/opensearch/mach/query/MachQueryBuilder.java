@@ -79,9 +79,9 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
     private Float machWeight;
 
     /** The node's inference service; null where the plugin is not initialized (parsing-only contexts). */
-    private final transient Supplier<MachInferenceService> services;
+    private final Supplier<MachInferenceService> services;
     /** Set once inference has run: the rewritten query. */
-    private transient SetOnce<QueryBuilder> rewritten;
+    private SetOnce<QueryBuilder> rewritten;
 
     public MachQueryBuilder(String modelId, String queryText, String productIdField, Supplier<MachInferenceService> services) {
         if (modelId == null || modelId.isBlank()) {

@@ -366,6 +366,21 @@ public class MachClusterTests extends OpenSearchIntegTestCase {
         assertTrue(v.toString(), v.get("valid").asBoolean());
         JsonNode count = rest("POST", "/" + INDEX + "/_count", q, 200);
         assertEquals(5, count.get("count").asInt());
+
+        // profile wraps the weight and scorer; aggregations and a sort run over the matches
+        String body = q.substring(0, q.length() - 1)
+            + ", \"profile\": true, \"sort\": [{\"price\": \"asc\"}], \"aggs\": {\"max_price\": {\"max\": {\"field\": \"price\"}}}}";
+        JsonNode prof = rest("POST", "/" + INDEX + "/_search", body, 200);
+        assertEquals(5, prof.get("hits").get("total").get("value").asInt());
+        assertTrue(prof.toString(), prof.get("profile").get("shards").size() > 0);
+        assertTrue(prof.toString(), prof.toString().contains("MachProductsQuery"));
+        double prev = -1;
+        for (JsonNode h : prof.get("hits").get("hits")) {
+            double price = h.get("sort").get(0).asDouble();
+            assertTrue(price >= prev);
+            prev = price;
+        }
+        assertEquals(prev, prof.get("aggregations").get("max_price").get("value").asDouble(), 0);
     }
 
     public void testBadInputIsA4xx() throws IOException {
