@@ -17,10 +17,15 @@ while [[ $# -gt 0 ]]; do
     --data) [[ $# -ge 2 ]] || { echo "demo: --data needs a directory" >&2; exit 2; }; DATA=$2; shift 2 ;;
     --retrain) RETRAIN=1; shift ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
+if [[ -n "$DATA" ]]; then   # fail before any build when the data is not there
+  [[ -f "$DATA/products.ndjson" || -f "$DATA/products.tsv" ]] \
+    || { echo "demo: $DATA has neither products.ndjson nor products.tsv" >&2; exit 2; }
+  [[ -f "$DATA/judgments-dev.tsv" ]] || { echo "demo: $DATA/judgments-dev.tsv not found" >&2; exit 2; }
+fi
 PY=/usr/bin/python3
 PROGRESS=""; [[ -t 1 ]] || PROGRESS=--no-progress   # no progress bars in a log file
 T0=$SECONDS
