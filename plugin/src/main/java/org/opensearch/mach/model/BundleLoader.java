@@ -44,6 +44,23 @@ public final class BundleLoader {
 
     /** @param intraOpThreads ONNX Runtime threads per inference call */
     public static MachModel load(String id, Path dir, boolean tryCuda, int intraOpThreads) throws MachBundleException {
+        return load(id, dir, dir, tryCuda, intraOpThreads);
+    }
+
+    /**
+     * A zip bundle: extracted under {@code tmpRoot}, loaded, then the extracted files are deleted.
+     */
+    public static MachModel loadZip(String id, Path zip, Path tmpRoot, boolean tryCuda, int intraOpThreads) throws MachBundleException {
+        Path dir = BundleZip.extract(zip, tmpRoot);
+        try {
+            return load(id, dir, zip, tryCuda, intraOpThreads);
+        } finally {
+            BundleZip.deleteQuietly(dir);
+        }
+    }
+
+    /** @param source what the model reports as its origin (the directory, or the zip it came from) */
+    private static MachModel load(String id, Path dir, Path source, boolean tryCuda, int intraOpThreads) throws MachBundleException {
         long startNanos = System.nanoTime();
         if (!Files.isDirectory(dir)) {
             throw new MachBundleException("bundle directory [" + dir + "] does not exist or is not a directory");
@@ -83,7 +100,7 @@ public final class BundleLoader {
             checkParity(env, session, card, readFile(dir, ModelCard.PARITY_FILE));
             ProductIndex index = ProductIndex.build(labels, card.productHash());
             long millis = (System.nanoTime() - startNanos) / 1_000_000;
-            MachModel model = new MachModel(id, dir, card, env, session, device, labels, index, millis);
+            MachModel model = new MachModel(id, source, card, env, session, device, labels, index, millis);
             session = null; // owned by the model now
             return model;
         } catch (OrtException e) {

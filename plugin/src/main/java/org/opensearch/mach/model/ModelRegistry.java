@@ -20,12 +20,14 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.regex.Pattern;
 
 /**
- * The models of one node. Model id {@code X} is the bundle directory {@code <mach.models.dir>/X},
+ * The models of one node. Model id {@code X} is the bundle directory {@code <mach.models.dir>/X}
+ * (or, when there is no such directory, the zipped bundle {@code <mach.models.dir>/X.zip}),
  * loaded (and validated) on first use, then cached until the node closes. A bundle that fails to
  * load is not cached: fixing the files on disk is enough for the next request to pick it up.
  */
 public final class ModelRegistry implements Closeable {
     private static final Logger logger = LogManager.getLogger(ModelRegistry.class);
+    private static final String ZIP = ".zip";
     private static final Pattern MODEL_ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
 
     private final Path modelsDir;
@@ -62,11 +64,14 @@ public final class ModelRegistry implements Closeable {
             model = loaded.get(modelId);
             if (model != null) return model;
             Path dir = modelsDir.resolve(modelId);
-            if (!Files.isDirectory(dir)) {
+            Path zip = modelsDir.resolve(modelId + ZIP);
+            if (!Files.isDirectory(dir) && !Files.isRegularFile(zip)) {
                 throw new ResourceNotFoundException("model [" + modelId + "] not found under " + modelsDir + "; available: " + available());
             }
             try {
-                model = BundleLoader.load(modelId, dir, tryCuda, intraOpThreads);
+                model = Files.isDirectory(dir)
+                    ? BundleLoader.load(modelId, dir, tryCuda, intraOpThreads)
+                    : BundleLoader.loadZip(modelId, zip, tmpRoot(), tryCuda, intraOpThreads);
             } catch (MachBundleException e) {
                 throw new OpenSearchStatusException("model [" + modelId + "] cannot be loaded: " + e.getMessage(), RestStatus.BAD_REQUEST);
             }
@@ -79,7 +84,12 @@ public final class ModelRegistry implements Closeable {
         }
     }
 
-    /** Bundle directories (holding a mach.json) under the models directory, sorted. */
+    /** Zips are extracted here for loading (ONNX Runtime reads a file path); every codebase may write java.io.tmpdir. */
+    private static Path tmpRoot() {
+        return Path.of(System.getProperty("java.io.tmpdir"), "mach-bundles");
+    }
+
+    /** Bundle directories (holding a mach.json) and X.zip files under the models directory, as model ids, sorted. */
     public List<String> available() {
         List<String> ids = new ArrayList<>();
         if (!Files.isDirectory(modelsDir)) return ids;
@@ -88,6 +98,9 @@ public final class ModelRegistry implements Closeable {
                 String name = p.getFileName().toString();
                 if (MODEL_ID.matcher(name).matches() && Files.isRegularFile(p.resolve(ModelCard.CARD_FILE))) {
                     ids.add(name);
+                } else if (name.endsWith(ZIP) && Files.isRegularFile(p)) {
+                    String id = name.substring(0, name.length() - ZIP.length());
+                    if (MODEL_ID.matcher(id).matches() && !Files.isDirectory(modelsDir.resolve(id))) ids.add(id);
                 }
             }
         } catch (IOException e) {

@@ -222,6 +222,38 @@ public class BundleLoaderTests extends OpenSearchTestCase {
         assertTrue(msg, msg.contains("featurizer mismatch"));
     }
 
+    private static void zip(Path dir, Path zip, String prefix) throws Exception {
+        try (
+            java.util.zip.ZipOutputStream out = new java.util.zip.ZipOutputStream(Files.newOutputStream(zip));
+            DirectoryStream<Path> files = Files.newDirectoryStream(dir)
+        ) {
+            for (Path f : files) {
+                out.putNextEntry(new java.util.zip.ZipEntry(prefix + f.getFileName().toString()));
+                out.write(Files.readAllBytes(f));
+                out.closeEntry();
+            }
+        }
+    }
+
+    public void testZippedBundle() throws Exception {
+        Path models = createTempDir();
+        zip(copyFixture(), models.resolve("zipped.zip"), "");
+        zip(copyFixture(), models.resolve("foldered.zip"), "bundle/");
+        Path tmpRoot = Path.of(System.getProperty("java.io.tmpdir"), "mach-bundles");
+        try (ModelRegistry registry = new ModelRegistry(models, false)) {
+            assertEquals(java.util.List.of("foldered", "zipped"), registry.available());
+            MachModel m = registry.get("zipped");
+            assertEquals(300, m.productCount());
+            assertTrue(m.directory().toString(), m.directory().toString().endsWith("zipped.zip"));
+            assertEquals(4, MachInference.probabilities(m, "red sofa").length); // the session outlives the extracted files
+            OpenSearchStatusException e = expectThrows(OpenSearchStatusException.class, () -> registry.get("foldered"));
+            assertTrue(e.getMessage(), e.getMessage().contains("entry [bundle/") && e.getMessage().contains("not a plain file name"));
+        }
+        try (java.util.stream.Stream<Path> left = Files.list(tmpRoot)) {
+            assertEquals("extracted bundles are deleted after loading", 0, left.count());
+        }
+    }
+
     public void testRegistry() throws Exception {
         Path models = createTempDir();
         Path bundle = copyFixture();
