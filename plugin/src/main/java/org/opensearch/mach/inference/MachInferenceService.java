@@ -66,6 +66,11 @@ public final class MachInferenceService {
             );
         }
         long t0 = System.nanoTime();
+        if (model.featurizer().featureIds(text).length == 0) {
+            // no letters or digits: the network would only return its prior, which says nothing about this text
+            Decoder.Result none = new Decoder.Result(new int[0], new float[0], new float[0], options.strategy(), 0);
+            return new Prediction(model, null, none, System.nanoTime() - t0, 0);
+        }
         float[][] probs;
         try {
             probs = MachInference.probabilities(model, text);

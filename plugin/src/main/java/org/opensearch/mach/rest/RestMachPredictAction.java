@@ -172,6 +172,9 @@ public class RestMachPredictAction extends BaseRestHandler {
         b.field("score", p.score.value());
         b.field("normalize", p.normalize);
         b.field("products_scored", r.scored());
+        if (prediction.probabilities() == null) {
+            b.field("note", "the text has no letters or digits, hence no features: no products");
+        }
         b.field("inference_ms", prediction.inferenceNanos() / 1e6);
         b.field("decode_ms", prediction.decodeNanos() / 1e6);
         b.startArray("products");
@@ -184,7 +187,7 @@ public class RestMachPredictAction extends BaseRestHandler {
             b.endObject();
         }
         b.endArray();
-        if (p.topBuckets > 0) {
+        if (p.topBuckets > 0 && prediction.probabilities() != null) {
             ProductIndex index = prediction.model().index();
             float[][] probs = prediction.probabilities();
             b.startArray("repetitions");

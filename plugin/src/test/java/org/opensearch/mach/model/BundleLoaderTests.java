@@ -237,8 +237,10 @@ public class BundleLoaderTests extends OpenSearchTestCase {
 
     public void testZippedBundle() throws Exception {
         Path models = createTempDir();
-        zip(copyFixture(), models.resolve("zipped.zip"), "");
-        zip(copyFixture(), models.resolve("foldered.zip"), "bundle/");
+        // from the fixture itself: the test file system may add extra files to fresh temp directories
+        Path fixture = TestPaths.tinyFixture().resolve("bundle");
+        zip(fixture, models.resolve("zipped.zip"), "");
+        zip(fixture, models.resolve("foldered.zip"), "bundle/");
         Path tmpRoot = Path.of(System.getProperty("java.io.tmpdir"), "mach-bundles");
         try (ModelRegistry registry = new ModelRegistry(models, false)) {
             assertEquals(java.util.List.of("foldered", "zipped"), registry.available());

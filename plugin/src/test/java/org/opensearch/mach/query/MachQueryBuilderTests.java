@@ -149,6 +149,12 @@ public class MachQueryBuilderTests extends OpenSearchTestCase {
                 assertEquals(p.productId(i), products.ids()[i]);
                 assertEquals(p.result().meanScores()[i], products.scores()[i], 0f);
             }
+            // a text without letters or digits has no features: no products, so the bare query matches nothing
+            org.opensearch.mach.inference.Prediction empty = org.opensearch.mach.inference.MachInferenceService.predict(
+                model, "?! -- ...", bare.decoderOptions());
+            assertEquals(0, empty.size());
+            assertEquals(0, ((MachProductsQueryBuilder) bare.rewrittenQuery(empty)).ids().length);
+
             MatchQueryBuilder lexical = new MatchQueryBuilder("title", "x");
             String lex = ", \"lexical\": {\"match\": {\"title\": \"x\"}}, \"mach_weight\": 3";
             BoolQueryBuilder filter = (BoolQueryBuilder) ((MachQueryBuilder) parse(mach(lex + ", \"combine\": \"filter\""))).rewrittenQuery(p);
