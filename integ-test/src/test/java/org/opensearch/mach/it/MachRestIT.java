@@ -21,6 +21,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.stream.Stream;
+import java.util.zip.ZipEntry;
+import java.util.zip.ZipOutputStream;
 
 import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertFalse;
@@ -101,6 +103,22 @@ public class MachRestIT {
         ObjectNode q = mach("crimson couch", 10);
         q.put("model_id", MODEL + "-copy");
         assertEquals("the same bundle under another id ranks the same", predict("crimson couch", 10), search(Map.of("mach", q), 10));
+    }
+
+    @Test
+    public void a1c_aZippedBundleIsServed() throws IOException {
+        Path zip = nodeDir.resolve("models").resolve(MODEL + "-zip.zip");
+        try (ZipOutputStream out = new ZipOutputStream(Files.newOutputStream(zip));
+             Stream<Path> files = Files.list(nodeDir.resolve("models").resolve(MODEL))) {
+            for (Path f : files.sorted().toList()) {
+                out.putNextEntry(new ZipEntry(f.getFileName().toString())); // files at the zip root
+                Files.copy(f, out);
+                out.closeEntry();
+            }
+        }
+        ObjectNode q = mach("crimson couch", 10);
+        q.put("model_id", MODEL + "-zip");
+        assertEquals("the zipped bundle ranks as the directory does", predict("crimson couch", 10), search(Map.of("mach", q), 10));
     }
 
     @Test
