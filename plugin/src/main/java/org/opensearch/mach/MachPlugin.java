@@ -13,6 +13,7 @@ import org.opensearch.core.xcontent.NamedXContentRegistry;
 import org.opensearch.env.Environment;
 import org.opensearch.env.NodeEnvironment;
 import org.opensearch.mach.inference.MachInferenceService;
+import org.opensearch.mach.inference.PredictionCache;
 import org.opensearch.mach.model.ModelRegistry;
 import org.opensearch.mach.query.MachProductsQueryBuilder;
 import org.opensearch.mach.query.MachQueryBuilder;
@@ -57,13 +58,16 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin {
         "mach.inference.intra_op_threads", 1, 1, 256, Setting.Property.NodeScope
     );
 
+    /** Entries of the coordinator's result cache (model load + normalized text + decoding options); 0 disables it. */
+    public static final Setting<Integer> CACHE_SIZE = Setting.intSetting("mach.cache.size", 10_000, 0, Setting.Property.NodeScope);
+
     /** Set in createComponents; the query parsers (registered earlier) read it lazily. */
     private volatile MachInferenceService service;
     private ModelRegistry registry;
 
     @Override
     public List<Setting<?>> getSettings() {
-        return List.of(MODELS_DIR, CUDA, INTRA_OP_THREADS);
+        return List.of(MODELS_DIR, CUDA, INTRA_OP_THREADS, CACHE_SIZE);
     }
 
     @Override
@@ -90,7 +94,7 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin {
     ) {
         Path modelsDir = environment.configDir().resolve(MODELS_DIR.get(environment.settings()));
         registry = new ModelRegistry(modelsDir, CUDA.get(environment.settings()), INTRA_OP_THREADS.get(environment.settings()));
-        service = new MachInferenceService(registry, threadPool);
+        service = new MachInferenceService(registry, threadPool, new PredictionCache(CACHE_SIZE.get(environment.settings())));
         return List.of(registry, service);
     }
 

@@ -93,6 +93,14 @@ public final class Featurizer {
         return tokens;
     }
 
+    /**
+     * The text as the featurizer sees it: normalized tokens joined by one space. Texts with the same
+     * normalized text have the same features (a cache key).
+     */
+    public String normalizedText(String text) {
+        return String.join(" ", tokenize(normalize(text)));
+    }
+
     /** Feature strings in contract order, de-duplicated (first kept), truncated to max_features. */
     public List<String> featureStrings(String text) {
         List<String> tokens = tokenize(normalize(text));

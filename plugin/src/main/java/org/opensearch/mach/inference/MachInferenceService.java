@@ -17,22 +17,51 @@ public final class MachInferenceService {
 
     private final ModelRegistry registry;
     private final ThreadPool threadPool;
+    private final PredictionCache cache;
 
-    public MachInferenceService(ModelRegistry registry, ThreadPool threadPool) {
+    public MachInferenceService(ModelRegistry registry, ThreadPool threadPool, PredictionCache cache) {
         this.registry = registry;
         this.threadPool = threadPool;
+        this.cache = cache;
+    }
+
+    public PredictionCache cache() {
+        return cache;
     }
 
     public ModelRegistry registry() {
         return registry;
     }
 
-    /** Async: featurize, run ONNX, decode; the listener is called on the inference pool. */
+    /**
+     * Async, for the query path: a cache hit answers at once on the calling thread; otherwise featurize,
+     * run ONNX, decode (and cache) on the inference pool, where the listener is then called.
+     */
     public void predict(String modelId, String text, Decoder.Options options, ActionListener<Prediction> listener) {
+        MachModel loadedModel = registry.loadedModel(modelId);
+        if (loadedModel != null) {
+            Prediction hit;
+            try {
+                hit = cache.get(loadedModel, text, options);
+            } catch (Exception e) {
+                listener.onFailure(e);
+                return;
+            }
+            if (hit != null) {
+                listener.onResponse(hit);
+                return;
+            }
+        }
         Runnable task = () -> {
             Prediction p;
             try {
-                p = predictNow(modelId, text, options);
+                MachModel model = registry.get(modelId);
+                // a miss above was counted; only a model loaded meanwhile gets its lookup here
+                p = loadedModel == model ? null : cache.get(model, text, options);
+                if (p == null) {
+                    p = predict(model, text, options);
+                    cache.put(model, text, options, p);
+                }
             } catch (Exception e) {
                 listener.onFailure(e);
                 return;

@@ -8,9 +8,14 @@ import org.opensearch.mach.featurize.Featurizer;
 
 import java.io.Closeable;
 import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicLong;
 
 /** A loaded, validated bundle: card, featurizer, ONNX Runtime session, labels and product index. */
 public final class MachModel implements Closeable {
+    private static final AtomicLong LOADS = new AtomicLong();
+
+    /** Unique per load in this JVM: caches key on it so a reloaded bundle never serves results of the old one. */
+    private final long loadId = LOADS.incrementAndGet();
     private final String id;
     private final Path directory;
     private final ModelCard card;
@@ -76,6 +81,10 @@ public final class MachModel implements Closeable {
 
     public ProductIndex index() {
         return index;
+    }
+
+    public long loadId() {
+        return loadId;
     }
 
     public long loadMillis() {

@@ -84,6 +84,11 @@ public final class ModelRegistry implements Closeable {
         }
     }
 
+    /** The model if it is already loaded on this node, else null (never loads). */
+    public MachModel loadedModel(String modelId) {
+        return modelId == null ? null : loaded.get(modelId);
+    }
+
     /** Zips are extracted here for loading (ONNX Runtime reads a file path); every codebase may write java.io.tmpdir. */
     private static Path tmpRoot() {
         return Path.of(System.getProperty("java.io.tmpdir"), "mach-bundles");

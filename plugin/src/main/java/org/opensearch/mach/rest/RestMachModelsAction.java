@@ -3,6 +3,7 @@ package org.opensearch.mach.rest;
 import org.opensearch.core.rest.RestStatus;
 import org.opensearch.core.xcontent.XContentBuilder;
 import org.opensearch.mach.inference.MachInferenceService;
+import org.opensearch.mach.inference.PredictionCache;
 import org.opensearch.mach.model.MachModel;
 import org.opensearch.mach.model.ModelRegistry;
 import org.opensearch.rest.BaseRestHandler;
@@ -49,10 +50,12 @@ public class RestMachModelsAction extends BaseRestHandler {
                 b.startObject();
                 b.field("models_dir", registry.modelsDir().toString());
                 b.field("available", registry.available());
+                cache(b, service.cache(), null);
                 b.startObject("loaded");
                 for (Map.Entry<String, MachModel> e : registry.loaded().entrySet()) {
                     b.startObject(e.getKey());
                     summary(b, e.getValue());
+                    cache(b, service.cache(), e.getKey());
                     b.endObject();
                 }
                 b.endObject();
@@ -67,10 +70,27 @@ public class RestMachModelsAction extends BaseRestHandler {
             b.startObject();
             b.field("model_id", id);
             summary(b, model);
+            cache(b, service.cache(), id);
             b.field("card", CARD_MAPPER.convertValue(model.card().raw, Map.class));
             b.endObject();
             return new BytesRestResponse(RestStatus.OK, b);
         });
+    }
+
+    /** Result cache figures: node totals (modelId null, with size and entries) or one model's hits and misses. */
+    static void cache(XContentBuilder b, PredictionCache cache, String modelId) throws IOException {
+        PredictionCache.Stats s = modelId == null ? cache.stats() : cache.stats(modelId);
+        b.startObject("cache");
+        if (modelId == null) {
+            b.field("max_entries", cache.maxEntries());
+            b.field("entries", cache.entries());
+            b.field("evictions", cache.evictions());
+        }
+        b.field("hits", s.hits());
+        b.field("misses", s.misses());
+        long lookups = s.hits() + s.misses();
+        b.field("hit_rate", lookups == 0 ? 0.0 : (double) s.hits() / lookups);
+        b.endObject();
     }
 
     static void summary(XContentBuilder b, MachModel m) throws IOException {
