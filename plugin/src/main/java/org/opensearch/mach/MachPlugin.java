@@ -58,8 +58,13 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin {
         "mach.inference.intra_op_threads", 1, 1, 256, Setting.Property.NodeScope
     );
 
-    /** Entries of the coordinator's result cache (model load + normalized text + decoding options); 0 disables it. */
-    public static final Setting<Integer> CACHE_SIZE = Setting.intSetting("mach.cache.size", 10_000, 0, Setting.Property.NodeScope);
+    /**
+     * Entries of the coordinator's result cache (model load + normalized text + decoding options); 0 disables it.
+     * Dynamic (benchmarks switch it off and on): a change starts a new, empty cache.
+     */
+    public static final Setting<Integer> CACHE_SIZE = Setting.intSetting(
+        "mach.cache.size", 10_000, 0, Setting.Property.NodeScope, Setting.Property.Dynamic
+    );
 
     /** Set in createComponents; the query parsers (registered earlier) read it lazily. */
     private volatile MachInferenceService service;
@@ -94,7 +99,8 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin {
     ) {
         Path modelsDir = environment.configDir().resolve(MODELS_DIR.get(environment.settings()));
         registry = new ModelRegistry(modelsDir, CUDA.get(environment.settings()), INTRA_OP_THREADS.get(environment.settings()));
-        service = new MachInferenceService(registry, threadPool, new PredictionCache(CACHE_SIZE.get(environment.settings())));
+        service = new MachInferenceService(registry, threadPool, new PredictionCache(CACHE_SIZE.get(clusterService.getSettings())));
+        clusterService.getClusterSettings().addSettingsUpdateConsumer(CACHE_SIZE, service::resizeCache);
         return List.of(registry, service);
     }
 

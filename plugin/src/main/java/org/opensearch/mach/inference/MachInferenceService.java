@@ -17,7 +17,7 @@ public final class MachInferenceService {
 
     private final ModelRegistry registry;
     private final ThreadPool threadPool;
-    private final PredictionCache cache;
+    private volatile PredictionCache cache;
 
     public MachInferenceService(ModelRegistry registry, ThreadPool threadPool, PredictionCache cache) {
         this.registry = registry;
@@ -29,6 +29,11 @@ public final class MachInferenceService {
         return cache;
     }
 
+    /** A new, empty cache of this many entries (0 disables it); counts start again from zero. */
+    public void resizeCache(int maxEntries) {
+        cache = new PredictionCache(maxEntries);
+    }
+
     public ModelRegistry registry() {
         return registry;
     }
@@ -38,6 +43,7 @@ public final class MachInferenceService {
      * run ONNX, decode (and cache) on the inference pool, where the listener is then called.
      */
     public void predict(String modelId, String text, Decoder.Options options, ActionListener<Prediction> listener) {
+        PredictionCache cache = this.cache;
         MachModel loadedModel = registry.loadedModel(modelId);
         if (loadedModel != null) {
             Prediction hit;

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Benchmark: starts a node with the plugin (node.sh), deploys a MACH bundle, indexes the catalog,
+# measures memory before/after the model loads, runs loadgen.py (BM25 and every mach mode in one
+# run, cache off, then a cached phase), stops the node. Results in OUT (default build/bench/<name>).
+#
+#   integ-test/src/test/scripts/bench.sh --name hd --catalog ../shared/data/homedepot/products.tsv \
+#       --queries ../shared/data/homedepot/judgments-dev.tsv --bundle /path/to/bundle [loadgen options...]
+#   options: --train "TRAIN ARGS"  train the bundle first when --bundle has no mach.json
+#            (model-tools train --catalog CATALOG --out BUNDLE TRAIN ARGS)
+#            --heap 2g (node heap, default 2g)   --out DIR
+# Every other option goes to loadgen.py (--clients, --seconds, --rounds, --phases, ...).
+set -euo pipefail
+SCRIPTS=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$SCRIPTS/../../../.." && pwd)
+PY=/usr/bin/python3
+NAME="" CATALOG="" QUERIES="" BUNDLE="" TRAIN="" HEAP=2g OUT="" LOADGEN=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --name) NAME=$2; shift 2 ;;
+    --catalog) CATALOG=$(readlink -f "$2"); shift 2 ;;
+    --queries) QUERIES=$(readlink -f "$2"); shift 2 ;;
+    --bundle) BUNDLE=$(readlink -m "$2"); shift 2 ;;
+    --train) TRAIN=$2; shift 2 ;;
+    --heap) HEAP=$2; shift 2 ;;
+    --out) OUT=$(readlink -m "$2"); shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) LOADGEN+=("$1"); shift ;;
+  esac
+done
+die() { echo "bench: $*" >&2; exit 2; }
+[[ -n "$NAME" && "$NAME" =~ ^[a-z0-9][a-z0-9._-]*$ ]] || die "--name (lower-case letters, digits, . _ -) is required"
+[[ -f "$CATALOG" ]] || die "--catalog: no such file"
+[[ -f "$QUERIES" ]] || die "--queries: no such file"
+[[ -n "$BUNDLE" ]] || die "--bundle is required"
+OUT=${OUT:-$ROOT/build/bench/$NAME}
+mkdir -p "$OUT"
+
+if [[ ! -f "$BUNDLE/mach.json" ]]; then
+  [[ -n "$TRAIN" ]] || die "$BUNDLE has no mach.json; give --train \"...\" to train it"
+  echo "bench: training $BUNDLE" >&2
+  # shellcheck disable=SC2086
+  (cd "$ROOT/model-tools" && $PY -m mach_tools train --catalog "$CATALOG" --out "$BUNDLE" --threads 2 --no-progress $TRAIN)
+fi
+
+(cd "$ROOT" && ./mvnw -B -q -ntp -pl plugin -am package -DskipTests)   # never a stale zip
+ZIP=$(ls -t "$ROOT"/plugin/target/releases/mach-retrieval-*.zip | head -1)
+DIST="$ROOT/integ-test/target/distribution/opensearch-3.6.0"
+if [[ ! -f "$DIST/bin/opensearch" ]]; then
+  (cd "$ROOT" && ./mvnw -B -q -ntp -N org.apache.maven.plugins:maven-dependency-plugin:3.8.1:unpack \
+    -Dartifact=org.opensearch.distribution.integ-test-zip:opensearch:3.6.0:zip \
+    -DoutputDirectory="$ROOT/integ-test/target/distribution")
+fi
+
+NODE="$OUT/node"
+trap '"$SCRIPTS/node.sh" stop "$NODE"' EXIT
+export MACH_NODE_WATCH_PID=$$ MACH_NODE_HEAP=$HEAP
+"$SCRIPTS/node.sh" start "$DIST" "$NODE" "$ZIP"
+URL="http://127.0.0.1:$(cat "$NODE/http.port")"
+PID=$(cat "$NODE/node.pid")
+JCMD="$(dirname "$(readlink -f "/proc/$PID/exe")")/jcmd"
+OWNER=$(stat -c %U "/proc/$PID")
+gc() { runuser -u "$OWNER" -- "$JCMD" "$PID" GC.run >/dev/null || echo "bench: jcmd GC.run failed; heap figures include garbage" >&2; sleep 2; }
+
+mkdir -p "$NODE/models"
+rm -rf "$NODE/models/$NAME"
+cp -r "$BUNDLE" "$NODE/models/$NAME"
+chown -R "$OWNER" "$NODE/models/$NAME"
+
+T0=$SECONDS
+$PY "$SCRIPTS/benchprep.py" index --url "$URL" --index "$NAME" --catalog "$CATALOG"
+echo "bench: indexing took $(( SECONDS - T0 )) s" >&2
+rm -f "$OUT/memory.jsonl"
+gc; $PY "$SCRIPTS/benchprep.py" memory --url "$URL" --pid "$PID" --label "indexed, no model" --out "$OUT/memory.jsonl"
+gc; $PY "$SCRIPTS/benchprep.py" memory --url "$URL" --pid "$PID" --label "model loaded" --model-id "$NAME" --out "$OUT/memory.jsonl"
+
+$PY "$SCRIPTS/loadgen.py" --url "$URL" --index "$NAME" --model-id "$NAME" --queries "$QUERIES" \
+  --json "$OUT/loadgen.json" ${LOADGEN[@]+"${LOADGEN[@]}"} | tee "$OUT/loadgen.md"
+gc; $PY "$SCRIPTS/benchprep.py" memory --url "$URL" --pid "$PID" --label "after the load run" --out "$OUT/memory.jsonl"
+echo "bench: results in $OUT" >&2

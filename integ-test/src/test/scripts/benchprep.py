@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Helpers of bench.sh against a running node (loopback).
+
+  benchprep.py index  --url U --index I --catalog TSV [--id-field product_id] [--text-fields title]
+  benchprep.py memory --url U --pid NODE_PID --label L [--model-id M] --out FILE.jsonl
+      node RSS (/proc) and JVM heap used (_nodes/_local/stats) appended as one JSON line; with
+      --model-id, loads the model first (GET _plugins/_mach/models/M) and adds its size figures.
+      Call it after a full GC (bench.sh runs jcmd GC.run) so heap used means live objects.
+"""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "model-tools"))
+from mach_tools import engine_eval as E  # noqa: E402
+from mach_tools.data import UserError, read_catalog  # noqa: E402
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise UserError(f"no VmRSS for pid {pid}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    i = sub.add_parser("index")
+    i.add_argument("--url", required=True)
+    i.add_argument("--index", required=True)
+    i.add_argument("--catalog", required=True)
+    i.add_argument("--id-field", default="product_id")
+    i.add_argument("--text-fields", default="title")
+    m = sub.add_parser("memory")
+    m.add_argument("--url", required=True)
+    m.add_argument("--pid", required=True, type=int)
+    m.add_argument("--label", required=True)
+    m.add_argument("--model-id")
+    m.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    try:
+        node = E.Node(args.url, timeout=600)
+        if args.cmd == "index":
+            catalog = read_catalog(args.catalog, args.id_field, args.text_fields.split(","))
+            E.index_catalog(node, args.index, catalog, args.id_field, progress=False)
+            print(f"indexed {len(catalog)} products into [{args.index}]", file=sys.stderr)
+            return 0
+        row = {"label": args.label}
+        if args.model_id:
+            model = node.call("GET", f"/_plugins/_mach/models/{args.model_id}")
+            row["model"] = {k: model.get(k) for k in ("R", "B", "products", "load_ms")}
+            card = model.get("card", {})
+            files = os.path.join(model["directory"], card.get("onnx", {}).get("file", "model.onnx"))
+            row["model"]["onnx_bytes"] = os.path.getsize(files) if os.path.exists(files) else None
+        stats = node.call("GET", "/_nodes/_local/stats/jvm")
+        jvm = next(iter(stats["nodes"].values()))["jvm"]["mem"]
+        row.update({"rss_bytes": rss_bytes(args.pid), "heap_used_bytes": jvm["heap_used_in_bytes"],
+                    "heap_max_bytes": jvm["heap_max_in_bytes"],
+                    "non_heap_used_bytes": jvm.get("non_heap_used_in_bytes")})
+        with open(args.out, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row))
+        return 0
+    except UserError as e:
+        print(f"benchprep: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
