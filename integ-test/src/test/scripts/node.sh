@@ -34,10 +34,14 @@ http_get() { # port path
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# A random port below the kernel's ephemeral range (outgoing connections take ports from that range,
+# and a connect test cannot see them), not listened on.
 free_port() {
-  local p i
+  local p i lo=32768
+  read -r lo _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  (( lo > 12000 )) || lo=32768
   for i in $(seq 1 50); do
-    p=$(( 20000 + RANDOM % 30000 ))
+    p=$(( 10000 + RANDOM % (lo - 10000) ))
     if ! port_in_use "$p"; then echo "$p"; return 0; fi
   done
   die "no free port found"
@@ -199,6 +203,8 @@ EOF
     stop_node "$dir" >/dev/null 2>&1 || true
     if (( attempt < 3 )) && { [[ "$health" == another* ]] || grep -qs 'BindException\|Address already in use' "$dir/logs/$CLUSTER.log" "$dir/logs/console.log"; }; then
       echo "node.sh: port taken (${health:-bind failed}), retrying with other ports" >&2
+      # keep the failed attempt's logs out of the node log the tests read
+      mkdir -p "$dir/failed-start-$attempt" && mv "$dir"/logs/* "$dir/failed-start-$attempt/" 2>/dev/null || true
       continue
     fi
     echo "node.sh: node did not become yellow (${health:-timeout}); last log lines:" >&2
