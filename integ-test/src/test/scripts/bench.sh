@@ -71,6 +71,7 @@ $PY "$SCRIPTS/benchprep.py" index --url "$URL" --index "$NAME" --catalog "$CATAL
 echo "bench: indexing took $(( SECONDS - T0 )) s" >&2
 rm -f "$OUT/memory.jsonl"
 gc; $PY "$SCRIPTS/benchprep.py" memory --url "$URL" --pid "$PID" --label "indexed, no model" --out "$OUT/memory.jsonl"
+$PY "$SCRIPTS/benchprep.py" memory --url "$URL" --pid "$PID" --label "model loaded, before GC" --model-id "$NAME" --out "$OUT/memory.jsonl"
 gc; $PY "$SCRIPTS/benchprep.py" memory --url "$URL" --pid "$PID" --label "model loaded" --model-id "$NAME" --out "$OUT/memory.jsonl"
 
 $PY "$SCRIPTS/loadgen.py" --url "$URL" --index "$NAME" --model-id "$NAME" --queries "$QUERIES" \

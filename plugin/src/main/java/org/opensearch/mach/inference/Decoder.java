@@ -93,18 +93,12 @@ public final class Decoder {
         TopN top = new TopN(n);
         int scored = 0;
         if (used == Strategy.EXACT) {
-            // accumulate repetition by repetition: sequential reads of each bucket row
-            double[] sums = new double[index.products()];
-            for (int r = 0; r < R; r++) {
-                float[] p = probs[r];
-                for (int k = 0; k < sums.length; k++) {
-                    sums[k] += p[index.bucket(r, k)];
-                }
+            // product by product: the bucket table is read sequentially, the [R, B] probabilities stay in cache
+            int K = index.products();
+            for (int k = 0; k < K; k++) {
+                top.offer(k, index.mean(probs, k));
             }
-            for (int k = 0; k < sums.length; k++) {
-                top.offer(k, sums[k] / R);
-            }
-            scored = sums.length;
+            scored = K;
         } else {
             // members of the top-m buckets of every repetition, sorted so that equal products are adjacent;
             // memory is O(R m K / B), never O(K)
@@ -153,11 +147,7 @@ public final class Decoder {
     }
 
     static double mean(ProductIndex index, float[][] probs, int product) {
-        double sum = 0;
-        for (int r = 0; r < probs.length; r++) {
-            sum += probs[r][index.bucket(r, product)];
-        }
-        return sum / probs.length;
+        return index.mean(probs, product);
     }
 
     /** Indices of the m largest values, best first (ties: lower bucket first). */
