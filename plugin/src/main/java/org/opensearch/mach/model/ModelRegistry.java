@@ -5,6 +5,7 @@ import org.apache.logging.log4j.Logger;
 import org.opensearch.OpenSearchStatusException;
 import org.opensearch.ResourceNotFoundException;
 import org.opensearch.core.rest.RestStatus;
+import org.opensearch.secure_sm.AccessController;
 
 import java.io.Closeable;
 import java.io.IOException;
@@ -65,13 +66,20 @@ public final class ModelRegistry implements Closeable {
             if (model != null) return model;
             Path dir = modelsDir.resolve(modelId);
             Path zip = modelsDir.resolve(modelId + ZIP);
-            if (!Files.isDirectory(dir) && !Files.isRegularFile(zip)) {
-                throw new ResourceNotFoundException("model [" + modelId + "] not found under " + modelsDir + "; available: " + available());
-            }
+            // Privileged: the policy grants reading any file, but only to frames of this plugin's
+            // code; without it a models dir outside config/ is denied on a real node (the REST
+            // handler's frames are on the stack).
             try {
-                model = Files.isDirectory(dir)
-                    ? BundleLoader.load(modelId, dir, tryCuda, intraOpThreads)
-                    : BundleLoader.loadZip(modelId, zip, tmpRoot(), tryCuda, intraOpThreads);
+                model = AccessController.doPrivilegedChecked(() -> {
+                    if (!Files.isDirectory(dir) && !Files.isRegularFile(zip)) {
+                        throw new ResourceNotFoundException(
+                            "model [" + modelId + "] not found under " + modelsDir + "; available: " + available()
+                        );
+                    }
+                    return Files.isDirectory(dir)
+                        ? BundleLoader.load(modelId, dir, tryCuda, intraOpThreads)
+                        : BundleLoader.loadZip(modelId, zip, tmpRoot(), tryCuda, intraOpThreads);
+                });
             } catch (MachBundleException e) {
                 throw new OpenSearchStatusException("model [" + modelId + "] cannot be loaded: " + e.getMessage(), RestStatus.BAD_REQUEST);
             }
@@ -96,6 +104,10 @@ public final class ModelRegistry implements Closeable {
 
     /** Bundle directories (holding a mach.json) and X.zip files under the models directory, as model ids, sorted. */
     public List<String> available() {
+        return AccessController.doPrivileged(this::listAvailable);
+    }
+
+    private List<String> listAvailable() {
         List<String> ids = new ArrayList<>();
         if (!Files.isDirectory(modelsDir)) return ids;
         try (DirectoryStream<Path> dirs = Files.newDirectoryStream(modelsDir)) {
