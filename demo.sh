@@ -35,17 +35,11 @@ step "checking prerequisites (JDK 21+, Maven, Debian Python packages)"
 scripts/setup.sh
 
 step "building the plugin"
-./mvnw -B -q -ntp -pl plugin -am package -DskipTests
-ZIP=$(ls -t plugin/target/releases/mach-retrieval-*.zip | head -1)
+source scripts/lib.sh
+ZIP=$(build_plugin_zip)
 echo "$ZIP"
-
-DIST="$ROOT/integ-test/target/distribution/opensearch-3.6.0"
-if [[ ! -f "$DIST/bin/opensearch" ]]; then
-  step "unpacking the OpenSearch 3.6.0 distribution (Maven Central)"
-  ./mvnw -B -q -ntp -N org.apache.maven.plugins:maven-dependency-plugin:3.8.1:unpack \
-    -Dartifact=org.opensearch.distribution.integ-test-zip:opensearch:3.6.0:zip \
-    -DoutputDirectory="$ROOT/integ-test/target/distribution"
-fi
+step "the OpenSearch 3.6.0 distribution (Maven Central, unpacked once)"
+DIST=$(ensure_distribution)
 
 # ---- data and training recipe
 mkdir -p "$WORK"

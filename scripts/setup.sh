@@ -11,25 +11,8 @@ DEB_PYTHON=(python3 python3-torch python3-onnx python3-numpy python3-matplotlib 
 
 log() { echo "setup: $*" >&2; }
 
-java_major() { # major version of $1/bin/java, or 0
-  local v
-  v=$("$1/bin/java" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p' | head -1) || true
-  case "$v" in 1.*) echo "${v#1.}" | cut -d. -f1 ;; "") echo 0 ;; *) echo "${v%%.*}" ;; esac
-}
-
-have_jdk21() { # same search as ./mvnw: JAVA_HOME, then /usr/lib/jvm, /opt/java, /usr/local/java
-  if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/javac" ]] && (( $(java_major "$JAVA_HOME") >= 21 )); then return 0; fi
-  local d jdk
-  for d in ${MACH_JDK_SEARCH_DIRS:-/usr/lib/jvm /opt/java /usr/local/java}; do
-    [[ -d "$d" ]] || continue
-    for jdk in "$d"/*/; do
-      jdk="${jdk%/}"
-      [[ -x "$jdk/bin/javac" ]] || continue
-      (( $(java_major "$jdk") >= 21 )) && return 0
-    done
-  done
-  return 1
-}
+source "$(dirname "$0")/jdk.sh"
+have_jdk21() { find_jdk21 >/dev/null; }
 
 missing_debs() { # prints the packages of "$@" that are not installed
   local p

@@ -47,11 +47,7 @@ free_port() {
   die "no free port found"
 }
 
-java_major() { # major version of $1/bin/java, or 0
-  local v
-  v=$("$1/bin/java" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p' | head -1) || true
-  case "$v" in 1.*) echo "${v#1.}" | cut -d. -f1 ;; "") echo 0 ;; *) echo "${v%%.*}" ;; esac
-}
+source "$(dirname "$0")/../../../../scripts/jdk.sh"
 
 # OPENSEARCH_JAVA_HOME as given; else JAVA_HOME when it is 21+; else the newest JDK 21+ under
 # /usr/lib/jvm, /opt/java, /usr/local/java (as ./mvnw does).
@@ -62,21 +58,7 @@ find_java_home() {
     (( $(java_major "$jh") >= 21 )) || die "OpenSearch 3.6.0 needs Java 21+, OPENSEARCH_JAVA_HOME=$jh is Java $(java_major "$jh")"
     echo "$jh"; return
   fi
-  if [[ -n "${JAVA_HOME:-}" && -x "${JAVA_HOME}/bin/java" ]] && (( $(java_major "$JAVA_HOME") >= 21 )); then
-    echo "$JAVA_HOME"; return
-  fi
-  local best="" best_v=0 d j v
-  for d in ${MACH_JDK_SEARCH_DIRS:-/usr/lib/jvm /opt/java /usr/local/java}; do
-    [[ -d "$d" ]] || continue
-    for j in "$d"/*/; do
-      j="${j%/}"
-      [[ -x "$j/bin/java" && ! -L "$j" ]] || continue
-      v=$(java_major "$j")
-      if (( v >= 21 && v > best_v )); then best=$j best_v=$v; fi
-    done
-  done
-  [[ -n "$best" ]] || die "no Java 21+ found for OpenSearch 3.6.0: set OPENSEARCH_JAVA_HOME to a JDK 21+"
-  echo "$best"
+  find_jdk21 || die "no Java 21+ found for OpenSearch 3.6.0: set OPENSEARCH_JAVA_HOME to a JDK 21+"
 }
 
 # absolute path; the last part is kept as is (it may be a link to a node home under /tmp)
