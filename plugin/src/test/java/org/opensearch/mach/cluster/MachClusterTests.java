@@ -355,6 +355,33 @@ public class MachClusterTests extends OpenSearchIntegTestCase {
         assertEquals("tiny-synth-r4-b64", card.get("card").get("name").asText());
     }
 
+    /** Repeated texts are served by each coordinator's result cache: same hits, hit counts in the models API. */
+    public void testResultCacheServesRepeatedQueries() throws IOException {
+        indexProducts();
+        String text = "walnut settee " + randomAlphaOfLength(8).toLowerCase(java.util.Locale.ROOT); // no other test sends it
+        long hitsBefore = cacheHits();
+        Map<String, Float> first = hits(search(m -> m, text, 400, m -> m.topN(20)));
+        assertEquals(20, first.size());
+        for (int i = 0; i < 3; i++) {
+            // same tokens after normalization: same cache entry, same hits and scores
+            assertEquals(first, hits(search(m -> m, "  " + text.toUpperCase(java.util.Locale.ROOT) + "!", 400, m -> m.topN(20))));
+        }
+        // 4 searches over 2 coordinators: each misses at most once
+        assertTrue("cache hits " + (cacheHits() - hitsBefore), cacheHits() - hitsBefore >= 2);
+        JsonNode models = rest("GET", "/_plugins/_mach/models", null, 200);
+        assertEquals(models.toString(), 10_000, models.get("cache").get("max_entries").asInt());
+        JsonNode one = rest("GET", "/_plugins/_mach/models/" + MODEL, null, 200);
+        assertTrue(one.toString(), one.get("cache").get("hits").isNumber() && one.get("cache").get("misses").isNumber());
+    }
+
+    private long cacheHits() {
+        long hits = 0;
+        for (MachInferenceService s : internalCluster().getInstances(MachInferenceService.class)) {
+            hits += s.cache().stats(MODEL).hits();
+        }
+        return hits;
+    }
+
     public void testExplainAndValidateApis() throws IOException {
         indexProducts();
         Prediction p = predict("crimson couch", new Decoder.Options(5, Decoder.Strategy.AUTO, 10, 1, Decoder.ScoreMode.MEAN));
