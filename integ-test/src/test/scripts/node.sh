@@ -14,8 +14,9 @@
 #   MACH_NODE_USER        user that runs the node when started as root (default opensearch-it)
 #
 # Writes NODE_DIR/http.port, NODE_DIR/node.pid; the node log is NODE_DIR/logs/mach-it.log.
-# Model bundles go to NODE_DIR/models/<model id>: a link to config/mach-models, the node setting
-# mach.models.dir (under config/ because the node's security policy lets plugins read there).
+# Model bundles go to NODE_DIR/models/<model id>, the node setting mach.models.dir. It lies outside
+# config/ on purpose: the plugin must read bundles wherever the operator puts them (a real node's
+# security policy denies that unless the plugin reads in a privileged block).
 set -euo pipefail
 
 CLUSTER=mach-it
@@ -116,8 +117,7 @@ start_node() { # dist_dir node_dir [plugin_zip]
   fi
   dir=$(readlink -f "$dir") # the real home: the node's user may not pass through the link
   chmod +x "$dir"/bin/*
-  mkdir -p "$dir/config/mach-models" "$dir/data" "$dir/logs"
-  ln -s config/mach-models "$dir/models"
+  mkdir -p "$dir/models" "$dir/data" "$dir/logs"
 
   if [[ -n "$plugin" ]]; then
     echo "node.sh: installing $(basename "$plugin")"
@@ -153,7 +153,7 @@ path.logs: $dir/logs
 cluster.routing.allocation.disk.threshold_enabled: false
 EOF
     # the setting exists only with the plugin installed (an unknown setting stops the node)
-    if [[ -n "$plugin" ]]; then echo "mach.models.dir: $dir/config/mach-models" >> "$dir/config/opensearch.yml"; fi
+    if [[ -n "$plugin" ]]; then echo "mach.models.dir: $dir/models" >> "$dir/config/opensearch.yml"; fi
     printf -- '-Xms%s\n-Xmx%s\n' "${MACH_NODE_HEAP:-1g}" "${MACH_NODE_HEAP:-1g}" > "$dir/config/jvm.options.d/heap.options"
     echo "$http_port" > "$dir/http.port"
     if (( as_root )); then chown -R "$RUN_USER" "$dir/config" "$dir/logs"; fi
