@@ -123,13 +123,16 @@ def lexical_query(text: str, fields: Sequence[str]) -> dict:
 
 
 def method_query(method: str, text: str, fields: Sequence[str], model_id: str, id_field: str,
-                 top_n: int, mach_weight: Optional[float], decoding: Optional[str] = None) -> dict:
+                 top_n: int, mach_weight: Optional[float], decoding: Optional[str] = None,
+                 normalize: bool = False) -> dict:
     lexical = lexical_query(text, fields)
     if method == "bm25":
         return lexical
     mach = {"model_id": model_id, "query_text": text, "product_id_field": id_field, "top_n": top_n}
     if decoding is not None:  # else the plugin's default (auto)
         mach["decoding"] = decoding
+    if normalize:  # scores divided by the top product's: mach_weight then weighs the model's best guess
+        mach["normalize"] = True
     if method != "mach":
         mach.update({"lexical": lexical, "combine": method})
         if mach_weight is not None:  # else the plugin's default
@@ -139,7 +142,7 @@ def method_query(method: str, text: str, fields: Sequence[str], model_id: str, i
 
 def run_queries(node: Node, index: str, judged: Dict[str, Dict[str, float]], methods: Sequence[str],
                 fields: Sequence[str], model_id: str, id_field: str, top_n: int, mach_weight: Optional[float],
-                progress: bool = True, decoding: Optional[str] = None):
+                progress: bool = True, decoding: Optional[str] = None, normalize: bool = False):
     """Per method, per query: (ranked ids of the top 100, {judged product: score})."""
     ranked: Dict[str, List[List[str]]] = {m: [] for m in methods}
     judged_scores: Dict[str, List[Dict[str, float]]] = {m: [] for m in methods}
@@ -147,7 +150,7 @@ def run_queries(node: Node, index: str, judged: Dict[str, Dict[str, float]], met
     for text, rels in judged.items():
         lines = []
         for m in methods:
-            q = method_query(m, text, fields, model_id, id_field, top_n, mach_weight, decoding)
+            q = method_query(m, text, fields, model_id, id_field, top_n, mach_weight, decoding, normalize)
             lines += [json.dumps({"index": index}),
                       json.dumps({"query": q, "size": 100, "_source": False}, ensure_ascii=False)]
             only_judged = {"bool": {"must": [q], "filter": [{"terms": {id_field: sorted(rels)}}]}}
@@ -233,6 +236,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mach-weight", type=float, help="mach_weight of boost/hybrid (default: the plugin's)")
     p.add_argument("--decoding", choices=["auto", "exact", "candidates"],
                    help="the mach query's decoding (default: the plugin's, auto)")
+    p.add_argument("--normalize", action="store_true", help="the mach query's normalize: scores / top score")
     p.add_argument("--limit", type=int, help="only the first N judged queries")
     p.add_argument("--out", help="write the full results JSON here")
     p.add_argument("--plot", help="write a bar chart PNG here")
@@ -257,7 +261,8 @@ def run(args, catalog: Catalog, gain_offset: float, relevant_min: float) -> int:
     index_catalog(node, index, catalog, args.id_field, progress=progress)
     t0 = time.time()
     ranked, judged_scores = run_queries(node, index, judged, methods, catalog.field_names, args.model_id,
-                                        args.id_field, args.top_n, args.mach_weight, progress, args.decoding)
+                                        args.id_field, args.top_n, args.mach_weight, progress, args.decoding,
+                                        args.normalize)
     secs = time.time() - t0
     results = score_methods(judged, ranked, judged_scores, gain_offset, relevant_min)
     print(M.format_table(results))

@@ -16,6 +16,8 @@ def test_method_queries_name_the_plugin_parameters():
         assert q["combine"] == mode and q["lexical"] == bm25 and q["mach_weight"] == 2.0 and q["top_n"] == 50
     assert "mach_weight" not in E.method_query("hybrid", "drill", ["title"], "m1", "product_id", 50, None)["mach"]
     assert E.method_query("mach", "drill", ["title"], "m1", "product_id", 50, None, "exact")["mach"]["decoding"] == "exact"
+    assert E.method_query("boost", "drill", ["title"], "m1", "product_id", 50, 1.0, None, True)["mach"]["normalize"] is True
+    assert "normalize" not in E.method_query("boost", "drill", ["title"], "m1", "product_id", 50, 1.0)["mach"]
 
 
 def test_scores_and_summary_line():
