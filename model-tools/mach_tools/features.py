@@ -11,14 +11,13 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from mach_tools.featurize import FeaturizerSpec, feature_id, normalize, tokenize
+from mach_tools.featurize import FeaturizerSpec, feature_id, features_of_tokens, normalize, tokenize
 
 
 class CachedFeaturizer:
     def __init__(self, spec: FeaturizerSpec):
         self.spec = spec
         self._ids: Dict[str, int] = {}
-        self._trigrams: Dict[str, Tuple[str, ...]] = {}
 
     def _id(self, feature: str) -> int:
         i = self._ids.get(feature)
@@ -30,31 +29,8 @@ class CachedFeaturizer:
         return tokenize(normalize(text))
 
     def ids_of_tokens(self, tokens: Sequence[str]) -> List[int]:
-        """Feature ids in contract order: words, bigrams, char trigrams; de-duplicated, truncated to L."""
-        limit = self.spec.max_features
-        seen, out = set(), []
-
-        def add(f: str) -> bool:
-            if f not in seen:
-                seen.add(f)
-                out.append(self._id(f))
-            return len(out) >= limit
-
-        for t in tokens:
-            if add("w:" + t):
-                return out
-        for a, b in zip(tokens, tokens[1:]):
-            if add("b:" + a + " " + b):
-                return out
-        for t in tokens:
-            tri = self._trigrams.get(t)
-            if tri is None:
-                p = "^" + t + "$"
-                tri = self._trigrams[t] = tuple("c:" + p[i:i + 3] for i in range(len(p) - 2))
-            for f in tri:
-                if add(f):
-                    return out
-        return out
+        """Feature ids in contract order (featurize.features_of_tokens), hashes cached."""
+        return [self._id(f) for f in features_of_tokens(tokens, self.spec.max_features)]
 
     def ids(self, text: str) -> List[int]:
         return self.ids_of_tokens(self.tokens(text))

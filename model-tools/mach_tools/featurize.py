@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 import unicodedata
 from dataclasses import dataclass, field
-from typing import List, Sequence
+from typing import Iterator, List, Sequence
 
 _MASK32 = 0xFFFFFFFF
 _C1 = 0xCC9E2D51
@@ -75,23 +75,34 @@ def tokenize(normalized: str) -> List[str]:
     return tokens
 
 
-def feature_strings(text: str, max_features: int) -> List[str]:
-    """Word unigrams, then word bigrams, then char trigrams of '^token$'; de-duplicated, first
-    occurrence kept, truncated to max_features (so trigrams are dropped first on long text)."""
-    tokens = tokenize(normalize(text))
-    feats: List[str] = ["w:" + t for t in tokens]
-    feats += ["b:" + a + " " + b for a, b in zip(tokens, tokens[1:])]
+def _all_features(tokens: Sequence[str]) -> Iterator[str]:
+    """Word unigrams, then word bigrams, then char trigrams of '^token$', lazily, duplicates included."""
+    for t in tokens:
+        yield "w:" + t
+    for a, b in zip(tokens, tokens[1:]):
+        yield "b:" + a + " " + b
     for t in tokens:
         padded = "^" + t + "$"
-        feats += ["c:" + padded[i:i + 3] for i in range(len(padded) - 2)]
+        for i in range(len(padded) - 2):
+            yield "c:" + padded[i:i + 3]
+
+
+def features_of_tokens(tokens: Sequence[str], max_features: int) -> List[str]:
+    """The contract's feature strings of a token list: de-duplicated, first occurrence kept,
+    truncated to max_features (so trigrams are dropped first on long text)."""
     seen, out = set(), []
-    for f in feats:
+    for f in _all_features(tokens):
         if f not in seen:
             seen.add(f)
             out.append(f)
             if len(out) == max_features:
                 break
     return out
+
+
+def feature_strings(text: str, max_features: int) -> List[str]:
+    """Feature strings of a text: normalize, tokenize, features_of_tokens."""
+    return features_of_tokens(tokenize(normalize(text)), max_features)
 
 
 @dataclass(frozen=True)
