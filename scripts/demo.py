@@ -66,13 +66,13 @@ def main() -> int:
     E.index_catalog(node, args.index, catalog, args.id_field, progress=False)
     print(f"indexed {len(catalog)} products into [{args.index}]; model [{args.model_id}] from {args.bundle}\n")
 
+    mach = E.MachSettings(args.model_id, args.id_field, args.top_n, args.mach_weight)
     width = 38
     for text in pick_queries(judged, args.show):
         rels = judged[text]
         cols = []
         for _, method in SHOWN:
-            q = E.method_query(method, text, catalog.field_names, args.model_id, args.id_field,
-                               args.top_n, args.mach_weight)
+            q = E.method_query(method, text, catalog.field_names, mach)
             resp = node.call("POST", f"/{args.index}/_search", {"query": q, "size": args.top, "_source": False})
             cols.append([(h["_id"], h["_score"]) for h in resp["hits"]["hits"]])
         print(f"query: {text!r}   ({sum(1 for r in rels.values() if r >= relevant_min)} judged relevant)")
@@ -90,9 +90,8 @@ def main() -> int:
         print()
 
     subset = judged if not args.limit else dict(list(judged.items())[:args.limit])
-    methods = ["bm25", "mach", "filter", "boost", "hybrid"]
-    ranked, judged_scores = E.run_queries(node, args.index, subset, methods, catalog.field_names, args.model_id,
-                                          args.id_field, args.top_n, args.mach_weight, progress=False)
+    ranked, judged_scores = E.run_queries(node, args.index, subset, E.METHODS, catalog.field_names, mach,
+                                          progress=False)
     results = E.score_methods(subset, ranked, judged_scores, gain_offset, relevant_min)
     print(f"relevance over {len(subset)} judged queries (whole catalog; '*' above = relevance >= {relevant_min:g}):")
     print(textwrap.indent(M.format_table(results), "  "))

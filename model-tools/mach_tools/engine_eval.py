@@ -22,6 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 from mach_tools import metrics as M
@@ -98,8 +99,9 @@ def deploy_bundle(bundle: str, models_dir: str, model_id: str) -> None:
         raise UserError(f"{bundle}: not a model bundle (no mach.json)")
     target = os.path.join(models_dir, model_id)
     if os.path.isdir(target):
-        same = all(_same_file(os.path.join(bundle, n), os.path.join(target, n)) for n in os.listdir(bundle))
-        if same:
+        # The card lists the sha256 of every other file (and the node re-checks them at load):
+        # equal cards mean the same bundle, without reading hundreds of MB twice.
+        if _same_file(os.path.join(bundle, "mach.json"), os.path.join(target, "mach.json")):
             return
         raise UserError(f"{target} already holds a different bundle; choose another --model-id")
     tmp = target + ".tmp"
@@ -122,27 +124,35 @@ def lexical_query(text: str, fields: Sequence[str]) -> dict:
     return {"multi_match": {"query": text, "fields": list(fields), "type": "best_fields"}}
 
 
-def method_query(method: str, text: str, fields: Sequence[str], model_id: str, id_field: str,
-                 top_n: int, mach_weight: Optional[float], decoding: Optional[str] = None,
-                 normalize: bool = False) -> dict:
+@dataclass(frozen=True)
+class MachSettings:
+    """What each `mach` query names besides its text; None / False = the plugin's default."""
+    model_id: str
+    id_field: str
+    top_n: int = 200
+    mach_weight: Optional[float] = None
+    decoding: Optional[str] = None
+    normalize: bool = False  # scores divided by the top product's: mach_weight then weighs its best guess
+
+
+def method_query(method: str, text: str, fields: Sequence[str], mach: MachSettings) -> dict:
     lexical = lexical_query(text, fields)
     if method == "bm25":
         return lexical
-    mach = {"model_id": model_id, "query_text": text, "product_id_field": id_field, "top_n": top_n}
-    if decoding is not None:  # else the plugin's default (auto)
-        mach["decoding"] = decoding
-    if normalize:  # scores divided by the top product's: mach_weight then weighs the model's best guess
-        mach["normalize"] = True
+    q = {"model_id": mach.model_id, "query_text": text, "product_id_field": mach.id_field, "top_n": mach.top_n}
+    if mach.decoding is not None:
+        q["decoding"] = mach.decoding
+    if mach.normalize:
+        q["normalize"] = True
     if method != "mach":
-        mach.update({"lexical": lexical, "combine": method})
-        if mach_weight is not None:  # else the plugin's default
-            mach["mach_weight"] = mach_weight
-    return {"mach": mach}
+        q.update({"lexical": lexical, "combine": method})
+        if mach.mach_weight is not None:
+            q["mach_weight"] = mach.mach_weight
+    return {"mach": q}
 
 
 def run_queries(node: Node, index: str, judged: Dict[str, Dict[str, float]], methods: Sequence[str],
-                fields: Sequence[str], model_id: str, id_field: str, top_n: int, mach_weight: Optional[float],
-                progress: bool = True, decoding: Optional[str] = None, normalize: bool = False):
+                fields: Sequence[str], mach: MachSettings, progress: bool = True):
     """Per method, per query: (ranked ids of the top 100, {judged product: score})."""
     ranked: Dict[str, List[List[str]]] = {m: [] for m in methods}
     judged_scores: Dict[str, List[Dict[str, float]]] = {m: [] for m in methods}
@@ -150,10 +160,10 @@ def run_queries(node: Node, index: str, judged: Dict[str, Dict[str, float]], met
     for text, rels in judged.items():
         lines = []
         for m in methods:
-            q = method_query(m, text, fields, model_id, id_field, top_n, mach_weight, decoding, normalize)
+            q = method_query(m, text, fields, mach)
             lines += [json.dumps({"index": index}),
                       json.dumps({"query": q, "size": 100, "_source": False}, ensure_ascii=False)]
-            only_judged = {"bool": {"must": [q], "filter": [{"terms": {id_field: sorted(rels)}}]}}
+            only_judged = {"bool": {"must": [q], "filter": [{"terms": {mach.id_field: sorted(rels)}}]}}
             lines += [json.dumps({"index": index}),
                       json.dumps({"query": only_judged, "size": len(rels), "_source": False}, ensure_ascii=False)]
         resp = node.call("POST", "/_msearch", ndjson="\n".join(lines) + "\n")
@@ -260,9 +270,8 @@ def run(args, catalog: Catalog, gain_offset: float, relevant_min: float) -> int:
     progress = not args.no_progress
     index_catalog(node, index, catalog, args.id_field, progress=progress)
     t0 = time.time()
-    ranked, judged_scores = run_queries(node, index, judged, methods, catalog.field_names, args.model_id,
-                                        args.id_field, args.top_n, args.mach_weight, progress, args.decoding,
-                                        args.normalize)
+    mach = MachSettings(args.model_id, args.id_field, args.top_n, args.mach_weight, args.decoding, args.normalize)
+    ranked, judged_scores = run_queries(node, index, judged, methods, catalog.field_names, mach, progress)
     secs = time.time() - t0
     results = score_methods(judged, ranked, judged_scores, gain_offset, relevant_min)
     print(M.format_table(results))

@@ -5,19 +5,20 @@ from mach_tools import engine_eval as E
 
 
 def test_method_queries_name_the_plugin_parameters():
-    bm25 = E.method_query("bm25", "drill", ["title"], "m1", "product_id", 200, 2.0)
+    m = E.MachSettings("m1", "product_id", 200, 2.0)
+    bm25 = E.method_query("bm25", "drill", ["title"], m)
     assert bm25 == {"match": {"title": "drill"}}
-    multi = E.method_query("bm25", "drill", ["title", "brand"], "m1", "product_id", 200, 2.0)
+    multi = E.method_query("bm25", "drill", ["title", "brand"], m)
     assert multi["multi_match"]["fields"] == ["title", "brand"]
-    bare = E.method_query("mach", "drill", ["title"], "m1", "product_id", 200, 2.0)
+    bare = E.method_query("mach", "drill", ["title"], m)
     assert bare == {"mach": {"model_id": "m1", "query_text": "drill", "product_id_field": "product_id", "top_n": 200}}
     for mode in ("filter", "boost", "hybrid"):
-        q = E.method_query(mode, "drill", ["title"], "m1", "product_id", 50, 2.0)["mach"]
+        q = E.method_query(mode, "drill", ["title"], E.MachSettings("m1", "product_id", 50, 2.0))["mach"]
         assert q["combine"] == mode and q["lexical"] == bm25 and q["mach_weight"] == 2.0 and q["top_n"] == 50
-    assert "mach_weight" not in E.method_query("hybrid", "drill", ["title"], "m1", "product_id", 50, None)["mach"]
-    assert E.method_query("mach", "drill", ["title"], "m1", "product_id", 50, None, "exact")["mach"]["decoding"] == "exact"
-    assert E.method_query("boost", "drill", ["title"], "m1", "product_id", 50, 1.0, None, True)["mach"]["normalize"] is True
-    assert "normalize" not in E.method_query("boost", "drill", ["title"], "m1", "product_id", 50, 1.0)["mach"]
+    assert "mach_weight" not in E.method_query("hybrid", "drill", ["title"], E.MachSettings("m1", "product_id", 50))["mach"]
+    assert E.method_query("mach", "drill", ["title"], E.MachSettings("m1", "product_id", 50, decoding="exact"))["mach"]["decoding"] == "exact"
+    assert E.method_query("boost", "drill", ["title"], E.MachSettings("m1", "product_id", 50, 1.0, normalize=True))["mach"]["normalize"] is True
+    assert "normalize" not in E.method_query("boost", "drill", ["title"], E.MachSettings("m1", "product_id", 50, 1.0))["mach"]
 
 
 def test_scores_and_summary_line():
