@@ -122,13 +122,14 @@ def write_bundle(out_dir: str, model: MachModel, name: str, labels: Sequence[str
             "format_version": FORMAT_VERSION,
             "name": name,
             "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "R": model.R, "B": model.B, "H": model.embedding.embedding_dim,
+            "R": model.R, "B": model.B, "H": model.H,
             "product_hash": product_hash.to_card(),
             "featurizer": spec.to_card(),
             "onnx": {"file": "model.onnx", "opset": 17,
                      "input": {"name": INPUT_NAME, "dtype": "int64", "shape": [-1, spec.max_features]},
                      "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": [-1, model.R, model.B]}},
             "labels": {"file": "labels.txt", "count": len(labels)},
+            "input_layer": model.input_card(),
             "training": training,
             "files": files,
         }
@@ -162,6 +163,15 @@ def load_card(bundle_dir: str) -> dict:
         raise UserError(f"{bundle_dir}: no mach.json (not a model bundle)")
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: invalid JSON ({e})")
+
+
+def sizes(bundle_dir: str, card: dict) -> dict:
+    """Input-layer kind and bytes (a card without `input_layer` has the uniform D x H float32 table)
+    and the size of model.onnx on disk."""
+    layer = card.get("input_layer") or {"kind": "uniform",
+                                        "bytes": 4 * int(card["featurizer"]["dimension"]) * int(card["H"])}
+    return {"input_layer": layer.get("kind"), "input_layer_bytes": layer.get("bytes"),
+            "model_onnx_bytes": os.path.getsize(os.path.join(bundle_dir, card["onnx"]["file"]))}
 
 
 def read_labels(bundle_dir: str, card: dict) -> List[str]:

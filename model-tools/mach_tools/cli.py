@@ -26,6 +26,28 @@ def _positive(kind):
     return parse
 
 
+def _bytes(s: str) -> int:
+    """A byte count: a plain integer or one with a K, M or G suffix (powers of 1024), e.g. 64M."""
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(s[-1:].upper(), 1)
+    try:
+        v = int(float(s[:-1] if mult > 1 else s) * mult)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a byte count (e.g. 67108864 or 64M): {s!r}")
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {s}")
+    return v
+
+
+def _non_negative(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {s!r}")
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0: {s}")
+    return v
+
+
 def _add_conventions(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=["homedepot", "esci", "synth"],
                    help="metric conventions: homedepot (gain = relevance-1, relevant >= 2.5), "
@@ -96,6 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--" + name, dest=dest, type=kind_, default=default,
                        help=(help_ + " " if help_ else "") + f"(default {default})")
     t.add_argument("--pair-weight", choices=["relevance", "uniform"], default=d.pair_weight)
+    t.add_argument("--input-layer", choices=["uniform", "mixed", "qr"], default=d.input_layer,
+                   help="uniform D x H table (default), mixed-dimension frequency blocks, or "
+                        "quotient-remainder tables (docs/embeddings.md)")
+    t.add_argument("--emb-blocks", type=_positive(int), help=f"mixed: frequency blocks (default {d.emb_blocks})")
+    t.add_argument("--emb-alpha", type=_non_negative,
+                   help=f"mixed: block width ~ (mean id count)^alpha, 0 = equal widths (default {d.emb_alpha})")
+    t.add_argument("--emb-budget", type=_bytes,
+                   help="mixed/qr: input-layer size in bytes, K/M/G suffixes allowed (mixed default: the "
+                        "most frequent block H wide; qr default: see --qr-m)")
+    t.add_argument("--qr-m", type=_positive(int), help="qr: rows of the remainder table, id %% m "
+                                                       "(default: the largest m that fits --emb-budget, else sqrt(D))")
     t.add_argument("--no-lr-decay", action="store_true", help="constant learning rate")
 
     e = sub.add_parser("evaluate", help="rank the whole label set for judged queries with model.onnx")
@@ -134,10 +167,11 @@ def cmd_synth(args) -> int:
 def cmd_train(args) -> int:
     from mach_tools.data import check_known, judgments_by_query, read_pairs
     from mach_tools.train import Recipe, train
-    recipe = Recipe(**{f.name: getattr(args, f.name) for f in fields(Recipe) if hasattr(args, f.name)})
+    recipe = Recipe(**{f.name: getattr(args, f.name) for f in fields(Recipe) if getattr(args, f.name, None) is not None})
     recipe.lr_decay = not args.no_lr_decay
     if recipe.D < 2:
         raise UserError("--D must be at least 2")
+    _input_layer_options(args, recipe)
     catalog = _read_catalog(args)
     index = catalog.index()
     pairs = None
@@ -153,6 +187,25 @@ def cmd_train(args) -> int:
     train(catalog, pairs, recipe, args.out, name, dev=dev, gain_offset=go, relevant_min=rm, device=args.device,
           force=args.force, progress=not args.no_progress, data_facts=facts)
     return 0
+
+
+def _input_layer_options(args, recipe) -> None:
+    """Copies the --emb-*/--qr-m flags into the recipe, refusing those the chosen layer ignores."""
+    allowed = {"uniform": set(), "mixed": {"emb_blocks", "emb_alpha", "emb_budget"}, "qr": {"emb_budget", "qr_m"}}
+    for dest in ("emb_blocks", "emb_alpha", "emb_budget", "qr_m"):
+        v = getattr(args, dest)
+        if v is None:
+            continue
+        if dest not in allowed[recipe.input_layer]:
+            flag = "--" + dest.replace("_", "-")
+            raise UserError(f"{flag} does not apply to --input-layer {recipe.input_layer}")
+        setattr(recipe, dest, v)
+    if recipe.input_layer == "qr" and args.qr_m and args.emb_budget:
+        raise UserError("give --qr-m or --emb-budget for --input-layer qr, not both")
+    if recipe.input_layer == "qr" and args.qr_m and not 2 <= args.qr_m < recipe.D:
+        raise UserError(f"--qr-m must be between 2 and D-1 ({recipe.D - 1}), got {args.qr_m}")
+    if recipe.input_layer == "mixed" and recipe.emb_blocks > 64:
+        raise UserError(f"--emb-blocks must be at most 64, got {recipe.emb_blocks}")
 
 
 def cmd_evaluate(args) -> int:
@@ -217,14 +270,20 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from mach_tools.bundle import check_bundle, load_card
+    from mach_tools.bundle import check_bundle, load_card, sizes
     card = load_card(args.bundle)
     short = {k: v for k, v in card.items() if k not in ("product_hash", "training")}
     short["product_hash"] = {**card.get("product_hash", {}), "seeds": f"[{len(card.get('product_hash', {}).get('seeds', []))} seeds]"}
     tr = card.get("training", {})
     short["training"] = {k: tr[k] for k in ("examples", "epochs", "device", "train_seconds", "samples_per_s",
-                                            "dev_metrics") if k in tr}
+                                            "input_layer_bytes", "model_bytes", "dev_metrics") if k in tr}
     print(json.dumps(short, indent=1, ensure_ascii=False))
+    try:
+        sz = sizes(args.bundle, card)
+        print(f"input layer: {sz['input_layer']}, {sz['input_layer_bytes']:,} bytes; "
+              f"model.onnx {sz['model_onnx_bytes']:,} bytes")
+    except (KeyError, TypeError, ValueError, OSError):
+        pass  # check_bundle below names what is missing
     problems = check_bundle(args.bundle, numeric=not args.no_numeric)
     if problems:
         for p in problems:

@@ -32,6 +32,14 @@ def _reduce_sum(x, axes, keepdims, noop_with_empty_axes=0):
     return x.sum(axis=tuple(int(a) for a in axes), keepdims=bool(keepdims))
 
 
+def _div(a, b):
+    """ONNX Div: integer inputs divide with truncation toward zero (NumPy's // floors)."""
+    if np.issubdtype(a.dtype, np.integer) and np.issubdtype(np.asarray(b).dtype, np.integer):
+        q = np.abs(a) // np.abs(b)
+        return np.where((a < 0) != (np.asarray(b) < 0), -q, q).astype(a.dtype)
+    return a / b
+
+
 def _gemm(a, b, c=None, alpha=1.0, beta=1.0, transA=0, transB=0):
     a = a.T if transA else a
     b = b.T if transB else b
@@ -86,7 +94,7 @@ class OnnxNumpyModel:
         "Gather": lambda s, a, at: np.take(a[0], a[1], axis=at.get("axis", 0)),
         "Unsqueeze": lambda s, a, at: np.expand_dims(a[0], tuple(int(x) for x in (a[1] if len(a) > 1 else at["axes"]))),
         "Mul": lambda s, a, at: a[0] * a[1],
-        "Div": lambda s, a, at: a[0] / a[1],
+        "Div": lambda s, a, at: _div(a[0], a[1]),
         "Add": lambda s, a, at: a[0] + a[1],
         "Sub": lambda s, a, at: a[0] - a[1],
         "Relu": lambda s, a, at: np.maximum(a[0], 0).astype(a[0].dtype),

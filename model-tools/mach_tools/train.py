@@ -21,7 +21,7 @@ from mach_tools.data import Catalog, Pairs, UserError
 from mach_tools.decode import label_buckets, rank_queries
 from mach_tools.features import CachedFeaturizer, RaggedIds, flat_batch, pad_batch
 from mach_tools.featurize import FeaturizerSpec, ProductHash, featurize_padded
-from mach_tools.model import MachModel
+from mach_tools.model import MachModel, MixedInput, QRInput, UniformInput, mixed_plan, qr_m_for_budget
 
 
 @dataclass
@@ -47,6 +47,11 @@ class Recipe:
     pair_repeat: int = 1
     seed: int = 13
     threads: int = 2
+    input_layer: str = "uniform"  # or "mixed", "qr" (docs/embeddings.md)
+    emb_blocks: int = 4           # mixed: frequency blocks
+    emb_alpha: float = 0.5        # mixed: width exponent, d_i ~ (mean count of block i)^alpha
+    emb_budget: int = 0           # mixed/qr: input-layer bytes (0 = mixed: widest block H; qr: see qr_m)
+    qr_m: int = 0                 # qr: remainder table rows (0 = from emb_budget, else sqrt(D))
 
 
 # ---------------------------------------------------------------- training set
@@ -124,6 +129,29 @@ def build_training_set(catalog: Catalog, pairs: Optional[Pairs], recipe: Recipe,
     return flat, offsets, np.array(prods, dtype=np.int64), np.array(weights, dtype=np.float32), counts
 
 
+# ---------------------------------------------------------------- input layer
+
+def make_input_layer(recipe: Recipe, flat_ids: np.ndarray, log=print):
+    """The recipe's input layer; the mixed layout is a function of the training set's id counts."""
+    D, H = recipe.D, recipe.H
+    try:
+        if recipe.input_layer == "uniform":
+            return UniformInput(D, H)
+        if recipe.input_layer == "mixed":
+            counts = np.bincount(flat_ids, minlength=D)[:D]
+            plan = mixed_plan(counts, H, recipe.emb_blocks, recipe.emb_alpha, recipe.emb_budget or None)
+            log(f"mixed input layer: blocks {plan['sizes']} rows, widths {plan['widths']}, {plan['bytes']} bytes")
+            return MixedInput(plan, H)
+        if recipe.input_layer == "qr":
+            m = recipe.qr_m or (qr_m_for_budget(D, H, recipe.emb_budget) if recipe.emb_budget
+                                else max(2, math.isqrt(D)))
+            log(f"quotient-remainder input layer: m={m}, tables {-(-D // m)} and {m} rows x {H}")
+            return QRInput(D, H, m)
+    except ValueError as e:
+        raise UserError(f"input layer: {e}")
+    raise UserError(f"unknown input layer {recipe.input_layer!r} (uniform, mixed or qr)")
+
+
 # ---------------------------------------------------------------- evaluation with the torch model
 
 def torch_predictor(model: MachModel, spec: FeaturizerSpec, device: torch.device):
@@ -173,14 +201,6 @@ class RowAdam:
         self.weight[rows] -= step * m / (v.sqrt_().add_(self.eps))
 
 
-def batch_logits(model: MachModel, flat_ids: torch.Tensor, bag_starts: torch.Tensor):
-    """Training forward pass: gathers only the batch's distinct embedding rows, so the backward pass
-    yields a small dense gradient for them. Same function as model.logits on the padded batch."""
-    rows, inverse = torch.unique(flat_ids, return_inverse=True)
-    sub = model.embedding.weight.detach()[rows].requires_grad_()
-    pooled = F.embedding_bag(inverse, sub, bag_starts, mode="mean")
-    return model.head_logits(pooled), rows, sub
-
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -213,9 +233,11 @@ def train(catalog: Catalog, pairs: Optional[Pairs], recipe: Recipe, out_dir: str
     buckets = label_buckets(catalog.ids, ph)  # [K, R]
     targets_all = torch.from_numpy(buckets)
 
-    model = MachModel(recipe.D, recipe.H, recipe.R, recipe.B, hidden2=recipe.hidden2).to(dev_t)
-    dense = [p for nm, p in model.named_parameters() if nm != "embedding.weight"]
-    opt_sparse = RowAdam(model.embedding.weight.data, lr=recipe.emb_lr)
+    layer = make_input_layer(recipe, flat, log)
+    model = MachModel(recipe.D, recipe.H, recipe.R, recipe.B, hidden2=recipe.hidden2, input_layer=layer).to(dev_t)
+    tables = model.input_layer.sparse_tables()
+    dense = [p for p in model.parameters() if all(p is not t for t in tables)]
+    opt_sparse = [RowAdam(t.data, lr=recipe.emb_lr) for t in tables]
     opt_dense = torch.optim.Adam(dense, lr=recipe.lr)
     steps_per_epoch = math.ceil(n / recipe.batch_size)
     total_steps = steps_per_epoch * recipe.epochs
@@ -223,7 +245,8 @@ def train(catalog: Catalog, pairs: Optional[Pairs], recipe: Recipe, out_dir: str
     def set_lr(step: int):
         f = 1.0 - step / total_steps if recipe.lr_decay else 1.0
         f = max(f, 0.05)
-        opt_sparse.lr = recipe.emb_lr * f
+        for o in opt_sparse:
+            o.lr = recipe.emb_lr * f
         for g in opt_dense.param_groups:
             g["lr"] = recipe.lr * f
 
@@ -252,13 +275,14 @@ def train(catalog: Catalog, pairs: Optional[Pairs], recipe: Recipe, out_dir: str
             y = targets_all[prods[rows]].to(dev_t)  # [b, R]
             w = torch.from_numpy(weights[rows]).to(dev_t)
             set_lr(step)
-            logits, emb_rows, emb_sub = batch_logits(model, ids_t, starts_t)  # [b, R, B]
+            logits, updates = model.train_logits(ids_t, starts_t)  # [b, R, B]
             loss_per = F.cross_entropy(logits.reshape(-1, recipe.B), y.reshape(-1),
                                        reduction="none").view(-1, recipe.R).sum(1)
             loss = (loss_per * w).sum() / len(rows)
             opt_dense.zero_grad()
             loss.backward()
-            opt_sparse.step(emb_rows, emb_sub.grad)
+            for t, rows_touched, sub in updates:
+                opt_sparse[t].step(rows_touched, sub.grad)
             opt_dense.step()
             step += 1
             total_loss += float((loss_per.detach() * w).sum())
@@ -289,6 +313,7 @@ def train(catalog: Catalog, pairs: Optional[Pairs], recipe: Recipe, out_dir: str
         "featurize_seconds": round(t_features, 1), "train_seconds": round(train_seconds, 1),
         "samples_per_s": round(n * recipe.epochs / max(train_seconds, 1e-9), 1),
         "final_loss_per_head": history[-1]["loss_per_head"],
+        **model.sizes(),
     }
     if dev:
         facts["dev_metrics"] = history[-1]["dev"]

@@ -167,7 +167,6 @@ def test_training_is_reproducible(synth_dir, tmp_path):
 def test_training_forward_equals_export_forward():
     """The fast training path (distinct rows + EmbeddingBag) computes what the exported graph does."""
     from mach_tools.features import flat_batch, pad_batch
-    from mach_tools.train import batch_logits
     model = _random_model(3, hidden2=8)
     rng = np.random.default_rng(0)
     rows = [rng.integers(1, 2048, size=rng.integers(0, 12)) for _ in range(6)]
@@ -176,6 +175,6 @@ def test_training_forward_equals_export_forward():
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     order = np.array([3, 0, 5, 1, 4, 2])
     ids, starts = flat_batch(flat, offsets, order)
-    fast, _, _ = batch_logits(model, torch.from_numpy(ids), torch.from_numpy(starts))
+    fast, _ = model.train_logits(torch.from_numpy(ids), torch.from_numpy(starts))
     ref = model.logits(torch.from_numpy(pad_batch(flat, offsets, order, width=16)))
     torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)

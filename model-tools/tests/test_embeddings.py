@@ -1,0 +1,252 @@
+"""Memory-efficient input layers (docs/embeddings.md): mixed-dimension blocks and quotient-remainder."""
+import json
+import os
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from mach_tools import synth
+from mach_tools.bundle import check_bundle, sizes, write_bundle
+from mach_tools.cli import main
+from mach_tools.data import read_catalog, read_pairs
+from mach_tools.features import flat_batch, pad_batch
+from mach_tools.featurize import FeaturizerSpec, ProductHash, featurize_padded
+from mach_tools.model import (MachModel, MixedInput, QRInput, UniformInput, input_bytes, mixed_bytes,
+                              mixed_plan, qr_bytes, qr_m_for_budget)
+from mach_tools.onnx_numpy import OnnxNumpyModel
+from mach_tools.train import Recipe, train
+
+D, H = 2048, 16
+
+
+def _counts(seed=0, D=D):
+    rng = np.random.default_rng(seed)
+    c = rng.zipf(1.4, size=D).clip(max=50000)
+    c[rng.integers(0, D, D // 4)] = 0  # unseen ids
+    return c
+
+
+def _model(kind, seed=0):
+    torch.manual_seed(seed)
+    layer = {"uniform": lambda: UniformInput(D, H),
+             "mixed": lambda: MixedInput(mixed_plan(_counts(seed), H, blocks=3, alpha=0.5), H),
+             "qr": lambda: QRInput(D, H, 45)}[kind]()
+    m = MachModel(D, H, 3, 50, input_layer=layer)
+    with torch.no_grad():
+        m.heads.weight.mul_(20)  # sharper distributions, so parity's top buckets are well separated
+    return m.eval()
+
+
+# ---------------------------------------------------------------- the mixed layout
+
+def test_mixed_plan_is_a_pure_function_of_the_counts():
+    c = _counts(1)
+    a, b = mixed_plan(c, H, 4, 0.5), mixed_plan(c.copy(), H, 4, 0.5)
+    assert np.array_equal(a["order"], b["order"]) and a["widths"] == b["widths"] and a["sizes"] == b["sizes"]
+    # The layout follows frequency, not id: relabelling ids relabels the order and nothing else.
+    perm = np.random.default_rng(2).permutation(D)
+    c2 = np.empty_like(c)
+    c2[perm] = c
+    p2 = mixed_plan(c2, H, 4, 0.5)
+    assert p2["widths"] == a["widths"] and p2["sizes"] == a["sizes"]
+    assert np.array_equal(c2[p2["order"]], c[a["order"]])
+    # Ties broken by id, so equal counts give one answer.
+    flat = mixed_plan(np.ones(D, dtype=np.int64), H, 4, 0.5)
+    assert np.array_equal(flat["order"], np.arange(D))
+
+
+def test_mixed_plan_blocks_widths_and_budget():
+    c = _counts(3)
+    p = mixed_plan(c, H, 4, 0.5)
+    assert p["sizes"] == [D // 64, D // 16 - D // 64, D // 4 - D // 16, D - D // 4]
+    assert p["widths"][0] == H and p["widths"] == sorted(p["widths"], reverse=True)
+    ranked = c[p["order"]]
+    assert (np.diff(ranked) <= 0).all()  # rank 0 is the most frequent id
+    assert mixed_plan(c, H, 4, 0.0)["widths"] == [H] * 4  # alpha 0: equal widths
+    assert p["bytes"] == mixed_bytes(p["sizes"], p["widths"], H, D)
+    for budget in (20_000, 40_000, 80_000):
+        q = mixed_plan(c, H, 4, 0.5, budget_bytes=budget)
+        assert q["bytes"] <= budget
+        assert q["bytes"] > budget * 0.8  # uses most of it
+    with pytest.raises(ValueError, match="below the smallest"):
+        mixed_plan(c, H, 4, 0.5, budget_bytes=1000)
+    assert mixed_plan(c, H, 1, 0.5)["sizes"] == [D]
+
+
+def test_mixed_rows_come_from_the_right_block():
+    m = _model("mixed", 4)
+    layer = m.input_layer
+    rank_of = layer.rank_of.numpy()
+    ids = torch.arange(1, D).view(1, -1)
+    with torch.no_grad():
+        per_id = torch.stack([layer.masked_sum(ids[:, i:i + 1], torch.ones(1, 1))[0] for i in range(0, D - 1, 97)])
+    for row, i in zip(per_id, range(1, D, 97)):
+        r = rank_of[i]
+        b = max(j for j, s in enumerate(layer.starts) if s <= r)
+        emb = layer.tables[b][r - layer.starts[b]]
+        want = layer._project(b, emb.unsqueeze(0))[0]
+        torch.testing.assert_close(row, want)
+    assert input_bytes(layer) == mixed_bytes(layer.sizes, layer.widths, H, D)
+
+
+# ---------------------------------------------------------------- quotient-remainder
+
+def test_qr_rows_and_budget():
+    m = 45
+    layer = QRInput(D, H, m)
+    assert layer.q.shape == (-(-D // m), H) and layer.r.shape == (m, H)
+    ids = torch.tensor([[1, 44, 45, 46, D - 1, 0]])
+    mask = torch.tensor([[1.0, 1, 1, 1, 1, 0]])
+    with torch.no_grad():
+        for k in range(5):
+            i = int(ids[0, k])
+            one = torch.zeros_like(mask)
+            one[0, k] = 1
+            torch.testing.assert_close(layer.masked_sum(ids, one)[0], layer.q[i // m] * layer.r[i % m])
+    # Every id has its own (quotient, remainder) pair.
+    all_ids = torch.arange(D)
+    q, r = layer._split(all_ids)
+    assert len(set(zip(q.tolist(), r.tolist()))) == D
+    assert input_bytes(layer) == qr_bytes(D, H, m)
+    mm = qr_m_for_budget(D, H, 40_000)
+    assert qr_bytes(D, H, mm) <= 40_000 < qr_bytes(D, H, mm + 1)
+    with pytest.raises(ValueError):
+        qr_m_for_budget(D, H, 100)
+    with pytest.raises(ValueError):
+        QRInput(D, H, D)
+
+
+# ---------------------------------------------------------------- forward passes and export
+
+@pytest.mark.parametrize("kind", ["uniform", "mixed", "qr"])
+def test_shapes_and_training_forward_equals_export_forward(kind):
+    model = _model(kind, 5)
+    rng = np.random.default_rng(0)
+    rows = [rng.integers(1, D, size=rng.integers(0, 12)) for _ in range(7)]
+    lengths = np.array([len(r) for r in rows])
+    flat = np.concatenate(rows).astype(np.int32)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    order = np.array([3, 0, 6, 5, 1, 4, 2])
+    ids, starts = flat_batch(flat, offsets, order)
+    fast, updates = model.train_logits(torch.from_numpy(ids), torch.from_numpy(starts))
+    padded = torch.from_numpy(pad_batch(flat, offsets, order, width=16))
+    assert fast.shape == (7, 3, 50)
+    torch.testing.assert_close(fast, model.logits(padded), atol=1e-5, rtol=1e-5)
+    assert model(padded).shape == (7, 3, 50)
+    # The sparse updates name real rows of real tables, with gradients of their shape.
+    fast.sum().backward()
+    tables = model.input_layer.sparse_tables()
+    assert updates
+    for t, touched, sub in updates:
+        assert sub.grad.shape == (len(touched), tables[t].shape[1]) and int(touched.max()) < tables[t].shape[0]
+
+
+@pytest.mark.parametrize("kind", ["mixed", "qr"])
+def test_export_through_numpy_evaluator_equals_torch(tmp_path, kind):
+    model = _model(kind, 6)
+    spec = FeaturizerSpec(dimension=D, max_features=24)
+    ph = ProductHash(50, ProductHash.default_seeds(3))
+    texts = ["cordless drill", "Café crème", "x", "a b c d e f g h i j k l m n o p q r s t u v w x y z"]
+    out = str(tmp_path / "b")
+    card = write_bundle(out, model, "t", ["p1", "p2", "p3"], spec, ph, texts, {})
+    assert check_bundle(out, numeric=True) == []
+    x = torch.tensor(featurize_padded(texts, spec))
+    with torch.no_grad():
+        ref = model(x).numpy()
+    net = OnnxNumpyModel(os.path.join(out, "model.onnx"))
+    np.testing.assert_allclose(net.run({"feature_ids": x.numpy()})["probabilities"], ref, atol=1e-6)
+    # The id -> row mapping travels inside the graph: one int64 input, no other graph input.
+    g = onnx.load(os.path.join(out, "model.onnx")).graph
+    init = {t.name for t in g.initializer}
+    assert [i.name for i in g.input if i.name not in init] == ["feature_ids"]
+    assert card["input_layer"]["kind"] == kind and card["input_layer"]["bytes"] == input_bytes(model.input_layer)
+    assert card["H"] == H
+    s = sizes(out, card)
+    assert s["input_layer_bytes"] == card["input_layer"]["bytes"] and s["model_onnx_bytes"] > s["input_layer_bytes"]
+
+
+def test_numpy_integer_div_truncates_like_onnx():
+    from onnx import helper, TensorProto
+    node = helper.make_node("Div", ["a", "b"], ["y"])
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("a", TensorProto.INT64, [4]),
+                                        helper.make_tensor_value_info("b", TensorProto.INT64, [4])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT64, [4])])
+    net = OnnxNumpyModel(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    y = net.run({"a": np.array([7, -7, 7, 100], dtype=np.int64), "b": np.array([2, 2, -2, 10], dtype=np.int64)})["y"]
+    assert y.dtype == np.int64 and y.tolist() == [3, -3, -3, 10]
+
+
+# ---------------------------------------------------------------- training and CLI
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("synth"))
+    synth.write(d, n_products=120, seed=3)
+    return d
+
+
+@pytest.mark.parametrize("kind,extra", [("mixed", {"emb_blocks": 3, "emb_budget": 60_000}), ("qr", {"qr_m": 64})])
+def test_training_records_the_layer(synth_dir, tmp_path, kind, extra):
+    catalog = read_catalog(os.path.join(synth_dir, "products.tsv"))
+    pairs = read_pairs(os.path.join(synth_dir, "queries.tsv"))
+    r = Recipe(R=2, B=32, H=16, D=D, L=16, epochs=2, batch_size=128, augment_per_product=3,
+               input_layer=kind, **extra)
+    out = str(tmp_path / "b")
+    card = train(catalog, pairs, r, out, "t", progress=False, log=lambda *a: None)
+    assert check_bundle(out) == []
+    layer = card["input_layer"]
+    assert layer["kind"] == kind
+    if kind == "mixed":
+        assert layer["bytes"] <= 60_000 and len(layer["blocks"]) == 3
+    else:
+        assert layer["m"] == 64 and layer["bytes"] == qr_bytes(D, 16, 64)
+    m = json.load(open(os.path.join(out, "metrics.json")))
+    assert m["input_layer_bytes"] == layer["bytes"] == card["training"]["input_layer_bytes"]
+    assert m["model_bytes"] > m["input_layer_bytes"]
+
+
+def _cli_error(capsys, argv, needle):
+    code = main(argv)
+    err = capsys.readouterr().err
+    lines = [l for l in err.strip().splitlines() if l.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and needle in lines[0] and "Traceback" not in err, err
+
+
+def _parse_error(capsys, argv, needle):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and needle in err.strip().splitlines()[-1], err
+
+
+def test_bad_input_layer_flags(synth_dir, tmp_path, capsys):
+    base = ["train", "--catalog", os.path.join(synth_dir, "products.tsv"), "--out", str(tmp_path / "o"),
+            "--R", "2", "--B", "16", "--H", "8", "--D", "512", "--L", "16", "--epochs", "1", "--no-progress"]
+    _parse_error(capsys, base + ["--input-layer", "hashed"], "invalid choice")
+    _parse_error(capsys, base + ["--input-layer", "mixed", "--emb-alpha", "-1"], "must be a finite number >= 0")
+    _parse_error(capsys, base + ["--input-layer", "mixed", "--emb-budget", "lots"], "not a byte count")
+    _parse_error(capsys, base + ["--input-layer", "mixed", "--emb-budget", "0"], "must be > 0")
+    _parse_error(capsys, base + ["--input-layer", "mixed", "--emb-blocks", "0"], "must be > 0")
+    _cli_error(capsys, base + ["--emb-budget", "1M"], "--emb-budget does not apply to --input-layer uniform")
+    _cli_error(capsys, base + ["--input-layer", "mixed", "--qr-m", "8"], "--qr-m does not apply to --input-layer mixed")
+    _cli_error(capsys, base + ["--input-layer", "qr", "--emb-blocks", "3"], "--emb-blocks does not apply")
+    _cli_error(capsys, base + ["--input-layer", "qr", "--qr-m", "512"], "--qr-m must be between 2 and D-1")
+    _cli_error(capsys, base + ["--input-layer", "qr", "--qr-m", "8", "--emb-budget", "1M"], "not both")
+    _cli_error(capsys, base + ["--input-layer", "mixed", "--emb-budget", "100"], "below the smallest mixed layout")
+    _cli_error(capsys, base + ["--input-layer", "qr", "--emb-budget", "100"], "below the smallest quotient-remainder")
+    assert not os.path.exists(tmp_path / "o")
+
+
+def test_cli_trains_and_inspects_a_mixed_model(synth_dir, tmp_path, capsys):
+    out = str(tmp_path / "m")
+    assert main(["train", "--catalog", os.path.join(synth_dir, "products.tsv"), "--out", out, "--R", "2",
+                 "--B", "16", "--H", "8", "--D", "512", "--L", "16", "--epochs", "1", "--no-progress",
+                 "--input-layer", "mixed", "--emb-budget", "8K", "--emb-alpha", "0.3"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", out]) == 0
+    text = capsys.readouterr().out
+    assert "input layer: mixed" in text and "bundle OK" in text
+    card = json.load(open(os.path.join(out, "mach.json")))
+    assert card["input_layer"]["bytes"] <= 8192 and card["input_layer"]["alpha"] == 0.3
