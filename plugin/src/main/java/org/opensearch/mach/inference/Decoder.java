@@ -2,6 +2,7 @@ package org.opensearch.mach.inference;
 
 import org.opensearch.mach.model.ProductIndex;
 
+import java.util.Arrays;
 import java.util.Locale;
 
 /**
@@ -100,34 +101,7 @@ public final class Decoder {
             }
             scored = K;
         } else {
-            // members of the top-m buckets of every repetition, sorted so that equal products are adjacent;
-            // memory is O(R m K / B), never O(K)
-            int m = Math.min(options.bucketsPerRepetition(), index.buckets());
-            int[][] topM = new int[R][];
-            int total = 0;
-            for (int r = 0; r < R; r++) {
-                topM[r] = topBuckets(probs[r], m);
-                for (int b : topM[r]) total += index.bucketSize(r, b);
-            }
-            int[] members = new int[total];
-            int count = 0;
-            for (int r = 0; r < R; r++) {
-                for (int b : topM[r]) {
-                    for (int i = 0, size = index.bucketSize(r, b); i < size; i++) {
-                        members[count++] = index.member(r, b, i);
-                    }
-                }
-            }
-            java.util.Arrays.sort(members);
-            for (int i = 0; i < count;) {
-                int k = members[i], j = i;
-                while (j < count && members[j] == k) j++;
-                if (j - i >= options.minRepetitions()) { // k is in the top-m buckets of (j - i) repetitions
-                    top.offer(k, mean(index, probs, k));
-                    scored++;
-                }
-                i = j;
-            }
+            scored = candidates(index, probs, options, top);
         }
         int[] products = top.drainBestFirst();
         float[] means = new float[products.length];
@@ -139,6 +113,142 @@ public final class Decoder {
             scores[i] = (float) (options.scoreMode() == ScoreMode.CALIBRATED ? calibrated(mean, B) : mean);
         }
         return new Result(products, scores, means, used, scored);
+    }
+
+    /** Candidates whose bucket rows are fetched together before any is scored. */
+    private static final int BATCH = 32;
+    /** Consumes the prefetching reads so that the JIT keeps them. */
+    @SuppressWarnings("unused")
+    private static int sink;
+
+    /**
+     * Scores every product in the top-m buckets of at least f repetitions, once. Nothing of size K or
+     * of the candidates' number is built: a product is scored at its first occurrence (the first
+     * repetition whose top-m buckets hold it, read from its own bucket row), and its row also gives f's
+     * count. The cost is one memory miss per candidate for the row (the product-major table is R ints
+     * per product, far out of cache at K = 1M); the misses of a batch of candidates are started together
+     * (independent reads) before the batch is scored, instead of one after the other.
+     *
+     * @return how many products were scored
+     */
+    private static int candidates(ProductIndex index, float[][] probs, Options options, TopN top) {
+        int R = index.repetitions(), B = index.buckets();
+        int m = Math.min(options.bucketsPerRepetition(), B);
+        int f = options.minRepetitions();
+        int[][] topM = new int[R][];
+        long[] inTopM = new long[(int) (((long) R * B + 63) >>> 6)]; // bit r * B + b: bucket b is in repetition r's top-m
+        for (int r = 0; r < R; r++) {
+            topM[r] = topBuckets(probs[r], m);
+            for (int b : topM[r]) {
+                int bit = r * B + b;
+                inTopM[bit >>> 6] |= 1L << bit;
+            }
+        }
+        Counts counts = null;
+        if (f > 1) {
+            // count first, so that only the products in >= f repetitions' top-m cost a row read
+            int total = 0;
+            for (int r = 0; r < R; r++) {
+                for (int b : topM[r]) total += index.bucketSize(r, b);
+            }
+            counts = Counts.forEntries(Math.min(total, index.products()));
+            for (int r = 0; r < R; r++) {
+                for (int b : topM[r]) {
+                    for (int i = 0, size = index.bucketSize(r, b); i < size; i++) counts.add(index.member(r, b, i));
+                }
+            }
+        }
+        int[] batch = new int[BATCH];
+        int touched = 0, scored = 0;
+        for (int r = 0; r < R; r++) {
+            for (int b : topM[r]) {
+                for (int i = 0, size = index.bucketSize(r, b); i < size;) {
+                    int len = 0;
+                    for (; i < size && len < BATCH; i++) {
+                        int k = index.member(r, b, i);
+                        if (counts != null && counts.get(k) < f) continue;
+                        batch[len++] = k;
+                        touched += index.touch(k);
+                    }
+                    for (int j = 0; j < len; j++) {
+                        // one pass over k's row: its mean (as ProductIndex.mean sums it), and in how many
+                        // repetitions' top-m it is, and whether an earlier repetition already scored it
+                        int k = batch[j], seen = 0;
+                        boolean first = true;
+                        double sum = 0;
+                        for (int r2 = 0; r2 < R; r2++) {
+                            int b2 = index.bucket(r2, k);
+                            sum += probs[r2][b2];
+                            int bit = r2 * B + b2;
+                            if ((inTopM[bit >>> 6] & (1L << bit)) != 0) {
+                                seen++;
+                                first &= r2 >= r;
+                            }
+                        }
+                        if (first && seen >= f) {
+                            top.offer(k, sum / R);
+                            scored++;
+                        }
+                    }
+                }
+            }
+        }
+        sink = touched;
+        return scored;
+    }
+
+    /**
+     * How many times each product occurs in the top-m buckets (for f > 1): open addressing with
+     * at least twice the slots of the entries, O(R m K / B), never O(K) at small m. One per thread,
+     * reused (no allocation per query) while it is at most {@link #MAX_REUSED} slots.
+     */
+    private static final class Counts {
+        static final int MAX_REUSED = 1 << 20;
+        private static final ThreadLocal<Counts> REUSED = new ThreadLocal<>();
+
+        private int[] keys = new int[0]; // product, or -1 for an empty slot
+        private int[] counts = new int[0];
+        private int mask, shift;
+
+        /** An empty table for up to {@code entries} distinct products. */
+        static Counts forEntries(int entries) {
+            int bits = 33 - Integer.numberOfLeadingZeros(Math.max(8, entries) - 1); // 2^bits >= 2 * entries
+            int capacity = 1 << bits;
+            Counts c = capacity > MAX_REUSED ? new Counts() : REUSED.get(); // a rare huge query does not pin its table
+            if (c == null) {
+                c = new Counts();
+                REUSED.set(c);
+            }
+            if (c.keys.length < capacity) {
+                c.keys = new int[capacity];
+                c.counts = new int[capacity];
+            }
+            c.mask = capacity - 1;
+            c.shift = 32 - bits;
+            Arrays.fill(c.keys, 0, capacity, -1);
+            return c;
+        }
+
+        private int slot(int product) {
+            int s = (product * 0x9E3779B9) >>> shift; // Fibonacci hashing
+            while (keys[s] != product && keys[s] >= 0) s = (s + 1) & mask;
+            return s;
+        }
+
+        void add(int product) {
+            int s = slot(product);
+            if (keys[s] == product) {
+                counts[s]++;
+            } else { // an empty slot: its count may be a former query's
+                keys[s] = product;
+                counts[s] = 1;
+            }
+        }
+
+        int get(int product) {
+            int s = slot(product);
+            return keys[s] == product ? counts[s] : 0;
+        }
     }
 
     /** The paper's unbiased estimator of P(k | x): B/(B-1) (mean - 1/B); ranks as the mean does. */

@@ -79,6 +79,20 @@ public final class ProductIndex {
         return bucketsByProduct[product * repetitions + repetition];
     }
 
+    /**
+     * Reads the product's bucket row (one int per cache line of it) so that a following
+     * {@link #bucket}/{@link #mean} finds it in cache; returns a value only for the caller to consume.
+     * Calling it for several products before using them lets their memory misses overlap.
+     */
+    public int touch(int product) {
+        int base = product * repetitions;
+        int sum = bucketsByProduct[base] + bucketsByProduct[base + repetitions - 1];
+        for (int r = 16; r < repetitions - 1; r += 16) {
+            sum += bucketsByProduct[base + r];
+        }
+        return sum;
+    }
+
     /** MACH score of a product: the mean over repetitions of its bucket's probability (summed in repetition order). */
     public double mean(float[][] probs, int product) {
         double sum = 0;

@@ -47,15 +47,17 @@ public final class PredictBench {
             int n = queries.size() * repeats;
             double[] infer = new double[n], decode = new double[n];
             String used = null;
+            long scored = 0;
             for (int i = 0; i < n; i++) {
                 Prediction p = MachInferenceService.predict(model, queries.get(i % queries.size()), options);
                 infer[i] = p.inferenceNanos() / 1e6;
                 decode[i] = p.decodeNanos() / 1e6;
                 used = p.result().used().value();
+                scored += p.result().scored();
             }
             report("inference (featurize + ORT)", infer);
             report("decode (" + used + ", top " + topN + ")", decode);
-            System.out.printf(Locale.ROOT, "%d queries%n", n);
+            System.out.printf(Locale.ROOT, "%d queries, %d products scored per query%n", n, scored / n);
         }
     }
 

@@ -78,29 +78,51 @@ public class DecoderTests extends OpenSearchTestCase {
         }
     }
 
+    /** Products in the top-m buckets of at least f repetitions, computed independently of the decoder. */
+    private static Set<Integer> candidateSet(ProductIndex index, float[][] probs, int m, int f) {
+        int[] seen = new int[index.products()];
+        for (int r = 0; r < index.repetitions(); r++) {
+            Set<Integer> top = new HashSet<>();
+            for (int b : Decoder.topBuckets(probs[r], m)) top.add(b);
+            for (int k = 0; k < index.products(); k++) {
+                if (top.contains(index.bucket(r, k))) seen[k]++;
+            }
+        }
+        Set<Integer> candidates = new HashSet<>();
+        for (int k = 0; k < seen.length; k++) {
+            if (seen[k] >= f) candidates.add(k);
+        }
+        return candidates;
+    }
+
+    /** Brute force over a subset: the n best of {@code among} by (mean desc, id asc). */
+    private static int[] bruteForceAmong(ProductIndex index, float[][] probs, int n, Set<Integer> among) {
+        return Arrays.stream(bruteForce(index, probs, index.products())).filter(among::contains).limit(n).toArray();
+    }
+
+    /** Probabilities from a handful of values, so that many products tie on their mean. */
+    private float[][] coarseProbs(int R, int B) {
+        float[][] p = new float[R][B];
+        for (float[] row : p) {
+            for (int b = 0; b < B; b++) row[b] = randomIntBetween(0, 4) / 8f;
+        }
+        return p;
+    }
+
+    /** Candidate decoding = the top-N of the candidates (each scored once); = exact decoding whenever they contain the exact top-N. */
     public void testCandidatesEqualBruteForceWhenCovered() {
         int covered = 0;
-        for (int iter = 0; iter < 50; iter++) {
+        for (int iter = 0; iter < 60; iter++) {
             int R = randomIntBetween(2, 8), B = randomIntBetween(8, 128), K = randomIntBetween(50, 5000);
             int n = randomIntBetween(1, 50), m = randomIntBetween(1, B);
             ProductIndex index = randomIndex(R, B, K);
-            float[][] probs = randomProbs(R, B);
+            float[][] probs = iter % 4 == 3 ? coarseProbs(R, B) : randomProbs(R, B);
             Result cand = Decoder.decode(index, probs, new Options(n, Strategy.CANDIDATES, m, 1, ScoreMode.MEAN));
             assertEquals(Strategy.CANDIDATES, cand.used());
 
-            // the candidate set, computed independently
-            Set<Integer> candidates = new HashSet<>();
-            for (int r = 0; r < R; r++) {
-                Set<Integer> top = new HashSet<>();
-                for (int b : Decoder.topBuckets(probs[r], m)) top.add(b);
-                for (int k = 0; k < K; k++) {
-                    if (top.contains(index.bucket(r, k))) candidates.add(k);
-                }
-            }
+            Set<Integer> candidates = candidateSet(index, probs, m, 1);
+            assertArrayEquals("the top-" + n + " of the candidates", bruteForceAmong(index, probs, n, candidates), cand.products());
             assertEquals(candidates.size(), cand.scored());
-            for (int k : cand.products()) {
-                assertTrue("product " + k + " is not a candidate", candidates.contains(k));
-            }
             int[] exact = bruteForce(index, probs, n);
             if (Arrays.stream(exact).allMatch(candidates::contains)) {
                 assertArrayEquals("candidates cover the exact top-" + n, exact, cand.products());
@@ -108,6 +130,39 @@ public class DecoderTests extends OpenSearchTestCase {
             }
         }
         assertTrue("the random cases should mostly be covered, got " + covered, covered > 5);
+    }
+
+    /** The same at a realistic shape (R = 16, B = 4096, m = 10, top 100) and with min_repetitions. */
+    public void testCandidatesAtModelScale() {
+        int R = 16, B = 4096, K = randomIntBetween(50_000, 120_000);
+        ProductIndex index = randomIndex(R, B, K);
+        for (int iter = 0; iter < 4; iter++) {
+            float[][] probs = randomProbs(R, B);
+            int f = iter == 0 ? 1 : randomIntBetween(1, 3);
+            Result cand = Decoder.decode(index, probs, new Options(100, Strategy.CANDIDATES, 10, f, ScoreMode.MEAN));
+            Set<Integer> candidates = candidateSet(index, probs, 10, f);
+            assertArrayEquals(bruteForceAmong(index, probs, 100, candidates), cand.products());
+            assertEquals(candidates.size(), cand.scored());
+            int[] exact = bruteForce(index, probs, 100);
+            if (Arrays.stream(exact).allMatch(candidates::contains)) {
+                assertArrayEquals(exact, cand.products());
+            }
+        }
+    }
+
+    /** min_repetitions = f keeps exactly the products in the top-m buckets of at least f repetitions, best first. */
+    public void testMinRepetitionsMatchesDefinition() {
+        for (int iter = 0; iter < 30; iter++) {
+            int R = randomIntBetween(2, 8), B = randomIntBetween(4, 64), K = randomIntBetween(50, 3000);
+            int m = randomIntBetween(1, B), f = randomIntBetween(1, R), n = randomIntBetween(1, 200);
+            ProductIndex index = randomIndex(R, B, K);
+            float[][] probs = iter % 3 == 2 ? coarseProbs(R, B) : randomProbs(R, B);
+            Result cand = Decoder.decode(index, probs, new Options(n, Strategy.CANDIDATES, m, f, ScoreMode.MEAN));
+            Set<Integer> candidates = candidateSet(index, probs, m, f);
+            assertArrayEquals("f = " + f, bruteForceAmong(index, probs, n, candidates), cand.products());
+            assertEquals(candidates.size(), cand.scored());
+            assertEquals(Math.min(n, candidates.size()), cand.products().length);
+        }
     }
 
     public void testTopBucketsAreTheLargest() {
