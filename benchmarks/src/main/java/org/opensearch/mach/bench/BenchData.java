@@ -1,0 +1,76 @@
+package org.opensearch.mach.bench;
+
+import org.opensearch.mach.inference.MachInference;
+import org.opensearch.mach.model.MachModel;
+import org.opensearch.mach.model.ProductIndex;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Random;
+import java.util.Set;
+
+/** Inputs shared by the benchmarks: query texts, random product indexes, bucket probabilities. */
+final class BenchData {
+    private BenchData() {}
+
+    /** An existing file or folder, or a one-line error naming the parameter. */
+    static Path existing(String param, String path) {
+        Path p = Path.of(path);
+        if (!Files.exists(p)) throw new IllegalArgumentException("-p " + param + "=" + path + ": no such file (run from the repository root)");
+        return p;
+    }
+
+    /** The distinct texts of the first column of a TSV with a header (e.g. judgments-dev.tsv), at most {@code max}. */
+    static List<String> queries(String path, int max) {
+        try {
+            List<String> lines = Files.readAllLines(existing("queries", path), StandardCharsets.UTF_8);
+            Set<String> unique = new LinkedHashSet<>();
+            for (String l : lines.subList(1, lines.size())) {
+                if (!l.isBlank() && unique.size() < max) unique.add(l.split("\t", -1)[0]);
+            }
+            if (unique.isEmpty()) throw new IllegalArgumentException("-p queries=" + path + ": no queries");
+            return new ArrayList<>(unique);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** K products with uniformly random buckets: what the card's product hash gives synthetic labels. */
+    static ProductIndex randomIndex(int repetitions, int buckets, int products, long seed) {
+        Random rnd = new Random(seed);
+        int[][] bucketOf = new int[repetitions][products];
+        for (int[] row : bucketOf) {
+            for (int k = 0; k < products; k++) row[k] = rnd.nextInt(buckets);
+        }
+        return new ProductIndex(bucketOf, buckets);
+    }
+
+    /** Softmax rows of Gaussian logits (sd 2): a stand-in for a network's output when no bundle is given. */
+    static float[][][] syntheticProbabilities(int queries, int repetitions, int buckets, long seed) {
+        Random rnd = new Random(seed);
+        float[][][] probs = new float[queries][repetitions][buckets];
+        for (float[][] q : probs) {
+            for (float[] row : q) {
+                double sum = 0;
+                for (int b = 0; b < buckets; b++) sum += row[b] = (float) Math.exp(rnd.nextGaussian() * 2);
+                for (int b = 0; b < buckets; b++) row[b] /= sum;
+            }
+        }
+        return probs;
+    }
+
+    /** The network's probabilities for each text that has features (a text without any is never decoded). */
+    static float[][][] modelProbabilities(MachModel model, List<String> texts) throws Exception {
+        List<float[][]> out = new ArrayList<>();
+        for (String t : texts) {
+            if (model.featurizer().featureIds(t).length > 0) out.add(MachInference.probabilities(model, t));
+        }
+        return out.toArray(new float[0][][]);
+    }
+}

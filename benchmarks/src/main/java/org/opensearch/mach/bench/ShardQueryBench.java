@@ -1,0 +1,180 @@
+package org.opensearch.mach.bench;
+
+import org.apache.lucene.analysis.Analyzer;
+import org.apache.lucene.analysis.TokenStream;
+import org.apache.lucene.analysis.en.EnglishAnalyzer;
+import org.apache.lucene.analysis.tokenattributes.CharTermAttribute;
+import org.apache.lucene.document.Document;
+import org.apache.lucene.document.Field;
+import org.apache.lucene.document.StringField;
+import org.apache.lucene.document.TextField;
+import org.apache.lucene.index.DirectoryReader;
+import org.apache.lucene.index.IndexWriter;
+import org.apache.lucene.index.IndexWriterConfig;
+import org.apache.lucene.index.Term;
+import org.apache.lucene.search.BooleanClause;
+import org.apache.lucene.search.BooleanQuery;
+import org.apache.lucene.search.IndexSearcher;
+import org.apache.lucene.search.Query;
+import org.apache.lucene.search.TermQuery;
+import org.apache.lucene.search.TopDocs;
+import org.apache.lucene.store.Directory;
+import org.apache.lucene.store.FSDirectory;
+import org.opensearch.mach.query.MachProductsQuery;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * One shard's query, top 10, in Lucene alone (no OpenSearch node): a catalog TSV (product_id, title)
+ * indexed as the node indexes it (product_id keyword, title with the english analyzer; kept under
+ * {@code benchmarks/target/shard-index/} and reused), then per query text: {@code bm25} (the match
+ * query on title: one SHOULD term query per analyzed token), {@code mach} (MachProductsQuery over 100
+ * product ids with scores, what the coordinator sends after decoding), and {@code filter} /
+ * {@code boost} / {@code hybrid} in the shapes the mach query rewrites to (bm25 must + mach filter;
+ * bm25 must + mach should; either should). The 100 ids are random catalog products with descending
+ * scores: the query's cost does not depend on which.
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.SampleTime)
+@OutputTimeUnit(TimeUnit.MILLISECONDS)
+@Warmup(iterations = 2, time = 2)
+@Measurement(iterations = 3, time = 3)
+@Fork(value = 1, jvmArgsAppend = { "-Xmx2g" })
+public class ShardQueryBench {
+    @Param("../shared/data/homedepot/products.tsv")
+    public String catalog;
+    @Param("../shared/data/homedepot/judgments-dev.tsv")
+    public String queries;
+    @Param({ "bm25", "mach", "filter", "boost", "hybrid" })
+    public String method;
+    @Param("100")
+    public int topN;
+
+    private Directory directory;
+    private DirectoryReader reader;
+    private IndexSearcher searcher;
+    private Query[] compiled;
+    private int next;
+
+    @Setup
+    public void setup() throws IOException {
+        Path file = BenchData.existing("catalog", catalog).toAbsolutePath().normalize();
+        Path dir = Path.of("benchmarks/target/shard-index", Integer.toHexString(file.hashCode()) + "-" + Files.size(file));
+        List<String> ids = index(file, dir);
+        directory = FSDirectory.open(dir);
+        reader = DirectoryReader.open(directory);
+        searcher = new IndexSearcher(reader);
+        searcher.setQueryCache(null); // every request is new to the shard, as with the node's per-query mach ids
+        List<String> texts = BenchData.queries(queries, 100_000);
+        Random rnd = new Random(3);
+        compiled = new Query[texts.size()];
+        try (Analyzer english = new EnglishAnalyzer()) {
+            for (int i = 0; i < compiled.length; i++) {
+                compiled[i] = query(match(english, texts.get(i)), machProducts(ids, rnd));
+            }
+        }
+        System.out.printf(Locale.ROOT, "%n%s: %d products, %d queries, %s%n", file, reader.numDocs(), compiled.length, method);
+    }
+
+    private Query query(Query match, Query mach) {
+        return switch (method) {
+            case "bm25" -> match;
+            case "mach" -> mach;
+            case "filter" -> new BooleanQuery.Builder().add(match, BooleanClause.Occur.MUST).add(mach, BooleanClause.Occur.FILTER).build();
+            case "boost" -> new BooleanQuery.Builder().add(match, BooleanClause.Occur.MUST).add(mach, BooleanClause.Occur.SHOULD).build();
+            case "hybrid" -> new BooleanQuery.Builder().add(match, BooleanClause.Occur.SHOULD)
+                .add(mach, BooleanClause.Occur.SHOULD)
+                .setMinimumNumberShouldMatch(1)
+                .build();
+            default -> throw new IllegalArgumentException("-p method=" + method + ": use bm25, mach, filter, boost or hybrid");
+        };
+    }
+
+    /** What the match query on title does: the analyzed tokens, any of them. */
+    private static Query match(Analyzer analyzer, String text) throws IOException {
+        BooleanQuery.Builder b = new BooleanQuery.Builder();
+        try (TokenStream ts = analyzer.tokenStream("title", text)) {
+            CharTermAttribute term = ts.addAttribute(CharTermAttribute.class);
+            ts.reset();
+            while (ts.incrementToken()) b.add(new TermQuery(new Term("title", term.toString())), BooleanClause.Occur.SHOULD);
+            ts.end();
+        }
+        return b.build();
+    }
+
+    private MachProductsQuery machProducts(List<String> ids, Random rnd) {
+        String[] chosen = rnd.ints(0, ids.size()).distinct().limit(Math.min(topN, ids.size())).mapToObj(ids::get).toArray(String[]::new);
+        float[] scores = new float[chosen.length];
+        for (int i = 0; i < scores.length; i++) scores[i] = 0.5f / (i + 1);
+        return new MachProductsQuery("product_id", chosen, scores);
+    }
+
+    /** Indexes the catalog into {@code dir} unless a complete index is there; returns the product ids in file order. */
+    private static List<String> index(Path catalog, Path dir) throws IOException {
+        List<String> ids = new ArrayList<>();
+        Path done = dir.resolve("complete");
+        boolean build = !Files.exists(done);
+        if (build) {
+            Files.createDirectories(dir);
+            try (var files = Files.list(dir)) {
+                for (Path p : files.toList()) Files.delete(p);
+            }
+        }
+        try (
+            BufferedReader in = Files.newBufferedReader(catalog, StandardCharsets.UTF_8);
+            Directory d = build ? FSDirectory.open(dir) : null;
+            IndexWriter w = build ? new IndexWriter(d, new IndexWriterConfig(new EnglishAnalyzer()).setRAMBufferSizeMB(256)) : null
+        ) {
+            in.readLine();
+            for (String line; (line = in.readLine()) != null;) {
+                int tab = line.indexOf('\t');
+                if (tab < 0) continue;
+                String id = line.substring(0, tab);
+                ids.add(id);
+                if (w != null) {
+                    Document doc = new Document();
+                    doc.add(new StringField("product_id", id, Field.Store.NO));
+                    doc.add(new TextField("title", line.substring(tab + 1), Field.Store.NO));
+                    w.addDocument(doc);
+                    if (ids.size() % 200_000 == 0) System.out.printf(Locale.ROOT, "indexed %,d products%n", ids.size());
+                }
+            }
+            if (w != null) w.forceMerge(1); // one segment, like the bench node's index after a refresh and merge
+        }
+        if (build) Files.writeString(done, Arrays.toString(new long[] { ids.size() }));
+        return ids;
+    }
+
+    @TearDown
+    public void close() throws IOException {
+        reader.close();
+        directory.close();
+    }
+
+    @Benchmark
+    public TopDocs search() throws IOException {
+        return searcher.search(compiled[next++ % compiled.length], 10);
+    }
+}
