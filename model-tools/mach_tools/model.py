@@ -168,7 +168,7 @@ class MixedInput(nn.Module):
             total = part if total is None else total + part
             updates.append((i, rows, sub))
         if total is None:
-            total = torch.zeros(len(bag_starts), self.H)
+            total = torch.zeros(len(bag_starts), self.H, device=flat.device)
         return total, updates
 
     def card(self) -> dict:

@@ -250,3 +250,27 @@ def test_cli_trains_and_inspects_a_mixed_model(synth_dir, tmp_path, capsys):
     assert "input layer: mixed" in text and "bundle OK" in text
     card = json.load(open(os.path.join(out, "mach.json")))
     assert card["input_layer"]["bytes"] <= 8192 and card["input_layer"]["alpha"] == 0.3
+
+
+def test_embeddings_table_script(tmp_path):
+    """scripts/embeddings_table.py (docs/embeddings.md): bytes from the cards, metrics from the
+    evaluate JSON, relative change against the first bundle."""
+    import subprocess
+    import sys
+    from conftest import ROOT
+    spec = FeaturizerSpec(dimension=D, max_features=24)
+    ph = ProductHash(50, ProductHash.default_seeds(3))
+    args = []
+    for kind, ndcg in (("uniform", 0.2), ("mixed", 0.21)):
+        mj, ej = tmp_path / f"{kind}-metrics.json", tmp_path / f"{kind}-eval.json"
+        mj.write_text(json.dumps({"train_seconds": 12.0}))
+        ej.write_text(json.dumps({"metrics": {"P@1": 0.1, "recall@100": 0.5, "NDCG@10": ndcg}}))
+        out = str(tmp_path / kind)
+        write_bundle(out, _model(kind), kind, ["p1", "p2"], spec, ph, ["drill"], {},
+                     extra_files={"metrics.json": str(mj)})
+        args.append(f"{out}={ej}")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "embeddings_table.py")] + args,
+                       capture_output=True, text=True, check=True)
+    rows = r.stdout.strip().splitlines()
+    assert len(rows) == 4 and rows[2].startswith("| uniform | uniform | 131,072 (1.0x smaller)")
+    assert rows[3].startswith("| mixed | mixed, widths ") and "0.2100 (+5.0%)" in rows[3] and "| 12 |" in rows[3]
