@@ -15,4 +15,6 @@ source scripts/jdk.sh
 JDK=$(find_jdk21) || { echo "run.sh: no JDK 21+ found (set JAVA_HOME)" >&2; exit 2; }
 ./mvnw -B -q -pl benchmarks -am package dependency:build-classpath -DskipTests -Dmdep.outputFile="$PWD/benchmarks/target/classpath.txt"
 jar=$(ls benchmarks/target/mach-benchmarks-*.jar)
-exec "$JDK/bin/java" -cp "$jar:$(cat benchmarks/target/classpath.txt)" org.openjdk.jmh.Main ${JMH_SHORT-"-f 1 -wi 1 -w 1s -i 3 -r 2s"} "$@"
+short=${JMH_SHORT--f 1 -wi 1 -w 1s -i 3 -r 2s}
+# shellcheck disable=SC2086 # $short is several options
+exec "$JDK/bin/java" -cp "$jar:$(cat benchmarks/target/classpath.txt)" org.openjdk.jmh.Main $short "$@"
