@@ -150,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_catalog(g)
     engine_eval.add_arguments(g)
     _add_conventions(g)
+
+    from mach_tools import deploy
+    d = sub.add_parser("deploy", help="upload a bundle to a cluster in checksummed chunks, register and deploy it")
+    deploy.add_arguments(d)
     return ap
 
 
@@ -299,11 +303,19 @@ def cmd_engine_eval(args) -> int:
     return engine_eval.run(args, _read_catalog(args), go, rm)
 
 
+def cmd_deploy(args) -> int:
+    from mach_tools import deploy
+    reply = deploy.deploy(args.url, args.bundle, args.id, args.chunk_mb, not args.no_deploy, args.alias,
+                          progress=not args.no_progress)
+    print(json.dumps(reply))
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"synth": cmd_synth, "train": cmd_train, "evaluate": cmd_evaluate, "inspect": cmd_inspect,
-                "engine-eval": cmd_engine_eval}[args.cmd](args)
+                "engine-eval": cmd_engine_eval, "deploy": cmd_deploy}[args.cmd](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

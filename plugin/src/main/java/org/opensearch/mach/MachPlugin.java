@@ -1,6 +1,9 @@
 package org.opensearch.mach;
 
+import org.opensearch.action.ActionRequest;
+import org.opensearch.cluster.NamedDiff;
 import org.opensearch.cluster.metadata.IndexNameExpressionResolver;
+import org.opensearch.cluster.metadata.Metadata;
 import org.opensearch.cluster.node.DiscoveryNodes;
 import org.opensearch.cluster.service.ClusterService;
 import org.opensearch.common.settings.ClusterSettings;
@@ -8,20 +11,35 @@ import org.opensearch.common.settings.IndexScopedSettings;
 import org.opensearch.common.settings.Setting;
 import org.opensearch.common.settings.Settings;
 import org.opensearch.common.settings.SettingsFilter;
+import org.opensearch.core.ParseField;
+import org.opensearch.core.action.ActionResponse;
 import org.opensearch.core.common.io.stream.NamedWriteableRegistry;
+import org.opensearch.core.common.unit.ByteSizeUnit;
+import org.opensearch.core.common.unit.ByteSizeValue;
 import org.opensearch.core.xcontent.NamedXContentRegistry;
 import org.opensearch.env.Environment;
 import org.opensearch.env.NodeEnvironment;
+import org.opensearch.indices.SystemIndexDescriptor;
 import org.opensearch.mach.inference.MachInferenceService;
+import org.opensearch.mach.lifecycle.BundleStore;
+import org.opensearch.mach.lifecycle.MachModelsMetadata;
+import org.opensearch.mach.lifecycle.ModelDeployer;
+import org.opensearch.mach.lifecycle.ModelLifecycleService;
+import org.opensearch.mach.lifecycle.NodesModelsAction;
+import org.opensearch.mach.lifecycle.TransportUpdateModelsAction;
+import org.opensearch.mach.lifecycle.UpdateModelsRequest;
 import org.opensearch.mach.inference.PredictionCache;
 import org.opensearch.mach.model.ModelRegistry;
+import org.opensearch.mach.query.IndexBinding;
 import org.opensearch.mach.query.MachProductsQueryBuilder;
 import org.opensearch.mach.query.MachQueryBuilder;
+import org.opensearch.mach.rest.RestMachLifecycleAction;
 import org.opensearch.mach.rest.RestMachModelsAction;
 import org.opensearch.mach.rest.RestMachPredictAction;
 import org.opensearch.plugins.ActionPlugin;
 import org.opensearch.plugins.Plugin;
 import org.opensearch.plugins.SearchPlugin;
+import org.opensearch.plugins.SystemIndexPlugin;
 import org.opensearch.repositories.RepositoriesService;
 import org.opensearch.rest.RestController;
 import org.opensearch.rest.RestHandler;
@@ -43,7 +61,7 @@ import java.util.function.Supplier;
  * (bundles under {@code mach.models.dir}), the {@code mach_inference} thread pool and the
  * {@code _plugins/_mach} REST endpoints.
  */
-public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin {
+public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, SystemIndexPlugin {
 
     /** Directory of model bundles; model id X is the bundle directory X under it. Relative paths resolve against the config dir. */
     public static final Setting<String> MODELS_DIR = Setting.simpleString("mach.models.dir", "mach-models", Setting.Property.NodeScope);
@@ -66,13 +84,51 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin {
         "mach.cache.size", 10_000, 0, Setting.Property.NodeScope, Setting.Property.Dynamic
     );
 
+    /**
+     * Memory the deployed models may use per node (ONNX weights + labels + product index, estimated at
+     * registration). A deploy beyond it is refused with the figures. Dynamic; set it cluster-wide.
+     */
+    public static final Setting<ByteSizeValue> MEMORY_LIMIT = Setting.byteSizeSetting(
+        "mach.models.memory_limit", new ByteSizeValue(4, ByteSizeUnit.GB), Setting.Property.NodeScope, Setting.Property.Dynamic
+    );
+
     /** Set in createComponents; the query parsers (registered earlier) read it lazily. */
     private volatile MachInferenceService service;
+    private volatile ModelLifecycleService lifecycle;
     private ModelRegistry registry;
+    private ModelDeployer deployer;
 
     @Override
     public List<Setting<?>> getSettings() {
-        return List.of(MODELS_DIR, CUDA, INTRA_OP_THREADS, CACHE_SIZE);
+        return List.of(MODELS_DIR, CUDA, INTRA_OP_THREADS, CACHE_SIZE, MEMORY_LIMIT, IndexBinding.MODEL, IndexBinding.PRODUCT_ID_FIELD);
+    }
+
+    @Override
+    public List<NamedWriteableRegistry.Entry> getNamedWriteables() {
+        return List.of(
+            new NamedWriteableRegistry.Entry(Metadata.Custom.class, MachModelsMetadata.TYPE, MachModelsMetadata::new),
+            new NamedWriteableRegistry.Entry(NamedDiff.class, MachModelsMetadata.TYPE, MachModelsMetadata::readDiffFrom)
+        );
+    }
+
+    @Override
+    public List<NamedXContentRegistry.Entry> getNamedXContent() {
+        return List.of(
+            new NamedXContentRegistry.Entry(Metadata.Custom.class, new ParseField(MachModelsMetadata.TYPE), MachModelsMetadata::fromXContent)
+        );
+    }
+
+    @Override
+    public List<ActionHandler<? extends ActionRequest, ? extends ActionResponse>> getActions() {
+        return List.of(
+            new ActionHandler<>(UpdateModelsRequest.ACTION, TransportUpdateModelsAction.class),
+            new ActionHandler<>(NodesModelsAction.ACTION, NodesModelsAction.Transport.class)
+        );
+    }
+
+    @Override
+    public Collection<SystemIndexDescriptor> getSystemIndexDescriptors(Settings settings) {
+        return List.of(new SystemIndexDescriptor(BundleStore.INDEX, "MACH model bundles, in checksummed chunks"));
     }
 
     @Override
@@ -97,11 +153,19 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin {
         IndexNameExpressionResolver indexNameExpressionResolver,
         Supplier<RepositoriesService> repositoriesServiceSupplier
     ) {
-        Path modelsDir = environment.configDir().resolve(MODELS_DIR.get(environment.settings()));
-        registry = new ModelRegistry(modelsDir, CUDA.get(environment.settings()), INTRA_OP_THREADS.get(environment.settings()));
-        service = new MachInferenceService(registry, threadPool, new PredictionCache(CACHE_SIZE.get(clusterService.getSettings())));
-        clusterService.getClusterSettings().addSettingsUpdateConsumer(CACHE_SIZE, service::resizeCache);
-        return List.of(registry, service);
+        Settings settings = environment.settings();
+        Path modelsDir = environment.configDir().resolve(MODELS_DIR.get(settings));
+        registry = new ModelRegistry(modelsDir, CUDA.get(settings), INTRA_OP_THREADS.get(settings));
+        MachInferenceService inference = new MachInferenceService(registry, threadPool, new PredictionCache(CACHE_SIZE.get(clusterService.getSettings())));
+        clusterService.getClusterSettings().addSettingsUpdateConsumer(CACHE_SIZE, inference::resizeCache);
+        BundleStore store = new BundleStore(client);
+        ClusterSettings clusterSettings = clusterService.getClusterSettings();
+        deployer = new ModelDeployer(store, threadPool, CUDA.get(settings), INTRA_OP_THREADS.get(settings), () -> clusterSettings.get(MEMORY_LIMIT).getBytes());
+        clusterService.addListener(deployer);
+        inference.attachCluster(clusterService::state, deployer, indexNameExpressionResolver);
+        lifecycle = new ModelLifecycleService(client, clusterService, threadPool, store);
+        service = inference;
+        return List.of(registry, inference, deployer, lifecycle);
     }
 
     private MachInferenceService service() {
@@ -128,11 +192,13 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin {
         Supplier<DiscoveryNodes> nodesInCluster
     ) {
         Supplier<MachInferenceService> services = this::service;
-        return List.of(new RestMachModelsAction(services), new RestMachPredictAction(services));
+        Supplier<ModelLifecycleService> lifecycles = () -> lifecycle;
+        return List.of(new RestMachModelsAction(services, lifecycles), new RestMachPredictAction(services), new RestMachLifecycleAction(lifecycles));
     }
 
     @Override
     public void close() throws IOException {
-        if (registry != null) registry.close(); // frees the ONNX Runtime sessions
+        if (deployer != null) deployer.close(); // frees the ONNX Runtime sessions
+        if (registry != null) registry.close();
     }
 }

@@ -15,10 +15,20 @@ import java.util.Set;
 public final class MachInference {
     private MachInference() {}
 
-    /** Bucket probabilities [R][B] of one query text. */
+    /**
+     * Bucket probabilities [R][B] of one query text. Holds a reference on the model while ONNX Runtime
+     * runs, so an undeploy in the meantime closes the session only after this run.
+     */
     public static float[][] probabilities(MachModel model, String text) throws OrtException {
         long[] row = model.featurizer().paddedFeatureIds(text);
-        return run(model.environment(), model.session(), model.card().inputName, model.card().outputName, new long[][] { row })[0];
+        if (model.tryIncRef() == false) {
+            throw new ModelRetiredException(model.id());
+        }
+        try {
+            return run(model.environment(), model.session(), model.card().inputName, model.card().outputName, new long[][] { row })[0];
+        } finally {
+            model.decRef();
+        }
     }
 
     /** Runs a batch of padded feature-id rows; returns [batch][R][B]. */

@@ -3,10 +3,25 @@ package org.opensearch.mach.inference;
 import ai.onnxruntime.OrtException;
 
 import org.opensearch.OpenSearchException;
+import org.opensearch.OpenSearchStatusException;
+import org.opensearch.ResourceNotFoundException;
+import org.opensearch.action.support.PlainActionFuture;
+import org.opensearch.action.IndicesRequest;
+import org.opensearch.cluster.ClusterState;
+import org.opensearch.cluster.metadata.IndexNameExpressionResolver;
+import org.opensearch.common.unit.TimeValue;
+import org.opensearch.core.rest.RestStatus;
+import org.opensearch.mach.lifecycle.MachModelsMetadata;
+import org.opensearch.mach.lifecycle.ModelDeployer;
+import org.opensearch.mach.lifecycle.ModelEntry;
 import org.opensearch.core.action.ActionListener;
 import org.opensearch.mach.model.MachModel;
+import org.opensearch.mach.query.IndexBinding;
 import org.opensearch.mach.model.ModelRegistry;
 import org.opensearch.threadpool.ThreadPool;
+
+import java.util.Set;
+import java.util.function.Supplier;
 
 /**
  * Runs a model for one text on the node's {@value #THREAD_POOL} thread pool, so that inference
@@ -18,6 +33,9 @@ public final class MachInferenceService {
     private final ModelRegistry registry;
     private final ThreadPool threadPool;
     private volatile PredictionCache cache;
+    private volatile Supplier<ClusterState> clusterState;
+    private volatile ModelDeployer deployer;
+    private volatile IndexNameExpressionResolver resolver;
 
     public MachInferenceService(ModelRegistry registry, ThreadPool threadPool, PredictionCache cache) {
         this.registry = registry;
@@ -38,44 +56,113 @@ public final class MachInferenceService {
         return registry;
     }
 
+    /** Connects the cluster side: registered models and aliases in the cluster state, served by the deployer; index bindings. */
+    public void attachCluster(Supplier<ClusterState> clusterState, ModelDeployer deployer, IndexNameExpressionResolver resolver) {
+        this.clusterState = clusterState;
+        this.deployer = deployer;
+        this.resolver = resolver;
+    }
+
+    /** The model and product-id field the indices of a search bind (index.mach.* settings). */
+    public IndexBinding binding(IndicesRequest search) {
+        if (clusterState == null) throw new IllegalStateException("index bindings need the cluster state (not attached)");
+        return IndexBinding.resolve(clusterState.get(), resolver, search);
+    }
+
     /**
-     * Async, for the query path: a cache hit answers at once on the calling thread; otherwise featurize,
-     * run ONNX, decode (and cache) on the inference pool, where the listener is then called.
+     * Finds the model a name stands for: an alias' target or a registered model (waiting while it loads
+     * on this node), else a bundle under this node's {@code mach.models.dir}. Async; loading from disk
+     * runs on the inference pool.
      */
-    public void predict(String modelId, String text, Decoder.Options options, ActionListener<Prediction> listener) {
-        PredictionCache cache = this.cache;
-        MachModel loadedModel = registry.loadedModel(modelId);
-        if (loadedModel != null) {
-            Prediction hit;
+    public void acquire(String name, ActionListener<MachModel> listener) {
+        Supplier<ClusterState> state = this.clusterState;
+        if (state != null) {
+            MachModelsMetadata metadata = MachModelsMetadata.of(state.get());
+            ModelEntry entry = metadata.model(name);
+            if (entry != null) {
+                if (!entry.deployed()) {
+                    listener.onFailure(new OpenSearchStatusException(
+                        "model [" + entry.id() + "] is registered but not deployed; POST _plugins/_mach/models/" + entry.id() + "/_deploy",
+                        RestStatus.CONFLICT
+                    ));
+                } else {
+                    deployer.whenReady(entry.id(), listener);
+                }
+                return;
+            }
+        }
+        MachModel loaded = registry.loadedModel(name);
+        if (loaded != null) {
+            listener.onResponse(loaded);
+            return;
+        }
+        execute(() -> {
+            MachModel m;
             try {
-                hit = cache.get(loadedModel, text, options);
+                m = registry.get(name);
+            } catch (ResourceNotFoundException e) {
+                Set<String> registered = state == null ? Set.of() : MachModelsMetadata.of(state.get()).models().keySet();
+                Set<String> aliases = state == null ? Set.of() : MachModelsMetadata.of(state.get()).aliases().keySet();
+                listener.onFailure(new ResourceNotFoundException(
+                    "model [" + name + "] not found: not a registered model " + registered + " or alias " + aliases
+                        + ", and no bundle of that name under " + registry.modelsDir() + " (available: " + registry.available() + ")"
+                ));
+                return;
             } catch (Exception e) {
                 listener.onFailure(e);
                 return;
             }
+            listener.onResponse(m);
+        }, listener::onFailure);
+    }
+
+    /** Blocking {@link #acquire}, for REST handlers already on the inference pool. */
+    public MachModel acquireNow(String name) {
+        PlainActionFuture<MachModel> f = PlainActionFuture.newFuture();
+        acquire(name, f);
+        return f.actionGet(TimeValue.timeValueMinutes(5));
+    }
+
+    /**
+     * Async, for the query path: a cache hit answers at once on the calling thread; otherwise featurize,
+     * run ONNX, decode (and cache) on the inference pool, where the listener is then called. A model
+     * released between lookup and run (an alias swapped, then its old model undeployed) is looked up
+     * again, so such a query still succeeds on the current model.
+     */
+    public void predict(String name, String text, Decoder.Options options, ActionListener<Prediction> listener) {
+        predict(name, text, options, listener, 3);
+    }
+
+    private void predict(String name, String text, Decoder.Options options, ActionListener<Prediction> listener, int attempts) {
+        acquire(name, ActionListener.wrap(model -> {
+            PredictionCache cache = this.cache;
+            Prediction hit = cache.get(model, text, options);
             if (hit != null) {
                 listener.onResponse(hit);
                 return;
             }
-        }
-        Runnable task = () -> {
-            Prediction p;
-            try {
-                MachModel model = registry.get(modelId);
-                // a miss above was counted; only a model loaded meanwhile gets its lookup here
-                p = loadedModel == model ? null : cache.get(model, text, options);
-                if (p == null) {
+            // keep the caller's thread context (headers, security) on the pool thread
+            execute(() -> {
+                Prediction p;
+                long t0 = System.nanoTime();
+                try {
                     p = predict(model, text, options);
                     cache.put(model, text, options, p);
+                } catch (ModelRetiredException e) {
+                    if (attempts > 1) predict(name, text, options, listener, attempts - 1);
+                    else listener.onFailure(e);
+                    return;
+                } catch (Exception e) {
+                    ModelDeployer d = deployer;
+                    if (d != null) d.stats(model.id()).recordError();
+                    listener.onFailure(e);
+                    return;
                 }
-            } catch (Exception e) {
-                listener.onFailure(e);
-                return;
-            }
-            listener.onResponse(p);
-        };
-        // keep the caller's thread context (headers, security) on the pool thread
-        execute(task, listener::onFailure);
+                ModelDeployer d = deployer;
+                if (d != null) d.stats(model.id()).recordSuccess(System.nanoTime() - t0);
+                listener.onResponse(p);
+            }, listener::onFailure);
+        }, listener::onFailure));
     }
 
     /** Runs a task on the inference pool with the caller's thread context; onRejected if the pool's queue is full. */
@@ -87,10 +174,16 @@ public final class MachInferenceService {
         }
     }
 
-    /** Synchronous version, on the calling thread. */
-    public Prediction predictNow(String modelId, String text, Decoder.Options options) {
-        MachModel model = registry.get(modelId);
-        return predict(model, text, options);
+    /** Synchronous version, on the calling thread (which may wait for the model to load). */
+    public Prediction predictNow(String name, String text, Decoder.Options options) {
+        for (int attempt = 1;; attempt++) {
+            MachModel model = acquireNow(name);
+            try {
+                return predict(model, text, options);
+            } catch (ModelRetiredException e) {
+                if (attempt == 3) throw e;
+            }
+        }
     }
 
     public static Prediction predict(MachModel model, String text, Decoder.Options options) {

@@ -16,7 +16,7 @@ import java.util.zip.ZipInputStream;
  * ONNX Runtime needs a file path, so the zip is extracted to a temporary directory, loaded, and the
  * directory deleted (the session keeps the model in memory).
  */
-final class BundleZip {
+public final class BundleZip {
     /** Refuse zips that inflate beyond this (a zip bomb, or not a bundle). */
     static final long MAX_UNCOMPRESSED_BYTES = 16L << 30;
 
@@ -61,6 +61,26 @@ final class BundleZip {
             throw new MachBundleException("[" + zip.getFileName() + "]: not a readable zip: " + e.getMessage(), e);
         }
         return dir;
+    }
+
+    /** Zips a bundle directory's plain files (no folder inside the zip, as spec/bundle-format.md says). */
+    public static void zipDirectory(Path dir, Path zip) throws IOException {
+        try (var out = new java.util.zip.ZipOutputStream(Files.newOutputStream(zip)); Stream<Path> files = Files.list(dir)) {
+            for (Path f : (Iterable<Path>) files.sorted()::iterator) {
+                if (!Files.isRegularFile(f) || f.getFileName().toString().startsWith(".")) continue;
+                out.putNextEntry(new ZipEntry(f.getFileName().toString()));
+                Files.copy(f, out);
+                out.closeEntry();
+            }
+        }
+    }
+
+    /** Uncompressed size of one entry of a zip, or -1 when absent. */
+    public static long entrySize(Path zip, String name) throws IOException {
+        try (java.util.zip.ZipFile z = new java.util.zip.ZipFile(zip.toFile())) {
+            ZipEntry e = z.getEntry(name);
+            return e == null ? -1 : e.getSize();
+        }
     }
 
     static void deleteQuietly(Path dir) {

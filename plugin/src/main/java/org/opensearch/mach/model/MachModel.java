@@ -4,14 +4,22 @@ import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 
+import org.opensearch.common.util.concurrent.AbstractRefCounted;
 import org.opensearch.mach.featurize.Featurizer;
 
 import java.io.Closeable;
 import java.nio.file.Path;
 import java.util.concurrent.atomic.AtomicLong;
 
-/** A loaded, validated bundle: card, featurizer, ONNX Runtime session, labels and product index. */
-public final class MachModel implements Closeable {
+/**
+ * A loaded, validated bundle: card, featurizer, ONNX Runtime session, labels and product index.
+ *
+ * <p>Reference counted: whoever holds the model (the registry, a deployment) owns one reference and
+ * gives it back with {@link #close()}; each ONNX run takes one more ({@link #tryIncRef()} /
+ * {@link #decRef()}). The native session is closed when the last reference is gone, so an undeploy
+ * or a swap never frees a session a running query still uses.
+ */
+public final class MachModel extends AbstractRefCounted implements Closeable {
     private static final AtomicLong LOADS = new AtomicLong();
 
     /** Unique per load in this JVM: caches key on it so a reloaded bundle never serves results of the old one. */
@@ -29,6 +37,7 @@ public final class MachModel implements Closeable {
 
     MachModel(String id, Path directory, ModelCard card, OrtEnvironment environment, OrtSession session, String device, String[] labels,
         ProductIndex index, long loadMillis) {
+        super("mach-model-" + id);
         this.id = id;
         this.directory = directory;
         this.card = card;
@@ -91,8 +100,26 @@ public final class MachModel implements Closeable {
         return loadMillis;
     }
 
+    /** Memory this model holds, estimated from the size of its ONNX file (native weights, about the file size). */
+    public long estimatedBytes(long onnxBytes) {
+        return memoryEstimate(onnxBytes, labels, card.repetitions, card.buckets);
+    }
+
+    /** ONNX bytes + labels (String header + chars) + the product index (bucket of each product and members: 8 bytes per product and repetition). */
+    public static long memoryEstimate(long onnxBytes, String[] labels, int repetitions, int buckets) {
+        long labelBytes = 0;
+        for (String l : labels) labelBytes += 48 + l.length();
+        return onnxBytes + labelBytes + 8L * labels.length * repetitions + 4L * repetitions * (buckets + 1);
+    }
+
+    /** Gives back the owner's reference; the session closes once no query runs on it. */
     @Override
     public void close() {
+        decRef();
+    }
+
+    @Override
+    protected void closeInternal() {
         try {
             session.close();
         } catch (OrtException e) {

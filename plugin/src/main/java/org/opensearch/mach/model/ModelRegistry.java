@@ -31,6 +31,11 @@ public final class ModelRegistry implements Closeable {
     private static final String ZIP = ".zip";
     private static final Pattern MODEL_ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
 
+    /** Model ids and aliases: {@code [A-Za-z0-9][A-Za-z0-9._-]{0,127}}. */
+    public static boolean validName(String name) {
+        return name != null && MODEL_ID.matcher(name).matches();
+    }
+
     private final Path modelsDir;
     private final boolean tryCuda;
     private final int intraOpThreads;

@@ -13,6 +13,7 @@ import org.opensearch.core.xcontent.XContentParser;
 import org.opensearch.index.query.AbstractQueryBuilder;
 import org.opensearch.index.query.BoolQueryBuilder;
 import org.opensearch.index.query.QueryBuilder;
+import org.opensearch.index.query.QueryCoordinatorContext;
 import org.opensearch.index.query.QueryRewriteContext;
 import org.opensearch.index.query.QueryShardContext;
 import org.opensearch.mach.inference.Decoder;
@@ -84,8 +85,8 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
     private SetOnce<QueryBuilder> rewritten;
 
     public MachQueryBuilder(String modelId, String queryText, String productIdField, Supplier<MachInferenceService> services) {
-        if (modelId == null || modelId.isBlank()) {
-            throw new IllegalArgumentException("[mach] requires [model_id], the name of a model bundle");
+        if (modelId != null && modelId.isBlank()) {
+            throw new IllegalArgumentException("[mach] [model_id] must not be empty (leave it out to use the index's " + IndexBinding.MODEL.getKey() + ")");
         }
         if (queryText == null || queryText.isBlank()) {
             throw new IllegalArgumentException("[mach] requires a non-empty [query_text]");
@@ -95,8 +96,10 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
                 "[mach] [query_text] is " + queryText.length() + " characters long; at most " + MAX_TEXT_LENGTH + " are allowed"
             );
         }
-        if (productIdField == null || productIdField.isBlank()) {
-            throw new IllegalArgumentException("[mach] requires [product_id_field], the keyword field holding the product ids");
+        if (productIdField != null && productIdField.isBlank()) {
+            throw new IllegalArgumentException(
+                "[mach] [product_id_field] must not be empty (leave it out to use the index's " + IndexBinding.PRODUCT_ID_FIELD.getKey() + ")"
+            );
         }
         this.modelId = modelId;
         this.queryText = queryText;
@@ -106,9 +109,9 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
 
     public MachQueryBuilder(StreamInput in, Supplier<MachInferenceService> services) throws IOException {
         super(in);
-        this.modelId = in.readString();
+        this.modelId = in.readOptionalString();
         this.queryText = in.readString();
-        this.productIdField = in.readString();
+        this.productIdField = in.readOptionalString();
         this.topN = in.readVInt();
         this.decoding = in.readEnum(Decoder.Strategy.class);
         this.bucketsPerRepetition = in.readVInt();
@@ -123,9 +126,9 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
 
     @Override
     protected void doWriteTo(StreamOutput out) throws IOException {
-        out.writeString(modelId);
+        out.writeOptionalString(modelId);
         out.writeString(queryText);
-        out.writeString(productIdField);
+        out.writeOptionalString(productIdField);
         out.writeVInt(topN);
         out.writeEnum(decoding);
         out.writeVInt(bucketsPerRepetition);
@@ -264,9 +267,9 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
     @Override
     protected void doXContent(XContentBuilder builder, Params params) throws IOException {
         builder.startObject(NAME);
-        builder.field(MODEL_ID.getPreferredName(), modelId);
+        if (modelId != null) builder.field(MODEL_ID.getPreferredName(), modelId);
         builder.field(QUERY_TEXT.getPreferredName(), queryText);
-        builder.field(PRODUCT_ID_FIELD.getPreferredName(), productIdField);
+        if (productIdField != null) builder.field(PRODUCT_ID_FIELD.getPreferredName(), productIdField);
         builder.field(TOP_N.getPreferredName(), topN);
         builder.field(DECODING.getPreferredName(), decoding.value());
         builder.field(BUCKETS_PER_REPETITION.getPreferredName(), bucketsPerRepetition);
@@ -346,11 +349,7 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
             }
         }
         try {
-            if (modelId == null) throw new IllegalArgumentException("[mach] requires [model_id], the name of a model bundle");
             if (queryText == null) throw new IllegalArgumentException("[mach] requires [query_text], the text to search for");
-            if (productIdField == null) {
-                throw new IllegalArgumentException("[mach] requires [product_id_field], the keyword field holding the product ids");
-            }
             MachQueryBuilder b = new MachQueryBuilder(modelId, queryText, productIdField, services);
             if (topN != null) b.topN(topN);
             if (decoding != null) b.decoding(decoding);
@@ -409,20 +408,35 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
         if (service == null) {
             throw new IllegalStateException("the mach plugin is not initialized on this node");
         }
+        MachQueryBuilder pending = modelId != null && productIdField != null ? copy(modelId, productIdField) : bound(context, service);
         SetOnce<QueryBuilder> holder = new SetOnce<>();
         Decoder.Options options = decoderOptions();
         context.registerAsyncAction(
-            (client, listener) -> service.predict(modelId, queryText, options, ActionListener.wrap(prediction -> {
-                holder.set(rewrittenQuery(prediction));
+            (client, listener) -> service.predict(pending.modelId, queryText, options, ActionListener.wrap(prediction -> {
+                holder.set(pending.rewrittenQuery(prediction));
                 listener.onResponse(null);
             }, listener::onFailure))
         );
-        MachQueryBuilder pending = copy();
         pending.rewritten = holder;
         return pending;
     }
 
-    private MachQueryBuilder copy() {
+    /** A copy with the model and product-id field the searched indices bind (index.mach.*) filled in where this query left them out. */
+    private MachQueryBuilder bound(QueryRewriteContext context, MachInferenceService service) {
+        QueryCoordinatorContext coordinator = context.convertToCoordinatorContext();
+        if (coordinator == null || coordinator.getSearchRequest() == null) {
+            throw new IllegalArgumentException(
+                "[mach] without [model_id] and [product_id_field] takes them from the searched index's settings, which only a search "
+                    + "request names; give them in the query here"
+            );
+        }
+        IndexBinding binding = service.binding(coordinator.getSearchRequest());
+        String model = modelId != null ? modelId : binding.require(binding.model(), IndexBinding.MODEL, "model_id");
+        String field = productIdField != null ? productIdField : binding.require(binding.productIdField(), IndexBinding.PRODUCT_ID_FIELD, "product_id_field");
+        return copy(model, field);
+    }
+
+    private MachQueryBuilder copy(String modelId, String productIdField) {
         MachQueryBuilder c = new MachQueryBuilder(modelId, queryText, productIdField, services);
         c.topN = topN;
         c.decoding = decoding;
@@ -482,9 +496,9 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
 
     @Override
     protected boolean doEquals(MachQueryBuilder o) {
-        return modelId.equals(o.modelId)
+        return Objects.equals(modelId, o.modelId)
             && queryText.equals(o.queryText)
-            && productIdField.equals(o.productIdField)
+            && Objects.equals(productIdField, o.productIdField)
             && topN == o.topN
             && decoding == o.decoding
             && bucketsPerRepetition == o.bucketsPerRepetition

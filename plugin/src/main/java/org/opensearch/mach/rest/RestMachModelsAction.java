@@ -1,6 +1,11 @@
 package org.opensearch.mach.rest;
 
+import org.opensearch.core.action.ActionListener;
 import org.opensearch.core.rest.RestStatus;
+import org.opensearch.mach.lifecycle.MachModelsMetadata;
+import org.opensearch.mach.lifecycle.ModelEntry;
+import org.opensearch.mach.lifecycle.ModelLifecycleService;
+import org.opensearch.mach.lifecycle.NodesModelsAction;
 import org.opensearch.core.xcontent.XContentBuilder;
 import org.opensearch.mach.inference.MachInferenceService;
 import org.opensearch.mach.inference.PredictionCache;
@@ -12,21 +17,27 @@ import org.opensearch.rest.RestRequest;
 import org.opensearch.transport.client.node.NodeClient;
 
 import java.io.IOException;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.function.Supplier;
 
 /**
- * {@code GET _plugins/_mach/models}: the models directory of the node handling the request, the
- * bundles available there and the ones loaded. {@code GET _plugins/_mach/models/{id}}: loads the
- * model if needed and returns its card (bad bundles answer 400 with the reason).
+ * {@code GET _plugins/_mach/models}: the registered models and aliases of the cluster, then the
+ * models directory of the node handling the request, the bundles available there and the ones loaded.
+ * {@code GET _plugins/_mach/models/{id}} (an id or an alias): for a registered model its record and
+ * every node's state and statistics; for a bundle under the models directory, loads it if needed and
+ * returns its card (bad bundles answer 400 with the reason).
  */
 public class RestMachModelsAction extends BaseRestHandler {
     private static final com.fasterxml.jackson.databind.ObjectMapper CARD_MAPPER = new com.fasterxml.jackson.databind.ObjectMapper();
     private final Supplier<MachInferenceService> services;
+    private final Supplier<ModelLifecycleService> lifecycle;
 
-    public RestMachModelsAction(Supplier<MachInferenceService> services) {
+    public RestMachModelsAction(Supplier<MachInferenceService> services, Supplier<ModelLifecycleService> lifecycle) {
         this.services = services;
+        this.lifecycle = lifecycle;
     }
 
     @Override
@@ -48,6 +59,13 @@ public class RestMachModelsAction extends BaseRestHandler {
             return channel -> {
                 XContentBuilder b = channel.newBuilder();
                 b.startObject();
+                MachModelsMetadata metadata = lifecycle.get().metadata();
+                b.startObject("registered");
+                for (ModelEntry e : metadata.models().values()) {
+                    b.field(e.id(), ModelLifecycleService.describe(e));
+                }
+                b.endObject();
+                b.field("aliases", metadata.aliases());
                 b.field("models_dir", registry.modelsDir().toString());
                 b.field("available", registry.available());
                 cache(b, service.cache(), null);
@@ -63,7 +81,31 @@ public class RestMachModelsAction extends BaseRestHandler {
                 channel.sendResponse(new BytesRestResponse(RestStatus.OK, b));
             };
         }
-        // loading can take a while: do it on the inference pool
+        ModelEntry entry = lifecycle.get().metadata().model(id);
+        if (entry != null) {
+            // a registered model: its record plus every node's state and statistics
+            return channel -> lifecycle.get().nodes(ActionListener.wrap(nodes -> {
+                Map<String, Object> out = new LinkedHashMap<>();
+                if (!entry.id().equals(id)) out.put("alias", id);
+                out.putAll(ModelLifecycleService.describe(entry));
+                out.put("aliases", lifecycle.get().metadata().aliases().entrySet().stream()
+                    .filter(a -> a.getValue().equals(entry.id())).map(Map.Entry::getKey).toList());
+                Map<String, Object> perNode = new TreeMap<>();
+                for (NodesModelsAction.NodeResponse n : nodes.getNodes()) {
+                    Object view = n.models().get(entry.id());
+                    perNode.put(n.getNode().getName(), view != null ? view : Map.of("state", entry.deployed() ? "pending" : "not_deployed"));
+                }
+                for (var f : nodes.failures()) perNode.put(f.nodeId(), Map.of("state", "unreachable", "error", String.valueOf(f.getMessage())));
+                out.put("nodes", perNode);
+                Map<String, Object> cache = new LinkedHashMap<>();
+                PredictionCache.Stats s = service.cache().stats(entry.id());
+                cache.put("hits", s.hits());
+                cache.put("misses", s.misses());
+                out.put("cache_on_this_node", cache);
+                RestMachLifecycleAction.respond(channel, RestStatus.OK, out);
+            }, e -> RestMachLifecycleAction.fail(channel, e)));
+        }
+        // a bundle under mach.models.dir: loading can take a while, do it on the inference pool
         return channel -> RestMachPredictAction.fork(service, channel, () -> {
             MachModel model = registry.get(id);
             XContentBuilder b = channel.newBuilder();

@@ -1,19 +1,13 @@
 package org.opensearch.mach.cluster;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 
-import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.opensearch.action.search.SearchResponse;
 import org.opensearch.action.search.SearchType;
-import org.opensearch.client.Request;
-import org.opensearch.client.Response;
-import org.opensearch.client.ResponseException;
 import org.opensearch.common.settings.Settings;
 import org.opensearch.index.query.QueryBuilder;
 import org.opensearch.index.query.QueryBuilders;
 import org.opensearch.index.query.functionscore.ScoreFunctionBuilders;
-import org.opensearch.mach.MachPlugin;
 import org.opensearch.mach.TestPaths;
 import org.opensearch.mach.inference.Decoder;
 import org.opensearch.mach.inference.MachInferenceService;
@@ -22,19 +16,15 @@ import org.opensearch.mach.model.BundleLoader;
 import org.opensearch.mach.model.MachModel;
 import org.opensearch.mach.query.Combine;
 import org.opensearch.mach.query.MachQueryBuilder;
-import org.opensearch.plugins.Plugin;
 import org.opensearch.search.SearchHit;
 import org.opensearch.test.OpenSearchIntegTestCase;
-import org.opensearch.transport.Netty4ModulePlugin;
 import org.junit.AfterClass;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Collection;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -48,23 +38,11 @@ import java.util.Set;
  * composition with the standard DSL, and the 4xx answers to bad input through real HTTP.
  */
 @OpenSearchIntegTestCase.ClusterScope(scope = OpenSearchIntegTestCase.Scope.SUITE, numDataNodes = 2, numClientNodes = 0, supportsDedicatedMasters = false)
-public class MachClusterTests extends OpenSearchIntegTestCase {
+public class MachClusterTests extends MachClusterTestCase {
     static final String MODEL = "tiny";
-    static final String INDEX = "products";
-    static final ObjectMapper JSON = new ObjectMapper();
 
     private static Path modelsDir;
     private static MachModel model; // the same bundle, loaded in the test JVM: the reference decoding
-
-    @Override
-    protected Collection<Class<? extends Plugin>> nodePlugins() {
-        return List.of(MachPlugin.class, Netty4ModulePlugin.class);
-    }
-
-    @Override
-    protected boolean addMockHttpTransport() {
-        return false; // real HTTP for status codes
-    }
 
     @Override
     protected Settings nodeSettings(int nodeOrdinal) {
@@ -97,28 +75,8 @@ public class MachClusterTests extends OpenSearchIntegTestCase {
         modelsDir = null;
     }
 
-    private static List<String[]> tsv(String name) throws IOException {
-        List<String> lines = Files.readAllLines(TestPaths.tinyFixture().resolve(name), StandardCharsets.UTF_8);
-        List<String[]> rows = new ArrayList<>();
-        for (String l : lines.subList(1, lines.size())) {
-            if (!l.isBlank()) rows.add(l.split("\t", -1));
-        }
-        return rows;
-    }
-
     private void indexProducts() throws IOException {
-        if (indexExists(INDEX)) return;
-        prepareCreate(INDEX).setSettings(Settings.builder().put("index.number_of_shards", 3).put("index.number_of_replicas", 0))
-            .setMapping("product_id", "type=keyword", "title", "type=text", "price", "type=float")
-            .get();
-        int i = 0;
-        var bulk = client().prepareBulk();
-        for (String[] p : tsv("products.tsv")) {
-            bulk.add(client().prepareIndex(INDEX).setId(p[0]).setSource("product_id", p[0], "title", p[1], "price", i++ % 100));
-        }
-        assertFalse(bulk.get().hasFailures());
-        refresh(INDEX);
-        ensureGreen(INDEX);
+        indexProducts(INDEX, 3, 0);
     }
 
     /** The mach query built on a random node, searched through that node (it coordinates, so it runs the model). */
@@ -295,25 +253,6 @@ public class MachClusterTests extends OpenSearchIntegTestCase {
 
     // ------------------------------------------------------------------ REST
 
-    private static JsonNode rest(String method, String path, String body, int expectedStatus) throws IOException {
-        Request req = new Request(method, path);
-        if (body != null) req.setJsonEntity(body);
-        Response resp;
-        try {
-            resp = getRestClient().performRequest(req);
-        } catch (ResponseException e) {
-            resp = e.getResponse();
-        }
-        String text;
-        try {
-            text = EntityUtils.toString(resp.getEntity());
-        } catch (org.apache.hc.core5.http.ParseException e) {
-            throw new IOException(e);
-        }
-        assertEquals(method + " " + path + " " + body + " -> " + text, expectedStatus, resp.getStatusLine().getStatusCode());
-        return JSON.readTree(text);
-    }
-
     private static String searchBody(String machParams) {
         return "{\"query\": {\"mach\": {\"model_id\": \"" + MODEL + "\", \"query_text\": \"red sofa\", \"product_id_field\": \"product_id\""
             + machParams + "}}}";
@@ -415,7 +354,7 @@ public class MachClusterTests extends OpenSearchIntegTestCase {
         // unknown model
         JsonNode nf = rest("POST", "/" + INDEX + "/_search",
             "{\"query\": {\"mach\": {\"model_id\": \"nope\", \"query_text\": \"red sofa\", \"product_id_field\": \"product_id\"}}}", 404);
-        assertTrue(nf.toString(), nf.toString().contains("model [nope] not found under") && nf.toString().contains("available: [tiny]"));
+        assertTrue(nf.toString(), nf.toString().contains("model [nope] not found") && nf.toString().contains("available: [tiny]"));
         rest("POST", "/_plugins/_mach/models/nope/_predict", "{\"query_text\": \"red sofa\"}", 404);
         // product id field missing / not keyword
         assertError(searchBody("").replace("\"product_id\"", "\"no_such_field\""), 400, "[no_such_field] does not exist");

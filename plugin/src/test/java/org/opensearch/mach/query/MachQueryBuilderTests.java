@@ -92,10 +92,29 @@ public class MachQueryBuilderTests extends OpenSearchTestCase {
         assertEquals(MachQueryBuilder.DEFAULT_MACH_WEIGHT, withLexical.effectiveMachWeight(), 0f);
     }
 
+    public void testModelAndFieldMayComeFromTheIndexBinding() throws IOException {
+        MachQueryBuilder q = (MachQueryBuilder) parse("{\"mach\": {\"query_text\": \"red sofa\"}}");
+        assertNull(q.modelId());
+        assertNull(q.productIdField());
+        assertEquals(q, parse(q.toString()));
+        try (BytesStreamOutput out = new BytesStreamOutput()) {
+            out.writeNamedWriteable(q);
+            try (StreamInput in = new NamedWriteableAwareStreamInput(out.bytes().streamInput(), writableRegistry())) {
+                assertEquals(q, in.readNamedWriteable(QueryBuilder.class));
+            }
+        }
+        // outside a search request (no index to read the binding from) the rewrite says what to give
+        IllegalArgumentException e = expectThrows(IllegalArgumentException.class, () -> org.opensearch.index.query.Rewriteable.rewrite(
+            new MachQueryBuilder(null, "red sofa", null, () -> new org.opensearch.mach.inference.MachInferenceService(null, null, null)),
+            new org.opensearch.index.query.BaseQueryRewriteContext(xContentRegistry(), writableRegistry(), null, () -> 0L)
+        ));
+        assertTrue(e.getMessage(), e.getMessage().contains("give them in the query"));
+    }
+
     public void testErrors() {
-        assertTrue(parseError("{\"mach\": {\"query_text\": \"x\", \"product_id_field\": \"pid\"}}").contains("[model_id]"));
+        assertTrue(parseError("{\"mach\": {\"model_id\": \" \", \"query_text\": \"x\"}}").contains("[model_id] must not be empty"));
         assertTrue(parseError("{\"mach\": {\"model_id\": \"m\", \"product_id_field\": \"pid\"}}").contains("[query_text]"));
-        assertTrue(parseError("{\"mach\": {\"model_id\": \"m\", \"query_text\": \"x\"}}").contains("[product_id_field]"));
+        assertTrue(parseError("{\"mach\": {\"query_text\": \"x\", \"product_id_field\": \"\"}}").contains("[product_id_field] must not be empty"));
         assertTrue(parseError("{\"mach\": {\"model_id\": \"m\", \"query_text\": \"  \", \"product_id_field\": \"p\"}}").contains("query_text"));
         String longText = "a".repeat(MachQueryBuilder.MAX_TEXT_LENGTH + 1);
         assertTrue(

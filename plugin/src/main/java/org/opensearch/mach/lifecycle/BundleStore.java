@@ -1,0 +1,202 @@
+package org.opensearch.mach.lifecycle;
+
+import org.opensearch.OpenSearchStatusException;
+import org.opensearch.ResourceAlreadyExistsException;
+import org.opensearch.action.admin.indices.create.CreateIndexRequest;
+import org.opensearch.action.bulk.BulkRequest;
+import org.opensearch.action.delete.DeleteRequest;
+import org.opensearch.action.get.GetResponse;
+import org.opensearch.action.index.IndexRequest;
+import org.opensearch.action.search.SearchResponse;
+import org.opensearch.common.settings.Settings;
+import org.opensearch.common.util.concurrent.ThreadContext;
+import org.opensearch.core.rest.RestStatus;
+import org.opensearch.index.query.QueryBuilders;
+import org.opensearch.search.SearchHit;
+import org.opensearch.search.builder.SearchSourceBuilder;
+import org.opensearch.transport.client.Client;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.Base64;
+import java.util.HexFormat;
+import java.util.Map;
+
+/**
+ * Bundles in the system index {@value #INDEX}, as chunks: document {@code <storage id>#<n>} holds
+ * chunk n (base64 in a binary field, not indexed) and its SHA-256. Every node reads the same
+ * chunks, so a node that restarts or joins later gets the bundle without a file on its disk.
+ * All calls block: run them on a generic or inference thread, never a transport thread.
+ */
+public final class BundleStore {
+    public static final String INDEX = ".plugins-mach-bundles";
+    /** Bundles are cut into chunks of this size when registered from a path. */
+    public static final int CHUNK_BYTES = 4 << 20;
+    /** An uploaded chunk may be at most this big (decoded). */
+    public static final int MAX_CHUNK_BYTES = 16 << 20;
+    /** Chunks per bundle: 10,000 x 16 MB = 160 GB, far above any sane bundle. */
+    public static final int MAX_CHUNKS = 10_000;
+
+    private static final String MAPPING = """
+        {"dynamic": "strict", "properties": {
+          "storage_id": {"type": "keyword"}, "chunk": {"type": "integer"},
+          "sha256": {"type": "keyword", "index": false}, "size": {"type": "integer", "index": false},
+          "data": {"type": "binary"}}}""";
+
+    private final Client client;
+
+    public BundleStore(Client client) {
+        this.client = client;
+    }
+
+    /** System index access is internal: run with a clean thread context (no user headers). */
+    private ThreadContext.StoredContext stash() {
+        return client.threadPool().getThreadContext().stashContext();
+    }
+
+    private void ensureIndex() {
+        try (ThreadContext.StoredContext ignored = stash()) {
+            if (client.admin().indices().prepareExists(INDEX).get().isExists()) return;
+            Settings settings = Settings.builder()
+                .put("index.number_of_shards", 1)
+                .put("index.auto_expand_replicas", "0-1")
+                .put("index.hidden", true)
+                .build();
+            client.admin().indices().create(new CreateIndexRequest(INDEX).settings(settings).mapping(MAPPING)).actionGet();
+            client.admin().cluster().prepareHealth(INDEX).setWaitForYellowStatus().get();
+        } catch (ResourceAlreadyExistsException e) {
+            // another node created it meanwhile
+        }
+    }
+
+    static String docId(String storageId, int chunk) {
+        return storageId + "#" + chunk;
+    }
+
+    /** Stores one chunk (checking it against {@code expectedSha256} when given). */
+    public void putChunk(String storageId, int chunk, byte[] data, String expectedSha256) {
+        if (chunk < 0 || chunk >= MAX_CHUNKS) {
+            throw new IllegalArgumentException("chunk number must be between 0 and " + (MAX_CHUNKS - 1) + ", got [" + chunk + "]");
+        }
+        if (data.length == 0 || data.length > MAX_CHUNK_BYTES) {
+            throw new IllegalArgumentException("a chunk must hold 1 to " + MAX_CHUNK_BYTES + " bytes, got " + data.length);
+        }
+        String sha = sha256(data);
+        if (expectedSha256 != null && !expectedSha256.equalsIgnoreCase(sha)) {
+            throw new IllegalArgumentException(
+                "chunk [" + chunk + "] is corrupt: its SHA-256 is " + sha + " but the request says " + expectedSha256 + "; send it again"
+            );
+        }
+        ensureIndex();
+        Map<String, Object> source = Map.of("storage_id", storageId, "chunk", chunk, "sha256", sha, "size", data.length, "data", data);
+        try (ThreadContext.StoredContext ignored = stash()) {
+            client.index(new IndexRequest(INDEX).id(docId(storageId, chunk)).source(source)).actionGet();
+        }
+    }
+
+    /** Cuts a bundle zip into chunks; returns their number. */
+    public int putBundle(String storageId, Path zip) throws IOException {
+        int n = 0;
+        try (InputStream in = Files.newInputStream(zip)) {
+            for (byte[] chunk; (chunk = in.readNBytes(CHUNK_BYTES)).length > 0; n++) {
+                putChunk(storageId, n, chunk, null);
+            }
+        }
+        return n;
+    }
+
+    /**
+     * Writes chunks 0..chunks-1 to {@code out} in order and checks each chunk's and the whole file's
+     * SHA-256; a missing chunk or a mismatch is a 400 that says which.
+     */
+    public void readBundle(String storageId, int chunks, String expectedSha256, Path out) throws IOException {
+        MessageDigest whole = digest();
+        long bytes = 0;
+        try (OutputStream os = Files.newOutputStream(out); ThreadContext.StoredContext ignored = stash()) {
+            for (int n = 0; n < chunks; n++) {
+                GetResponse got = client.prepareGet(INDEX, docId(storageId, n)).get();
+                if (got.isExists() == false) {
+                    throw new OpenSearchStatusException(
+                        "the bundle is incomplete: chunk [" + n + "] of " + chunks + " is missing (upload [" + storageId + "])",
+                        RestStatus.BAD_REQUEST
+                    );
+                }
+                Map<String, Object> src = got.getSourceAsMap();
+                Object raw = src.get("data"); // base64 text in JSON sources; raw bytes from a binary (SMILE/CBOR) source
+                byte[] data = raw instanceof byte[] b ? b : Base64.getDecoder().decode((String) raw);
+                if (!sha256(data).equals(src.get("sha256"))) {
+                    throw new OpenSearchStatusException(
+                        "stored chunk [" + n + "] of [" + storageId + "] does not match its checksum", RestStatus.INTERNAL_SERVER_ERROR
+                    );
+                }
+                whole.update(data);
+                os.write(data);
+                bytes += data.length;
+            }
+        } catch (org.opensearch.index.IndexNotFoundException e) {
+            throw new OpenSearchStatusException("no chunks were uploaded for [" + storageId + "]", RestStatus.BAD_REQUEST);
+        }
+        String sha = HexFormat.of().formatHex(whole.digest());
+        if (!sha.equalsIgnoreCase(expectedSha256)) {
+            throw new OpenSearchStatusException(
+                "checksum mismatch: the " + chunks + " chunks (" + bytes + " bytes) have SHA-256 " + sha + ", expected " + expectedSha256,
+                RestStatus.BAD_REQUEST
+            );
+        }
+    }
+
+    /** Number of chunks stored under an id (0 when none). */
+    public long countChunks(String storageId) {
+        try (ThreadContext.StoredContext ignored = stash()) {
+            client.admin().indices().prepareRefresh(INDEX).get();
+            return client.prepareSearch(INDEX).setSize(0).setQuery(QueryBuilders.termQuery("storage_id", storageId)).get()
+                .getHits().getTotalHits().value();
+        } catch (org.opensearch.index.IndexNotFoundException e) {
+            return 0;
+        }
+    }
+
+    /** Deletes every chunk stored under an id. */
+    public void delete(String storageId) {
+        try (ThreadContext.StoredContext ignored = stash()) {
+            client.admin().indices().prepareRefresh(INDEX).get();
+            while (true) {
+                SearchResponse r = client.prepareSearch(INDEX)
+                    .setSource(new SearchSourceBuilder().query(QueryBuilders.termQuery("storage_id", storageId)).size(1000).fetchSource(false))
+                    .get();
+                if (r.getHits().getHits().length == 0) return;
+                BulkRequest bulk = new BulkRequest().setRefreshPolicy(org.opensearch.action.support.WriteRequest.RefreshPolicy.IMMEDIATE);
+                for (SearchHit h : r.getHits().getHits()) bulk.add(new DeleteRequest(INDEX, h.getId()));
+                client.bulk(bulk).actionGet();
+            }
+        } catch (org.opensearch.index.IndexNotFoundException e) {
+            // nothing stored
+        }
+    }
+
+    static MessageDigest digest() {
+        try {
+            return MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    public static String sha256(byte[] data) {
+        return HexFormat.of().formatHex(digest().digest(data));
+    }
+
+    public static String sha256(Path file) throws IOException {
+        MessageDigest d = digest();
+        try (InputStream in = Files.newInputStream(file)) {
+            byte[] buf = new byte[1 << 16];
+            for (int n; (n = in.read(buf)) > 0;) d.update(buf, 0, n);
+        }
+        return HexFormat.of().formatHex(d.digest());
+    }
+}

@@ -1,0 +1,304 @@
+package org.opensearch.mach.lifecycle;
+
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+import org.opensearch.OpenSearchStatusException;
+import org.opensearch.cluster.ClusterChangedEvent;
+import org.opensearch.cluster.ClusterState;
+import org.opensearch.cluster.ClusterStateListener;
+import org.opensearch.cluster.routing.IndexRoutingTable;
+import org.opensearch.core.action.ActionListener;
+import org.opensearch.core.common.unit.ByteSizeValue;
+import org.opensearch.core.rest.RestStatus;
+import org.opensearch.mach.model.BundleLoader;
+import org.opensearch.mach.model.MachModel;
+import org.opensearch.secure_sm.AccessController;
+import org.opensearch.threadpool.ThreadPool;
+
+import java.io.Closeable;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.LongSupplier;
+
+/**
+ * Makes this node serve what the cluster state says is deployed. On every cluster state change it
+ * compares {@link MachModelsMetadata}'s deployed models with what it holds: it loads the missing ones
+ * from the {@link BundleStore} (on the generic pool, once the store's shard is active, so a restarted
+ * node or one that joins later catches up by itself) and releases the ones no longer deployed (the
+ * ONNX session closes when the last running query is done with it).
+ */
+public final class ModelDeployer implements ClusterStateListener, Closeable {
+    private static final Logger logger = LogManager.getLogger(ModelDeployer.class);
+
+    public enum State {
+        LOADING,
+        DEPLOYED,
+        FAILED
+    }
+
+    /** One deployed model on this node. Guarded by the deployer's lock, except the volatile reads. */
+    static final class Deployment {
+        final ModelEntry entry;
+        volatile State state = State.LOADING;
+        volatile MachModel model;
+        volatile String error;
+        /** Whether a later cluster state may fix the failure (store not available yet, memory freed). */
+        volatile boolean retryable;
+        volatile long loadMillis;
+        /** A load was started for this deployment (it is not just waiting for the store). */
+        boolean loadStarted;
+        final List<ActionListener<MachModel>> waiting = new ArrayList<>();
+
+        Deployment(ModelEntry entry) {
+            this.entry = entry;
+        }
+    }
+
+    /** How long a query waits for a model that is loading on this node. */
+    static final org.opensearch.common.unit.TimeValue LOAD_WAIT = org.opensearch.common.unit.TimeValue.timeValueSeconds(60);
+
+    private final BundleStore store;
+    private final ThreadPool threadPool;
+    private final boolean tryCuda;
+    private final int intraOpThreads;
+    private final LongSupplier memoryLimit;
+    private final Map<String, Deployment> deployments = new ConcurrentHashMap<>();
+    private final Map<String, ModelStats> stats = new ConcurrentHashMap<>();
+    private volatile boolean closed;
+
+    public ModelDeployer(BundleStore store, ThreadPool threadPool, boolean tryCuda, int intraOpThreads, LongSupplier memoryLimit) {
+        this.store = store;
+        this.threadPool = threadPool;
+        this.tryCuda = tryCuda;
+        this.intraOpThreads = intraOpThreads;
+        this.memoryLimit = memoryLimit;
+    }
+
+    @Override
+    public void clusterChanged(ClusterChangedEvent event) {
+        boolean metadataChanged = event.changedCustomMetadataSet().contains(MachModelsMetadata.TYPE);
+        if (metadataChanged || event.routingTableChanged() || event.nodesChanged() || deployments.isEmpty() == false) {
+            reconcile(event.state());
+        }
+    }
+
+    /** Starts the loads and releases that bring this node in line with the state. */
+    synchronized void reconcile(ClusterState state) {
+        if (closed) return;
+        Map<String, ModelEntry> wanted = new TreeMap<>();
+        for (ModelEntry e : MachModelsMetadata.of(state).models().values()) {
+            if (e.deployed()) wanted.put(e.id(), e);
+        }
+        for (Deployment d : List.copyOf(deployments.values())) {
+            ModelEntry w = wanted.get(d.entry.id());
+            if (w == null || !w.storageId().equals(d.entry.storageId())) release(d, "undeployed");
+        }
+        boolean storeReady = storeReady(state);
+        for (ModelEntry e : wanted.values()) {
+            Deployment d = deployments.get(e.id());
+            if (d != null) {
+                boolean busy = d.state == State.DEPLOYED || (d.state == State.LOADING && d.loadStarted);
+                if (busy || (d.state == State.FAILED && !d.retryable)) continue;
+            } else {
+                d = new Deployment(e);
+                deployments.put(e.id(), d);
+            }
+            d.state = State.LOADING;
+            if (!storeReady) {
+                d.error = "waiting for the bundle store [" + BundleStore.INDEX + "] to become available";
+                continue;
+            }
+            d.error = null;
+            d.retryable = false;
+            d.loadStarted = true;
+            Deployment loading = d;
+            threadPool.generic().execute(() -> load(loading));
+        }
+    }
+
+    private static boolean storeReady(ClusterState state) {
+        IndexRoutingTable table = state.routingTable().index(BundleStore.INDEX);
+        return table != null && table.allPrimaryShardsActive();
+    }
+
+    private void load(Deployment d) {
+        ModelEntry e = d.entry;
+        long t0 = System.nanoTime();
+        Path zip = null;
+        MachModel model = null;
+        try {
+            long used = usedBytesExcept(e.id());
+            if (used + e.memoryBytes() > memoryLimit.getAsLong()) {
+                d.retryable = true;
+                throw new OpenSearchStatusException(
+                    "model [" + e.id() + "] needs " + new ByteSizeValue(e.memoryBytes()) + ", models loaded on this node use "
+                        + new ByteSizeValue(used) + ", mach.models.memory_limit is " + new ByteSizeValue(memoryLimit.getAsLong()),
+                    RestStatus.BAD_REQUEST
+                );
+            }
+            Path tmpRoot = Path.of(System.getProperty("java.io.tmpdir"), "mach-bundles");
+            zip = AccessController.doPrivilegedChecked(() -> {
+                Files.createDirectories(tmpRoot);
+                return Files.createTempFile(tmpRoot, e.id() + "-", ".zip");
+            });
+            Path file = zip;
+            AccessController.doPrivilegedChecked(() -> {
+                store.readBundle(e.storageId(), e.chunks(), e.sha256(), file);
+                return null;
+            });
+            model = AccessController.doPrivilegedChecked(() -> BundleLoader.loadZip(e.id(), file, tmpRoot, tryCuda, intraOpThreads));
+        } catch (Exception ex) {
+            if (!d.retryable) d.retryable = isTransient(ex);
+            fail(d, ex);
+            return;
+        } finally {
+            deleteQuietly(zip);
+        }
+        List<ActionListener<MachModel>> waiters;
+        synchronized (this) {
+            if (closed || deployments.get(e.id()) != d) { // undeployed or replaced while loading
+                model.close();
+                waiters = drain(d);
+                d.state = State.FAILED;
+                d.error = "undeployed while loading";
+            } else {
+                d.model = model;
+                d.loadMillis = (System.nanoTime() - t0) / 1_000_000;
+                d.state = State.DEPLOYED;
+                d.error = null;
+                waiters = drain(d);
+                logger.info("deployed mach model [{}] ({} products, {}) in {} ms", e.id(), e.products(), model.device(), d.loadMillis);
+            }
+        }
+        for (ActionListener<MachModel> l : waiters) {
+            if (d.state == State.DEPLOYED) l.onResponse(model);
+            else l.onFailure(notServing(e.id(), d));
+        }
+    }
+
+    private static boolean isTransient(Exception e) {
+        Throwable t = e;
+        while (t != null) {
+            if (t instanceof org.opensearch.action.NoShardAvailableActionException
+                || t instanceof org.opensearch.index.IndexNotFoundException
+                || t instanceof org.opensearch.cluster.block.ClusterBlockException
+                || t instanceof org.opensearch.transport.NodeDisconnectedException) {
+                return true;
+            }
+            t = t.getCause();
+        }
+        return false;
+    }
+
+    private void fail(Deployment d, Exception ex) {
+        List<ActionListener<MachModel>> waiters;
+        synchronized (this) {
+            d.state = State.FAILED;
+            d.error = ex.getMessage();
+            waiters = drain(d);
+        }
+        logger.warn("cannot deploy mach model [{}] on this node{}: {}", d.entry.id(), d.retryable ? " (will retry)" : "", ex.getMessage());
+        for (ActionListener<MachModel> l : waiters) l.onFailure(notServing(d.entry.id(), d));
+    }
+
+    private static List<ActionListener<MachModel>> drain(Deployment d) {
+        List<ActionListener<MachModel>> w = new ArrayList<>(d.waiting);
+        d.waiting.clear();
+        return w;
+    }
+
+    private void release(Deployment d, String why) {
+        deployments.remove(d.entry.id(), d);
+        List<ActionListener<MachModel>> waiters = drain(d);
+        MachModel m = d.model;
+        d.model = null;
+        d.state = State.FAILED;
+        d.error = why;
+        if (m != null) {
+            m.close(); // the deployment's reference; running queries hold their own
+            logger.info("released mach model [{}] ({})", d.entry.id(), why);
+        }
+        for (ActionListener<MachModel> l : waiters) l.onFailure(notServing(d.entry.id(), d));
+    }
+
+    private long usedBytesExcept(String id) {
+        long used = 0;
+        for (Deployment d : deployments.values()) {
+            if (!d.entry.id().equals(id) && d.state == State.DEPLOYED) used += d.entry.memoryBytes();
+        }
+        return used;
+    }
+
+    /**
+     * Calls back with the model once it is deployed on this node (at once when it already is; after
+     * the load when it is loading: a query that reaches a node still catching up waits instead of failing).
+     */
+    public void whenReady(String id, ActionListener<MachModel> listener) {
+        Deployment d = deployments.get(id);
+        if (d != null && d.state == State.DEPLOYED && d.model != null) {
+            listener.onResponse(d.model);
+            return;
+        }
+        synchronized (this) {
+            d = deployments.get(id);
+            if (d != null && d.state == State.LOADING) {
+                // bounded wait: a model that cannot load (store unavailable) must not hold queries forever
+                ActionListener<MachModel> once = ActionListener.notifyOnce(listener);
+                d.waiting.add(once);
+                threadPool.schedule(() -> once.onFailure(new OpenSearchStatusException(
+                    "model [" + id + "] is still loading on this node after " + LOAD_WAIT + "; retry later", RestStatus.SERVICE_UNAVAILABLE
+                )), LOAD_WAIT, ThreadPool.Names.GENERIC);
+                return;
+            }
+        }
+        if (d != null && d.state == State.DEPLOYED) listener.onResponse(d.model);
+        else listener.onFailure(notServing(id, d));
+    }
+
+    private static OpenSearchStatusException notServing(String id, Deployment d) {
+        String why = d == null ? "it is not deployed on this node" : "its deployment on this node failed: " + d.error;
+        return new OpenSearchStatusException("model [" + id + "] cannot serve: " + why, RestStatus.SERVICE_UNAVAILABLE);
+    }
+
+    public ModelStats stats(String id) {
+        return stats.computeIfAbsent(id, k -> new ModelStats());
+    }
+
+    /** This node's view of every deployment (state, error, load time, memory, query statistics), by model id. */
+    public Map<String, Object> nodeView() {
+        Map<String, Object> out = new TreeMap<>();
+        for (Deployment d : deployments.values()) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("state", d.state.name().toLowerCase(java.util.Locale.ROOT));
+            if (d.error != null) m.put("error", d.error);
+            if (d.state == State.DEPLOYED) {
+                m.put("load_ms", d.loadMillis);
+                m.put("memory_bytes", d.entry.memoryBytes());
+                m.put("device", d.model == null ? null : d.model.device());
+            }
+            m.put("sha256", d.entry.sha256());
+            m.putAll(stats(d.entry.id()).toMap());
+            out.put(d.entry.id(), m);
+        }
+        return out;
+    }
+
+    private static void deleteQuietly(Path p) {
+        if (p == null) return;
+        try {
+            AccessController.doPrivilegedChecked(() -> Files.deleteIfExists(p));
+        } catch (Exception ignored) {}
+    }
+
+    @Override
+    public synchronized void close() {
+        closed = true;
+        for (Deployment d : List.copyOf(deployments.values())) release(d, "node closing");
+    }
+}

@@ -1,0 +1,115 @@
+package org.opensearch.mach.lifecycle;
+
+import org.opensearch.core.common.io.stream.StreamInput;
+import org.opensearch.core.common.io.stream.StreamOutput;
+import org.opensearch.core.common.io.stream.Writeable;
+import org.opensearch.core.xcontent.ToXContentObject;
+import org.opensearch.core.xcontent.XContentBuilder;
+
+import java.io.IOException;
+import java.util.Map;
+
+/**
+ * One registered model as the cluster state records it (small: the bundle itself lives in the
+ * {@link BundleStore} system index under {@code storageId}).
+ *
+ * @param id           model id
+ * @param storageId    key of the bundle's chunks in the system index (the upload id)
+ * @param sha256       hex SHA-256 of the whole bundle zip
+ * @param sizeBytes    bundle zip bytes
+ * @param chunks       number of chunks
+ * @param memoryBytes  estimated memory per node once deployed (ONNX weights + labels + product index)
+ * @param products     K
+ * @param repetitions  R
+ * @param buckets      B
+ * @param name         the card's name
+ * @param registeredAt epoch millis
+ * @param deployed     whether every node should serve it
+ */
+public record ModelEntry(
+    String id,
+    String storageId,
+    String sha256,
+    long sizeBytes,
+    int chunks,
+    long memoryBytes,
+    int products,
+    int repetitions,
+    int buckets,
+    String name,
+    long registeredAt,
+    boolean deployed
+) implements Writeable, ToXContentObject {
+
+    public ModelEntry(StreamInput in) throws IOException {
+        this(
+            in.readString(),
+            in.readString(),
+            in.readString(),
+            in.readVLong(),
+            in.readVInt(),
+            in.readVLong(),
+            in.readVInt(),
+            in.readVInt(),
+            in.readVInt(),
+            in.readString(),
+            in.readLong(),
+            in.readBoolean()
+        );
+    }
+
+    @Override
+    public void writeTo(StreamOutput out) throws IOException {
+        out.writeString(id);
+        out.writeString(storageId);
+        out.writeString(sha256);
+        out.writeVLong(sizeBytes);
+        out.writeVInt(chunks);
+        out.writeVLong(memoryBytes);
+        out.writeVInt(products);
+        out.writeVInt(repetitions);
+        out.writeVInt(buckets);
+        out.writeString(name);
+        out.writeLong(registeredAt);
+        out.writeBoolean(deployed);
+    }
+
+    public ModelEntry withDeployed(boolean value) {
+        return new ModelEntry(id, storageId, sha256, sizeBytes, chunks, memoryBytes, products, repetitions, buckets, name, registeredAt, value);
+    }
+
+    @Override
+    public XContentBuilder toXContent(XContentBuilder b, Params params) throws IOException {
+        b.startObject();
+        b.field("storage_id", storageId);
+        b.field("sha256", sha256);
+        b.field("size_bytes", sizeBytes);
+        b.field("chunks", chunks);
+        b.field("memory_bytes", memoryBytes);
+        b.field("products", products);
+        b.field("repetitions", repetitions);
+        b.field("buckets", buckets);
+        b.field("name", name);
+        b.field("registered_at", registeredAt);
+        b.field("deployed", deployed);
+        return b.endObject();
+    }
+
+    /** Reads what {@link #toXContent} wrote (the cluster state on disk). */
+    static ModelEntry fromMap(String id, Map<String, Object> m) {
+        return new ModelEntry(
+            id,
+            (String) m.get("storage_id"),
+            (String) m.get("sha256"),
+            ((Number) m.get("size_bytes")).longValue(),
+            ((Number) m.get("chunks")).intValue(),
+            ((Number) m.get("memory_bytes")).longValue(),
+            ((Number) m.get("products")).intValue(),
+            ((Number) m.get("repetitions")).intValue(),
+            ((Number) m.get("buckets")).intValue(),
+            (String) m.get("name"),
+            ((Number) m.get("registered_at")).longValue(),
+            (Boolean) m.get("deployed")
+        );
+    }
+}

@@ -1,0 +1,318 @@
+package org.opensearch.mach.lifecycle;
+
+import org.opensearch.OpenSearchStatusException;
+import org.opensearch.ResourceNotFoundException;
+import org.opensearch.action.support.clustermanager.AcknowledgedResponse;
+import org.opensearch.cluster.service.ClusterService;
+import org.opensearch.common.UUIDs;
+import org.opensearch.common.unit.TimeValue;
+import org.opensearch.core.action.ActionListener;
+import org.opensearch.core.rest.RestStatus;
+import org.opensearch.mach.model.BundleLoader;
+import org.opensearch.mach.model.BundleZip;
+import org.opensearch.mach.model.MachBundleException;
+import org.opensearch.mach.model.MachModel;
+import org.opensearch.mach.model.ModelRegistry;
+import org.opensearch.secure_sm.AccessController;
+import org.opensearch.threadpool.ThreadPool;
+import org.opensearch.transport.client.Client;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.regex.Pattern;
+
+/**
+ * The model lifecycle as the REST layer (and tests) drive it from any node: upload chunks, register
+ * (validate the whole bundle, store it, then record it in the cluster state: the commit point, so a
+ * failure before it leaves nothing registered and its chunks are deleted), deploy / undeploy (and
+ * wait until every node serves), delete, aliases, per-node views.
+ */
+public final class ModelLifecycleService {
+    private static final Pattern UPLOAD_ID = Pattern.compile("[A-Za-z0-9_-]{8,64}");
+
+    /** Where a bundle to register comes from: a zip or directory path on the node, or an upload's chunks. */
+    public record Source(String path, String uploadId, int chunks, String sha256) {
+        public static Source path(String path) {
+            return new Source(path, null, 0, null);
+        }
+
+        public static Source upload(String uploadId, int chunks, String sha256) {
+            return new Source(null, uploadId, chunks, sha256);
+        }
+    }
+
+    private final Client client;
+    private final ClusterService clusterService;
+    private final ThreadPool threadPool;
+    private final BundleStore store;
+
+    public ModelLifecycleService(Client client, ClusterService clusterService, ThreadPool threadPool, BundleStore store) {
+        this.client = client;
+        this.clusterService = clusterService;
+        this.threadPool = threadPool;
+        this.store = store;
+    }
+
+    public MachModelsMetadata metadata() {
+        return MachModelsMetadata.of(clusterService.state());
+    }
+
+    public static String newUploadId() {
+        return UUIDs.randomBase64UUID();
+    }
+
+    static void checkUploadId(String uploadId) {
+        if (uploadId == null || !UPLOAD_ID.matcher(uploadId).matches()) {
+            throw new IllegalArgumentException("invalid upload_id [" + uploadId + "]: start an upload with POST _plugins/_mach/uploads");
+        }
+    }
+
+    static void checkName(String kind, String name) {
+        if (!ModelRegistry.validName(name)) {
+            throw new IllegalArgumentException("invalid " + kind + " [" + name + "]: use [A-Za-z0-9][A-Za-z0-9._-], at most 128 characters");
+        }
+    }
+
+    /** Stores one uploaded chunk (blocking; call on a generic thread). */
+    public void putChunk(String uploadId, int chunk, byte[] data, String sha256) {
+        checkUploadId(uploadId);
+        store.putChunk(uploadId, chunk, data, sha256);
+    }
+
+    /** Drops an upload's chunks (blocking). An upload that was registered belongs to its model and cannot be dropped here. */
+    public void deleteUpload(String uploadId) {
+        checkUploadId(uploadId);
+        for (ModelEntry e : metadata().models().values()) {
+            if (e.storageId().equals(uploadId)) throw conflict("upload [" + uploadId + "] holds registered model [" + e.id() + "]; delete the model");
+        }
+        store.delete(uploadId);
+    }
+
+    /** Registers a model (on the generic pool); the listener gets what was registered. */
+    public void register(String id, Source source, boolean deploy, ActionListener<Map<String, Object>> listener) {
+        threadPool.generic().execute(() -> {
+            String storageId = null;
+            boolean storedHere = false;
+            try {
+                if (source.uploadId() != null) {
+                    checkUploadId(source.uploadId());
+                    for (ModelEntry e : metadata().models().values()) {
+                        if (e.storageId().equals(source.uploadId())) {
+                            throw conflict("upload [" + source.uploadId() + "] is already registered as model [" + e.id() + "]");
+                        }
+                    }
+                    storageId = source.uploadId(); // from here on, a failure drops the upload's chunks
+                }
+                checkName("model id", id);
+                refuseTaken(id);
+                Path tmpRoot = tmpRoot();
+                Path zip = AccessController.doPrivilegedChecked(() -> {
+                    Files.createDirectories(tmpRoot);
+                    return Files.createTempFile(tmpRoot, id + "-", ".zip");
+                });
+                try {
+                    if (source.uploadId() != null) {
+                        if (source.chunks() < 1 || source.chunks() > BundleStore.MAX_CHUNKS) {
+                            throw new IllegalArgumentException("[chunks] must be between 1 and " + BundleStore.MAX_CHUNKS);
+                        }
+                        if (source.sha256() == null || !source.sha256().matches("[0-9a-fA-F]{64}")) {
+                            throw new IllegalArgumentException("[sha256] must be the hex SHA-256 of the whole bundle zip");
+                        }
+                        long stored = store.countChunks(storageId);
+                        if (stored > source.chunks()) {
+                            throw new IllegalArgumentException(
+                                "upload [" + storageId + "] holds " + stored + " chunks but [chunks] says " + source.chunks()
+                            );
+                        }
+                        String uid = storageId;
+                        AccessController.doPrivilegedChecked(() -> {
+                            store.readBundle(uid, source.chunks(), source.sha256(), zip);
+                            return null;
+                        });
+                    } else {
+                        copyFromPath(source.path(), zip);
+                    }
+                    ModelEntry entry = validate(id, zip, source.uploadId() == null ? null : storageId, source.chunks());
+                    if (source.uploadId() == null) {
+                        storageId = entry.storageId();
+                        storedHere = true;
+                        int chunks = AccessController.doPrivilegedChecked(() -> store.putBundle(entry.storageId(), zip));
+                        if (chunks != entry.chunks()) throw new IllegalStateException("stored " + chunks + " chunks, expected " + entry.chunks());
+                    }
+                    String committedStorage = storageId;
+                    client.execute(UpdateModelsRequest.ACTION, UpdateModelsRequest.register(entry), ActionListener.wrap(ack -> {
+                        Map<String, Object> out = describe(entry);
+                        if (!deploy) {
+                            out.put("state", "registered");
+                            listener.onResponse(out);
+                            return;
+                        }
+                        deploy(id, true, TimeValue.timeValueMinutes(2), ActionListener.wrap(d -> {
+                            out.putAll(d);
+                            listener.onResponse(out);
+                        }, listener::onFailure));
+                    }, e -> {
+                        deleteStorage(committedStorage);
+                        listener.onFailure(e);
+                    }));
+                } finally {
+                    AccessController.doPrivilegedChecked(() -> Files.deleteIfExists(zip));
+                }
+            } catch (Exception e) {
+                // nothing was committed: drop the chunks (an upload's too: a bad bundle is uploaded again, fixed)
+                if (storageId != null && (storedHere || source.uploadId() != null)) deleteStorage(storageId);
+                listener.onFailure(asClientError(e));
+            }
+        });
+    }
+
+    private void deleteStorage(String storageId) {
+        try {
+            store.delete(storageId);
+        } catch (Exception ignored) {
+            // best effort; an unreferenced upload wastes space but serves nothing
+        }
+    }
+
+    private void refuseTaken(String id) {
+        MachModelsMetadata m = metadata();
+        if (m.models().containsKey(id)) throw conflict("model [" + id + "] is already registered; delete it first or use a new id");
+        if (m.aliases().containsKey(id)) throw conflict("[" + id + "] is an alias; a model cannot have an alias' name");
+    }
+
+    private static void copyFromPath(String path, Path zip) throws Exception {
+        if (path == null || path.isBlank()) throw new IllegalArgumentException("give [path] (a bundle zip or directory on the node) or [upload_id]");
+        Path p = Path.of(path);
+        AccessController.doPrivilegedChecked(() -> {
+            if (Files.isDirectory(p)) BundleZip.zipDirectory(p, zip);
+            else if (Files.isRegularFile(p)) Files.copy(p, zip, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            else throw new ResourceNotFoundException("no bundle at [" + path + "] on node [" + "local" + "]");
+            return null;
+        });
+    }
+
+    /** Loads the bundle once (full validation: card vs ONNX graph, checksums, parity) and describes it. */
+    private static ModelEntry validate(String id, Path zip, String uploadId, int chunks) throws Exception {
+        MachModel model;
+        try {
+            model = AccessController.doPrivilegedChecked(() -> BundleLoader.loadZip(id, zip, tmpRoot(), false, 1));
+        } catch (MachBundleException e) {
+            throw new OpenSearchStatusException("model [" + id + "] is not a valid bundle: " + e.getMessage(), RestStatus.BAD_REQUEST);
+        }
+        try {
+            long size = AccessController.doPrivilegedChecked(() -> Files.size(zip));
+            long onnxBytes = AccessController.doPrivilegedChecked(() -> BundleZip.entrySize(zip, model.card().onnxFile));
+            String sha = AccessController.doPrivilegedChecked(() -> BundleStore.sha256(zip));
+            int n = uploadId != null ? chunks : (int) ((size + BundleStore.CHUNK_BYTES - 1) / BundleStore.CHUNK_BYTES);
+            String storageId = uploadId != null ? uploadId : "path-" + UUIDs.randomBase64UUID();
+            return new ModelEntry(
+                id, storageId, sha, size, n, model.estimatedBytes(onnxBytes), model.productCount(), model.card().repetitions,
+                model.card().buckets, model.card().name, System.currentTimeMillis(), false
+            );
+        } finally {
+            model.close();
+        }
+    }
+
+    static Path tmpRoot() {
+        return Path.of(System.getProperty("java.io.tmpdir"), "mach-bundles");
+    }
+
+    public static Map<String, Object> describe(ModelEntry e) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("model_id", e.id());
+        m.put("name", e.name());
+        m.put("sha256", e.sha256());
+        m.put("size_bytes", e.sizeBytes());
+        m.put("chunks", e.chunks());
+        m.put("memory_bytes", e.memoryBytes());
+        m.put("products", e.products());
+        m.put("repetitions", e.repetitions());
+        m.put("buckets", e.buckets());
+        m.put("deployed", e.deployed());
+        return m;
+    }
+
+    /** Marks the model deployed; with {@code wait}, answers once every node serves it (or one failed), else at once. */
+    public void deploy(String id, boolean wait, TimeValue timeout, ActionListener<Map<String, Object>> listener) {
+        update(UpdateModelsRequest.deploy(id), ActionListener.wrap(ack -> {
+            if (!wait) {
+                listener.onResponse(new LinkedHashMap<>(Map.of("model_id", id, "state", "deploying")));
+                return;
+            }
+            awaitNodes(id, System.nanoTime() + timeout.nanos(), listener);
+        }, listener::onFailure));
+    }
+
+    private void awaitNodes(String id, long deadline, ActionListener<Map<String, Object>> listener) {
+        nodes(ActionListener.wrap(r -> {
+            Map<String, Object> states = new TreeMap<>();
+            boolean allDeployed = r.failures().isEmpty();
+            boolean anyFailed = false;
+            for (NodesModelsAction.NodeResponse n : r.getNodes()) {
+                @SuppressWarnings("unchecked")
+                Map<String, Object> view = (Map<String, Object>) n.models().get(id);
+                String state = view == null ? "pending" : (String) view.get("state");
+                states.put(n.getNode().getName(), view == null ? Map.of("state", state) : view);
+                allDeployed &= "deployed".equals(state);
+                anyFailed |= "failed".equals(state);
+            }
+            boolean timedOut = System.nanoTime() > deadline;
+            if (allDeployed || anyFailed || timedOut) {
+                Map<String, Object> out = new LinkedHashMap<>();
+                out.put("model_id", id);
+                out.put("state", allDeployed ? "deployed" : anyFailed ? "failed" : "deploying");
+                if (timedOut && !allDeployed && !anyFailed) out.put("note", "not every node finished loading in time; GET the model to follow");
+                out.put("nodes", states);
+                listener.onResponse(out);
+            } else {
+                threadPool.schedule(() -> awaitNodes(id, deadline, listener), TimeValue.timeValueMillis(100), ThreadPool.Names.GENERIC);
+            }
+        }, listener::onFailure));
+    }
+
+    public void undeploy(String id, ActionListener<AcknowledgedResponse> listener) {
+        update(UpdateModelsRequest.undeploy(id), listener);
+    }
+
+    /** Removes the model from the cluster state, then its chunks. */
+    public void delete(String id, ActionListener<AcknowledgedResponse> listener) {
+        ModelEntry e = metadata().models().get(id);
+        update(UpdateModelsRequest.delete(id), ActionListener.wrap(ack -> {
+            if (e != null) threadPool.generic().execute(() -> deleteStorage(e.storageId()));
+            listener.onResponse(ack);
+        }, listener::onFailure));
+    }
+
+    public void putAlias(String alias, String modelId, ActionListener<AcknowledgedResponse> listener) {
+        checkName("alias", alias);
+        update(UpdateModelsRequest.putAlias(alias, modelId), listener);
+    }
+
+    public void deleteAlias(String alias, ActionListener<AcknowledgedResponse> listener) {
+        update(UpdateModelsRequest.deleteAlias(alias), listener);
+    }
+
+    public void nodes(ActionListener<NodesModelsAction.Response> listener) {
+        client.execute(NodesModelsAction.ACTION, new NodesModelsAction.Request(), listener);
+    }
+
+    private void update(UpdateModelsRequest request, ActionListener<AcknowledgedResponse> listener) {
+        client.execute(UpdateModelsRequest.ACTION, request, listener);
+    }
+
+    private static OpenSearchStatusException conflict(String message) {
+        return new OpenSearchStatusException(message, RestStatus.CONFLICT);
+    }
+
+    /** Bad input found while reading or validating a bundle is the client's error, never a 500. */
+    private static Exception asClientError(Exception e) {
+        if (e instanceof java.io.IOException io) {
+            return new OpenSearchStatusException("cannot read the bundle: " + io.getMessage(), RestStatus.BAD_REQUEST, io);
+        }
+        return e;
+    }
+}

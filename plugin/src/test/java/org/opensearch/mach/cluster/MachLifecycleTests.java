@@ -1,0 +1,336 @@
+package org.opensearch.mach.cluster;
+
+import com.fasterxml.jackson.databind.JsonNode;
+
+import org.opensearch.action.search.SearchResponse;
+import org.opensearch.action.search.SearchType;
+import org.opensearch.action.support.PlainActionFuture;
+import org.opensearch.action.support.clustermanager.AcknowledgedResponse;
+import org.opensearch.common.settings.Settings;
+import org.opensearch.common.unit.TimeValue;
+import org.opensearch.mach.TestPaths;
+import org.opensearch.mach.inference.Decoder;
+import org.opensearch.mach.inference.MachInferenceService;
+import org.opensearch.mach.inference.Prediction;
+import org.opensearch.mach.lifecycle.BundleStore;
+import org.opensearch.mach.lifecycle.MachModelsMetadata;
+import org.opensearch.mach.lifecycle.ModelLifecycleService;
+import org.opensearch.mach.model.BundleLoader;
+import org.opensearch.mach.model.BundleZip;
+import org.opensearch.mach.model.MachModel;
+import org.opensearch.mach.query.MachQueryBuilder;
+import org.opensearch.search.SearchHit;
+import org.opensearch.test.InternalTestCluster;
+import org.opensearch.test.OpenSearchIntegTestCase;
+import org.junit.AfterClass;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * The model lifecycle on a 2-node in-JVM cluster: register (from a path and uploaded in chunks),
+ * deploy, query through every node, restart a node and a full cluster restart (the models come back
+ * from the cluster state and the bundle store by themselves), index bindings, an alias swapped under
+ * a concurrent query loop with zero failures, undeploy, delete, and the 4xx answers to bad input.
+ */
+@OpenSearchIntegTestCase.ClusterScope(scope = OpenSearchIntegTestCase.Scope.TEST, numDataNodes = 2, numClientNodes = 0, supportsDedicatedMasters = false)
+public class MachLifecycleTests extends MachClusterTestCase {
+    private static MachModel reference; // the fixture bundle loaded in the test JVM
+
+    static Path bundleDir() {
+        return TestPaths.tinyFixture().resolve("bundle");
+    }
+
+    static synchronized MachModel reference() throws Exception {
+        if (reference == null) reference = BundleLoader.load("reference", bundleDir(), false);
+        return reference;
+    }
+
+    @AfterClass
+    public static void closeReference() {
+        if (reference != null) reference.close();
+        reference = null;
+    }
+
+    private String anyNode() {
+        return randomFrom(internalCluster().getNodeNames());
+    }
+
+    private ModelLifecycleService lifecycle() {
+        return internalCluster().getInstance(ModelLifecycleService.class, randomFrom(internalCluster().getNodeNames()));
+    }
+
+    private Map<String, Object> registerFromPath(String id, boolean deploy) {
+        PlainActionFuture<Map<String, Object>> f = PlainActionFuture.newFuture();
+        lifecycle().register(id, ModelLifecycleService.Source.path(bundleDir().toString()), deploy, f);
+        return f.actionGet(TimeValue.timeValueMinutes(2));
+    }
+
+    private Map<String, Object> deploy(String id) {
+        PlainActionFuture<Map<String, Object>> f = PlainActionFuture.newFuture();
+        lifecycle().deploy(id, true, TimeValue.timeValueMinutes(2), f);
+        return f.actionGet(TimeValue.timeValueMinutes(2));
+    }
+
+    private void ack(java.util.function.Consumer<PlainActionFuture<AcknowledgedResponse>> call) {
+        PlainActionFuture<AcknowledgedResponse> f = PlainActionFuture.newFuture();
+        call.accept(f);
+        assertTrue(f.actionGet(TimeValue.timeValueMinutes(1)).isAcknowledged());
+    }
+
+    /** Top product ids of a mach query (no lexical part) coordinated by {@code node}; model and field may be null (index binding). */
+    private List<String> search(String node, String model, String field, String text) {
+        MachInferenceService service = internalCluster().getInstance(MachInferenceService.class, node);
+        MachQueryBuilder q = new MachQueryBuilder(model, text, field, () -> service).topN(10);
+        SearchResponse r = client(node).prepareSearch(INDEX).setSearchType(SearchType.QUERY_THEN_FETCH).setQuery(q).setSize(10).get();
+        List<String> ids = new ArrayList<>();
+        for (SearchHit h : r.getHits().getHits()) ids.add(h.getId());
+        return ids;
+    }
+
+    private static List<String> expected(String text) throws Exception {
+        Prediction p = MachInferenceService.predict(reference(), text, new Decoder.Options(10, Decoder.Strategy.AUTO, 10, 1, Decoder.ScoreMode.MEAN));
+        List<String> ids = new ArrayList<>();
+        for (int i = 0; i < p.size(); i++) ids.add(p.productId(i));
+        return ids;
+    }
+
+    @SuppressWarnings("unchecked")
+    private static void assertDeployedOnEveryNode(Map<String, Object> deployResult, int nodes) {
+        assertEquals(deployResult.toString(), "deployed", deployResult.get("state"));
+        Map<String, Object> perNode = (Map<String, Object>) deployResult.get("nodes");
+        assertEquals(deployResult.toString(), nodes, perNode.size());
+        for (Object v : perNode.values()) assertEquals(v.toString(), "deployed", ((Map<String, Object>) v).get("state"));
+    }
+
+    public void testRegisterDeployQueryRestartUndeployDelete() throws Exception {
+        indexProducts(INDEX, 2, 1);
+        Map<String, Object> reg = registerFromPath("tiny-v1", false);
+        assertEquals("registered", reg.get("state"));
+        assertEquals(300, reg.get("products"));
+        assertTrue("memory is accounted: " + reg, ((Number) reg.get("memory_bytes")).longValue() > Files.size(bundleDir().resolve("model.onnx")));
+
+        // registered, not deployed: a query says so
+        String text = "crimson couch";
+        Exception notDeployed = expectThrows(Exception.class, () -> search(anyNode(), "tiny-v1", "product_id", text));
+        assertTrue(notDeployed.toString(), notDeployed.toString().contains("not deployed"));
+
+        assertDeployedOnEveryNode(deploy("tiny-v1"), 2);
+        List<String> want = expected(text);
+        for (String node : internalCluster().getNodeNames()) {
+            assertEquals("served by " + node, want, search(node, "tiny-v1", "product_id", text));
+        }
+
+        // a restarted node serves the model again without anyone acting (it reloads from the bundle store)
+        String restarted = anyNode();
+        internalCluster().restartNode(restarted, new InternalTestCluster.RestartCallback());
+        ensureGreen(INDEX, BundleStore.INDEX);
+        assertEquals(want, search(restarted, "tiny-v1", "product_id", "crimson couch"));
+
+        // so does every node after a full cluster restart (cluster state and bundle store are durable)
+        internalCluster().fullRestart();
+        ensureGreen(INDEX, BundleStore.INDEX);
+        for (String node : internalCluster().getNodeNames()) {
+            assertEquals("after full restart, " + node, want, search(node, "tiny-v1", "product_id", text));
+        }
+
+        ack(f -> lifecycle().undeploy("tiny-v1", f));
+        Exception undeployed = expectThrows(Exception.class, () -> search(anyNode(), "tiny-v1", "product_id", text));
+        assertTrue(undeployed.toString(), undeployed.toString().contains("not deployed"));
+
+        String storage = MachModelsMetadata.of(clusterService().state()).models().get("tiny-v1").storageId();
+        BundleStore store = new BundleStore(client());
+        assertTrue(store.countChunks(storage) > 0);
+        ack(f -> lifecycle().delete("tiny-v1", f));
+        assertFalse(MachModelsMetadata.of(clusterService().state()).models().containsKey("tiny-v1"));
+        assertBusy(() -> assertEquals("the chunks are deleted with the model", 0, store.countChunks(storage)));
+    }
+
+    public void testIndexBindingAndAliasSwapUnderQueries() throws Exception {
+        indexProducts(INDEX, 2, 0);
+        registerFromPath("tiny-a", true);
+        registerFromPath("tiny-b", true);
+        ack(f -> lifecycle().putAlias("prod", "tiny-a", f));
+        client().admin().indices().prepareUpdateSettings(INDEX)
+            .setSettings(Settings.builder().put("index.mach.model", "prod").put("index.mach.product_id_field", "product_id"))
+            .get();
+        String text = "crimson couch";
+        List<String> want = expected(text);
+        assertEquals("bound by the index settings", want, search(anyNode(), null, null, text));
+
+        // a concurrent query loop through every node while the alias moves back and forth and models are redeployed
+        AtomicBoolean stop = new AtomicBoolean();
+        AtomicInteger ok = new AtomicInteger();
+        List<Throwable> failures = new CopyOnWriteArrayList<>();
+        List<Thread> threads = new ArrayList<>();
+        for (String node : internalCluster().getNodeNames()) {
+            Thread t = new Thread(() -> {
+                while (!stop.get()) {
+                    try {
+                        List<String> got = search(node, null, null, text);
+                        if (!got.equals(want)) failures.add(new AssertionError("wrong hits " + got));
+                        else ok.incrementAndGet();
+                    } catch (Throwable e) {
+                        failures.add(e);
+                    }
+                }
+            }, "query-loop-" + node);
+            t.start();
+            threads.add(t);
+        }
+        try {
+            for (int round = 0; round < 3; round++) {
+                ack(f -> lifecycle().putAlias("prod", "tiny-b", f));
+                ack(f -> lifecycle().undeploy("tiny-a", f)); // nothing points to it any more
+                assertDeployedOnEveryNode(deploy("tiny-a"), 2);
+                ack(f -> lifecycle().putAlias("prod", "tiny-a", f));
+                ack(f -> lifecycle().undeploy("tiny-b", f));
+                assertDeployedOnEveryNode(deploy("tiny-b"), 2);
+            }
+        } finally {
+            stop.set(true);
+            for (Thread t : threads) t.join();
+        }
+        assertTrue("queries ran during the swaps: " + ok.get(), ok.get() > 10);
+        assertEquals("failed queries: " + failures, 0, failures.size());
+
+        // re-point the index to another model directly: a settings update, no reindexing
+        client().admin().indices().prepareUpdateSettings(INDEX).setSettings(Settings.builder().put("index.mach.model", "tiny-b")).get();
+        assertEquals(want, search(anyNode(), null, null, text));
+
+        // the alias protects its model: undeploying or deleting it is refused until the alias moves
+        Exception e = expectThrows(Exception.class, () -> ack(f -> lifecycle().undeploy("tiny-a", f)));
+        assertTrue(e.toString(), e.toString().contains("alias [prod] points to it"));
+    }
+
+    // ------------------------------------------------------------------ REST: chunked upload and bad input
+
+    /** Uploads a bundle zip in chunks over REST; returns the upload id. */
+    private static String upload(byte[] zip, int chunkBytes, boolean corruptSecond, boolean skipLast) throws Exception {
+        String uploadId = rest("POST", "/_plugins/_mach/uploads", null, 200).get("upload_id").asText();
+        int n = (zip.length + chunkBytes - 1) / chunkBytes;
+        for (int i = 0; i < n; i++) {
+            if (skipLast && i == n - 1) break;
+            byte[] chunk = java.util.Arrays.copyOfRange(zip, i * chunkBytes, Math.min(zip.length, (i + 1) * chunkBytes));
+            String sha = BundleStore.sha256(chunk);
+            if (corruptSecond && i == 1) chunk[0] ^= 1;
+            String body = "{\"data\": \"" + Base64.getEncoder().encodeToString(chunk) + "\", \"sha256\": \"" + sha + "\"}";
+            rest("PUT", "/_plugins/_mach/uploads/" + uploadId + "/" + i, body, corruptSecond && i == 1 ? 400 : 200);
+        }
+        return uploadId;
+    }
+
+    private static byte[] zipOf(Path bundle) throws Exception {
+        Path zip = createTempDir().resolve("bundle.zip");
+        BundleZip.zipDirectory(bundle, zip);
+        return Files.readAllBytes(zip);
+    }
+
+    private static String register(String id, String uploadId, int chunks, String sha, int status) throws Exception {
+        String body = "{\"upload_id\": \"" + uploadId + "\", \"chunks\": " + chunks + ", \"sha256\": \"" + sha + "\", \"deploy\": true}";
+        return rest("POST", "/_plugins/_mach/models/" + id + "/_register", body, status).toString();
+    }
+
+    public void testChunkedUploadAndBadInputOverRest() throws Exception {
+        indexProducts(INDEX, 1, 0);
+        byte[] zip = zipOf(bundleDir());
+        String sha = BundleStore.sha256(zip);
+        int chunkBytes = 64 << 10;
+        int chunks = (zip.length + chunkBytes - 1) / chunkBytes;
+        assertTrue("the fixture spans several chunks: " + chunks, chunks >= 3);
+        BundleStore store = new BundleStore(client());
+
+        // a corrupt chunk is refused at once
+        String corrupt = upload(zip, chunkBytes, true, false);
+        // a truncated upload (last chunk missing) is refused at registration and leaves nothing behind
+        String truncated = upload(zip, chunkBytes, false, true);
+        assertTrue(register("m-trunc", truncated, chunks, sha, 400).contains("chunk [" + (chunks - 1) + "] of " + chunks + " is missing"));
+        assertEquals(0, store.countChunks(truncated));
+        // a checksum mismatch too
+        String wrongSha = upload(zip, chunkBytes, false, false);
+        assertTrue(register("m-sha", wrongSha, chunks, "0".repeat(64), 400).contains("checksum mismatch"));
+        assertEquals(0, store.countChunks(wrongSha));
+        rest("DELETE", "/_plugins/_mach/uploads/" + corrupt, null, 200);
+
+        // a good upload registers and deploys in one call, and answers queries
+        String good = upload(zip, chunkBytes, false, false);
+        JsonNode reg = JSON.readTree(register("m1", good, chunks, sha, 201));
+        assertEquals(reg.toString(), "deployed", reg.get("state").asText());
+        assertEquals(sha, reg.get("sha256").asText());
+        String search = "{\"query\": {\"mach\": {\"model_id\": \"m1\", \"query_text\": \"crimson couch\", \"product_id_field\": \"product_id\", \"top_n\": 10}}, \"size\": 10}";
+        JsonNode hits = rest("POST", "/" + INDEX + "/_search", search, 200).get("hits").get("hits");
+        List<String> got = new ArrayList<>();
+        hits.forEach(h -> got.add(h.get("_id").asText()));
+        assertEquals(expected("crimson couch"), got);
+
+        // GET: record, per-node state and statistics; the list; predict through an alias
+        rest("PUT", "/_plugins/_mach/aliases/live", "{\"model_id\": \"m1\"}", 200);
+        JsonNode m = rest("GET", "/_plugins/_mach/models/live", null, 200);
+        assertEquals("m1", m.get("model_id").asText());
+        assertEquals(2, m.get("nodes").size());
+        long queries = 0;
+        for (JsonNode n : m.get("nodes")) {
+            assertEquals(n.toString(), "deployed", n.get("state").asText());
+            queries += n.get("queries").asLong();
+        }
+        assertTrue("the query was counted: " + m, queries >= 1);
+        assertEquals("m1", rest("GET", "/_plugins/_mach/models", null, 200).get("aliases").get("live").asText());
+        JsonNode p = rest("POST", "/_plugins/_mach/models/live/_predict", "{\"query_text\": \"crimson couch\", \"top_n\": 3}", 200);
+        assertEquals(expected("crimson couch").get(0), p.get("products").get(0).get("product_id").asText());
+        assertEquals("each repetition's top buckets", reference().card().repetitions, p.get("repetitions").size());
+
+        // duplicate id: 409, the registered model untouched
+        String again = upload(zip, chunkBytes, false, false);
+        assertTrue(register("m1", again, chunks, sha, 409).contains("already registered"));
+        assertEquals(0, store.countChunks(again));
+        assertEquals(1, MachModelsMetadata.of(clusterService().state()).models().size());
+
+        // a bundle whose card does not match its ONNX graph
+        Path bad = createTempDir().resolve("bad");
+        Files.createDirectories(bad);
+        for (Path f : (Iterable<Path>) Files.list(bundleDir())::iterator) Files.copy(f, bad.resolve(f.getFileName().toString()));
+        String card = Files.readString(bad.resolve("mach.json"));
+        // a consistent card with B doubled everywhere it appears, over a graph that outputs B buckets
+        var cardJson = (com.fasterxml.jackson.databind.node.ObjectNode) JSON.readTree(card);
+        int B = cardJson.get("B").asInt();
+        cardJson.put("B", 2 * B);
+        ((com.fasterxml.jackson.databind.node.ObjectNode) cardJson.get("product_hash")).put("buckets", 2 * B);
+        ((com.fasterxml.jackson.databind.node.ArrayNode) cardJson.get("onnx").get("output").get("shape")).set(2, 2 * B);
+        String badCard = JSON.writerWithDefaultPrettyPrinter().writeValueAsString(cardJson);
+        Files.writeString(bad.resolve("mach.json"), badCard);
+        byte[] badZip = zipOf(bad);
+        String badUpload = upload(badZip, chunkBytes, false, false);
+        String badReply = register("m-bad", badUpload, (badZip.length + chunkBytes - 1) / chunkBytes, BundleStore.sha256(badZip), 400);
+        assertTrue(badReply, badReply.contains("not a valid bundle"));
+        assertEquals(0, store.countChunks(badUpload));
+        assertFalse(MachModelsMetadata.of(clusterService().state()).models().containsKey("m-bad"));
+
+        // unknown ids and aliases
+        assertTrue(rest("POST", "/_plugins/_mach/models/nope/_deploy", null, 404).toString().contains("not registered"));
+        assertTrue(rest("DELETE", "/_plugins/_mach/aliases/nope", null, 404).toString().contains("does not exist"));
+        rest("PUT", "/_plugins/_mach/aliases/x", "{\"model_id\": \"nope\"}", 404);
+        String unknown = "{\"query\": {\"mach\": {\"model_id\": \"nope\", \"query_text\": \"sofa\", \"product_id_field\": \"product_id\"}}}";
+        assertTrue(rest("POST", "/" + INDEX + "/_search", unknown, 404).toString().contains("not found"));
+
+        // memory: a deploy beyond mach.models.memory_limit is refused with the figures
+        rest("POST", "/_plugins/_mach/models/m1/_undeploy", null, 409); // the alias protects it
+        rest("DELETE", "/_plugins/_mach/aliases/live", null, 200);
+        rest("POST", "/_plugins/_mach/models/m1/_undeploy", null, 200);
+        rest("PUT", "/_cluster/settings", "{\"persistent\": {\"mach.models.memory_limit\": \"1kb\"}}", 200);
+        try {
+            String refused = rest("POST", "/_plugins/_mach/models/m1/_deploy", null, 400).toString();
+            assertTrue(refused, refused.contains("mach.models.memory_limit is 1kb") && refused.contains("needs"));
+        } finally {
+            rest("PUT", "/_cluster/settings", "{\"persistent\": {\"mach.models.memory_limit\": null}}", 200);
+        }
+        rest("DELETE", "/_plugins/_mach/models/m1", null, 200);
+        rest("GET", "/_plugins/_mach/models/m1", null, 404);
+    }
+}

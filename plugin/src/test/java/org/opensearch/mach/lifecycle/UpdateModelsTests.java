@@ -1,0 +1,104 @@
+package org.opensearch.mach.lifecycle;
+
+import org.opensearch.OpenSearchStatusException;
+import org.opensearch.ResourceNotFoundException;
+import org.opensearch.common.io.stream.BytesStreamOutput;
+import org.opensearch.common.xcontent.json.JsonXContent;
+import org.opensearch.core.common.io.stream.StreamInput;
+import org.opensearch.core.rest.RestStatus;
+import org.opensearch.core.xcontent.ToXContent;
+import org.opensearch.core.xcontent.XContentBuilder;
+import org.opensearch.core.xcontent.XContentParser;
+import org.opensearch.test.OpenSearchTestCase;
+
+import java.util.Map;
+
+/** The cluster-state rules of the model lifecycle, and the metadata's wire and JSON round trips. */
+public class UpdateModelsTests extends OpenSearchTestCase {
+    private static final long GB = 1L << 30;
+
+    private static ModelEntry entry(String id, long memory) {
+        return new ModelEntry(id, "s-" + id, "ab".repeat(32), 1000, 1, memory, 300, 4, 64, "tiny", 1L, false);
+    }
+
+    private static MachModelsMetadata apply(MachModelsMetadata m, UpdateModelsRequest r) {
+        return TransportUpdateModelsAction.apply(m, r, GB);
+    }
+
+    private static RestStatus status(MachModelsMetadata m, UpdateModelsRequest r) {
+        Exception e = expectThrows(Exception.class, () -> apply(m, r));
+        if (e instanceof OpenSearchStatusException s) return s.status();
+        if (e instanceof ResourceNotFoundException) return RestStatus.NOT_FOUND;
+        throw new AssertionError(e);
+    }
+
+    public void testRegisterDeployAliasUndeployDelete() {
+        MachModelsMetadata m = apply(MachModelsMetadata.EMPTY, UpdateModelsRequest.register(entry("a", 100).withDeployed(true)));
+        assertFalse("registering never deploys", m.models().get("a").deployed());
+        assertEquals(RestStatus.CONFLICT, status(m, UpdateModelsRequest.register(entry("a", 100))));
+        assertEquals(RestStatus.CONFLICT, status(m, UpdateModelsRequest.putAlias("live", "a"))); // not deployed yet
+        m = apply(m, UpdateModelsRequest.deploy("a"));
+        assertTrue(m.models().get("a").deployed());
+        m = apply(m, UpdateModelsRequest.putAlias("live", "a"));
+        assertEquals("a", m.resolve("live"));
+        assertEquals("a", m.model("live").id());
+        assertEquals(RestStatus.CONFLICT, status(m, UpdateModelsRequest.undeploy("a")));
+        assertEquals(RestStatus.CONFLICT, status(m, UpdateModelsRequest.delete("a")));
+        assertEquals(RestStatus.CONFLICT, status(m, UpdateModelsRequest.register(entry("live", 1))));
+        assertEquals(RestStatus.CONFLICT, status(m, UpdateModelsRequest.putAlias("a", "a")));
+        // swap: one change
+        m = apply(m, UpdateModelsRequest.register(entry("b", 100)));
+        m = apply(m, UpdateModelsRequest.deploy("b"));
+        m = apply(m, UpdateModelsRequest.putAlias("live", "b"));
+        assertEquals("b", m.resolve("live"));
+        m = apply(m, UpdateModelsRequest.undeploy("a"));
+        assertFalse(m.models().get("a").deployed());
+        m = apply(m, UpdateModelsRequest.delete("a"));
+        assertFalse(m.models().containsKey("a"));
+        m = apply(m, UpdateModelsRequest.deleteAlias("live"));
+        assertTrue(m.aliases().isEmpty());
+        assertEquals(RestStatus.NOT_FOUND, status(m, UpdateModelsRequest.deleteAlias("live")));
+        assertEquals(RestStatus.NOT_FOUND, status(m, UpdateModelsRequest.deploy("nope")));
+        assertEquals(RestStatus.NOT_FOUND, status(m, UpdateModelsRequest.putAlias("x", "nope")));
+    }
+
+    public void testDeployOverTheMemoryLimitNamesTheFigures() {
+        MachModelsMetadata m = MachModelsMetadata.EMPTY;
+        m = apply(m, UpdateModelsRequest.register(entry("a", 700L << 20)));
+        m = apply(m, UpdateModelsRequest.register(entry("b", 400L << 20)));
+        m = apply(m, UpdateModelsRequest.deploy("a"));
+        MachModelsMetadata before = m;
+        OpenSearchStatusException e = expectThrows(OpenSearchStatusException.class, () -> apply(before, UpdateModelsRequest.deploy("b")));
+        assertEquals(RestStatus.BAD_REQUEST, e.status());
+        assertTrue(e.getMessage(), e.getMessage().contains("needs 400mb") && e.getMessage().contains("use 700mb [a (700mb)]")
+            && e.getMessage().contains("mach.models.memory_limit is 1gb"));
+        m = apply(m, UpdateModelsRequest.undeploy("a"));
+        assertTrue(apply(m, UpdateModelsRequest.deploy("b")).models().get("b").deployed());
+    }
+
+    public void testWireAndJsonRoundTrips() throws Exception {
+        MachModelsMetadata m = MachModelsMetadata.EMPTY.withModel(entry("a", 123).withDeployed(true)).withModel(entry("b", 5))
+            .withAlias("live", "a");
+        BytesStreamOutput out = new BytesStreamOutput();
+        m.writeTo(out);
+        try (StreamInput in = out.bytes().streamInput()) {
+            assertEquals(m, new MachModelsMetadata(in));
+        }
+        XContentBuilder b = JsonXContent.contentBuilder().startObject();
+        m.toXContent(b, ToXContent.EMPTY_PARAMS);
+        b.endObject();
+        try (XContentParser p = createParser(JsonXContent.jsonXContent, org.opensearch.core.common.bytes.BytesReference.bytes(b))) {
+            p.nextToken();
+            assertEquals(m, MachModelsMetadata.fromXContent(p));
+        }
+        UpdateModelsRequest r = UpdateModelsRequest.register(entry("c", 9));
+        BytesStreamOutput out2 = new BytesStreamOutput();
+        r.writeTo(out2);
+        try (StreamInput in = out2.bytes().streamInput()) {
+            UpdateModelsRequest back = new UpdateModelsRequest(in);
+            assertEquals(r.op, back.op);
+            assertEquals(r.entry, back.entry);
+        }
+        assertEquals(Map.of("live", "a"), m.aliases());
+    }
+}
