@@ -92,7 +92,7 @@ URL="http://127.0.0.1:$(cat "$NODE/http.port")"
 
 step "indexing and querying: BM25 | MACH | hybrid"
 $PY scripts/demo.py --url "$URL" --catalog "$CATALOG" --id-field "$ID_FIELD" --text-fields "$TEXT_FIELDS" \
-  --judgments "$JUDGMENTS" --bundle "$BUNDLE" --models-dir "$NODE/models" --model-id "demo-$NAME" \
+  --judgments "$JUDGMENTS" --bundle "$BUNDLE" --model-id "demo-$NAME" \
   --index "demo-$NAME" --preset "$PRESET"
 
 step "done"

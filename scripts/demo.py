@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from mach_tools import engine_eval as E  # noqa: E402
 from mach_tools import metrics as M  # noqa: E402
 from mach_tools.data import UserError, judgments_by_query, read_catalog, read_pairs  # noqa: E402
+from mach_tools.deploy import ensure_deployed  # noqa: E402
 
 SHOWN = [("BM25", "bm25"), ("MACH", "mach"), ("hybrid (BM25 + MACH)", "hybrid")]
 
@@ -43,7 +44,6 @@ def main() -> int:
     ap.add_argument("--text-fields", help="comma-separated, title first")
     ap.add_argument("--judgments", required=True)
     ap.add_argument("--bundle", required=True)
-    ap.add_argument("--models-dir", required=True)
     ap.add_argument("--model-id", default="demo")
     ap.add_argument("--index", default="demo-products")
     ap.add_argument("--preset", default="synth", choices=sorted(M.PRESETS))
@@ -62,7 +62,7 @@ def main() -> int:
     gain_offset = M.PRESETS[args.preset]["gain_offset"]
 
     node = E.Node(args.url)
-    E.deploy_bundle(args.bundle, args.models_dir, args.model_id)
+    ensure_deployed(args.url, args.bundle, args.model_id, progress=False)
     E.index_catalog(node, args.index, catalog, args.id_field, progress=False)
     print(f"indexed {len(catalog)} products into [{args.index}]; model [{args.model_id}] from {args.bundle}\n")
 

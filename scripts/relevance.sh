@@ -30,5 +30,5 @@ trap 'integ-test/src/test/scripts/node.sh stop "$NODE" >&2' EXIT
 integ-test/src/test/scripts/node.sh start "$DIST" "$NODE" "$ZIP" >&2
 MODEL_ID=$(basename "$BUNDLE" | tr -c 'A-Za-z0-9._\n-' '-')
 (cd model-tools && /usr/bin/python3 -m mach_tools engine-eval --url "http://127.0.0.1:$(cat "$NODE/http.port")" \
-  "${DATASET[@]}" --judgments "$DATA/judgments-dev.tsv" --bundle "$BUNDLE" --models-dir "$NODE/models" \
+  "${DATASET[@]}" --judgments "$DATA/judgments-dev.tsv" --bundle "$BUNDLE" \
   --model-id "$MODEL_ID" "$@")

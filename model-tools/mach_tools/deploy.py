@@ -26,12 +26,41 @@ def zip_bundle(bundle: str, out_path: str) -> str:
         return bundle
     if not os.path.isfile(os.path.join(bundle, "mach.json")):
         raise UserError(f"{bundle} is not a bundle directory (no mach.json) or a bundle zip")
+    # Reproducible: fixed timestamps and order, so the same files always give the same sha256 (the
+    # cluster's record of a registered bundle) and a redeploy of an unchanged bundle is recognized.
     with zipfile.ZipFile(out_path, "w", zipfile.ZIP_STORED) as z:  # ONNX weights hardly compress
         for name in sorted(os.listdir(bundle)):
             path = os.path.join(bundle, name)
             if os.path.isfile(path) and not name.startswith("."):
-                z.write(path, arcname=name)
+                info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                with open(path, "rb") as src, z.open(info, "w") as dst:
+                    while chunk := src.read(1 << 20):
+                        dst.write(chunk)
     return out_path
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def ensure_deployed(url: str, bundle: str, model_id: str, progress: bool = True) -> dict:
+    """Makes `model_id` serve `bundle`: uploads and deploys it unless the cluster already has this exact
+    bundle under that id (then only deploys it). A different bundle under the id is an error."""
+    node = Node(url, timeout=600.0)
+    current = node.call("GET", f"/_plugins/_mach/models/{model_id}", ok404=True)
+    if current is None or "sha256" not in current:  # unknown, or only a bundle in a node's models dir
+        return deploy(url, bundle, model_id, progress=progress)
+    with tempfile.TemporaryDirectory() as tmp:
+        sha = _sha256_file(zip_bundle(bundle, os.path.join(tmp, "bundle.zip")))
+    if sha != current["sha256"]:
+        raise UserError(f"model [{model_id}] is registered with another bundle (sha256 {current['sha256'][:12]}..., "
+                        f"this one {sha[:12]}...): choose another --model-id, or DELETE _plugins/_mach/models/{model_id}")
+    return node.call("POST", f"/_plugins/_mach/models/{model_id}/_deploy")
 
 
 def deploy(url: str, bundle: str, model_id: str, chunk_mb: float = 8.0, deploy_it: bool = True,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 import urllib.error
@@ -91,31 +90,6 @@ def index_catalog(node: Node, index: str, catalog: Catalog, id_field: str, batch
     bar.close()
     node.call("PUT", f"/{index}/_settings", {"index": {"refresh_interval": "1s"}})
     node.call("POST", f"/{index}/_refresh")
-
-
-def deploy_bundle(bundle: str, models_dir: str, model_id: str) -> None:
-    """Copies the bundle to <models_dir>/<model_id>, the node's `mach.models.dir` (loaded lazily)."""
-    if not os.path.isfile(os.path.join(bundle, "mach.json")):
-        raise UserError(f"{bundle}: not a model bundle (no mach.json)")
-    target = os.path.join(models_dir, model_id)
-    if os.path.isdir(target):
-        # The card lists the sha256 of every other file (and the node re-checks them at load):
-        # equal cards mean the same bundle, without reading hundreds of MB twice.
-        if _same_file(os.path.join(bundle, "mach.json"), os.path.join(target, "mach.json")):
-            return
-        raise UserError(f"{target} already holds a different bundle; choose another --model-id")
-    tmp = target + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(bundle, tmp)
-    os.rename(tmp, target)
-
-
-def _same_file(a: str, b: str) -> bool:
-    try:
-        with open(a, "rb") as fa, open(b, "rb") as fb:
-            return fa.read() == fb.read()
-    except OSError:
-        return False
 
 
 def lexical_query(text: str, fields: Sequence[str]) -> dict:
@@ -237,8 +211,8 @@ def _progress(total: int, desc: str, enabled: bool):
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", default="http://127.0.0.1:9200", help="the node (default http://127.0.0.1:9200)")
     p.add_argument("--judgments", required=True, help="TSV: query, product_id, relevance")
-    p.add_argument("--bundle", help="model bundle to deploy (copied into --models-dir)")
-    p.add_argument("--models-dir", help="the node's mach.models.dir (needed with --bundle)")
+    p.add_argument("--bundle", help="model bundle to deploy first over REST (uploaded in chunks, registered, deployed; "
+                                     "skipped when the cluster already has this bundle under --model-id)")
     p.add_argument("--model-id", required=True, help="model id the queries name")
     p.add_argument("--index", help="index name (default: the model id + '-eval')")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
@@ -259,9 +233,8 @@ def run(args, catalog: Catalog, gain_offset: float, relevant_min: float) -> int:
     if bad or not methods:
         raise UserError(f"unknown method(s) {bad}; choose from {METHODS}")
     if args.bundle:
-        if not args.models_dir:
-            raise UserError("--bundle needs --models-dir (the node's mach.models.dir)")
-        deploy_bundle(args.bundle, args.models_dir, args.model_id)
+        from mach_tools.deploy import ensure_deployed
+        ensure_deployed(args.url, args.bundle, args.model_id, progress=not args.no_progress)
     judged = judgments_by_query(read_pairs(args.judgments))
     if args.limit:
         judged = dict(list(judged.items())[:args.limit])

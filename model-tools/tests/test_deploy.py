@@ -2,6 +2,7 @@
 import base64
 import hashlib
 import json
+import os
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -15,6 +16,7 @@ from mach_tools.data import UserError
 class FakeLifecycle(BaseHTTPRequestHandler):
     chunks = {}
     registered = {}
+    deploys = 0
 
     def log_message(self, *a):
         pass
@@ -31,9 +33,18 @@ class FakeLifecycle(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         return json.loads(self.rfile.read(n) or b"null")
 
+    def do_GET(self):
+        model = self.path.split("/")[4]
+        if model not in FakeLifecycle.registered:
+            return self._reply(404, {"error": "not found"})
+        return self._reply(200, {"model_id": model, "sha256": hashlib.sha256(FakeLifecycle.registered[model]).hexdigest()})
+
     def do_POST(self):
         if self.path == "/_plugins/_mach/uploads":
             return self._reply(200, {"upload_id": "u1"})
+        if self.path.endswith("/_deploy"):
+            FakeLifecycle.deploys += 1
+            return self._reply(200, {"state": "deployed"})
         body = self._body()
         model = self.path.split("/")[4]
         parts = FakeLifecycle.chunks
@@ -56,7 +67,7 @@ class FakeLifecycle(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def server():
-    FakeLifecycle.chunks, FakeLifecycle.registered = {}, {}
+    FakeLifecycle.chunks, FakeLifecycle.registered, FakeLifecycle.deploys = {}, {}, 0
     httpd = HTTPServer(("127.0.0.1", 0), FakeLifecycle)
     t = threading.Thread(target=httpd.serve_forever, daemon=True)
     t.start()
@@ -93,3 +104,18 @@ def test_bad_input_is_a_user_error(server, tmp_path):
         deploy.deploy(server, str(_bundle(tmp_path)), "m1", chunk_mb=17, progress=False)
     with pytest.raises(UserError, match="cannot reach"):
         deploy.deploy("http://127.0.0.1:9", str(_bundle(tmp_path / "x") if (tmp_path / "x").mkdir() is None else None), "m1", progress=False)
+
+
+def test_the_zip_is_reproducible_and_an_unchanged_bundle_is_not_uploaded_again(server, tmp_path):
+    d = _bundle(tmp_path)
+    a = deploy._sha256_file(deploy.zip_bundle(str(d), str(tmp_path / "a.zip")))
+    os.utime(d / "model.onnx", (0, 0))  # other timestamps, same files
+    assert deploy._sha256_file(deploy.zip_bundle(str(d), str(tmp_path / "b.zip"))) == a
+    deploy.ensure_deployed(server, str(d), "m1", progress=False)  # unknown: uploaded
+    uploaded = dict(FakeLifecycle.chunks)
+    FakeLifecycle.chunks.clear()
+    deploy.ensure_deployed(server, str(d), "m1", progress=False)  # same bundle: only deployed
+    assert FakeLifecycle.chunks == {} and FakeLifecycle.deploys == 1 and uploaded
+    (d / "model.onnx").write_bytes(b"other weights")
+    with pytest.raises(UserError, match="registered with another bundle"):
+        deploy.ensure_deployed(server, str(d), "m1", progress=False)
