@@ -178,10 +178,17 @@ public final class MachInferenceService {
     public Prediction predictNow(String name, String text, Decoder.Options options) {
         for (int attempt = 1;; attempt++) {
             MachModel model = acquireNow(name);
+            ModelDeployer d = deployer;
+            long t0 = System.nanoTime();
             try {
-                return predict(model, text, options);
+                Prediction p = predict(model, text, options);
+                if (d != null) d.stats(model.id()).recordSuccess(System.nanoTime() - t0);
+                return p;
             } catch (ModelRetiredException e) {
                 if (attempt == 3) throw e;
+            } catch (RuntimeException e) {
+                if (d != null) d.stats(model.id()).recordError();
+                throw e;
             }
         }
     }
