@@ -77,7 +77,8 @@ public final class MachInferenceService {
     public void acquire(String name, ActionListener<MachModel> listener) {
         Supplier<ClusterState> state = this.clusterState;
         if (state != null) {
-            MachModelsMetadata metadata = MachModelsMetadata.of(state.get());
+            ClusterState current = state.get();
+            MachModelsMetadata metadata = MachModelsMetadata.of(current);
             ModelEntry entry = metadata.model(name);
             if (entry != null) {
                 if (!entry.deployed()) {
@@ -86,7 +87,7 @@ public final class MachInferenceService {
                         RestStatus.CONFLICT
                     ));
                 } else {
-                    deployer.whenReady(entry.id(), listener);
+                    deployer.whenReady(entry.id(), current, listener);
                 }
                 return;
             }

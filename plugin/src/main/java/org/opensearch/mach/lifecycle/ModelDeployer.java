@@ -239,13 +239,16 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
      * Calls back with the model once it is deployed on this node (at once when it already is; after
      * the load when it is loading: a query that reaches a node still catching up waits instead of failing).
      */
-    public void whenReady(String id, ActionListener<MachModel> listener) {
+    public void whenReady(String id, ClusterState state, ActionListener<MachModel> listener) {
         Deployment d = deployments.get(id);
         if (d != null && d.state == State.DEPLOYED && d.model != null) {
             listener.onResponse(d.model);
             return;
         }
         synchronized (this) {
+            // the cluster state the caller saw says deployed, but this listener may not have run on it
+            // yet (cluster state listeners run after the state is visible): catch up now
+            if (deployments.get(id) == null) reconcile(state);
             d = deployments.get(id);
             if (d != null && d.state == State.LOADING) {
                 // bounded wait: a model that cannot load (store unavailable) must not hold queries forever
