@@ -63,6 +63,11 @@ public final class MachInferenceService {
         this.resolver = resolver;
     }
 
+    /** This node's deployer of registered models (null before the cluster side is attached). */
+    public ModelDeployer deployer() {
+        return deployer;
+    }
+
     /** The model and product-id field the indices of a search bind (index.mach.* settings). */
     public IndexBinding binding(IndicesRequest search) {
         if (clusterState == null) throw new IllegalStateException("index bindings need the cluster state (not attached)");

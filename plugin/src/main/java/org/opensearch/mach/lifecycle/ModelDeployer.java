@@ -269,6 +269,12 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
         return new OpenSearchStatusException("model [" + id + "] cannot serve: " + why, RestStatus.SERVICE_UNAVAILABLE);
     }
 
+    /** The model if it is deployed and loaded on this node, else null. */
+    public MachModel deployed(String id) {
+        Deployment d = deployments.get(id);
+        return d != null && d.state == State.DEPLOYED ? d.model : null;
+    }
+
     public ModelStats stats(String id) {
         return stats.computeIfAbsent(id, k -> new ModelStats());
     }

@@ -102,6 +102,8 @@ public class RestMachModelsAction extends BaseRestHandler {
                 cache.put("hits", s.hits());
                 cache.put("misses", s.misses());
                 out.put("cache_on_this_node", cache);
+                MachModel local = service.deployer() == null ? null : service.deployer().deployed(entry.id());
+                if (local != null) out.put("card", CARD_MAPPER.convertValue(local.card().raw, Map.class)); // from this node's copy
                 RestMachLifecycleAction.respond(channel, RestStatus.OK, out);
             }, e -> RestMachLifecycleAction.fail(channel, e)));
         }

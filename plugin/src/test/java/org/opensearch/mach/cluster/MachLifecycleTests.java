@@ -274,6 +274,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
         rest("PUT", "/_plugins/_mach/aliases/live", "{\"model_id\": \"m1\"}", 200);
         JsonNode m = rest("GET", "/_plugins/_mach/models/live", null, 200);
         assertEquals("m1", m.get("model_id").asText());
+        assertEquals("the card of the deployed copy", reference().card().name, m.get("card").get("name").asText());
         assertEquals(2, m.get("nodes").size());
         long queries = 0;
         for (JsonNode n : m.get("nodes")) {
