@@ -77,6 +77,13 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, Sy
     );
 
     /**
+     * Most queries one ONNX Runtime call takes when queries for a model queue up on the inference pool
+     * (dynamic batching: a query never waits for others; 1 = every query alone). Batching reads the
+     * output layer once per batch instead of once per query (docs/performance.md).
+     */
+    public static final Setting<Integer> BATCH_SIZE = Setting.intSetting("mach.inference.batch_size", 8, 1, 256, Setting.Property.NodeScope);
+
+    /**
      * Entries of the coordinator's result cache (model load + normalized text + decoding options); 0 disables it.
      * Dynamic (benchmarks switch it off and on): a change starts a new, empty cache.
      */
@@ -100,7 +107,7 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, Sy
 
     @Override
     public List<Setting<?>> getSettings() {
-        return List.of(MODELS_DIR, CUDA, INTRA_OP_THREADS, CACHE_SIZE, MEMORY_LIMIT, IndexBinding.MODEL, IndexBinding.PRODUCT_ID_FIELD);
+        return List.of(MODELS_DIR, CUDA, INTRA_OP_THREADS, BATCH_SIZE, CACHE_SIZE, MEMORY_LIMIT, IndexBinding.MODEL, IndexBinding.PRODUCT_ID_FIELD);
     }
 
     @Override
@@ -156,7 +163,10 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, Sy
         Settings settings = environment.settings();
         Path modelsDir = environment.configDir().resolve(MODELS_DIR.get(settings));
         registry = new ModelRegistry(modelsDir, CUDA.get(settings), INTRA_OP_THREADS.get(settings));
-        MachInferenceService inference = new MachInferenceService(registry, threadPool, new PredictionCache(CACHE_SIZE.get(clusterService.getSettings())));
+        int workers = threadPool.info(MachInferenceService.THREAD_POOL).getMax();
+        MachInferenceService inference = new MachInferenceService(
+            registry, threadPool, new PredictionCache(CACHE_SIZE.get(clusterService.getSettings())), workers, BATCH_SIZE.get(settings)
+        );
         clusterService.getClusterSettings().addSettingsUpdateConsumer(CACHE_SIZE, inference::resizeCache);
         BundleStore store = new BundleStore(client);
         ClusterSettings clusterSettings = clusterService.getClusterSettings();

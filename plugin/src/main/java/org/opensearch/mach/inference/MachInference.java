@@ -31,6 +31,16 @@ public final class MachInference {
         }
     }
 
+    /** Bucket probabilities [n][R][B] of n padded feature-id rows in one ONNX Runtime call, holding a reference on the model like above. */
+    public static float[][][] probabilities(MachModel model, long[][] rows) throws OrtException {
+        if (model.tryIncRef() == false) throw new ModelRetiredException(model.id());
+        try {
+            return run(model.environment(), model.session(), model.card().inputName, model.card().outputName, rows);
+        } finally {
+            model.decRef();
+        }
+    }
+
     /** Runs a batch of padded feature-id rows; returns [batch][R][B]. */
     public static float[][][] run(OrtEnvironment env, OrtSession session, String inputName, String outputName, long[][] rows)
         throws OrtException {

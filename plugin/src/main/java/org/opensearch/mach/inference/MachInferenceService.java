@@ -5,11 +5,13 @@ import ai.onnxruntime.OrtException;
 import org.opensearch.OpenSearchException;
 import org.opensearch.OpenSearchStatusException;
 import org.opensearch.ResourceNotFoundException;
+import org.opensearch.action.support.ContextPreservingActionListener;
 import org.opensearch.action.support.PlainActionFuture;
 import org.opensearch.action.IndicesRequest;
 import org.opensearch.cluster.ClusterState;
 import org.opensearch.cluster.metadata.IndexNameExpressionResolver;
 import org.opensearch.common.unit.TimeValue;
+import org.opensearch.core.concurrency.OpenSearchRejectedExecutionException;
 import org.opensearch.core.rest.RestStatus;
 import org.opensearch.mach.lifecycle.MachModelsMetadata;
 import org.opensearch.mach.lifecycle.ModelDeployer;
@@ -20,7 +22,11 @@ import org.opensearch.mach.query.IndexBinding;
 import org.opensearch.mach.model.ModelRegistry;
 import org.opensearch.threadpool.ThreadPool;
 
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Supplier;
 
 /**
@@ -36,11 +42,25 @@ public final class MachInferenceService {
     private volatile Supplier<ClusterState> clusterState;
     private volatile ModelDeployer deployer;
     private volatile IndexNameExpressionResolver resolver;
+    /** Inference batchers by model load; {@link #batchSize} 1 = every request alone. */
+    private final Map<Long, InferenceBatcher<Pending>> batchers = new ConcurrentHashMap<>();
+    private final int workers;
+    private final int batchSize;
 
     public MachInferenceService(ModelRegistry registry, ThreadPool threadPool, PredictionCache cache) {
+        this(registry, threadPool, cache, 1, 1);
+    }
+
+    /**
+     * @param workers   inferences of one model running at once (the inference pool's size)
+     * @param batchSize most requests one ONNX Runtime call takes when requests queue up (1: no batching)
+     */
+    public MachInferenceService(ModelRegistry registry, ThreadPool threadPool, PredictionCache cache, int workers, int batchSize) {
         this.registry = registry;
         this.threadPool = threadPool;
         this.cache = cache;
+        this.workers = workers;
+        this.batchSize = batchSize;
     }
 
     public PredictionCache cache() {
@@ -147,28 +167,66 @@ public final class MachInferenceService {
                 listener.onResponse(hit);
                 return;
             }
-            // keep the caller's thread context (headers, security) on the pool thread
-            execute(() -> {
-                Prediction p;
-                long t0 = System.nanoTime();
-                try {
-                    p = predict(model, text, options);
-                    cache.put(model, text, options, p);
-                } catch (ModelRetiredException e) {
-                    if (attempts > 1) predict(name, text, options, listener, attempts - 1);
-                    else listener.onFailure(e);
-                    return;
-                } catch (Exception e) {
-                    ModelDeployer d = deployer;
-                    if (d != null) d.stats(model.id()).recordError();
-                    listener.onFailure(e);
-                    return;
-                }
-                ModelDeployer d = deployer;
-                if (d != null) d.stats(model.id()).recordSuccess(System.nanoTime() - t0);
-                listener.onResponse(p);
-            }, listener::onFailure);
+            checkOptions(model, options);
+            // each request answers in its own thread context, whichever worker runs its batch
+            ActionListener<Prediction> own = new ContextPreservingActionListener<>(threadPool.getThreadContext().newRestorableContext(false), listener);
+            batcher(model).submit(new Pending(name, text, options, own, attempts, System.nanoTime()));
         }, listener::onFailure));
+    }
+
+    /** One queued inference. */
+    private record Pending(String name, String text, Decoder.Options options, ActionListener<Prediction> listener, int attempts, long queuedNanos) {}
+
+    private InferenceBatcher<Pending> batcher(MachModel model) {
+        InferenceBatcher<Pending> b = batchers.get(model.loadId());
+        if (b != null) return b;
+        if (batchers.size() > 64) batchers.values().removeIf(x -> x.model().refCount() == 0); // released models
+        return batchers.computeIfAbsent(model.loadId(), k -> new InferenceBatcher<>(model, workers, batchSize, task -> {
+            try {
+                threadPool.executor(THREAD_POOL).execute(task);
+                return true;
+            } catch (Exception rejected) {
+                return false;
+            }
+        }, batch -> runBatch(model, batch), p -> p.listener().onFailure(new OpenSearchRejectedExecutionException(
+            "the " + THREAD_POOL + " thread pool is saturated; retry later"
+        ))));
+    }
+
+    /** Largest inference batch run for this model load so far (0 when none ran). */
+    int largestBatch(MachModel model) {
+        InferenceBatcher<Pending> b = batchers.get(model.loadId());
+        return b == null ? 0 : b.largestBatch();
+    }
+
+    /** Runs one batch on a pool thread: one ONNX Runtime call, then each request decoded, cached and answered. */
+    private void runBatch(MachModel model, List<Pending> batch) {
+        List<Prediction> predictions;
+        try {
+            predictions = predict(model, batch.stream().map(Pending::text).toList(), batch.stream().map(Pending::options).toList());
+        } catch (ModelRetiredException e) {
+            for (Pending p : batch) {
+                if (p.attempts() > 1) predict(p.name(), p.text(), p.options(), p.listener(), p.attempts() - 1);
+                else p.listener().onFailure(e);
+            }
+            return;
+        } catch (Exception e) {
+            ModelDeployer d = deployer;
+            for (Pending p : batch) {
+                if (d != null) d.stats(model.id()).recordError();
+                p.listener().onFailure(e);
+            }
+            return;
+        }
+        PredictionCache cache = this.cache;
+        ModelDeployer d = deployer;
+        long now = System.nanoTime();
+        for (int i = 0; i < batch.size(); i++) {
+            Pending p = batch.get(i);
+            cache.put(model, p.text(), p.options(), predictions.get(i));
+            if (d != null) d.stats(model.id()).recordSuccess(now - p.queuedNanos());
+            p.listener().onResponse(predictions.get(i));
+        }
     }
 
     /** Runs a task on the inference pool with the caller's thread context; onRejected if the pool's queue is full. */
@@ -200,27 +258,56 @@ public final class MachInferenceService {
     }
 
     public static Prediction predict(MachModel model, String text, Decoder.Options options) {
+        return predict(model, List.of(text), List.of(options)).get(0);
+    }
+
+    static void checkOptions(MachModel model, Decoder.Options options) {
         int R = model.card().repetitions;
         if (options.minRepetitions() > R) {
             throw new IllegalArgumentException(
                 "min_repetitions [" + options.minRepetitions() + "] is larger than the number of repetitions R = " + R + " of model [" + model.id() + "]"
             );
         }
+    }
+
+    /**
+     * Featurize every text, run the ones with features through ONNX Runtime as one batch, decode each
+     * with its own options. A text without letters or digits gets no products: the network would only
+     * return its prior, which says nothing about it.
+     */
+    public static List<Prediction> predict(MachModel model, List<String> texts, List<Decoder.Options> options) {
+        for (Decoder.Options o : options) checkOptions(model, o);
         long t0 = System.nanoTime();
-        if (model.featurizer().featureIds(text).length == 0) {
-            // no letters or digits: the network would only return its prior, which says nothing about this text
-            Decoder.Result none = new Decoder.Result(new int[0], new float[0], new float[0], options.strategy(), 0);
-            return new Prediction(model, null, none, System.nanoTime() - t0, 0);
+        int n = texts.size();
+        long[][] padded = new long[n][];
+        int withFeatures = 0;
+        for (int i = 0; i < n; i++) {
+            if (model.featurizer().featureIds(texts.get(i)).length > 0) {
+                padded[i] = model.featurizer().paddedFeatureIds(texts.get(i));
+                withFeatures++;
+            }
         }
-        float[][] probs;
-        try {
-            probs = MachInference.probabilities(model, text);
-        } catch (OrtException e) {
-            throw new OpenSearchException("ONNX Runtime failed on model [" + model.id() + "]: " + e.getMessage(), e);
+        float[][][] probs = new float[n][][];
+        if (withFeatures > 0) {
+            long[][] rows = new long[withFeatures][];
+            for (int i = 0, r = 0; i < n; i++) if (padded[i] != null) rows[r++] = padded[i];
+            float[][][] out;
+            try {
+                out = MachInference.probabilities(model, rows);
+            } catch (OrtException e) {
+                throw new OpenSearchException("ONNX Runtime failed on model [" + model.id() + "]: " + e.getMessage(), e);
+            }
+            for (int i = 0, r = 0; i < n; i++) if (padded[i] != null) probs[i] = out[r++];
         }
-        long t1 = System.nanoTime();
-        Decoder.Result result = Decoder.decode(model.index(), probs, options);
-        long t2 = System.nanoTime();
-        return new Prediction(model, probs, result, t1 - t0, t2 - t1);
+        long inference = System.nanoTime() - t0;
+        List<Prediction> predictions = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            long t1 = System.nanoTime();
+            Decoder.Result result = probs[i] == null
+                ? new Decoder.Result(new int[0], new float[0], new float[0], options.get(i).strategy(), 0)
+                : Decoder.decode(model.index(), probs[i], options.get(i));
+            predictions.add(new Prediction(model, probs[i], result, inference, System.nanoTime() - t1));
+        }
+        return predictions;
     }
 }
