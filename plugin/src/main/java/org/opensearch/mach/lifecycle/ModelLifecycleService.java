@@ -183,13 +183,15 @@ public final class ModelLifecycleService {
         if (m.aliases().containsKey(id)) throw conflict("[" + id + "] is an alias; a model cannot have an alias' name");
     }
 
-    private static void copyFromPath(String path, Path zip) throws Exception {
+    private void copyFromPath(String path, Path zip) throws Exception {
         if (path == null || path.isBlank()) throw new IllegalArgumentException("give [path] (a bundle zip or directory on the node) or [upload_id]");
         Path p = Path.of(path);
         AccessController.doPrivilegedChecked(() -> {
             if (Files.isDirectory(p)) BundleZip.zipDirectory(p, zip);
             else if (Files.isRegularFile(p)) Files.copy(p, zip, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-            else throw new ResourceNotFoundException("no bundle at [" + path + "] on node [" + "local" + "]");
+            else throw new ResourceNotFoundException(
+                "no bundle at [" + path + "] on node [" + clusterService.localNode().getName() + "] (the node that handled the request)"
+            );
             return null;
         });
     }
