@@ -37,7 +37,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * The model lifecycle on a 2-node in-JVM cluster: register (from a path and uploaded in chunks),
  * deploy, query through every node, restart a node and a full cluster restart (the models come back
- * from the cluster state and the bundle store by themselves), index bindings, an alias swapped under
+ * from the cluster state and the bundle store by themselves; so does a node that joins later), index bindings, an alias swapped under
  * a concurrent query loop with zero failures, undeploy, delete, and the 4xx answers to bad input.
  */
 @OpenSearchIntegTestCase.ClusterScope(scope = OpenSearchIntegTestCase.Scope.TEST, numDataNodes = 2, numClientNodes = 0, supportsDedicatedMasters = false)
@@ -140,6 +140,11 @@ public class MachLifecycleTests extends MachClusterTestCase {
         for (String node : internalCluster().getNodeNames()) {
             assertEquals("after full restart, " + node, want, search(node, "tiny-v1", "product_id", text));
         }
+
+        // a node that joins later serves it too
+        String joined = internalCluster().startNode();
+        ensureStableCluster(3);
+        assertEquals("served by the new node " + joined, want, search(joined, "tiny-v1", "product_id", text));
 
         ack(f -> lifecycle().undeploy("tiny-v1", f));
         Exception undeployed = expectThrows(Exception.class, () -> search(anyNode(), "tiny-v1", "product_id", text));
