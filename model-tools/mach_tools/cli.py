@@ -151,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     engine_eval.add_arguments(g)
     _add_conventions(g)
 
+    q = sub.add_parser("quantize", help="copy a bundle with int8 output heads (same input/output; plugin unchanged)")
+    q.add_argument("bundle")
+    q.add_argument("--out", required=True, help="directory of the quantized bundle")
+    q.add_argument("--name", help="the new card's name (default: the source's)")
+    q.add_argument("--force", action="store_true", help="replace --out if it exists")
+
     from mach_tools import deploy
     d = sub.add_parser("deploy", help="upload a bundle to a cluster in checksummed chunks, register and deploy it")
     deploy.add_arguments(d)
@@ -303,6 +309,16 @@ def cmd_engine_eval(args) -> int:
     return engine_eval.run(args, _read_catalog(args), go, rm)
 
 
+def cmd_quantize(args) -> int:
+    from mach_tools.bundle import sizes
+    from mach_tools.quantize import quantize_bundle
+    card = quantize_bundle(args.bundle, args.out, args.force, args.name)
+    before = sizes(args.bundle, card)["model_onnx_bytes"]
+    after = sizes(args.out, card)["model_onnx_bytes"]
+    print(f"{args.out}: heads int8 ({card['heads']['bytes']:,} bytes); model.onnx {before:,} -> {after:,} bytes")
+    return 0
+
+
 def cmd_deploy(args) -> int:
     from mach_tools import deploy
     reply = deploy.deploy(args.url, args.bundle, args.id, args.chunk_mb, not args.no_deploy, args.alias,
@@ -315,7 +331,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"synth": cmd_synth, "train": cmd_train, "evaluate": cmd_evaluate, "inspect": cmd_inspect,
-                "engine-eval": cmd_engine_eval, "deploy": cmd_deploy}[args.cmd](args)
+                "engine-eval": cmd_engine_eval, "deploy": cmd_deploy,
+                "quantize": cmd_quantize}[args.cmd](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-_DTYPES = {1: np.float32, 6: np.int32, 7: np.int64, 9: np.bool_, 11: np.float64}
+_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 6: np.int32, 7: np.int64, 9: np.bool_, 11: np.float64}
 
 
 def _attrs(node) -> Dict:
@@ -47,6 +47,26 @@ def _gemm(a, b, c=None, alpha=1.0, beta=1.0, transA=0, transB=0):
     if c is not None:
         y = y + beta * c
     return y.astype(np.float32)
+
+
+def _dynamic_quantize_linear(x):
+    """ONNX DynamicQuantizeLinear: uint8, the range always including 0, round half to even."""
+    x = x.astype(np.float32)
+    lo, hi = min(0.0, float(x.min())), max(0.0, float(x.max()))
+    scale = np.float32((hi - lo) / 255.0)
+    if scale == 0:
+        return np.zeros(x.shape, np.uint8), scale, np.uint8(0)
+    zp = np.uint8(np.clip(np.rint(np.float32(0 - lo) / scale), 0, 255))
+    y = np.clip(np.rint(x / scale) + zp, 0, 255).astype(np.uint8)
+    return y, scale, zp
+
+
+def _matmul_integer(a, b, a_zp=None, b_zp=None):
+    """ONNX MatMulInteger: int32 result of (a - a_zp) @ (b - b_zp). Computed in float64, exact while
+    |sums| < 2^53 (8-bit inputs: any H below 10^11)."""
+    a = a.astype(np.float64) - (0 if a_zp is None else np.float64(a_zp))
+    b = b.astype(np.float64) - (0 if b_zp is None else np.asarray(b_zp, np.float64))
+    return (a @ b).astype(np.int32)
 
 
 class OnnxNumpyModel:
@@ -105,4 +125,6 @@ class OnnxNumpyModel:
         "Reshape": _reshape,
         "Clip": _clip,
         "Softmax": lambda s, a, at: _softmax(a[0], at.get("axis", -1)),
+        "DynamicQuantizeLinear": lambda s, a, at: _dynamic_quantize_linear(a[0]),
+        "MatMulInteger": lambda s, a, at: _matmul_integer(*a),
     }

@@ -1,0 +1,141 @@
+"""int8 output heads: rewrite a bundle's [H, R*B] head layer to 8-bit integer weights.
+
+The head layer is the bulk of a MACH network's compute per query (R*B*H multiply-adds, 67 MB of
+float32 weights at R=16, B=4096, H=256, read once per query). Here its Gemm becomes
+    DynamicQuantizeLinear(x) -> MatMulInteger(x_q, W_q, x_zp) -> Cast -> Mul(x_scale * w_scale) -> Add(bias)
+with W_q int8, symmetric per output column (w_scale[j] = max|W[:, j]| / 127), and the activations
+quantized per query to uint8 (ONNX DynamicQuantizeLinear). Standard ONNX operators that ONNX Runtime
+runs with its integer GEMM kernels: the plugin serves the result unchanged (same input and output).
+The bundle's parity.json is recomputed from the quantized graph itself (NumPy evaluator) with a looser
+tolerance, because activation rounding at a .5 boundary may differ between implementations.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Optional
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, TensorProto
+
+from mach_tools.bundle import check_bundle, load_card, sha256_file
+from mach_tools.data import UserError
+
+PARITY_TOLERANCE = 1e-3
+
+
+def _head_gemm(graph):
+    """The Gemm whose weight is an initializer feeding the Reshape to [batch, R, B]: the output heads."""
+    inits = {t.name for t in graph.initializer}
+    gemms = [n for n in graph.node if n.op_type == "Gemm" and n.input[1] in inits]
+    if not gemms:
+        raise UserError("model.onnx has no Gemm with constant weights (the output heads); nothing to quantize")
+    return gemms[-1]
+
+
+def quantize_weights(w: np.ndarray):
+    """[N, H] float32 (Gemm with transB) -> ([H, N] int8, [N] float32 scale), symmetric per output column."""
+    scale = np.abs(w).max(axis=1) / 127.0
+    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    q = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
+    return np.ascontiguousarray(q.T), scale
+
+
+def quantize_model(model: onnx.ModelProto) -> onnx.ModelProto:
+    g = model.graph
+    gemm = _head_gemm(g)
+    attrs = {a.name: helper.get_attribute_value(a) for a in gemm.attribute}
+    if attrs.get("transB", 0) != 1 or attrs.get("transA", 0) != 0 or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
+        raise UserError(f"unexpected head Gemm attributes {attrs}; expected transB=1 (PyTorch Linear)")
+    inits = {t.name: t for t in g.initializer}
+    w = numpy_helper.to_array(inits[gemm.input[1]]).astype(np.float32)
+    wq, wscale = quantize_weights(w)
+    x, bias, y = gemm.input[0], (gemm.input[2] if len(gemm.input) > 2 else None), gemm.output[0]
+    p = "heads_int8"
+    new_inits = [numpy_helper.from_array(wq, f"{p}.weight"), numpy_helper.from_array(wscale, f"{p}.weight_scale")]
+    nodes = [
+        helper.make_node("DynamicQuantizeLinear", [x], [f"{p}/x_q", f"{p}/x_scale", f"{p}/x_zp"], name=f"{p}/quantize_x"),
+        helper.make_node("MatMulInteger", [f"{p}/x_q", f"{p}.weight", f"{p}/x_zp"], [f"{p}/acc"], name=f"{p}/matmul"),
+        helper.make_node("Cast", [f"{p}/acc"], [f"{p}/acc_f"], to=TensorProto.FLOAT, name=f"{p}/cast"),
+        helper.make_node("Mul", [f"{p}/x_scale", f"{p}.weight_scale"], [f"{p}/scale"], name=f"{p}/scales"),
+        helper.make_node("Mul", [f"{p}/acc_f", f"{p}/scale"], [f"{p}/logits" if bias else y], name=f"{p}/dequantize"),
+    ]
+    if bias:
+        nodes.append(helper.make_node("Add", [f"{p}/logits", bias], [y], name=f"{p}/bias"))
+    i = list(g.node).index(gemm)
+    kept = [n for n in g.node if n is not gemm]
+    del g.node[:]
+    g.node.extend(kept[:i] + nodes + kept[i:])
+    weight_name = gemm.input[1]
+    remaining = [t for t in g.initializer if t.name != weight_name]
+    del g.initializer[:]
+    g.initializer.extend(remaining + new_inits)
+    onnx.checker.check_model(model)
+    return model
+
+
+def _parity(net, card: dict, cases: list, top: int) -> dict:
+    ox = card["onnx"]
+    L = int(card["featurizer"]["max_features"])
+    out_cases = []
+    for c in cases:
+        ids = c["feature_ids"]
+        x = np.zeros((1, L), dtype=np.int64)
+        x[0, :len(ids)] = ids
+        probs = net.run({ox["input"]["name"]: x})[ox["output"]["name"]][0]
+        top_buckets = np.argsort(-probs, axis=1, kind="stable")[:, :top]
+        out_cases.append({"text": c["text"], "feature_ids": ids, "top_buckets": top_buckets.tolist(),
+                          "top_probs": np.take_along_axis(probs, top_buckets, axis=1).tolist()})
+    return {"tolerance": PARITY_TOLERANCE, "top": top, "cases": out_cases}
+
+
+def quantize_bundle(src: str, out: str, force: bool = False, name: Optional[str] = None) -> dict:
+    """Writes the int8-head copy of bundle `src` to `out` (atomically, checked); returns its card."""
+    from mach_tools.onnx_numpy import OnnxNumpyModel
+    card = load_card(src)
+    if card.get("heads", {}).get("dtype") == "int8":
+        raise UserError(f"{src}: the heads are already int8")
+    problems = check_bundle(src, numeric=False)
+    if problems:
+        raise UserError(f"{src}: not a valid bundle: {'; '.join(problems)}")
+    out = os.path.abspath(out)
+    if os.path.exists(out) and not force:
+        raise UserError(f"{out} already exists (pass --force to replace it)")
+    parent = os.path.dirname(out)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(out) + "-", dir=parent)
+    os.chmod(tmp, 0o755)
+    try:
+        for f in card["files"]:
+            if f not in (card["onnx"]["file"], "parity.json"):
+                shutil.copyfile(os.path.join(src, f), os.path.join(tmp, f))
+        model = quantize_model(onnx.load(os.path.join(src, card["onnx"]["file"])))
+        onnx.save(model, os.path.join(tmp, card["onnx"]["file"]))
+        with open(os.path.join(src, "parity.json"), encoding="utf-8") as f:
+            parity = json.load(f)
+        net = OnnxNumpyModel(model)
+        with open(os.path.join(tmp, "parity.json"), "w", encoding="utf-8") as f:
+            json.dump(_parity(net, card, parity["cases"], int(parity["top"])), f, ensure_ascii=False, indent=1)
+        card = dict(card)
+        if name:
+            card["name"] = name
+        R, B, H = int(card["R"]), int(card["B"]), int(card["H"])
+        card["heads"] = {"dtype": "int8", "scheme": "weights int8 symmetric per output column; activations uint8 "
+                         "per query (DynamicQuantizeLinear)", "bytes": R * B * H + 4 * R * B}
+        card["files"] = {f: sha256_file(os.path.join(tmp, f)) for f in sorted(os.listdir(tmp))}
+        with open(os.path.join(tmp, "mach.json"), "w", encoding="utf-8") as f:
+            json.dump(card, f, ensure_ascii=False, indent=1)
+            f.write("\n")
+        problems = check_bundle(tmp, numeric=True)
+        if problems:
+            raise RuntimeError("quantized bundle failed its own check: " + "; ".join(problems))
+        if os.path.exists(out):
+            shutil.rmtree(out)
+        os.rename(tmp, out)
+        return card
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

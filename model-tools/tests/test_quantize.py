@@ -1,0 +1,70 @@
+"""int8 output heads: the quantized graph stays close to the float one and is a valid bundle."""
+import json
+import os
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+
+from mach_tools import quantize as Q
+from mach_tools.bundle import check_bundle
+from mach_tools.data import UserError
+from mach_tools.onnx_numpy import OnnxNumpyModel, _dynamic_quantize_linear
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "plugin", "src", "test", "resources", "fixtures", "tiny", "bundle")
+
+
+def test_weights_round_trip_within_half_a_step():
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(64, 16)).astype(np.float32)
+    w[5] = 0  # an all-zero output column keeps scale 1 (no division by zero)
+    q, scale = Q.quantize_weights(w)
+    assert q.dtype == np.int8 and q.shape == (16, 64) and scale.shape == (64,)
+    assert np.abs(q).max() <= 127
+    back = q.T.astype(np.float32) * scale[:, None]
+    assert np.all(np.abs(back - w) <= scale[:, None] / 2 + 1e-7)
+
+
+def test_dynamic_quantize_linear_follows_the_onnx_definition():
+    x = np.array([[0.0, 1.0, 2.5, 5.1]], np.float32)
+    y, scale, zp = _dynamic_quantize_linear(x)
+    assert scale == np.float32(5.1 / 255) and zp == 0  # the range always includes 0
+    assert y.tolist() == [[0, 50, 125, 255]]
+    y2, s2, zp2 = _dynamic_quantize_linear(np.array([-2.0, 0.0, 6.0], np.float32))
+    assert zp2 == 64 and y2.tolist() == [0, 64, 255]  # zero point round(2 / (8/255)) = round(63.75)
+
+
+def test_quantized_fixture_is_valid_and_close_to_float(tmp_path):
+    out = tmp_path / "q"
+    card = Q.quantize_bundle(FIXTURE, str(out))
+    assert card["heads"]["dtype"] == "int8" and check_bundle(str(out), numeric=True) == []
+    ops = [n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node]
+    assert "MatMulInteger" in ops and "Gemm" not in ops
+    f32 = OnnxNumpyModel(os.path.join(FIXTURE, "model.onnx"))
+    i8 = OnnxNumpyModel(str(out / "model.onnx"))
+    with open(os.path.join(FIXTURE, "parity.json")) as f:
+        cases = json.load(f)["cases"]
+    L = card["featurizer"]["max_features"]
+    for c in cases:
+        x = np.zeros((1, L), np.int64)
+        x[0, :len(c["feature_ids"])] = c["feature_ids"]
+        a = f32.run({"feature_ids": x})["probabilities"][0]
+        b = i8.run({"feature_ids": x})["probabilities"][0]
+        assert np.abs(a - b).max() < 0.02
+        assert (a.argmax(axis=1) == b.argmax(axis=1)).mean() >= 0.75
+
+
+def test_refuses_a_second_quantization_and_an_existing_output(tmp_path):
+    out = tmp_path / "q"
+    Q.quantize_bundle(FIXTURE, str(out))
+    with pytest.raises(UserError, match="already int8"):
+        Q.quantize_bundle(str(out), str(tmp_path / "qq"))
+    with pytest.raises(UserError, match="already exists"):
+        Q.quantize_bundle(FIXTURE, str(out))
+    broken = tmp_path / "broken"
+    shutil.copytree(FIXTURE, broken)
+    (broken / "labels.txt").write_text("x\n")
+    with pytest.raises(UserError, match="not a valid bundle"):
+        Q.quantize_bundle(str(broken), str(tmp_path / "qb"))
+    assert not (tmp_path / "qb").exists()
