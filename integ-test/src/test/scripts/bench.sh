@@ -8,6 +8,8 @@
 #   options: --train "TRAIN ARGS"  train the bundle first when --bundle has no mach.json
 #            (model-tools train --catalog CATALOG --out BUNDLE TRAIN ARGS)
 #            --heap 2g (node heap, default 2g)   --out DIR
+#            --jfr  record the node with Java Flight Recorder during the load run: OUT/node.jfr and
+#                   OUT/hot-methods.txt (the methods most often on CPU, by jfr-summary.py)
 # Every other option goes to loadgen.py (--clients, --seconds, --rounds, --phases, ...).
 set -euo pipefail
 SCRIPTS=$(cd "$(dirname "$0")" && pwd)
@@ -23,6 +25,7 @@ while [[ $# -gt 0 ]]; do
     --train) TRAIN=$2; shift 2 ;;
     --heap) HEAP=$2; shift 2 ;;
     --out) OUT=$(readlink -m "$2"); shift 2 ;;
+    --jfr) JFR=1; shift ;;
     -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) LOADGEN+=("$1"); shift ;;
   esac
@@ -74,7 +77,17 @@ gc; $PY "$SCRIPTS/benchprep.py" memory --url "$URL" --pid "$PID" --label "indexe
 $PY "$SCRIPTS/benchprep.py" memory --url "$URL" --pid "$PID" --label "model loaded, before GC" --model-id "$NAME" --out "$OUT/memory.jsonl"
 gc; $PY "$SCRIPTS/benchprep.py" memory --url "$URL" --pid "$PID" --label "model loaded" --model-id "$NAME" --out "$OUT/memory.jsonl"
 
+if [[ ${JFR:-0} -eq 1 ]]; then
+  # the recording is written by the node's user: into its home, then moved to OUT
+  runuser -u "$OWNER" -- "$JCMD" "$PID" JFR.start name=bench settings=profile filename="$NODE/node.jfr" >/dev/null
+fi
 $PY "$SCRIPTS/loadgen.py" --url "$URL" --index "$NAME" --model-id "$NAME" --queries "$QUERIES" \
   --json "$OUT/loadgen.json" ${LOADGEN[@]+"${LOADGEN[@]}"} | tee "$OUT/loadgen.md"
+if [[ ${JFR:-0} -eq 1 ]]; then
+  runuser -u "$OWNER" -- "$JCMD" "$PID" JFR.stop name=bench >/dev/null
+  mv "$NODE/node.jfr" "$OUT/node.jfr"
+  "$(dirname "$JCMD")/jfr" print --json --events jdk.ExecutionSample "$OUT/node.jfr" | $PY "$SCRIPTS/jfr-summary.py" > "$OUT/hot-methods.txt"
+  echo "bench: profile in $OUT/hot-methods.txt" >&2
+fi
 gc; $PY "$SCRIPTS/benchprep.py" memory --url "$URL" --pid "$PID" --label "after the load run" --out "$OUT/memory.jsonl"
 echo "bench: results in $OUT" >&2
