@@ -107,6 +107,8 @@ class MachSettings:
     mach_weight: Optional[float] = None
     decoding: Optional[str] = None
     normalize: bool = False  # scores divided by the top product's: mach_weight then weighs its best guess
+    min_repetitions: Optional[int] = None  # candidate decoding: f
+    buckets_per_repetition: Optional[int] = None  # candidate decoding: m
 
 
 def method_query(method: str, text: str, fields: Sequence[str], mach: MachSettings) -> dict:
@@ -118,6 +120,10 @@ def method_query(method: str, text: str, fields: Sequence[str], mach: MachSettin
         q["decoding"] = mach.decoding
     if mach.normalize:
         q["normalize"] = True
+    if mach.min_repetitions is not None:
+        q["min_repetitions"] = mach.min_repetitions
+    if mach.buckets_per_repetition is not None:
+        q["buckets_per_repetition"] = mach.buckets_per_repetition
     if method != "mach":
         q.update({"lexical": lexical, "combine": method})
         if mach.mach_weight is not None:
@@ -221,6 +227,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decoding", choices=["auto", "exact", "candidates"],
                    help="the mach query's decoding (default: the plugin's, auto)")
     p.add_argument("--normalize", action="store_true", help="the mach query's normalize: scores / top score")
+    p.add_argument("--min-repetitions", type=int, help="candidate decoding: a product must be in f repetitions' top buckets")
+    p.add_argument("--buckets-per-repetition", type=int, help="candidate decoding: m top buckets per repetition")
     p.add_argument("--limit", type=int, help="only the first N judged queries")
     p.add_argument("--out", help="write the full results JSON here")
     p.add_argument("--plot", help="write a bar chart PNG here")
@@ -243,7 +251,8 @@ def run(args, catalog: Catalog, gain_offset: float, relevant_min: float) -> int:
     progress = not args.no_progress
     index_catalog(node, index, catalog, args.id_field, progress=progress)
     t0 = time.time()
-    mach = MachSettings(args.model_id, args.id_field, args.top_n, args.mach_weight, args.decoding, args.normalize)
+    mach = MachSettings(args.model_id, args.id_field, args.top_n, args.mach_weight, args.decoding, args.normalize,
+                        args.min_repetitions, args.buckets_per_repetition)
     ranked, judged_scores = run_queries(node, index, judged, methods, catalog.field_names, mach, progress)
     secs = time.time() - t0
     results = score_methods(judged, ranked, judged_scores, gain_offset, relevant_min)
