@@ -117,7 +117,6 @@ def write_bundle(out_dir: str, model: MachModel, name: str, labels: Sequence[str
             json.dump(make_parity(model, parity_texts, spec), f, ensure_ascii=False, indent=1)
         for fname, src in (extra_files or {}).items():
             shutil.copyfile(src, os.path.join(tmp, fname))
-        files = {f: sha256_file(os.path.join(tmp, f)) for f in sorted(os.listdir(tmp))}
         card = {
             "format_version": FORMAT_VERSION,
             "name": name,
@@ -131,25 +130,33 @@ def write_bundle(out_dir: str, model: MachModel, name: str, labels: Sequence[str
             "labels": {"file": "labels.txt", "count": len(labels)},
             "input_layer": model.input_card(),
             "training": training,
-            "files": files,
+            "files": None,  # filled by finish_bundle
         }
-        with open(os.path.join(tmp, "mach.json"), "w", encoding="utf-8") as f:
-            json.dump(card, f, ensure_ascii=False, indent=1)
-            f.write("\n")
-        problems = check_bundle(tmp, numeric=True)
-        if problems:
-            raise RuntimeError("exported bundle failed its own check: " + "; ".join(problems))
-        if os.path.exists(out_dir):
-            old = out_dir + ".old-" + os.path.basename(tmp)
-            os.rename(out_dir, old)
-            os.rename(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, out_dir)
-        return card
+        return finish_bundle(tmp, out_dir, card)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def finish_bundle(tmp: str, out_dir: str, card: dict) -> dict:
+    """The last step of writing a bundle in the directory `tmp`: lists every file's sha256 in the card,
+    writes mach.json, checks the whole bundle (parity re-run included), then moves it to `out_dir`
+    (replacing an existing one only once the new one is complete)."""
+    card["files"] = {f: sha256_file(os.path.join(tmp, f)) for f in sorted(os.listdir(tmp)) if f != "mach.json"}
+    with open(os.path.join(tmp, "mach.json"), "w", encoding="utf-8") as f:
+        json.dump(card, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    problems = check_bundle(tmp, numeric=True)
+    if problems:
+        raise RuntimeError("the written bundle failed its own check: " + "; ".join(problems))
+    if os.path.exists(out_dir):
+        old = out_dir + ".old-" + os.path.basename(tmp)
+        os.rename(out_dir, old)
+        os.rename(tmp, out_dir)
+        shutil.rmtree(old)
+    else:
+        os.rename(tmp, out_dir)
+    return card
 
 
 def load_card(bundle_dir: str) -> dict:

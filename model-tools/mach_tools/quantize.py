@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper, TensorProto
 
-from mach_tools.bundle import check_bundle, load_card, sha256_file
+from mach_tools.bundle import check_bundle, finish_bundle, load_card
 from mach_tools.data import UserError
 
 PARITY_TOLERANCE = 1e-3
@@ -125,17 +125,7 @@ def quantize_bundle(src: str, out: str, force: bool = False, name: Optional[str]
         R, B, H = int(card["R"]), int(card["B"]), int(card["H"])
         card["heads"] = {"dtype": "int8", "scheme": "weights int8 symmetric per output column; activations uint8 "
                          "per query (DynamicQuantizeLinear)", "bytes": R * B * H + 4 * R * B}
-        card["files"] = {f: sha256_file(os.path.join(tmp, f)) for f in sorted(os.listdir(tmp))}
-        with open(os.path.join(tmp, "mach.json"), "w", encoding="utf-8") as f:
-            json.dump(card, f, ensure_ascii=False, indent=1)
-            f.write("\n")
-        problems = check_bundle(tmp, numeric=True)
-        if problems:
-            raise RuntimeError("quantized bundle failed its own check: " + "; ".join(problems))
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.rename(tmp, out)
-        return card
+        return finish_bundle(tmp, out, card)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
