@@ -51,19 +51,7 @@ public class EmbeddingsRestIT {
         for (String[] row : MachRestIT.readTsv(fixture.resolve("queries.tsv"))) {
             queries.computeIfAbsent(row[0], q -> new LinkedHashSet<>()).add(row[1]);
         }
-        rest.delete("/" + INDEX);
-        Rest.Response created = rest.put("/" + INDEX, Rest.JSON.readTree("""
-            {"settings": {"number_of_shards": 2, "number_of_replicas": 0},
-             "mappings": {"properties": {"product_id": {"type": "keyword"}, "title": {"type": "text"}}}}"""));
-        assertEquals(created.toString(), 200, created.status());
-        StringBuilder bulk = new StringBuilder();
-        for (String[] p : products) {
-            bulk.append(Rest.toJson(Map.of("index", Map.of("_id", p[0])))).append('\n');
-            bulk.append(Rest.toJson(Map.of("product_id", p[0], "title", p[1]))).append('\n');
-        }
-        Rest.Response indexed = rest.send("POST", "/" + INDEX + "/_bulk?refresh=true", bulk.toString(), "application/x-ndjson");
-        assertEquals(indexed.toString(), 200, indexed.status());
-        assertFalse("bulk errors: " + indexed.body(), indexed.json().path("errors").asBoolean(true));
+        MachRestIT.indexProducts(rest, INDEX, 2, products);
     }
 
     @AfterClass

@@ -54,18 +54,7 @@ public class LifecycleRestIT {
         rest = new Rest(url);
         assertEquals(200, rest.get("/_cluster/health?wait_for_status=yellow&timeout=60s").status());
         zip = zipOf(bundleDir);
-        rest.delete("/" + INDEX);
-        Rest.Response created = rest.put("/" + INDEX, Rest.JSON.readTree("""
-            {"settings": {"number_of_shards": 1, "number_of_replicas": 0},
-             "mappings": {"properties": {"product_id": {"type": "keyword"}, "title": {"type": "text"}}}}"""));
-        assertEquals(created.toString(), 200, created.status());
-        StringBuilder bulk = new StringBuilder();
-        for (String[] p : MachRestIT.readTsv(fixture.resolve("products.tsv"))) {
-            bulk.append(Rest.toJson(Map.of("index", Map.of("_id", p[0])))).append('\n');
-            bulk.append(Rest.toJson(Map.of("product_id", p[0], "title", p[1]))).append('\n');
-        }
-        Rest.Response indexed = rest.send("POST", "/" + INDEX + "/_bulk?refresh=true", bulk.toString(), "application/x-ndjson");
-        assertFalse(indexed.body(), indexed.json().path("errors").asBoolean(true));
+        MachRestIT.indexProducts(rest, INDEX, 1, MachRestIT.readTsv(fixture.resolve("products.tsv")));
     }
 
     @AfterClass

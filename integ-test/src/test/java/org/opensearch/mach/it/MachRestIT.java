@@ -415,6 +415,24 @@ public class MachRestIT {
         }
     }
 
+    /** (Re)creates {@code index} (product_id keyword, title text, {@code shards} shards) holding the fixture's products. */
+    static void indexProducts(Rest rest, String index, int shards, List<String[]> products) throws IOException {
+        rest.delete("/" + index);
+        Rest.Response created = rest.put("/" + index, Map.of(
+            "settings", Map.of("number_of_shards", shards, "number_of_replicas", 0),
+            "mappings", Map.of("properties", Map.of("product_id", Map.of("type", "keyword"), "title", Map.of("type", "text")))
+        ));
+        assertEquals(created.toString(), 200, created.status());
+        StringBuilder bulk = new StringBuilder();
+        for (String[] p : products) {
+            bulk.append(Rest.toJson(Map.of("index", Map.of("_id", p[0])))).append('\n');
+            bulk.append(Rest.toJson(Map.of("product_id", p[0], "title", p[1]))).append('\n');
+        }
+        Rest.Response indexed = rest.send("POST", "/" + index + "/_bulk?refresh=true", bulk.toString(), "application/x-ndjson");
+        assertEquals(indexed.toString(), 200, indexed.status());
+        assertFalse("bulk errors: " + indexed.body(), indexed.json().path("errors").asBoolean(true));
+    }
+
     static void copyBundle(Path from, Path to) throws IOException {
         Files.createDirectories(to);
         try (Stream<Path> files = Files.list(from)) {
