@@ -143,7 +143,11 @@ public final class Featurizer {
 
     /** The ONNX input row: ids right-padded with padding_id to max_features. */
     public long[] paddedFeatureIds(String text) {
-        long[] ids = featureIds(text);
+        return pad(featureIds(text));
+    }
+
+    /** Feature ids (as {@link #featureIds} gives them) right-padded with padding_id to max_features. */
+    public long[] pad(long[] ids) {
         long[] row = Arrays.copyOf(ids, maxFeatures);
         Arrays.fill(row, ids.length, maxFeatures, paddingId);
         return row;

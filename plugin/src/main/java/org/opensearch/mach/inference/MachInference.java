@@ -15,23 +15,16 @@ import java.util.Set;
 public final class MachInference {
     private MachInference() {}
 
-    /**
-     * Bucket probabilities [R][B] of one query text. Holds a reference on the model while ONNX Runtime
-     * runs, so an undeploy in the meantime closes the session only after this run.
-     */
+    /** Bucket probabilities [R][B] of one query text (the batch below, of one). */
     public static float[][] probabilities(MachModel model, String text) throws OrtException {
-        long[] row = model.featurizer().paddedFeatureIds(text);
-        if (model.tryIncRef() == false) {
-            throw new ModelRetiredException(model.id());
-        }
-        try {
-            return run(model.environment(), model.session(), model.card().inputName, model.card().outputName, new long[][] { row })[0];
-        } finally {
-            model.decRef();
-        }
+        return probabilities(model, new long[][] { model.featurizer().paddedFeatureIds(text) })[0];
     }
 
-    /** Bucket probabilities [n][R][B] of n padded feature-id rows in one ONNX Runtime call, holding a reference on the model like above. */
+    /**
+     * Bucket probabilities [n][R][B] of n padded feature-id rows in one ONNX Runtime call. Holds a
+     * reference on the model while ONNX Runtime runs, so an undeploy in the meantime closes the
+     * session only after this run.
+     */
     public static float[][][] probabilities(MachModel model, long[][] rows) throws OrtException {
         if (model.tryIncRef() == false) throw new ModelRetiredException(model.id());
         try {

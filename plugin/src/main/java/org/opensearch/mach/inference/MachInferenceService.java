@@ -127,8 +127,9 @@ public final class MachInferenceService {
             try {
                 m = registry.get(name);
             } catch (ResourceNotFoundException e) {
-                Set<String> registered = state == null ? Set.of() : MachModelsMetadata.of(state.get()).models().keySet();
-                Set<String> aliases = state == null ? Set.of() : MachModelsMetadata.of(state.get()).aliases().keySet();
+                MachModelsMetadata metadata = state == null ? MachModelsMetadata.EMPTY : MachModelsMetadata.of(state.get());
+                Set<String> registered = metadata.models().keySet();
+                Set<String> aliases = metadata.aliases().keySet();
                 listener.onFailure(new ResourceNotFoundException(
                     "model [" + name + "] not found: not a registered model " + registered + " or alias " + aliases
                         + ", and no bundle of that name under " + registry.modelsDir() + " (available: " + registry.available() + ")"
@@ -282,8 +283,9 @@ public final class MachInferenceService {
         long[][] padded = new long[n][];
         int withFeatures = 0;
         for (int i = 0; i < n; i++) {
-            if (model.featurizer().featureIds(texts.get(i)).length > 0) {
-                padded[i] = model.featurizer().paddedFeatureIds(texts.get(i));
+            long[] ids = model.featurizer().featureIds(texts.get(i));
+            if (ids.length > 0) {
+                padded[i] = model.featurizer().pad(ids);
                 withFeatures++;
             }
         }

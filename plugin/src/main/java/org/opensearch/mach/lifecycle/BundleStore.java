@@ -190,13 +190,4 @@ public final class BundleStore {
     public static String sha256(byte[] data) {
         return HexFormat.of().formatHex(digest().digest(data));
     }
-
-    public static String sha256(Path file) throws IOException {
-        MessageDigest d = digest();
-        try (InputStream in = Files.newInputStream(file)) {
-            byte[] buf = new byte[1 << 16];
-            for (int n; (n = in.read(buf)) > 0;) d.update(buf, 0, n);
-        }
-        return HexFormat.of().formatHex(d.digest());
-    }
 }

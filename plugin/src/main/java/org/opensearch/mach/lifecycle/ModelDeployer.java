@@ -11,6 +11,7 @@ import org.opensearch.core.action.ActionListener;
 import org.opensearch.core.common.unit.ByteSizeValue;
 import org.opensearch.core.rest.RestStatus;
 import org.opensearch.mach.model.BundleLoader;
+import org.opensearch.mach.model.BundleZip;
 import org.opensearch.mach.model.MachModel;
 import org.opensearch.secure_sm.AccessController;
 import org.opensearch.threadpool.ThreadPool;
@@ -142,17 +143,13 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
                     RestStatus.BAD_REQUEST
                 );
             }
-            Path tmpRoot = Path.of(System.getProperty("java.io.tmpdir"), "mach-bundles");
-            zip = AccessController.doPrivilegedChecked(() -> {
-                Files.createDirectories(tmpRoot);
-                return Files.createTempFile(tmpRoot, e.id() + "-", ".zip");
-            });
+            zip = AccessController.doPrivilegedChecked(() -> BundleZip.newTempZip(e.id()));
             Path file = zip;
             AccessController.doPrivilegedChecked(() -> {
                 store.readBundle(e.storageId(), e.chunks(), e.sha256(), file);
                 return null;
             });
-            model = AccessController.doPrivilegedChecked(() -> BundleLoader.loadZip(e.id(), file, tmpRoot, tryCuda, intraOpThreads));
+            model = AccessController.doPrivilegedChecked(() -> BundleLoader.loadZip(e.id(), file, BundleZip.tmpRoot(), tryCuda, intraOpThreads));
         } catch (Exception ex) {
             if (!d.retryable) d.retryable = isTransient(ex);
             fail(d, ex);

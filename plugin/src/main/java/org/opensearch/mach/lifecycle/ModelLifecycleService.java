@@ -20,6 +20,7 @@ import org.opensearch.transport.client.Client;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.regex.Pattern;
@@ -107,13 +108,11 @@ public final class ModelLifecycleService {
                     storageId = source.uploadId(); // from here on, a failure drops the upload's chunks
                 }
                 checkName("model id", id);
-                refuseTaken(id);
-                Path tmpRoot = tmpRoot();
-                Path zip = AccessController.doPrivilegedChecked(() -> {
-                    Files.createDirectories(tmpRoot);
-                    return Files.createTempFile(tmpRoot, id + "-", ".zip");
-                });
+                TransportUpdateModelsAction.checkRegistrable(metadata(), id); // early: the cluster manager checks again
+                Path zip = AccessController.doPrivilegedChecked(() -> BundleZip.newTempZip(id));
                 try {
+                    String sha, pathStorage = null;
+                    int chunks;
                     if (source.uploadId() != null) {
                         if (source.chunks() < 1 || source.chunks() > BundleStore.MAX_CHUNKS) {
                             throw new IllegalArgumentException("[chunks] must be between 1 and " + BundleStore.MAX_CHUNKS);
@@ -129,18 +128,24 @@ public final class ModelLifecycleService {
                         }
                         String uid = storageId;
                         AccessController.doPrivilegedChecked(() -> {
-                            store.readBundle(uid, source.chunks(), source.sha256(), zip);
+                            store.readBundle(uid, source.chunks(), source.sha256(), zip); // checks the whole sha256
                             return null;
                         });
+                        sha = source.sha256().toLowerCase(Locale.ROOT);
+                        chunks = source.chunks();
                     } else {
                         copyFromPath(source.path(), zip);
+                        sha = AccessController.doPrivilegedChecked(() -> BundleLoader.sha256(zip));
+                        long size = AccessController.doPrivilegedChecked(() -> Files.size(zip));
+                        chunks = (int) ((size + BundleStore.CHUNK_BYTES - 1) / BundleStore.CHUNK_BYTES);
+                        pathStorage = "path-" + UUIDs.randomBase64UUID();
                     }
-                    ModelEntry entry = validate(id, zip, source.uploadId() == null ? null : storageId, source.chunks());
+                    ModelEntry entry = validate(id, zip, source.uploadId() != null ? storageId : pathStorage, sha, chunks);
                     if (source.uploadId() == null) {
                         storageId = entry.storageId();
                         storedHere = true;
-                        int chunks = AccessController.doPrivilegedChecked(() -> store.putBundle(entry.storageId(), zip));
-                        if (chunks != entry.chunks()) throw new IllegalStateException("stored " + chunks + " chunks, expected " + entry.chunks());
+                        int stored = AccessController.doPrivilegedChecked(() -> store.putBundle(entry.storageId(), zip));
+                        if (stored != entry.chunks()) throw new IllegalStateException("stored " + stored + " chunks, expected " + entry.chunks());
                     }
                     String committedStorage = storageId;
                     client.execute(UpdateModelsRequest.ACTION, UpdateModelsRequest.register(entry), ActionListener.wrap(ack -> {
@@ -177,12 +182,6 @@ public final class ModelLifecycleService {
         }
     }
 
-    private void refuseTaken(String id) {
-        MachModelsMetadata m = metadata();
-        if (m.models().containsKey(id)) throw conflict("model [" + id + "] is already registered; delete it first or use a new id");
-        if (m.aliases().containsKey(id)) throw conflict("[" + id + "] is an alias; a model cannot have an alias' name");
-    }
-
     private void copyFromPath(String path, Path zip) throws Exception {
         if (path == null || path.isBlank()) throw new IllegalArgumentException("give [path] (a bundle zip or directory on the node) or [upload_id]");
         Path p = Path.of(path);
@@ -197,30 +196,23 @@ public final class ModelLifecycleService {
     }
 
     /** Loads the bundle once (full validation: card vs ONNX graph, checksums, parity) and describes it. */
-    private static ModelEntry validate(String id, Path zip, String uploadId, int chunks) throws Exception {
+    private static ModelEntry validate(String id, Path zip, String storageId, String sha, int chunks) throws Exception {
         MachModel model;
         try {
-            model = AccessController.doPrivilegedChecked(() -> BundleLoader.loadZip(id, zip, tmpRoot(), false, 1));
+            model = AccessController.doPrivilegedChecked(() -> BundleLoader.loadZip(id, zip, BundleZip.tmpRoot(), false, 1));
         } catch (MachBundleException e) {
             throw new OpenSearchStatusException("model [" + id + "] is not a valid bundle: " + e.getMessage(), RestStatus.BAD_REQUEST);
         }
         try {
             long size = AccessController.doPrivilegedChecked(() -> Files.size(zip));
             long onnxBytes = AccessController.doPrivilegedChecked(() -> BundleZip.entrySize(zip, model.card().onnxFile));
-            String sha = AccessController.doPrivilegedChecked(() -> BundleStore.sha256(zip));
-            int n = uploadId != null ? chunks : (int) ((size + BundleStore.CHUNK_BYTES - 1) / BundleStore.CHUNK_BYTES);
-            String storageId = uploadId != null ? uploadId : "path-" + UUIDs.randomBase64UUID();
             return new ModelEntry(
-                id, storageId, sha, size, n, model.estimatedBytes(onnxBytes), model.productCount(), model.card().repetitions,
+                id, storageId, sha, size, chunks, model.estimatedBytes(onnxBytes), model.productCount(), model.card().repetitions,
                 model.card().buckets, model.card().name, System.currentTimeMillis(), false
             );
         } finally {
             model.close();
         }
-    }
-
-    static Path tmpRoot() {
-        return Path.of(System.getProperty("java.io.tmpdir"), "mach-bundles");
     }
 
     public static Map<String, Object> describe(ModelEntry e) {

@@ -83,8 +83,7 @@ public class TransportUpdateModelsAction extends TransportClusterManagerNodeActi
     static MachModelsMetadata apply(MachModelsMetadata m, UpdateModelsRequest r, long memoryLimit) {
         switch (r.op) {
             case REGISTER -> {
-                if (m.models().containsKey(r.modelId)) throw conflict("model [" + r.modelId + "] is already registered; delete it first or use a new id");
-                if (m.aliases().containsKey(r.modelId)) throw conflict("[" + r.modelId + "] is an alias; a model cannot have an alias' name");
+                checkRegistrable(m, r.modelId);
                 return m.withModel(r.entry.withDeployed(false));
             }
             case DEPLOY -> {
@@ -127,6 +126,12 @@ public class TransportUpdateModelsAction extends TransportClusterManagerNodeActi
             }
         }
         throw new IllegalStateException("unknown op " + r.op);
+    }
+
+    /** A new model may take this id: no model has it and no alias is named so (409 otherwise). */
+    static void checkRegistrable(MachModelsMetadata m, String id) {
+        if (m.models().containsKey(id)) throw conflict("model [" + id + "] is already registered; delete it first or use a new id");
+        if (m.aliases().containsKey(id)) throw conflict("[" + id + "] is an alias; a model cannot have an alias' name");
     }
 
     private static ModelEntry existing(MachModelsMetadata m, String id) {

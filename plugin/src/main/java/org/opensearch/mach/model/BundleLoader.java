@@ -126,11 +126,8 @@ public final class BundleLoader {
         }
     }
 
-    private static void checkSha256(Path dir, String name, String expected) throws MachBundleException {
-        Path p = dir.resolve(name);
-        if (!Files.isRegularFile(p)) {
-            throw new MachBundleException("missing file [" + name + "] in bundle [" + dir + "] (listed in mach.json files)");
-        }
+    /** Hex SHA-256 of a file's bytes. */
+    public static String sha256(Path file) throws IOException {
         MessageDigest digest;
         try {
             digest = MessageDigest.getInstance("SHA-256");
@@ -138,14 +135,25 @@ public final class BundleLoader {
             throw new AssertionError(e);
         }
         byte[] buffer = new byte[1 << 16];
-        try (InputStream in = Files.newInputStream(p)) {
+        try (InputStream in = Files.newInputStream(file)) {
             for (int n; (n = in.read(buffer)) > 0;) {
                 digest.update(buffer, 0, n);
             }
+        }
+        return HexFormat.of().formatHex(digest.digest());
+    }
+
+    private static void checkSha256(Path dir, String name, String expected) throws MachBundleException {
+        Path p = dir.resolve(name);
+        if (!Files.isRegularFile(p)) {
+            throw new MachBundleException("missing file [" + name + "] in bundle [" + dir + "] (listed in mach.json files)");
+        }
+        String found;
+        try {
+            found = sha256(p);
         } catch (IOException e) {
             throw new MachBundleException("cannot read [" + name + "] in bundle [" + dir + "]: " + e.getMessage(), e);
         }
-        String found = HexFormat.of().formatHex(digest.digest());
         if (!found.equals(expected)) {
             throw new MachBundleException(
                 "sha256 mismatch for [" + name + "]: mach.json says " + expected + ", the file has " + found + " (corrupt or replaced file)"

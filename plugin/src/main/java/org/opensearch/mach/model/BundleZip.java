@@ -17,6 +17,17 @@ import java.util.zip.ZipInputStream;
  * directory deleted (the session keeps the model in memory).
  */
 public final class BundleZip {
+    /** Where zips are extracted and assembled (ONNX Runtime reads a file path); every codebase may write java.io.tmpdir. */
+    public static Path tmpRoot() {
+        return Path.of(System.getProperty("java.io.tmpdir"), "mach-bundles");
+    }
+
+    /** A new empty file {@code <prefix>-*.zip} under {@link #tmpRoot()}; the caller deletes it. */
+    public static Path newTempZip(String prefix) throws IOException {
+        Files.createDirectories(tmpRoot());
+        return Files.createTempFile(tmpRoot(), prefix + "-", ".zip");
+    }
+
     /** Refuse zips that inflate beyond this (a zip bomb, or not a bundle). */
     static final long MAX_UNCOMPRESSED_BYTES = 16L << 30;
 

@@ -83,7 +83,7 @@ public final class ModelRegistry implements Closeable {
                     }
                     return Files.isDirectory(dir)
                         ? BundleLoader.load(modelId, dir, tryCuda, intraOpThreads)
-                        : BundleLoader.loadZip(modelId, zip, tmpRoot(), tryCuda, intraOpThreads);
+                        : BundleLoader.loadZip(modelId, zip, BundleZip.tmpRoot(), tryCuda, intraOpThreads);
                 });
             } catch (MachBundleException e) {
                 throw new OpenSearchStatusException("model [" + modelId + "] cannot be loaded: " + e.getMessage(), RestStatus.BAD_REQUEST);
@@ -100,11 +100,6 @@ public final class ModelRegistry implements Closeable {
     /** The model if it is already loaded on this node, else null (never loads). */
     public MachModel loadedModel(String modelId) {
         return modelId == null ? null : loaded.get(modelId);
-    }
-
-    /** Zips are extracted here for loading (ONNX Runtime reads a file path); every codebase may write java.io.tmpdir. */
-    private static Path tmpRoot() {
-        return Path.of(System.getProperty("java.io.tmpdir"), "mach-bundles");
     }
 
     /** Bundle directories (holding a mach.json) and X.zip files under the models directory, as model ids, sorted. */

@@ -5,11 +5,9 @@ import org.opensearch.common.unit.TimeValue;
 import org.opensearch.core.action.ActionListener;
 import org.opensearch.core.common.ParsingException;
 import org.opensearch.core.rest.RestStatus;
-import org.opensearch.core.xcontent.XContentBuilder;
 import org.opensearch.core.xcontent.XContentParser;
 import org.opensearch.mach.lifecycle.ModelLifecycleService;
 import org.opensearch.rest.BaseRestHandler;
-import org.opensearch.rest.BytesRestResponse;
 import org.opensearch.rest.RestChannel;
 import org.opensearch.rest.RestRequest;
 import org.opensearch.transport.client.node.NodeClient;
@@ -80,7 +78,7 @@ public class RestMachLifecycleAction extends BaseRestHandler {
             case POST -> {
                 if (path.endsWith("/_plugins/_mach/uploads")) {
                     String newId = ModelLifecycleService.newUploadId();
-                    return channel -> respond(channel, Map.of("upload_id", newId, "max_chunk_bytes", org.opensearch.mach.lifecycle.BundleStore.MAX_CHUNK_BYTES));
+                    return channel -> RestResponses.send(channel, RestStatus.OK, Map.of("upload_id", newId, "max_chunk_bytes", org.opensearch.mach.lifecycle.BundleStore.MAX_CHUNK_BYTES));
                 }
                 if (path.endsWith("/_register")) {
                     Map<String, Object> body = body(request, "_register");
@@ -124,7 +122,7 @@ public class RestMachLifecycleAction extends BaseRestHandler {
                 return channel -> service.delete(id, ackListener(channel, Map.of("model_id", id, "deleted", true)));
             }
             case GET -> {
-                return channel -> respond(channel, Map.of("aliases", service.metadata().aliases()));
+                return channel -> RestResponses.send(channel, RestStatus.OK, Map.of("aliases", service.metadata().aliases()));
             }
             default -> {}
         }
@@ -201,41 +199,22 @@ public class RestMachLifecycleAction extends BaseRestHandler {
     private static void forkGeneric(NodeClient client, RestChannel channel, Work work) {
         client.threadPool().generic().execute(() -> {
             try {
-                respond(channel, work.run());
+                RestResponses.send(channel, RestStatus.OK, work.run());
             } catch (Exception e) {
-                fail(channel, e);
+                RestResponses.fail(channel, e);
             }
         });
     }
 
     private static ActionListener<Map<String, Object>> mapListener(RestChannel channel, RestStatus status) {
-        return ActionListener.wrap(m -> respond(channel, status, m), e -> fail(channel, e));
+        return ActionListener.wrap(m -> RestResponses.send(channel, status, m), e -> RestResponses.fail(channel, e));
     }
 
     private static ActionListener<AcknowledgedResponse> ackListener(RestChannel channel, Map<String, Object> fields) {
         return ActionListener.wrap(ack -> {
             Map<String, Object> m = new HashMap<>(fields);
             m.put("acknowledged", ack.isAcknowledged());
-            respond(channel, m);
-        }, e -> fail(channel, e));
-    }
-
-    private static void respond(RestChannel channel, Map<String, Object> body) throws IOException {
-        respond(channel, RestStatus.OK, body);
-    }
-
-    static void respond(RestChannel channel, RestStatus status, Map<String, Object> body) throws IOException {
-        XContentBuilder b = channel.newBuilder();
-        b.map(body);
-        channel.sendResponse(new BytesRestResponse(status, b));
-    }
-
-    static void fail(RestChannel channel, Exception e) {
-        try {
-            channel.sendResponse(new BytesRestResponse(channel, e));
-        } catch (IOException inner) {
-            inner.addSuppressed(e);
-            channel.sendResponse(new BytesRestResponse(RestStatus.INTERNAL_SERVER_ERROR, "failed to send the error: " + inner));
-        }
+            RestResponses.send(channel, RestStatus.OK, m);
+        }, e -> RestResponses.fail(channel, e));
     }
 }

@@ -104,8 +104,8 @@ public class RestMachModelsAction extends BaseRestHandler {
                 out.put("cache_on_this_node", cache);
                 MachModel local = service.deployer() == null ? null : service.deployer().deployed(entry.id());
                 if (local != null) out.put("card", CARD_MAPPER.convertValue(local.card().raw, Map.class)); // from this node's copy
-                RestMachLifecycleAction.respond(channel, RestStatus.OK, out);
-            }, e -> RestMachLifecycleAction.fail(channel, e)));
+                RestResponses.send(channel, RestStatus.OK, out);
+            }, e -> RestResponses.fail(channel, e)));
         }
         // a bundle under mach.models.dir: loading can take a while, do it on the inference pool
         return channel -> RestMachPredictAction.fork(service, channel, () -> {

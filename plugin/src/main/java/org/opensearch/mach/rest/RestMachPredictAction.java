@@ -63,20 +63,9 @@ public class RestMachPredictAction extends BaseRestHandler {
             try {
                 channel.sendResponse(work.get());
             } catch (Exception e) {
-                try {
-                    channel.sendResponse(new BytesRestResponse(channel, e));
-                } catch (IOException inner) {
-                    inner.addSuppressed(e);
-                    channel.sendResponse(new BytesRestResponse(RestStatus.INTERNAL_SERVER_ERROR, "failed to send the error: " + inner));
-                }
+                RestResponses.fail(channel, e);
             }
-        }, e -> {
-            try {
-                channel.sendResponse(new BytesRestResponse(channel, e));
-            } catch (IOException inner) {
-                channel.sendResponse(new BytesRestResponse(RestStatus.INTERNAL_SERVER_ERROR, inner.toString()));
-            }
-        });
+        }, e -> RestResponses.fail(channel, e));
     }
 
     /** Parsed request body. */
