@@ -16,6 +16,7 @@ import tempfile
 import zipfile
 from typing import Optional
 
+from mach_tools.bundle import sha256_file
 from mach_tools.data import UserError
 from mach_tools.engine_eval import Node
 
@@ -40,14 +41,6 @@ def zip_bundle(bundle: str, out_path: str) -> str:
     return out_path
 
 
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def ensure_deployed(url: str, bundle: str, model_id: str, progress: bool = True) -> dict:
     """Makes `model_id` serve `bundle`: uploads and deploys it unless the cluster already has this exact
     bundle under that id (then only deploys it). A different bundle under the id is an error."""
@@ -56,7 +49,7 @@ def ensure_deployed(url: str, bundle: str, model_id: str, progress: bool = True)
     if current is None or "sha256" not in current:  # unknown, or only a bundle in a node's models dir
         return deploy(url, bundle, model_id, progress=progress)
     with tempfile.TemporaryDirectory() as tmp:
-        sha = _sha256_file(zip_bundle(bundle, os.path.join(tmp, "bundle.zip")))
+        sha = sha256_file(zip_bundle(bundle, os.path.join(tmp, "bundle.zip")))
     if sha != current["sha256"]:
         raise UserError(f"model [{model_id}] is registered with another bundle (sha256 {current['sha256'][:12]}..., "
                         f"this one {sha[:12]}...): choose another --model-id, or DELETE _plugins/_mach/models/{model_id}")

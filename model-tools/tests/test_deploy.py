@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from mach_tools import deploy
+from mach_tools.bundle import sha256_file
 from mach_tools.data import UserError
 
 
@@ -108,9 +109,9 @@ def test_bad_input_is_a_user_error(server, tmp_path):
 
 def test_the_zip_is_reproducible_and_an_unchanged_bundle_is_not_uploaded_again(server, tmp_path):
     d = _bundle(tmp_path)
-    a = deploy._sha256_file(deploy.zip_bundle(str(d), str(tmp_path / "a.zip")))
+    a = sha256_file(deploy.zip_bundle(str(d), str(tmp_path / "a.zip")))
     os.utime(d / "model.onnx", (0, 0))  # other timestamps, same files
-    assert deploy._sha256_file(deploy.zip_bundle(str(d), str(tmp_path / "b.zip"))) == a
+    assert sha256_file(deploy.zip_bundle(str(d), str(tmp_path / "b.zip"))) == a
     deploy.ensure_deployed(server, str(d), "m1", progress=False)  # unknown: uploaded
     uploaded = dict(FakeLifecycle.chunks)
     FakeLifecycle.chunks.clear()
