@@ -51,6 +51,17 @@ final class BenchData {
         return new ProductIndex(bucketOf, buckets);
     }
 
+    /** The products of {@code own} (their buckets) followed by products with random buckets, K in all. */
+    static ProductIndex paddedIndex(ProductIndex own, int products, long seed) {
+        Random rnd = new Random(seed);
+        int R = own.repetitions();
+        int[][] bucketOf = new int[R][products];
+        for (int r = 0; r < R; r++) {
+            for (int k = 0; k < products; k++) bucketOf[r][k] = k < own.products() ? own.bucket(r, k) : rnd.nextInt(own.buckets());
+        }
+        return new ProductIndex(bucketOf, own.buckets());
+    }
+
     /** Softmax rows of Gaussian logits (sd 2): a stand-in for a network's output when no bundle is given. */
     static float[][][] syntheticProbabilities(int queries, int repetitions, int buckets, long seed) {
         Random rnd = new Random(seed);

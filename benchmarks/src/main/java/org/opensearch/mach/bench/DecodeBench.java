@@ -17,6 +17,11 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.Warmup;
 
 import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Map;
+import java.util.Set;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 
@@ -54,14 +59,21 @@ public class DecodeBench {
     public int repetitions;
     @Param("4096")
     public int buckets;
+    /**
+     * "random": K products with random buckets; "bundle": the bundle's own products (their real buckets,
+     * which a trained network's probabilities agree with) followed by random products up to K.
+     */
+    @Param("random")
+    public String index;
 
-    private ProductIndex index;
+    private ProductIndex productIndex;
     private float[][][] probs;
     private Decoder.Options options;
     private int next;
 
     @Setup
     public void setup() throws Exception {
+        ProductIndex own = null;
         if (bundle.isEmpty()) {
             probs = BenchData.syntheticProbabilities(64, repetitions, buckets, 1);
         } else {
@@ -69,18 +81,63 @@ public class DecodeBench {
                 repetitions = model.card().repetitions;
                 buckets = model.card().buckets;
                 probs = BenchData.modelProbabilities(model, BenchData.queries(queries, 300));
+                own = model.index();
             }
         }
-        index = BenchData.randomIndex(repetitions, buckets, products, 7);
+        this.productIndex = switch (index) {
+            case "random" -> BenchData.randomIndex(repetitions, buckets, products, 7);
+            case "bundle" -> {
+                if (own == null) throw new IllegalArgumentException("index=bundle needs a bundle");
+                products = Math.max(products, own.products());
+                yield BenchData.paddedIndex(own, products, 7);
+            }
+            default -> throw new IllegalArgumentException("index must be random or bundle, got " + index);
+        };
         options = new Decoder.Options(topN, Decoder.Strategy.parse(decoding), m, f, Decoder.ScoreMode.MEAN);
         long scored = 0;
-        for (float[][] p : probs) scored += Decoder.decode(index, p, options).scored();
-        System.out.printf(Locale.ROOT, "%nR=%d B=%d K=%d %s m=%d f=%d: %d products scored per query (%d probability rows from %s)%n",
-            repetitions, buckets, products, decoding, m, f, scored / probs.length, probs.length, bundle.isEmpty() ? "synthetic logits" : Path.of(bundle));
+        double found = 0, foundAllCandidates = 0;
+        Decoder.Options exact = new Decoder.Options(topN, Decoder.Strategy.EXACT, m, 1, Decoder.ScoreMode.MEAN);
+        for (float[][] p : probs) {
+            Decoder.Result result = Decoder.decode(productIndex, p, options);
+            scored += result.scored();
+            Set<Integer> truth = ids(Decoder.decode(productIndex, p, exact).products());
+            found += overlap(result.products(), truth);
+            foundAllCandidates += overlap(allCandidatesTopN(p), truth);
+        }
+        // fidelity: how much of the exact top-N the decoder returns, and what scoring every candidate would return
+        System.out.printf(Locale.ROOT,
+            "%nR=%d B=%d K=%d (%s index) %s m=%d f=%d: %d products scored per query; recall of the exact top-%d %.4f (every candidate scored: %.4f) (%d probability rows from %s)%n",
+            repetitions, buckets, products, index, decoding, m, f, scored / probs.length, topN, found / probs.length, foundAllCandidates / probs.length,
+            probs.length, bundle.isEmpty() ? "synthetic logits" : Path.of(bundle));
+    }
+
+    private static Set<Integer> ids(int[] products) {
+        Set<Integer> set = new HashSet<>();
+        for (int k : products) set.add(k);
+        return set;
+    }
+
+    private double overlap(int[] products, Set<Integer> truth) {
+        int hits = 0;
+        for (int k : products) if (truth.contains(k)) hits++;
+        return truth.isEmpty() ? 1 : (double) hits / truth.size();
+    }
+
+    /** Reference for the fidelity line: the exact top-N among every product in >= f repetitions' top-m buckets. */
+    private int[] allCandidatesTopN(float[][] p) {
+        Map<Integer, Integer> seen = new HashMap<>();
+        for (int r = 0; r < repetitions; r++) {
+            for (int b : Decoder.topBuckets(p[r], m)) {
+                for (int i = 0; i < productIndex.bucketSize(r, b); i++) seen.merge(productIndex.member(r, b, i), 1, Integer::sum);
+            }
+        }
+        return seen.entrySet().stream().filter(e -> e.getValue() >= f).map(Map.Entry::getKey)
+            .sorted(Comparator.comparingDouble((Integer k) -> -productIndex.mean(p, k)).thenComparing(k -> k))
+            .limit(topN).mapToInt(Integer::intValue).toArray();
     }
 
     @Benchmark
     public Decoder.Result decode() {
-        return Decoder.decode(index, probs[next++ % probs.length], options);
+        return Decoder.decode(productIndex, probs[next++ % probs.length], options);
     }
 }
