@@ -14,6 +14,7 @@ import org.apache.logging.log4j.Logger;
 import org.opensearch.mach.featurize.Featurizer;
 import org.opensearch.mach.inference.MachInference;
 
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -21,9 +22,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -100,7 +103,7 @@ public final class BundleLoader {
             checkParity(env, session, card, readFile(dir, ModelCard.PARITY_FILE));
             ProductIndex index = ProductIndex.build(labels, card.productHash());
             long millis = (System.nanoTime() - startNanos) / 1_000_000;
-            MachModel model = new MachModel(id, source, card, env, session, device, labels, index, millis);
+            MachModel model = new MachModel(id, source, card, env, session, device, ProductLabels.of(labels), index, millis);
             session = null; // owned by the model now
             return model;
         } catch (OrtException e) {
@@ -161,27 +164,55 @@ public final class BundleLoader {
         }
     }
 
+    /**
+     * One product id per line, each line ending with \n. Streamed (64 KB at a time) rather than read
+     * whole: reading a 5M-id file in one call made the JDK keep a temporary direct buffer of the file's
+     * size (~45 MB of native memory) for the life of the loading thread.
+     */
     private static String[] readLabels(Path dir, ModelCard card) throws MachBundleException {
-        String text = new String(readFile(dir, card.labelsFile), StandardCharsets.UTF_8);
-        if (!text.isEmpty() && !text.endsWith("\n")) {
+        Path p = dir.resolve(card.labelsFile);
+        if (!Files.isRegularFile(p)) {
+            throw new MachBundleException("missing file [" + card.labelsFile + "] in bundle [" + dir + "]");
+        }
+        List<String> labels = new ArrayList<>(card.labelCount);
+        Set<String> seen = new HashSet<>();
+        ByteArrayOutputStream line = new ByteArrayOutputStream(64);
+        byte[] buffer = new byte[1 << 16];
+        try (InputStream in = Files.newInputStream(p)) {
+            for (int n; (n = in.read(buffer)) > 0;) {
+                int from = 0;
+                for (int i = 0; i < n; i++) {
+                    if (buffer[i] != '\n') continue;
+                    line.write(buffer, from, i - from);
+                    addLabel(labels, seen, line.toString(StandardCharsets.UTF_8), card);
+                    line.reset();
+                    from = i + 1;
+                }
+                line.write(buffer, from, n - from);
+            }
+        } catch (IOException e) {
+            throw new MachBundleException("cannot read [" + card.labelsFile + "] in bundle [" + dir + "]: " + e.getMessage(), e);
+        }
+        if (line.size() > 0) {
             throw new MachBundleException("[" + card.labelsFile + "]: every line must end with \\n (the last one does not)");
         }
-        String[] labels = text.isEmpty() ? new String[0] : text.substring(0, text.length() - 1).split("\n", -1);
-        if (labels.length != card.labelCount) {
+        if (labels.size() != card.labelCount) {
             throw new MachBundleException(
-                "[" + card.labelsFile + "] has " + labels.length + " labels, mach.json labels.count says " + card.labelCount
+                "[" + card.labelsFile + "] has " + labels.size() + " labels, mach.json labels.count says " + card.labelCount
             );
         }
-        Set<String> seen = new HashSet<>();
-        for (int i = 0; i < labels.length; i++) {
-            if (labels[i].isEmpty() || labels[i].indexOf('\r') >= 0) {
-                throw new MachBundleException("[" + card.labelsFile + "] line " + (i + 1) + ": product ids must be non-empty without \\r");
-            }
-            if (!seen.add(labels[i])) {
-                throw new MachBundleException("[" + card.labelsFile + "] line " + (i + 1) + ": duplicate product id [" + labels[i] + "]");
-            }
+        return labels.toArray(new String[0]);
+    }
+
+    private static void addLabel(List<String> labels, Set<String> seen, String label, ModelCard card) throws MachBundleException {
+        int lineNumber = labels.size() + 1;
+        if (label.isEmpty() || label.indexOf('\r') >= 0) {
+            throw new MachBundleException("[" + card.labelsFile + "] line " + lineNumber + ": product ids must be non-empty without \\r");
         }
-        return labels;
+        if (!seen.add(label)) {
+            throw new MachBundleException("[" + card.labelsFile + "] line " + lineNumber + ": duplicate product id [" + label + "]");
+        }
+        labels.add(label);
     }
 
     private static void checkOnnxSignature(OrtSession session, ModelCard card) throws OrtException, MachBundleException {

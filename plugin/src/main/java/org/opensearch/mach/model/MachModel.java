@@ -30,12 +30,12 @@ public final class MachModel extends AbstractRefCounted implements Closeable {
     private final Featurizer featurizer;
     private final OrtEnvironment environment;
     private final OrtSession session;
-    private final String[] labels;
+    private final ProductLabels labels;
     private final ProductIndex index;
     private final String device;
     private final long loadMillis;
 
-    MachModel(String id, Path directory, ModelCard card, OrtEnvironment environment, OrtSession session, String device, String[] labels,
+    MachModel(String id, Path directory, ModelCard card, OrtEnvironment environment, OrtSession session, String device, ProductLabels labels,
         ProductIndex index, long loadMillis) {
         super("mach-model-" + id);
         this.id = id;
@@ -81,11 +81,11 @@ public final class MachModel extends AbstractRefCounted implements Closeable {
     }
 
     public String label(int product) {
-        return labels[product];
+        return labels.get(product);
     }
 
     public int productCount() {
-        return labels.length;
+        return labels.size();
     }
 
     public ProductIndex index() {
@@ -100,16 +100,9 @@ public final class MachModel extends AbstractRefCounted implements Closeable {
         return loadMillis;
     }
 
-    /** Memory this model holds, estimated from the size of its ONNX file (native weights, about the file size). */
+    /** Memory this model holds: the native weights (about the ONNX file's size) and the vocabulary on the heap. */
     public long estimatedBytes(long onnxBytes) {
-        return memoryEstimate(onnxBytes, labels, card.repetitions, card.buckets);
-    }
-
-    /** ONNX bytes + labels (String header + chars) + the product index (bucket of each product and members: 8 bytes per product and repetition). */
-    public static long memoryEstimate(long onnxBytes, String[] labels, int repetitions, int buckets) {
-        long labelBytes = 0;
-        for (String l : labels) labelBytes += 48 + l.length();
-        return onnxBytes + labelBytes + 8L * labels.length * repetitions + 4L * repetitions * (buckets + 1);
+        return onnxBytes + labels.heapBytes() + index.heapBytes();
     }
 
     /** Gives back the owner's reference; the session closes once no query runs on it. */

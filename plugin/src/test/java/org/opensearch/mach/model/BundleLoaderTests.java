@@ -18,6 +18,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.util.HexFormat;
+import java.util.Map;
 import java.util.function.Consumer;
 
 /** Loading the real tiny fixture bundle, and every refusal of spec/bundle-format.md on broken copies of it. */
@@ -201,6 +202,28 @@ public class BundleLoaderTests extends OpenSearchTestCase {
         replaceFile(dir, "labels.txt", (first + "\n" + first + second.substring(second.indexOf('\n'))).getBytes(StandardCharsets.UTF_8));
         String msg = loadError(dir);
         assertTrue(msg, msg.contains("duplicate product id [" + first + "]"));
+    }
+
+    public void testMalformedLabelLines() throws Exception {
+        String[] lines = Files.readString(copyFixture().resolve("labels.txt")).split("\n");
+        String noFinalNewline = String.join("\n", lines);
+        String[] crlf = lines.clone();
+        crlf[1] += "\r";
+        String[] empty = lines.clone();
+        empty[2] = "";
+        String crlfSecondLine = String.join("\n", crlf) + "\n";
+        String emptyThirdLine = String.join("\n", empty) + "\n";
+        Map<String, String> expected = Map.of(
+            noFinalNewline, "every line must end with \\n (the last one does not)",
+            crlfSecondLine, "line 2: product ids must be non-empty without \\r",
+            emptyThirdLine, "line 3: product ids must be non-empty without \\r"
+        );
+        for (Map.Entry<String, String> e : expected.entrySet()) {
+            Path dir = copyFixture();
+            replaceFile(dir, "labels.txt", e.getKey().getBytes(StandardCharsets.UTF_8));
+            String msg = loadError(dir);
+            assertTrue(msg, msg.contains(e.getValue()));
+        }
     }
 
     public void testParityMismatch() throws Exception {
