@@ -65,12 +65,23 @@ def read_queries(path, limit):
     return out
 
 
+def json_object(text):
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not JSON: {e}")
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
+
+
 def body_for(method, text, args):
     lexical = {"match": {args.text_field: text}}
     if method == "bm25":
         query = lexical
     else:
-        mach = {"model_id": args.model_id, "query_text": text, "product_id_field": args.id_field, "top_n": args.top_n}
+        mach = {"model_id": args.model_id, "query_text": text, "product_id_field": args.id_field, "top_n": args.top_n,
+                **args.mach_options}
         if method != "mach":
             mach.update({"lexical": lexical, "combine": method})
         query = {"mach": mach}
@@ -203,6 +214,8 @@ def main(argv=None):
     p.add_argument("--timeout", type=float, default=30.0, help="per request, seconds")
     p.add_argument("--top-n", type=int, default=100)
     p.add_argument("--size", type=int, default=10)
+    p.add_argument("--mach-options", type=json_object, default={},
+                   help='more mach query parameters for every mach method, as JSON, e.g. \'{"min_repetitions": 2}\'')
     p.add_argument("--max-queries", type=int, default=0, help="distinct query texts used (0 = all)")
     p.add_argument("--warmup-seconds", type=float, default=10.0, help="untimed, all methods, before the phases")
     p.add_argument("--phases", default="uncached,cached")
@@ -233,7 +246,7 @@ def main(argv=None):
         result = {"node": info.get("version", {}).get("number"), "index": args.index, "docs": count,
                   "model": {k: model.get(k) for k in ("model_id", "R", "B", "products", "device", "load_ms")},
                   "clients": args.clients, "seconds_per_method_round": args.seconds, "rounds": args.rounds,
-                  "top_n": args.top_n, "size": args.size, "distinct_queries": len(queries), "phases": {}}
+                  "top_n": args.top_n, "mach_options": args.mach_options, "size": args.size, "distinct_queries": len(queries), "phases": {}}
 
         set_cache(args, 0)
         if args.warmup_seconds > 0:  # JIT, ORT, Lucene caches
