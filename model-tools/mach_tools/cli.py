@@ -157,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--name", help="the new card's name (default: the source's)")
     q.add_argument("--force", action="store_true", help="replace --out if it exists")
 
+    f = sub.add_parser("fusion", help="offline: what fusing the lexical and MACH lists of engine-eval --rankings "
+                                      "could gain (oracle switch, RRF, linear)")
+    f.add_argument("rankings", help="JSON lines written by engine-eval --rankings")
+    f.add_argument("--lexical", default="bm25", help="method of the lexical list (default bm25)")
+    f.add_argument("--mach", default="mach", help="method of the MACH list (default mach)")
+    _add_conventions(f)
+
     from mach_tools import deploy
     d = sub.add_parser("deploy", help="upload a bundle to a cluster in checksummed chunks, register and deploy it")
     deploy.add_arguments(d)
@@ -319,6 +326,12 @@ def cmd_quantize(args) -> int:
     return 0
 
 
+def cmd_fusion(args) -> int:
+    from mach_tools import fusion
+    go, rm = _conventions(args)
+    return fusion.run(args.rankings, go, rm, args.lexical, args.mach)
+
+
 def cmd_deploy(args) -> int:
     from mach_tools import deploy
     reply = deploy.deploy(args.url, args.bundle, args.id, args.chunk_mb, not args.no_deploy, args.alias,
@@ -331,7 +344,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"synth": cmd_synth, "train": cmd_train, "evaluate": cmd_evaluate, "inspect": cmd_inspect,
-                "engine-eval": cmd_engine_eval, "deploy": cmd_deploy,
+                "engine-eval": cmd_engine_eval, "deploy": cmd_deploy, "fusion": cmd_fusion,
                 "quantize": cmd_quantize}[args.cmd](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -133,9 +133,10 @@ def method_query(method: str, text: str, fields: Sequence[str], mach: MachSettin
 
 def run_queries(node: Node, index: str, judged: Dict[str, Dict[str, float]], methods: Sequence[str],
                 fields: Sequence[str], mach: MachSettings, progress: bool = True):
-    """Per method, per query: (ranked ids of the top 100, {judged product: score})."""
+    """Per method, per query: ranked ids of the top 100, {judged product: score}, and the top 100's scores."""
     ranked: Dict[str, List[List[str]]] = {m: [] for m in methods}
     judged_scores: Dict[str, List[Dict[str, float]]] = {m: [] for m in methods}
+    scores: Dict[str, List[List[float]]] = {m: [] for m in methods}
     bar = _progress(len(judged), "queries", progress)
     for text, rels in judged.items():
         lines = []
@@ -153,10 +154,11 @@ def run_queries(node: Node, index: str, judged: Dict[str, Dict[str, float]], met
                 if "error" in r:
                     raise UserError(f"method {m}, query {text!r}: {json.dumps(r['error'])[:600]}")
             ranked[m].append([h["_id"] for h in full["hits"]["hits"]])
+            scores[m].append([h["_score"] for h in full["hits"]["hits"]])
             judged_scores[m].append({h["_id"]: h["_score"] for h in only["hits"]["hits"]})
         bar.update(1)
     bar.close()
-    return ranked, judged_scores
+    return ranked, judged_scores, scores
 
 
 def score_methods(judged: Dict[str, Dict[str, float]], ranked, judged_scores, gain_offset: float,
@@ -168,6 +170,15 @@ def score_methods(judged: Dict[str, Dict[str, float]], ranked, judged_scores, ga
                      for i in range(len(rels))]
         out[m] = M.aggregate(per_query)
     return out
+
+
+def write_rankings(path: str, judged: Dict[str, Dict[str, float]], ranked, scores) -> None:
+    """One JSON line per query: its judgments and, per method, the top 100 as [id, score] pairs
+    (for per-query analysis and offline fusion experiments)."""
+    with open(path, "w", encoding="utf-8") as f:
+        for i, (text, rels) in enumerate(judged.items()):
+            hits = {m: [[pid, sc] for pid, sc in zip(ranked[m][i], scores[m][i])] for m in ranked}
+            f.write(json.dumps({"query": text, "judged": rels, "hits": hits}, ensure_ascii=False) + "\n")
 
 
 def summary_line(results: Dict[str, Dict[str, float]], n_queries: int) -> str:
@@ -232,6 +243,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="only the first N judged queries")
     p.add_argument("--out", help="write the full results JSON here")
     p.add_argument("--plot", help="write a bar chart PNG here")
+    p.add_argument("--rankings", help="write every query's top 100 per method (ids and scores, JSON lines) here")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -253,7 +265,7 @@ def run(args, catalog: Catalog, gain_offset: float, relevant_min: float) -> int:
     t0 = time.time()
     mach = MachSettings(args.model_id, args.id_field, args.top_n, args.mach_weight, args.decoding, args.normalize,
                         args.min_repetitions, args.buckets_per_repetition)
-    ranked, judged_scores = run_queries(node, index, judged, methods, catalog.field_names, mach, progress)
+    ranked, judged_scores, scores = run_queries(node, index, judged, methods, catalog.field_names, mach, progress)
     secs = time.time() - t0
     results = score_methods(judged, ranked, judged_scores, gain_offset, relevant_min)
     print(M.format_table(results))
@@ -263,6 +275,8 @@ def run(args, catalog: Catalog, gain_offset: float, relevant_min: float) -> int:
         with open(args.out, "w", encoding="utf-8") as f:
             json.dump({"judgments": args.judgments, "model_id": args.model_id, "index": index,
                        "top_n": args.top_n, "mach_weight": args.mach_weight, "results": results}, f, indent=1)
+    if args.rankings:
+        write_rankings(args.rankings, judged, ranked, scores)
     if args.plot:
         plot(results, args.plot, f"{args.model_id}: {len(judged)} queries")
     print(summary_line(results, len(judged)))
