@@ -200,34 +200,50 @@ public final class MachInferenceService {
         return b == null ? 0 : b.largestBatch();
     }
 
-    /** Runs one batch on a pool thread: one ONNX Runtime call, then each request decoded, cached and answered. */
-    private void runBatch(MachModel model, List<Pending> batch) {
-        List<Prediction> predictions;
+    /**
+     * Runs one batch on a pool thread: one ONNX Runtime call; returns one follow-up per request that
+     * decodes, caches and answers it (the batcher runs them on the first free workers).
+     */
+    private List<Runnable> runBatch(MachModel model, List<Pending> batch) {
+        BatchProbabilities probs;
         try {
-            predictions = predict(model, batch.stream().map(Pending::text).toList(), batch.stream().map(Pending::options).toList());
+            probs = probabilities(model, batch.stream().map(Pending::text).toList());
         } catch (ModelRetiredException e) {
             for (Pending p : batch) {
                 if (p.attempts() > 1) predict(p.name(), p.text(), p.options(), p.listener(), p.attempts() - 1);
                 else p.listener().onFailure(e);
             }
-            return;
+            return List.of();
         } catch (Exception e) {
             ModelDeployer d = deployer;
             for (Pending p : batch) {
                 if (d != null) d.stats(model.id()).recordError();
                 p.listener().onFailure(e);
             }
-            return;
+            return List.of();
         }
-        PredictionCache cache = this.cache;
-        ModelDeployer d = deployer;
-        long now = System.nanoTime();
+        List<Runnable> answers = new ArrayList<>(batch.size());
         for (int i = 0; i < batch.size(); i++) {
             Pending p = batch.get(i);
-            cache.put(model, p.text(), p.options(), predictions.get(i));
-            if (d != null) d.stats(model.id()).recordSuccess(now - p.queuedNanos());
-            p.listener().onResponse(predictions.get(i));
+            float[][] own = probs.probabilities()[i];
+            answers.add(() -> answer(model, p, own, probs.inferenceNanos()));
         }
+        return answers;
+    }
+
+    private void answer(MachModel model, Pending p, float[][] probabilities, long inferenceNanos) {
+        ModelDeployer d = deployer;
+        Prediction prediction;
+        try {
+            prediction = decode(model, probabilities, p.options(), inferenceNanos);
+        } catch (Exception e) {
+            if (d != null) d.stats(model.id()).recordError();
+            p.listener().onFailure(e);
+            return;
+        }
+        cache.put(model, p.text(), p.options(), prediction);
+        if (d != null) d.stats(model.id()).recordSuccess(System.nanoTime() - p.queuedNanos());
+        p.listener().onResponse(prediction);
     }
 
     /** Runs a task on the inference pool with the caller's thread context; onRejected if the pool's queue is full. */
@@ -278,6 +294,18 @@ public final class MachInferenceService {
      */
     public static List<Prediction> predict(MachModel model, List<String> texts, List<Decoder.Options> options) {
         for (Decoder.Options o : options) checkOptions(model, o);
+        BatchProbabilities probs = probabilities(model, texts);
+        List<Prediction> predictions = new ArrayList<>(texts.size());
+        for (int i = 0; i < texts.size(); i++) {
+            predictions.add(decode(model, probs.probabilities()[i], options.get(i), probs.inferenceNanos()));
+        }
+        return predictions;
+    }
+
+    /** Each text's [R, B] probabilities (null for a text without features), from one ONNX Runtime call. */
+    record BatchProbabilities(float[][][] probabilities, long inferenceNanos) {}
+
+    static BatchProbabilities probabilities(MachModel model, List<String> texts) {
         long t0 = System.nanoTime();
         int n = texts.size();
         long[][] padded = new long[n][];
@@ -301,15 +329,14 @@ public final class MachInferenceService {
             }
             for (int i = 0, r = 0; i < n; i++) if (padded[i] != null) probs[i] = out[r++];
         }
-        long inference = System.nanoTime() - t0;
-        List<Prediction> predictions = new ArrayList<>(n);
-        for (int i = 0; i < n; i++) {
-            long t1 = System.nanoTime();
-            Decoder.Result result = probs[i] == null
-                ? new Decoder.Result(new int[0], new float[0], new float[0], options.get(i).strategy(), 0)
-                : Decoder.decode(model.index(), probs[i], options.get(i));
-            predictions.add(new Prediction(model, probs[i], result, inference, System.nanoTime() - t1));
-        }
-        return predictions;
+        return new BatchProbabilities(probs, System.nanoTime() - t0);
+    }
+
+    static Prediction decode(MachModel model, float[][] probabilities, Decoder.Options options, long inferenceNanos) {
+        long t1 = System.nanoTime();
+        Decoder.Result result = probabilities == null
+            ? new Decoder.Result(new int[0], new float[0], new float[0], options.strategy(), 0)
+            : Decoder.decode(model.index(), probabilities, options);
+        return new Prediction(model, probabilities, result, inferenceNanos, System.nanoTime() - t1);
     }
 }
