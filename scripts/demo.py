@@ -90,7 +90,7 @@ def main() -> int:
         print()
 
     subset = judged if not args.limit else dict(list(judged.items())[:args.limit])
-    ranked, judged_scores = E.run_queries(node, args.index, subset, E.METHODS, catalog.field_names, mach,
+    ranked, judged_scores, _ = E.run_queries(node, args.index, subset, E.METHODS, catalog.field_names, mach,
                                           progress=False)
     results = E.score_methods(subset, ranked, judged_scores, gain_offset, relevant_min)
     print(f"relevance over {len(subset)} judged queries (whole catalog; '*' above = relevance >= {relevant_min:g}):")
