@@ -1,6 +1,7 @@
 """Writing and checking model bundles (spec/bundle-format.md, format version 1)."""
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -102,14 +103,7 @@ def write_bundle(out_dir: str, model: MachModel, name: str, labels: Sequence[str
                  extra_files: Optional[Dict[str, str]] = None, force: bool = False) -> dict:
     """Writes the bundle into a temporary sibling directory, checks it, then renames it into place,
     so a failure leaves no half-written bundle. extra_files: name -> path of a file to copy in."""
-    out_dir = os.path.abspath(out_dir)
-    if os.path.exists(out_dir) and not force:
-        raise UserError(f"{out_dir} already exists (pass --force to replace it)")
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(out_dir) + "-", dir=parent)
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the search engine may run as another user
-    try:
+    with staged_bundle(out_dir, force) as (out_dir, tmp):
         export_onnx(model, os.path.join(tmp, "model.onnx"), spec.max_features)
         with open(os.path.join(tmp, "labels.txt"), "w", encoding="utf-8", newline="\n") as f:
             f.writelines(p + "\n" for p in labels)
@@ -133,6 +127,22 @@ def write_bundle(out_dir: str, model: MachModel, name: str, labels: Sequence[str
             "files": None,  # filled by finish_bundle
         }
         return finish_bundle(tmp, out_dir, card)
+
+
+@contextlib.contextmanager
+def staged_bundle(out_dir: str, force: bool):
+    """Yields (absolute out_dir, tmp): a new temporary sibling directory of out_dir to write a bundle
+    in, which finish_bundle then moves into place; removed if the block fails, so a failure leaves no
+    half-written bundle. Refuses an existing out_dir unless force."""
+    out_dir = os.path.abspath(out_dir)
+    if os.path.exists(out_dir) and not force:
+        raise UserError(f"{out_dir} already exists (pass --force to replace it)")
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(out_dir) + "-", dir=parent)
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the search engine may run as another user
+    try:
+        yield out_dir, tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from typing import Optional
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper, TensorProto
 
-from mach_tools.bundle import check_bundle, finish_bundle, load_card
+from mach_tools.bundle import check_bundle, finish_bundle, load_card, staged_bundle
 from mach_tools.data import UserError
 
 PARITY_TOLERANCE = 1e-3
@@ -101,14 +100,7 @@ def quantize_bundle(src: str, out: str, force: bool = False, name: Optional[str]
     problems = check_bundle(src, numeric=False)
     if problems:
         raise UserError(f"{src}: not a valid bundle: {'; '.join(problems)}")
-    out = os.path.abspath(out)
-    if os.path.exists(out) and not force:
-        raise UserError(f"{out} already exists (pass --force to replace it)")
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(out) + "-", dir=parent)
-    os.chmod(tmp, 0o755)
-    try:
+    with staged_bundle(out, force) as (out, tmp):
         for f in card["files"]:
             if f not in (card["onnx"]["file"], "parity.json"):
                 shutil.copyfile(os.path.join(src, f), os.path.join(tmp, f))
@@ -126,6 +118,3 @@ def quantize_bundle(src: str, out: str, force: bool = False, name: Optional[str]
         card["heads"] = {"dtype": "int8", "scheme": "weights int8 symmetric per output column; activations uint8 "
                          "per query (DynamicQuantizeLinear)", "bytes": R * B * H + 4 * R * B}
         return finish_bundle(tmp, out, card)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

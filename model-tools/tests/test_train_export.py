@@ -10,7 +10,7 @@ import torch
 
 from mach_tools import synth
 from mach_tools.bundle import check_bundle, load_card, write_bundle
-from mach_tools.data import Pairs, read_catalog, read_pairs, judgments_by_query
+from mach_tools.data import Pairs, UserError, read_catalog, read_pairs, judgments_by_query
 from mach_tools.featurize import FeaturizerSpec, ProductHash, featurize_padded
 from mach_tools.model import MachModel
 from mach_tools.onnx_numpy import OnnxNumpyModel
@@ -178,3 +178,18 @@ def test_training_forward_equals_export_forward():
     fast, _ = model.train_logits(torch.from_numpy(ids), torch.from_numpy(starts))
     ref = model.logits(torch.from_numpy(pad_batch(flat, offsets, order, width=16)))
     torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_staged_bundle_leaves_nothing_when_writing_fails(tmp_path):
+    from mach_tools.bundle import staged_bundle
+    out = tmp_path / "b"
+    with pytest.raises(RuntimeError, match="export failed"):
+        with staged_bundle(str(out), force=False) as (_, tmp):
+            open(os.path.join(tmp, "model.onnx"), "w").close()
+            raise RuntimeError("export failed")
+    assert os.listdir(tmp_path) == []
+    out.mkdir()
+    with pytest.raises(UserError, match="already exists"):
+        with staged_bundle(str(out), force=False):
+            pass
+    assert os.listdir(tmp_path) == ["b"]
