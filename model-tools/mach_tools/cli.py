@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "most frequent block H wide; qr default: see --qr-m)")
     t.add_argument("--qr-m", type=_positive(int), help="qr: rows of the remainder table, id %% m "
                                                        "(default: the largest m that fits --emb-budget, else sqrt(D))")
+    t.add_argument("--proj-lr", type=_non_negative,
+                   help="mixed: Adam learning rate of the block projections, 0 = frozen random projections "
+                        "(default: --lr)")
     t.add_argument("--no-lr-decay", action="store_true", help="constant learning rate")
 
     e = sub.add_parser("evaluate", help="rank the whole label set for judged queries with model.onnx")
@@ -208,8 +211,8 @@ def cmd_train(args) -> int:
 
 def _input_layer_options(args, recipe) -> None:
     """Copies the --emb-*/--qr-m flags into the recipe, refusing those the chosen layer ignores."""
-    allowed = {"uniform": set(), "mixed": {"emb_blocks", "emb_alpha", "emb_budget"}, "qr": {"emb_budget", "qr_m"}}
-    for dest in ("emb_blocks", "emb_alpha", "emb_budget", "qr_m"):
+    allowed = {"uniform": set(), "mixed": {"emb_blocks", "emb_alpha", "emb_budget", "proj_lr"}, "qr": {"emb_budget", "qr_m"}}
+    for dest in ("emb_blocks", "emb_alpha", "emb_budget", "qr_m", "proj_lr"):
         v = getattr(args, dest)
         if v is None:
             continue

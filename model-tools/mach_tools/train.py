@@ -52,6 +52,7 @@ class Recipe:
     emb_alpha: float = 0.5        # mixed: width exponent, d_i ~ (mean count of block i)^alpha
     emb_budget: int = 0           # mixed/qr: input-layer bytes (0 = mixed: widest block H; qr: see qr_m)
     qr_m: int = 0                 # qr: remainder table rows (0 = from emb_budget, else sqrt(D))
+    proj_lr: float = -1.0         # mixed: Adam lr of the block projections (< 0: lr; 0: frozen)
 
 
 # ---------------------------------------------------------------- training set
@@ -152,6 +153,25 @@ def make_input_layer(recipe: Recipe, flat_ids: np.ndarray, log=print):
     raise UserError(f"unknown input layer {recipe.input_layer!r} (uniform, mixed or qr)")
 
 
+def make_optimizers(model: MachModel, recipe: Recipe):
+    """Lazy row Adam for each embedding table (at emb_lr); Adam for the dense layers (at lr) and for
+    mixed blocks' projections (at proj_lr when set; 0 freezes them at their random start, so a rare
+    row, trained a few times an epoch, never goes stale against a projection that kept moving).
+    Each Adam group's `base_lr` is what the schedule scales."""
+    tables = model.input_layer.sparse_tables()
+    projections = list(getattr(model.input_layer, "projections", []))
+    if recipe.proj_lr == 0:
+        for p in projections:
+            p.requires_grad_(False)
+    special = tables + projections
+    dense = [p for p in model.parameters() if p.requires_grad and all(p is not t for t in special)]
+    groups = [{"params": dense, "base_lr": recipe.lr}]
+    if projections and recipe.proj_lr != 0:
+        groups.append({"params": projections, "base_lr": recipe.lr if recipe.proj_lr < 0 else recipe.proj_lr})
+    opt_sparse = [RowAdam(t.data, lr=recipe.emb_lr) for t in tables]
+    return opt_sparse, torch.optim.Adam([{**g, "lr": g["base_lr"]} for g in groups])
+
+
 # ---------------------------------------------------------------- evaluation with the torch model
 
 def torch_predictor(model: MachModel, spec: FeaturizerSpec, device: torch.device):
@@ -235,10 +255,7 @@ def train(catalog: Catalog, pairs: Optional[Pairs], recipe: Recipe, out_dir: str
 
     layer = make_input_layer(recipe, flat, log)
     model = MachModel(recipe.D, recipe.H, recipe.R, recipe.B, hidden2=recipe.hidden2, input_layer=layer).to(dev_t)
-    tables = model.input_layer.sparse_tables()
-    dense = [p for p in model.parameters() if all(p is not t for t in tables)]
-    opt_sparse = [RowAdam(t.data, lr=recipe.emb_lr) for t in tables]
-    opt_dense = torch.optim.Adam(dense, lr=recipe.lr)
+    opt_sparse, opt_dense = make_optimizers(model, recipe)
     steps_per_epoch = math.ceil(n / recipe.batch_size)
     total_steps = steps_per_epoch * recipe.epochs
 
@@ -248,7 +265,7 @@ def train(catalog: Catalog, pairs: Optional[Pairs], recipe: Recipe, out_dir: str
         for o in opt_sparse:
             o.lr = recipe.emb_lr * f
         for g in opt_dense.param_groups:
-            g["lr"] = recipe.lr * f
+            g["lr"] = g["base_lr"] * f
 
     try:
         from tqdm import tqdm

@@ -16,7 +16,7 @@ from mach_tools.featurize import FeaturizerSpec, ProductHash, featurize_padded
 from mach_tools.model import (MachModel, MixedInput, QRInput, UniformInput, input_bytes, mixed_bytes,
                               mixed_plan, qr_bytes, qr_m_for_budget)
 from mach_tools.onnx_numpy import OnnxNumpyModel
-from mach_tools.train import Recipe, train
+from mach_tools.train import Recipe, make_optimizers, train
 
 D, H = 2048, 16
 
@@ -207,6 +207,29 @@ def test_training_records_the_layer(synth_dir, tmp_path, kind, extra):
     assert m["model_bytes"] > m["input_layer_bytes"]
 
 
+@pytest.mark.parametrize("proj_lr", [0.0, 1e-4, -1.0])
+def test_projection_learning_rate(proj_lr):
+    """--proj-lr: 0 keeps the mixed blocks' projections at their random start while the dense layers
+    train; a positive value is their own Adam group's rate; the default (< 0) follows --lr."""
+    torch.manual_seed(0)
+    model = _model("mixed")
+    recipe = Recipe(lr=0.01, proj_lr=proj_lr)
+    _, opt = make_optimizers(model, recipe)
+    projections = list(model.input_layer.projections)
+    assert projections, "the test layout needs a projected block"
+    before = [p.detach().clone() for p in projections]
+    heads = model.heads.weight.detach().clone()
+    ids = torch.randint(1, D, (8, 6))
+    opt.zero_grad()
+    model.logits(ids).logsumexp(-1).sum().backward()
+    opt.step()
+    assert not torch.equal(heads, model.heads.weight)
+    moved = [not torch.equal(b, p) for b, p in zip(before, projections)]
+    assert all(moved) if proj_lr != 0 else not any(moved)
+    rates = sorted(g["lr"] for g in opt.param_groups)
+    assert rates == {0.0: [0.01], 1e-4: [1e-4, 0.01], -1.0: [0.01, 0.01]}[proj_lr]
+
+
 def _cli_error(capsys, argv, needle):
     code = main(argv)
     err = capsys.readouterr().err
@@ -232,6 +255,7 @@ def test_bad_input_layer_flags(synth_dir, tmp_path, capsys):
     _cli_error(capsys, base + ["--emb-budget", "1M"], "--emb-budget does not apply to --input-layer uniform")
     _cli_error(capsys, base + ["--input-layer", "mixed", "--qr-m", "8"], "--qr-m does not apply to --input-layer mixed")
     _cli_error(capsys, base + ["--input-layer", "qr", "--emb-blocks", "3"], "--emb-blocks does not apply")
+    _cli_error(capsys, base + ["--proj-lr", "0"], "--proj-lr does not apply to --input-layer uniform")
     _cli_error(capsys, base + ["--input-layer", "qr", "--qr-m", "512"], "--qr-m must be between 2 and D-1")
     _cli_error(capsys, base + ["--input-layer", "qr", "--qr-m", "8", "--emb-budget", "1M"], "not both")
     _cli_error(capsys, base + ["--input-layer", "mixed", "--emb-budget", "100"], "below the smallest mixed layout")
