@@ -16,6 +16,9 @@ def row(bundle: str, eval_json: str, base: dict) -> str:
     layer = card.get("input_layer", {"kind": "uniform"})
     if layer["kind"] == "mixed":
         what = "mixed, widths " + "/".join(str(b["width"]) for b in layer["blocks"])
+        proj_lr = card.get("training", {}).get("recipe", {}).get("proj_lr", -1)
+        if proj_lr >= 0:
+            what += f", proj lr {proj_lr:g}"
     elif layer["kind"] == "qr":
         what = f"qr, m={layer['m']} ({layer['tables'][0]['rows']} x {layer['tables'][1]['rows']} rows)"
     else:
