@@ -57,12 +57,14 @@ class UniformInput(nn.Module):
 # ---------------------------------------------------------------- mixed-dimension blocks
 
 def mixed_plan(counts: np.ndarray, hidden: int, blocks: int = 4, alpha: float = 0.5,
-               budget_bytes: Optional[int] = None, min_width: int = 1) -> dict:
+               budget_bytes: Optional[int] = None, min_width: int = 1, drop_unseen: bool = False) -> dict:
     """The block layout, a pure function of the per-id frequency table `counts` [D].
 
     Ids are ranked by count (descending, ties by id) and cut into `blocks` contiguous rank ranges
     ending at ranks ..., D/16, D/4, D (blocks=4: D/64, 3D/64, 3D/16, 3D/4 rows), so the
     rare and unseen ids, the bulk of a hashed feature space, sit in the narrow last block.
+    With drop_unseen the blocks end at the last id seen in training: an unseen id gets no row and
+    adds nothing (training never moved its row anyway), and its bytes go to the seen ids' widths.
     Block i's width is d_i = lambda * p_i^alpha, capped at H, with p_i the mean count of its ids:
     lambda makes the most frequent block H wide, or, with budget_bytes, is the largest value whose
     input layer (tables + projections + the int32 id table) fits the budget.
@@ -76,6 +78,14 @@ def mixed_plan(counts: np.ndarray, hidden: int, blocks: int = 4, alpha: float = 
     for j in range(blocks):
         e = max(D >> min(62, 2 * (blocks - 1 - j)), (ends[-1] if ends else 0) + 1)
         ends.append(min(e, D - (blocks - 1 - j)))  # at least one row per block
+    if drop_unseen:
+        seen = int((counts > 0).sum())
+        if seen < blocks:
+            raise ValueError(f"only {seen} ids occur in the training set: too few for {blocks} blocks")
+        ends = [min(e, seen - (blocks - 1 - j)) for j, e in enumerate(ends)]
+        ends = [max(e, j + 1) for j, e in enumerate(ends)]
+        ends = [e if j == 0 else max(e, ends[j - 1] + 1) for j, e in enumerate(ends)]  # contiguous, non-empty
+        ends[-1] = seen
     starts = [0] + ends[:-1]
     sizes = [e - s for s, e in zip(starts, ends)]
     pop = np.array([max(counts[order[s:e]].mean(), 1e-3) for s, e in zip(starts, ends)])  # unseen: tiny
@@ -100,7 +110,7 @@ def mixed_plan(counts: np.ndarray, hidden: int, blocks: int = 4, alpha: float = 
         ws = widths(lo)
     return {"order": order, "starts": starts, "sizes": sizes, "widths": ws,
             "mean_counts": [float(p) for p in pop], "alpha": alpha, "budget_bytes": budget_bytes,
-            "bytes": nbytes(ws)}
+            "bytes": nbytes(ws), "unseen_rows": D - ends[-1]}
 
 
 def mixed_bytes(sizes: Sequence[int], widths: Sequence[int], hidden: int, dimension: int) -> int:
@@ -123,6 +133,7 @@ class MixedInput(nn.Module):
         self.register_buffer("rank_of", torch.from_numpy(rank_of))
         self.starts, self.sizes, self.widths = list(plan["starts"]), list(plan["sizes"]), list(plan["widths"])
         self.plan_facts = {k: plan[k] for k in ("mean_counts", "alpha", "budget_bytes")}
+        self.plan_facts["unseen_rows"] = plan.get("unseen_rows", 0)
         self.tables = nn.ParameterList(
             [nn.Parameter(torch.empty(n, w).normal_(std=INIT_STD)) for n, w in zip(self.sizes, self.widths)])
         # Projections keep a row's H-wide image at the uniform table's scale (std ~ INIT_STD).
@@ -176,6 +187,7 @@ class MixedInput(nn.Module):
                 "blocks": [{"rows": n, "width": w, "projected": w < self.H, "mean_count": round(c, 3)}
                            for n, w, c in zip(self.sizes, self.widths, self.plan_facts["mean_counts"])],
                 "alpha": self.plan_facts["alpha"], "budget_bytes": self.plan_facts["budget_bytes"],
+                "unseen_ids": self.plan_facts["unseen_rows"],  # ids ranked after every block: no row, add 0
                 "id_table": "int32 rank per id; blocks are contiguous rank ranges in this order"}
 
 

@@ -53,6 +53,7 @@ class Recipe:
     emb_budget: int = 0           # mixed/qr: input-layer bytes (0 = mixed: widest block H; qr: see qr_m)
     qr_m: int = 0                 # qr: remainder table rows (0 = from emb_budget, else sqrt(D))
     proj_lr: float = -1.0         # mixed: Adam lr of the block projections (< 0: lr; 0: frozen)
+    emb_drop_unseen: bool = False  # mixed: ids absent from the training set get no row
 
 
 # ---------------------------------------------------------------- training set
@@ -140,8 +141,10 @@ def make_input_layer(recipe: Recipe, flat_ids: np.ndarray, log=print):
             return UniformInput(D, H)
         if recipe.input_layer == "mixed":
             counts = np.bincount(flat_ids, minlength=D)[:D]
-            plan = mixed_plan(counts, H, recipe.emb_blocks, recipe.emb_alpha, recipe.emb_budget or None)
-            log(f"mixed input layer: blocks {plan['sizes']} rows, widths {plan['widths']}, {plan['bytes']} bytes")
+            plan = mixed_plan(counts, H, recipe.emb_blocks, recipe.emb_alpha, recipe.emb_budget or None,
+                              drop_unseen=recipe.emb_drop_unseen)
+            log(f"mixed input layer: blocks {plan['sizes']} rows, widths {plan['widths']}, {plan['bytes']} bytes, "
+                f"{plan['unseen_rows']} unseen ids without a row")
             return MixedInput(plan, H)
         if recipe.input_layer == "qr":
             m = recipe.qr_m or (qr_m_for_budget(D, H, recipe.emb_budget) if recipe.emb_budget

@@ -75,6 +75,60 @@ def test_mixed_plan_blocks_widths_and_budget():
     assert mixed_plan(c, H, 1, 0.5)["sizes"] == [D]
 
 
+def test_mixed_plan_drop_unseen():
+    c = _counts(3)
+    seen = int((c > 0).sum())
+    keep = mixed_plan(c, H, 4, 0.5, budget_bytes=40_000)
+    drop = mixed_plan(c, H, 4, 0.5, budget_bytes=40_000, drop_unseen=True)
+    assert keep["unseen_rows"] == 0 and drop["unseen_rows"] == D - seen
+    assert sum(drop["sizes"]) == seen and drop["sizes"][:3] == keep["sizes"][:3]
+    assert (c[drop["order"][:seen]] > 0).all() and (c[drop["order"][seen:]] == 0).all()
+    # the unseen ids' bytes go to the seen ids: at the same budget no block is narrower, the last wider
+    assert drop["bytes"] <= 40_000 and all(d >= k for d, k in zip(drop["widths"], keep["widths"]))
+    assert drop["widths"][-1] > keep["widths"][-1]
+    with pytest.raises(ValueError, match="too few"):
+        mixed_plan(np.array([0, 5, 0, 0, 0, 0, 0, 0]), H, 4, 0.5, drop_unseen=True)
+
+
+def _drop_unseen_model(seed=7):
+    torch.manual_seed(seed)
+    c = _counts(seed)
+    m = MachModel(D, H, 3, 50, input_layer=MixedInput(mixed_plan(c, H, 3, 0.5, drop_unseen=True), H))
+    with torch.no_grad():
+        m.heads.weight.mul_(20)
+    return m.eval(), np.flatnonzero(c == 0), np.flatnonzero(c > 0)
+
+
+def test_drop_unseen_ids_add_nothing():
+    model, unseen, seen = _drop_unseen_model()
+    layer = model.input_layer
+    with torch.no_grad():
+        for i in unseen[:20]:
+            assert torch.equal(layer.masked_sum(torch.tensor([[int(i)]]), torch.ones(1, 1)), torch.zeros(1, H))
+        one_seen = layer.masked_sum(torch.tensor([[int(seen[1])]]), torch.ones(1, 1))
+        assert one_seen.abs().sum() > 0
+
+
+def test_drop_unseen_export_equals_torch(tmp_path):
+    model, unseen, seen = _drop_unseen_model(8)
+    spec = FeaturizerSpec(dimension=D, max_features=24)
+    ph = ProductHash(50, ProductHash.default_seeds(3))
+    texts = ["cordless drill", "Café crème", "x", "a b c d e f g h i j k l m n o p q r s t u v w x y z"]
+    out = str(tmp_path / "b")
+    card = write_bundle(out, model, "t", ["p1", "p2", "p3"], spec, ph, texts, {})
+    assert check_bundle(out, numeric=True) == []
+    assert card["input_layer"]["unseen_ids"] == len(unseen)
+    # rows mixing seen and unseen ids, and one of unseen ids only
+    x = np.zeros((3, 24), dtype=np.int64)
+    x[0, :6] = np.concatenate([seen[:3], unseen[:3]])
+    x[1, :4] = seen[-4:]
+    x[2, :5] = unseen[-5:]
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    net = OnnxNumpyModel(os.path.join(out, "model.onnx"))
+    np.testing.assert_allclose(net.run({"feature_ids": x})["probabilities"], ref, atol=1e-6)
+
+
 def test_mixed_rows_come_from_the_right_block():
     m = _model("mixed", 4)
     layer = m.input_layer
@@ -256,6 +310,7 @@ def test_bad_input_layer_flags(synth_dir, tmp_path, capsys):
     _cli_error(capsys, base + ["--input-layer", "mixed", "--qr-m", "8"], "--qr-m does not apply to --input-layer mixed")
     _cli_error(capsys, base + ["--input-layer", "qr", "--emb-blocks", "3"], "--emb-blocks does not apply")
     _cli_error(capsys, base + ["--proj-lr", "0"], "--proj-lr does not apply to --input-layer uniform")
+    _cli_error(capsys, base + ["--input-layer", "qr", "--emb-drop-unseen"], "--emb-drop-unseen does not apply")
     _cli_error(capsys, base + ["--input-layer", "qr", "--qr-m", "512"], "--qr-m must be between 2 and D-1")
     _cli_error(capsys, base + ["--input-layer", "qr", "--qr-m", "8", "--emb-budget", "1M"], "not both")
     _cli_error(capsys, base + ["--input-layer", "mixed", "--emb-budget", "100"], "below the smallest mixed layout")
