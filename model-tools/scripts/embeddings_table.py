@@ -19,6 +19,8 @@ def row(bundle: str, eval_json: str, base: dict) -> str:
         proj_lr = card.get("training", {}).get("recipe", {}).get("proj_lr", -1)
         if proj_lr >= 0:
             what += f", proj lr {proj_lr:g}"
+        if layer.get("unseen_ids"):
+            what += f", {layer['unseen_ids']:,} unseen ids without a row"
     elif layer["kind"] == "qr":
         what = f"qr, m={layer['m']} ({layer['tables'][0]['rows']} x {layer['tables'][1]['rows']} rows)"
     else:
