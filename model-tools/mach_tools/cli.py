@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "(default: the largest m that fits --emb-budget, else sqrt(D))")
     t.add_argument("--proj-lr", type=_non_negative,
                    help="mixed: Adam learning rate of the block projections, 0 = frozen random projections "
-                        "(default: --lr)")
+                        "(default: --lr / 10)")
     t.add_argument("--emb-drop-unseen", action="store_const", const=True, default=None,
                    help="mixed: ids that never occur in the training set get no row (they add nothing) "
                         "and their bytes widen the blocks of the seen ids")

@@ -52,7 +52,7 @@ class Recipe:
     emb_alpha: float = 0.5        # mixed: width exponent, d_i ~ (mean count of block i)^alpha
     emb_budget: int = 0           # mixed/qr: input-layer bytes (0 = mixed: widest block H; qr: see qr_m)
     qr_m: int = 0                 # qr: remainder table rows (0 = from emb_budget, else sqrt(D))
-    proj_lr: float = -1.0         # mixed: Adam lr of the block projections (< 0: lr; 0: frozen)
+    proj_lr: float = -1.0         # mixed: Adam lr of the block projections (< 0: lr / 10; 0: frozen)
     emb_drop_unseen: bool = False  # mixed: ids absent from the training set get no row
 
 
@@ -158,8 +158,10 @@ def make_input_layer(recipe: Recipe, flat_ids: np.ndarray, log=print):
 
 def make_optimizers(model: MachModel, recipe: Recipe):
     """Lazy row Adam for each embedding table (at emb_lr); Adam for the dense layers (at lr) and for
-    mixed blocks' projections (at proj_lr when set; 0 freezes them at their random start, so a rare
-    row, trained a few times an epoch, never goes stale against a projection that kept moving).
+    mixed blocks' projections (at proj_lr, by default lr / 10; 0 freezes them at their random start).
+    Why slower projections: every example moves a block's projection while a rare row is trained a
+    few times an epoch, so at the dense rate the rare rows go stale against it; at lr the 4x mixed
+    layer lost 5.5-5.9% recall@100 against the uniform table, at lr / 10 0.8% (docs/embeddings.md).
     Each Adam group's `base_lr` is what the schedule scales."""
     tables = model.input_layer.sparse_tables()
     projections = list(getattr(model.input_layer, "projections", []))
@@ -170,7 +172,7 @@ def make_optimizers(model: MachModel, recipe: Recipe):
     dense = [p for p in model.parameters() if p.requires_grad and all(p is not t for t in special)]
     groups = [{"params": dense, "base_lr": recipe.lr}]
     if projections and recipe.proj_lr != 0:
-        groups.append({"params": projections, "base_lr": recipe.lr if recipe.proj_lr < 0 else recipe.proj_lr})
+        groups.append({"params": projections, "base_lr": recipe.lr / 10 if recipe.proj_lr < 0 else recipe.proj_lr})
     opt_sparse = [RowAdam(t.data, lr=recipe.emb_lr) for t in tables]
     return opt_sparse, torch.optim.Adam([{**g, "lr": g["base_lr"]} for g in groups])
 

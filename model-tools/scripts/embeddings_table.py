@@ -16,9 +16,10 @@ def row(bundle: str, eval_json: str, base: dict) -> str:
     layer = card.get("input_layer", {"kind": "uniform"})
     if layer["kind"] == "mixed":
         what = "mixed, widths " + "/".join(str(b["width"]) for b in layer["blocks"])
-        proj_lr = card.get("training", {}).get("recipe", {}).get("proj_lr", -1)
-        if proj_lr >= 0:
-            what += f", proj lr {proj_lr:g}"
+        recipe = card.get("training", {}).get("recipe", {})
+        # bundles from before --proj-lr trained the projections at --lr; since then the default is lr / 10
+        proj_lr = recipe.get("proj_lr", recipe.get("lr", 0))
+        what += f", proj lr {proj_lr if proj_lr >= 0 else recipe.get('lr', 0) / 10:g}"
         if layer.get("unseen_ids"):
             what += f", {layer['unseen_ids']:,} unseen ids without a row"
     elif layer["kind"] == "qr":

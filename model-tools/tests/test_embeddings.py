@@ -264,7 +264,7 @@ def test_training_records_the_layer(synth_dir, tmp_path, kind, extra):
 @pytest.mark.parametrize("proj_lr", [0.0, 1e-4, -1.0])
 def test_projection_learning_rate(proj_lr):
     """--proj-lr: 0 keeps the mixed blocks' projections at their random start while the dense layers
-    train; a positive value is their own Adam group's rate; the default (< 0) follows --lr."""
+    train; a positive value is their own Adam group's rate; the default (< 0) is --lr / 10."""
     torch.manual_seed(0)
     model = _model("mixed")
     recipe = Recipe(lr=0.01, proj_lr=proj_lr)
@@ -281,7 +281,7 @@ def test_projection_learning_rate(proj_lr):
     moved = [not torch.equal(b, p) for b, p in zip(before, projections)]
     assert all(moved) if proj_lr != 0 else not any(moved)
     rates = sorted(g["lr"] for g in opt.param_groups)
-    assert rates == {0.0: [0.01], 1e-4: [1e-4, 0.01], -1.0: [0.01, 0.01]}[proj_lr]
+    assert rates == {0.0: [0.01], 1e-4: [1e-4, 0.01], -1.0: [0.001, 0.01]}[proj_lr]
 
 
 def _cli_error(capsys, argv, needle):
