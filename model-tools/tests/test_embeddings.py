@@ -109,14 +109,21 @@ def test_drop_unseen_ids_add_nothing():
         assert one_seen.abs().sum() > 0
 
 
+EXPORT_TEXTS = ["cordless drill", "Café crème", "x", "a b c d e f g h i j k l m n o p q r s t u v w x y z"]
+
+
+def _export(model, tmp_path):
+    """Writes a checked bundle of `model` (parity on EXPORT_TEXTS); returns its directory and card."""
+    out = str(tmp_path / "b")
+    card = write_bundle(out, model, "t", ["p1", "p2", "p3"], FeaturizerSpec(dimension=D, max_features=24),
+                        ProductHash(50, ProductHash.default_seeds(3)), EXPORT_TEXTS, {})
+    assert check_bundle(out, numeric=True) == []
+    return out, card
+
+
 def test_drop_unseen_export_equals_torch(tmp_path):
     model, unseen, seen = _drop_unseen_model(8)
-    spec = FeaturizerSpec(dimension=D, max_features=24)
-    ph = ProductHash(50, ProductHash.default_seeds(3))
-    texts = ["cordless drill", "Café crème", "x", "a b c d e f g h i j k l m n o p q r s t u v w x y z"]
-    out = str(tmp_path / "b")
-    card = write_bundle(out, model, "t", ["p1", "p2", "p3"], spec, ph, texts, {})
-    assert check_bundle(out, numeric=True) == []
+    out, card = _export(model, tmp_path)
     assert card["input_layer"]["unseen_ids"] == len(unseen)
     # rows mixing seen and unseen ids, and one of unseen ids only
     x = np.zeros((3, 24), dtype=np.int64)
@@ -200,13 +207,8 @@ def test_shapes_and_training_forward_equals_export_forward(kind):
 @pytest.mark.parametrize("kind", ["mixed", "qr"])
 def test_export_through_numpy_evaluator_equals_torch(tmp_path, kind):
     model = _model(kind, 6)
-    spec = FeaturizerSpec(dimension=D, max_features=24)
-    ph = ProductHash(50, ProductHash.default_seeds(3))
-    texts = ["cordless drill", "Café crème", "x", "a b c d e f g h i j k l m n o p q r s t u v w x y z"]
-    out = str(tmp_path / "b")
-    card = write_bundle(out, model, "t", ["p1", "p2", "p3"], spec, ph, texts, {})
-    assert check_bundle(out, numeric=True) == []
-    x = torch.tensor(featurize_padded(texts, spec))
+    out, card = _export(model, tmp_path)
+    x = torch.tensor(featurize_padded(EXPORT_TEXTS, FeaturizerSpec(dimension=D, max_features=24)))
     with torch.no_grad():
         ref = model(x).numpy()
     net = OnnxNumpyModel(os.path.join(out, "model.onnx"))
