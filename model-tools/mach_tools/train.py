@@ -161,7 +161,8 @@ def make_optimizers(model: MachModel, recipe: Recipe):
     mixed blocks' projections (at proj_lr, by default lr / 10; 0 freezes them at their random start).
     Why slower projections: every example moves a block's projection while a rare row is trained a
     few times an epoch, so at the dense rate the rare rows go stale against it; at lr the 4x mixed
-    layer lost 5.5-5.9% recall@100 against the uniform table, at lr / 10 0.8% (docs/embeddings.md).
+    layer lost 5.5-5.9% recall@100 against the uniform table, at lr / 10 0.8-1.4% (2 epochs;
+    docs/embeddings.md also has 4 epochs, where a still lower rate keeps recall better).
     Each Adam group's `base_lr` is what the schedule scales."""
     tables = model.input_layer.sparse_tables()
     projections = list(getattr(model.input_layer, "projections", []))
