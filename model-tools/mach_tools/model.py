@@ -82,10 +82,9 @@ def mixed_plan(counts: np.ndarray, hidden: int, blocks: int = 4, alpha: float = 
         seen = int((counts > 0).sum())
         if seen < blocks:
             raise ValueError(f"only {seen} ids occur in the training set: too few for {blocks} blocks")
+        # both sequences rise strictly and end at >= j + 1, so their minimum does too: blocks stay
+        # contiguous and non-empty, and the last one ends at `seen`
         ends = [min(e, seen - (blocks - 1 - j)) for j, e in enumerate(ends)]
-        ends = [max(e, j + 1) for j, e in enumerate(ends)]
-        ends = [e if j == 0 else max(e, ends[j - 1] + 1) for j, e in enumerate(ends)]  # contiguous, non-empty
-        ends[-1] = seen
     starts = [0] + ends[:-1]
     sizes = [e - s for s, e in zip(starts, ends)]
     pop = np.array([max(counts[order[s:e]].mean(), 1e-3) for s, e in zip(starts, ends)])  # unseen: tiny
@@ -132,8 +131,7 @@ class MixedInput(nn.Module):
         rank_of[order] = np.arange(self.D, dtype=np.int32)
         self.register_buffer("rank_of", torch.from_numpy(rank_of))
         self.starts, self.sizes, self.widths = list(plan["starts"]), list(plan["sizes"]), list(plan["widths"])
-        self.plan_facts = {k: plan[k] for k in ("mean_counts", "alpha", "budget_bytes")}
-        self.plan_facts["unseen_rows"] = plan.get("unseen_rows", 0)
+        self.plan_facts = {k: plan[k] for k in ("mean_counts", "alpha", "budget_bytes", "unseen_rows")}
         self.tables = nn.ParameterList(
             [nn.Parameter(torch.empty(n, w).normal_(std=INIT_STD)) for n, w in zip(self.sizes, self.widths)])
         # Projections keep a row's H-wide image at the uniform table's scale (std ~ INIT_STD).
