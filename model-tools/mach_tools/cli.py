@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--proj-lr", type=_non_negative,
                    help="mixed: Adam learning rate of the block projections, 0 = frozen random projections "
                         "(default: --lr / 10)")
+    t.add_argument("--proj-norm", choices=["free", "fixed"],
+                   help="mixed: 'fixed' keeps every projection row at its initial length, so the projections "
+                        "rotate but do not grow (default free)")
     t.add_argument("--emb-drop-unseen", action="store_const", const=True, default=None,
                    help="mixed: ids that never occur in the training set get no row (they add nothing) "
                         "and their bytes widen the blocks of the seen ids")
@@ -214,9 +217,10 @@ def cmd_train(args) -> int:
 
 def _input_layer_options(args, recipe) -> None:
     """Copies the --emb-*/--qr-m flags into the recipe, refusing those the chosen layer ignores."""
-    allowed = {"uniform": set(), "mixed": {"emb_blocks", "emb_alpha", "emb_budget", "proj_lr", "emb_drop_unseen"},
+    allowed = {"uniform": set(),
+               "mixed": {"emb_blocks", "emb_alpha", "emb_budget", "proj_lr", "proj_norm", "emb_drop_unseen"},
                "qr": {"emb_budget", "qr_m"}}
-    for dest in ("emb_blocks", "emb_alpha", "emb_budget", "qr_m", "proj_lr", "emb_drop_unseen"):
+    for dest in ("emb_blocks", "emb_alpha", "emb_budget", "qr_m", "proj_lr", "proj_norm", "emb_drop_unseen"):
         v = getattr(args, dest)
         if v is None:
             continue

@@ -54,6 +54,7 @@ class Recipe:
     qr_m: int = 0                 # qr: remainder table rows (0 = from emb_budget, else sqrt(D))
     proj_lr: float = -1.0         # mixed: Adam lr of the block projections (< 0: lr / 10; 0: frozen)
     emb_drop_unseen: bool = False  # mixed: ids absent from the training set get no row
+    proj_norm: str = "free"       # mixed: "fixed" keeps every projection row at its initial length
 
 
 # ---------------------------------------------------------------- training set
@@ -145,7 +146,10 @@ def make_input_layer(recipe: Recipe, flat_ids: np.ndarray, log=print):
                               drop_unseen=recipe.emb_drop_unseen)
             log(f"mixed input layer: blocks {plan['sizes']} rows, widths {plan['widths']}, {plan['bytes']} bytes, "
                 f"{plan['unseen_rows']} unseen ids without a row")
-            return MixedInput(plan, H)
+            layer = MixedInput(plan, H)
+            if recipe.proj_norm == "fixed":
+                layer.fix_projection_norms()
+            return layer
         if recipe.input_layer == "qr":
             m = recipe.qr_m or (qr_m_for_budget(D, H, recipe.emb_budget) if recipe.emb_budget
                                 else max(2, math.isqrt(D)))
@@ -307,6 +311,8 @@ def train(catalog: Catalog, pairs: Optional[Pairs], recipe: Recipe, out_dir: str
             for t, rows_touched, sub in updates:
                 opt_sparse[t].step(rows_touched, sub.grad)
             opt_dense.step()
+            if recipe.proj_norm == "fixed":
+                model.input_layer.fix_projection_norms()
             step += 1
             total_loss += float((loss_per.detach() * w).sum())
             total_w += float(w.sum())

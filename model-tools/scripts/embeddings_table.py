@@ -20,6 +20,8 @@ def row(bundle: str, eval_json: str, base: dict) -> str:
         # bundles from before --proj-lr trained the projections at --lr; since then the default is lr / 10
         proj_lr = recipe.get("proj_lr", recipe.get("lr", 0))
         what += f", proj lr {proj_lr if proj_lr >= 0 else recipe.get('lr', 0) / 10:g}"
+        if recipe.get("proj_norm", "free") != "free":
+            what += f", proj norm {recipe['proj_norm']}"
         if layer.get("unseen_ids"):
             what += f", {layer['unseen_ids']:,} unseen ids without a row"
     elif layer["kind"] == "qr":

@@ -286,6 +286,25 @@ def test_projection_learning_rate(proj_lr):
     assert rates == {0.0: [0.01], 1e-4: [1e-4, 0.01], -1.0: [0.001, 0.01]}[proj_lr]
 
 
+@pytest.mark.parametrize("proj_norm", ["free", "fixed"])
+def test_projection_norms(synth_dir, tmp_path, proj_norm):
+    """--proj-norm fixed: after training, every row of every projection in the exported graph has its
+    initial expected length sqrt(H / d_i); free (the default) lets them grow at a fast proj lr."""
+    catalog = read_catalog(os.path.join(synth_dir, "products.tsv"))
+    r = Recipe(R=2, B=32, H=16, D=D, L=16, epochs=2, batch_size=64, augment_per_product=3, input_layer="mixed",
+               emb_blocks=3, emb_budget=60_000, proj_lr=0.05, proj_norm=proj_norm)
+    out = str(tmp_path / "b")
+    train(catalog, None, r, out, "t", progress=False, log=lambda *a: None)
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(os.path.join(out, "model.onnx")).graph.initializer}
+    projections = [a for n, a in inits.items() if "projections" in n]
+    assert projections, "the test layout needs a projected block"
+    for p in projections:
+        lengths = np.linalg.norm(p, axis=1)
+        target = np.sqrt(16 / p.shape[0])
+        fixed = np.allclose(lengths, target, rtol=1e-5)
+        assert fixed if proj_norm == "fixed" else not fixed, (lengths, target)
+
+
 def _cli_error(capsys, argv, needle):
     code = main(argv)
     err = capsys.readouterr().err
@@ -313,6 +332,8 @@ def test_bad_input_layer_flags(synth_dir, tmp_path, capsys):
     _cli_error(capsys, base + ["--input-layer", "qr", "--emb-blocks", "3"], "--emb-blocks does not apply")
     _cli_error(capsys, base + ["--proj-lr", "0"], "--proj-lr does not apply to --input-layer uniform")
     _cli_error(capsys, base + ["--input-layer", "qr", "--emb-drop-unseen"], "--emb-drop-unseen does not apply")
+    _cli_error(capsys, base + ["--proj-norm", "fixed"], "--proj-norm does not apply to --input-layer uniform")
+    _parse_error(capsys, base + ["--input-layer", "mixed", "--proj-norm", "unit"], "invalid choice")
     _cli_error(capsys, base + ["--input-layer", "qr", "--qr-m", "512"], "--qr-m must be between 2 and D-1")
     _cli_error(capsys, base + ["--input-layer", "qr", "--qr-m", "8", "--emb-budget", "1M"], "not both")
     _cli_error(capsys, base + ["--input-layer", "mixed", "--emb-budget", "100"], "below the smallest mixed layout")
