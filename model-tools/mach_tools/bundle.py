@@ -197,6 +197,26 @@ def read_labels(bundle_dir: str, card: dict) -> List[str]:
     return data.split("\n")[:-1] if data.endswith("\n") else data.split("\n")
 
 
+def onnx_predictor(bundle_dir: str, card: dict):
+    """texts -> probabilities [n, R, B] by running the bundle's model.onnx (NumPy evaluator) on the
+    card's featurizer: what the plugin computes, without ONNX Runtime."""
+    from mach_tools.features import CachedFeaturizer, RaggedIds, pad_batch
+    from mach_tools.onnx_numpy import OnnxNumpyModel
+    spec = FeaturizerSpec.from_card(card["featurizer"])
+    net = OnnxNumpyModel(os.path.join(bundle_dir, card["onnx"]["file"]))
+    feat = CachedFeaturizer(spec)
+    in_name, out_name = card["onnx"]["input"]["name"], card["onnx"]["output"]["name"]
+
+    def predict(texts: Sequence[str]) -> np.ndarray:
+        r = RaggedIds()
+        for t in texts:
+            r.append(feat.ids(t))
+        flat, off = r.freeze()
+        x = pad_batch(flat, off, np.arange(len(texts)), width=spec.max_features, padding_id=spec.padding_id)
+        return net.run({in_name: x})[out_name]
+    return predict
+
+
 def check_bundle(bundle_dir: str, numeric: bool = True) -> List[str]:
     """Every rule of spec/bundle-format.md that a reader must enforce; numeric also re-runs
     parity.json through model.onnx (NumPy evaluator) and the featurizer. Returns the problems."""

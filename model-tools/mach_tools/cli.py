@@ -237,14 +237,11 @@ def _input_layer_options(args, recipe) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    import numpy as np
     from mach_tools import metrics as M
-    from mach_tools.bundle import check_bundle, load_card, read_labels
+    from mach_tools.bundle import check_bundle, load_card, onnx_predictor, read_labels
     from mach_tools.data import check_known, judgments_by_query, read_pairs
     from mach_tools.decode import label_buckets
-    from mach_tools.features import CachedFeaturizer, pad_batch, RaggedIds
-    from mach_tools.featurize import FeaturizerSpec, ProductHash
-    from mach_tools.onnx_numpy import OnnxNumpyModel
+    from mach_tools.featurize import ProductHash
     from mach_tools.train import evaluate_model
     import time
     problems = check_bundle(args.bundle, numeric=False)
@@ -264,19 +261,7 @@ def cmd_evaluate(args) -> int:
     judged = judgments_by_query(pairs)
     if args.limit:
         judged = dict(list(judged.items())[:args.limit])
-    spec = FeaturizerSpec.from_card(card["featurizer"])
-    net = OnnxNumpyModel(os.path.join(args.bundle, card["onnx"]["file"]))
-    feat = CachedFeaturizer(spec)
-    in_name, out_name = card["onnx"]["input"]["name"], card["onnx"]["output"]["name"]
-
-    def predict(texts):
-        r = RaggedIds()
-        for t in texts:
-            r.append(feat.ids(t))
-        flat, off = r.freeze()
-        x = pad_batch(flat, off, np.arange(len(texts)), width=spec.max_features, padding_id=spec.padding_id)
-        return net.run({in_name: x})[out_name]
-
+    predict = onnx_predictor(args.bundle, card)
     ph = ProductHash(buckets=card["product_hash"]["buckets"], seeds=card["product_hash"]["seeds"])
     go, rm = _conventions(args)
     t0 = time.time()

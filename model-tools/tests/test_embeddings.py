@@ -376,3 +376,33 @@ def test_embeddings_table_script(tmp_path):
     rows = r.stdout.strip().splitlines()
     assert len(rows) == 4 and rows[2].startswith("| uniform | uniform | 131,072 (1.0x smaller)")
     assert rows[3].startswith("| mixed | mixed, widths ") and "0.2100 (+5.0%)" in rows[3] and "| 12 |" in rows[3]
+
+
+def test_per_query_diff_script(tmp_path):
+    """scripts/per_query_diff.py (docs/embeddings.md): a bundle against itself differs by exactly 0;
+    against another it reports a difference and, for a mixed B, one group per rarest block."""
+    import subprocess
+    import sys
+    from conftest import ROOT
+    spec = FeaturizerSpec(dimension=D, max_features=24)
+    ph = ProductHash(50, ProductHash.default_seeds(3))
+    labels = [f"p{i}" for i in range(40)]
+    bundles = {}
+    for kind in ("uniform", "mixed"):
+        bundles[kind] = str(tmp_path / kind)
+        write_bundle(bundles[kind], _model(kind), kind, labels, spec, ph, ["drill"], {})
+    judgments = tmp_path / "j.tsv"
+    rows = [f"query {w} {i}\tp{i}\t3" for i, w in enumerate(["drill", "saw", "cordless drill", "paint", "hose"] * 4)]
+    judgments.write_text("query\tproduct_id\trelevance\n" + "\n".join(rows) + "\n")
+
+    def run(a, b):
+        r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "per_query_diff.py"), bundles[a],
+                            bundles[b], str(judgments)], capture_output=True, text=True, check=True)
+        return r.stdout.strip().splitlines()
+    same = run("mixed", "mixed")
+    assert same[0].startswith("all: NDCG@10 ") and "diff +0.0000 (se 0.0000, 20 queries)" in same[0], same
+    other = run("uniform", "mixed")
+    assert other[0].startswith("all: NDCG@10 ") and other[1].startswith("all: recall@100 ")
+    blocks = [line for line in other if line.startswith("rarest block ")]
+    assert blocks and sum(int(line.rsplit(", ", 1)[1].split()[0]) for line in blocks if "NDCG@10" in line) == 20
+    assert not [line for line in run("mixed", "uniform") if line.startswith("rarest block")]
