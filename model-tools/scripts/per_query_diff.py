@@ -12,25 +12,23 @@ import onnx
 from onnx import numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from mach_tools import metrics as M  # noqa: E402
 from mach_tools.bundle import load_card, onnx_predictor, read_labels  # noqa: E402
 from mach_tools.data import judgments_by_query, read_pairs  # noqa: E402
-from mach_tools.metrics import PRESETS  # noqa: E402
-from mach_tools.decode import label_buckets, rank_queries  # noqa: E402
+from mach_tools.decode import label_buckets  # noqa: E402
 from mach_tools.features import CachedFeaturizer  # noqa: E402
 from mach_tools.featurize import FeaturizerSpec, ProductHash  # noqa: E402
+from mach_tools.metrics import PRESETS  # noqa: E402
+from mach_tools.train import per_query_metrics  # noqa: E402
 
 KEYS = ("NDCG@10", "recall@100")
 
 
-def per_query_metrics(bundle, judged, gain_offset, relevant_min):
+def metrics_of(bundle, judged, gain_offset, relevant_min):
     card = load_card(bundle)
     labels = read_labels(bundle, card)
     ph = ProductHash(buckets=card["product_hash"]["buckets"], seeds=card["product_hash"]["seeds"])
-    queries = list(judged)
-    ranked, scores = rank_queries(queries, onnx_predictor(bundle, card), labels, label_buckets(labels, ph),
-                                  judged=judged)
-    return [M.query_metrics(r, judged[q], gain_offset, relevant_min, s) for q, r, s in zip(queries, ranked, scores)]
+    return per_query_metrics(onnx_predictor(bundle, card), labels, label_buckets(labels, ph), judged,
+                             gain_offset, relevant_min)
 
 
 def rarest_block(bundle):
@@ -51,10 +49,10 @@ def rarest_block(bundle):
 
 def report(title, pairs):
     for k in KEYS:
-        d = np.array([b[k] - a[k] for a, b in pairs if k in a])
-        if len(d) > 1:
-            print(f"{title}: {k} A {np.mean([a[k] for a, _ in pairs if k in a]):.4f} "
-                  f"B {np.mean([b[k] for a, b in pairs if k in a]):.4f} "
+        xy = np.array([(a[k], b[k]) for a, b in pairs if k in a])  # queries where k counts
+        if len(xy) > 1:
+            d = xy[:, 1] - xy[:, 0]
+            print(f"{title}: {k} A {xy[:, 0].mean():.4f} B {xy[:, 1].mean():.4f} "
                   f"diff {d.mean():+.4f} (se {d.std(ddof=1) / np.sqrt(len(d)):.4f}, {len(d)} queries)")
 
 
@@ -67,8 +65,8 @@ def main():
     args = ap.parse_args()
     go, rm = PRESETS[args.preset]["gain_offset"], PRESETS[args.preset]["relevant_min"]
     judged = judgments_by_query(read_pairs(args.judgments))
-    a = per_query_metrics(args.a, judged, go, rm)
-    b = per_query_metrics(args.b, judged, go, rm)
+    a = metrics_of(args.a, judged, go, rm)
+    b = metrics_of(args.b, judged, go, rm)
     report("all", list(zip(a, b)))
     block_of = rarest_block(args.b)
     if block_of:
