@@ -1,4 +1,5 @@
-"""Writing and checking model bundles (spec/bundle-format.md, format version 1)."""
+"""Writing and checking model bundles (spec/bundle-format.md): format version 1 (hashed n-gram
+features -> network) and version 2 (sentence encoder -> MACH heads)."""
 from __future__ import annotations
 
 import contextlib
@@ -16,10 +17,12 @@ import torch
 
 from mach_tools.data import UserError
 from mach_tools.featurize import FeaturizerSpec, ProductHash, featurize, featurize_padded
-from mach_tools.model import MachModel
+from mach_tools.model import EncoderHeads, MachModel
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # hashed features
+ENCODER_FORMAT_VERSION = 2  # sentence encoder + heads
 INPUT_NAME, OUTPUT_NAME = "feature_ids", "probabilities"
+EMBEDDING_NAME = "embedding"
 KNOWN_FEATURIZER = {"normalization": "nfkc_lower", "tokenization": "unicode_letter_number_runs",
                     "hash": "murmur3_x86_32"}
 
@@ -34,14 +37,22 @@ def sha256_file(path: str) -> str:
 
 def export_onnx(model: MachModel, path: str, max_features: int) -> None:
     """ONNX opset 17, dynamic batch; R and B written as fixed output dims so readers can check them."""
+    _export(model, torch.ones(2, max_features, dtype=torch.int64), INPUT_NAME, path)
+
+
+def export_heads_onnx(heads: EncoderHeads, path: str) -> None:
+    """The heads of an encoder bundle: embedding float32 [batch, E] -> probabilities [batch, R, B]."""
+    _export(heads, torch.zeros(2, heads.E), EMBEDDING_NAME, path)
+
+
+def _export(model, dummy: torch.Tensor, input_name: str, path: str) -> None:
     model = model.eval().cpu()
-    dummy = torch.ones(2, max_features, dtype=torch.int64)
     import warnings
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # torch 1.13 warns about prim::Constant shape inference
-        torch.onnx.export(model, dummy, path, opset_version=17, input_names=[INPUT_NAME],
+        torch.onnx.export(model, dummy, path, opset_version=17, input_names=[input_name],
                           output_names=[OUTPUT_NAME], do_constant_folding=True,
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+                          dynamic_axes={input_name: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
     m = onnx.load(path)
     dims = m.graph.output[0].type.tensor_type.shape.dim
     for d, v in zip(list(dims)[1:], (model.R, model.B)):
@@ -56,6 +67,15 @@ def _io_shape(value_info) -> List[int]:
     return [d.dim_value if d.HasField("dim_value") else -1 for d in value_info.type.tensor_type.shape.dim]
 
 
+_ONNX_DTYPES = {"int64": onnx.TensorProto.INT64, "float32": onnx.TensorProto.FLOAT}
+
+
+def card_inputs(card: dict) -> List[dict]:
+    """The network's inputs as the card names them: v1 has one `input`, v2 a list `inputs`."""
+    ox = card["onnx"]
+    return list(ox["inputs"]) if "inputs" in ox else [ox["input"]]
+
+
 def check_onnx(path: str, card: dict) -> List[str]:
     """Problems between model.onnx and the card: names, dtypes, fixed dims (after shape inference)."""
     problems = []
@@ -68,14 +88,17 @@ def check_onnx(path: str, card: dict) -> List[str]:
     init = {t.name for t in m.graph.initializer}
     ins = [i for i in m.graph.input if i.name not in init]
     expect = card["onnx"]
-    if len(ins) != 1 or len(m.graph.output) != 1:
-        return [f"model.onnx has {len(ins)} inputs and {len(m.graph.output)} outputs, expected 1 and 1"]
-    for vi, key, dtype in ((ins[0], "input", onnx.TensorProto.INT64), (m.graph.output[0], "output", onnx.TensorProto.FLOAT)):
-        want = expect[key]
+    want_ins = card_inputs(card)
+    if len(ins) != len(want_ins) or len(m.graph.output) != 1:
+        return [f"model.onnx has {len(ins)} inputs and {len(m.graph.output)} outputs, "
+                f"expected {len(want_ins)} and 1"]
+    pairs = [(vi, f"input {vi.name}", want) for vi, want in zip(ins, want_ins)]
+    pairs.append((m.graph.output[0], "output", expect["output"]))
+    for vi, key, want in pairs:
         if vi.name != want["name"]:
             problems.append(f"ONNX {key} is named {vi.name}, card says {want['name']}")
-        if vi.type.tensor_type.elem_type != dtype:
-            problems.append(f"ONNX {key} has element type {vi.type.tensor_type.elem_type}, card says {want['dtype']}")
+        if vi.type.tensor_type.elem_type != _ONNX_DTYPES.get(want.get("dtype")):
+            problems.append(f"ONNX {key} has element type {vi.type.tensor_type.elem_type}, card says {want.get('dtype')}")
         got = _io_shape(vi)
         if len(got) != len(want["shape"]) or any(w != -1 and g != w for g, w in zip(got, want["shape"])):
             problems.append(f"ONNX {key} shape {got} differs from the card's {want['shape']}")
@@ -126,6 +149,61 @@ def write_bundle(out_dir: str, model: MachModel, name: str, labels: Sequence[str
             "training": training,
             "files": None,  # filled by finish_bundle
         }
+        return finish_bundle(tmp, out_dir, card)
+
+
+def make_encoder_parity(bundle_dir: str, texts: Sequence[str], top: int = 5, tolerance: float = 2e-3) -> dict:
+    """Parity of an encoder bundle, computed from its own files (encoder.onnx and model.onnx through
+    the NumPy evaluator, each text alone as the plugin embeds a query). The tolerance covers
+    ONNX Runtime's int8 kernels rounding activations differently at a .5 boundary."""
+    from mach_tools.encoder import SentenceEncoder
+    from mach_tools.onnx_numpy import OnnxNumpyModel
+    with open(os.path.join(bundle_dir, "mach.json"), encoding="utf-8") as f:
+        card = json.load(f)
+    enc = SentenceEncoder.from_bundle(bundle_dir, card)
+    heads = OnnxNumpyModel(os.path.join(bundle_dir, card["onnx"]["file"]))
+    cases = []
+    for t in texts:
+        ids = enc.tokenizer.encode(t)
+        p = heads.run({EMBEDDING_NAME: enc.embed_ids([ids])})[OUTPUT_NAME][0]
+        order = np.argsort(-p, axis=1, kind="stable")[:, :top]
+        cases.append({"text": t, "token_ids": ids, "top_buckets": order.tolist(),
+                      "top_probs": [[float(p[r, b]) for b in row] for r, row in enumerate(order)]})
+    return {"tolerance": tolerance, "top": top, "cases": cases}
+
+
+def write_encoder_bundle(out_dir: str, heads: EncoderHeads, name: str, labels: Sequence[str], encoder,
+                         product_hash: ProductHash, parity_texts: Sequence[str], training: dict,
+                         extra_files: Optional[Dict[str, str]] = None, force: bool = False) -> dict:
+    """A format-2 bundle: encoder.onnx (copied as shipped), vocab.txt, the heads as model.onnx.
+    encoder: a mach_tools.encoder.SentenceEncoder. Staged and checked like write_bundle."""
+    with staged_bundle(out_dir, force) as (out_dir, tmp):
+        shutil.copyfile(encoder.onnx_path, os.path.join(tmp, "encoder.onnx"))
+        encoder.tokenizer.write_vocab(os.path.join(tmp, "vocab.txt"))
+        export_heads_onnx(heads, os.path.join(tmp, "model.onnx"))
+        with open(os.path.join(tmp, "labels.txt"), "w", encoding="utf-8", newline="\n") as f:
+            f.writelines(p + "\n" for p in labels)
+        for fname, src in (extra_files or {}).items():
+            shutil.copyfile(src, os.path.join(tmp, fname))
+        card = {
+            "format_version": ENCODER_FORMAT_VERSION,
+            "name": name,
+            "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "R": heads.R, "B": heads.B, "H": heads.H,
+            "product_hash": product_hash.to_card(),
+            "input": "encoder",
+            "encoder": encoder.card(),
+            "onnx": {"file": "model.onnx", "opset": 17,
+                     "inputs": [{"name": EMBEDDING_NAME, "dtype": "float32", "shape": [-1, heads.E]}],
+                     "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": [-1, heads.R, heads.B]}},
+            "labels": {"file": "labels.txt", "count": len(labels)},
+            "training": training,
+            "files": None,
+        }
+        with open(os.path.join(tmp, "mach.json"), "w", encoding="utf-8") as f:
+            json.dump(card, f)  # make_encoder_parity reads the card; finish_bundle rewrites it
+        with open(os.path.join(tmp, "parity.json"), "w", encoding="utf-8") as f:
+            json.dump(make_encoder_parity(tmp, parity_texts), f, ensure_ascii=False, indent=1)
         return finish_bundle(tmp, out_dir, card)
 
 
@@ -198,14 +276,18 @@ def read_labels(bundle_dir: str, card: dict) -> List[str]:
 
 
 def onnx_predictor(bundle_dir: str, card: dict):
-    """texts -> probabilities [n, R, B] by running the bundle's model.onnx (NumPy evaluator) on the
-    card's featurizer: what the plugin computes, without ONNX Runtime."""
-    from mach_tools.features import CachedFeaturizer, RaggedIds, pad_batch
+    """texts -> probabilities [n, R, B] by running the bundle's ONNX graphs (NumPy evaluator) with
+    the card's featurizer or encoder: what the plugin computes, without ONNX Runtime."""
     from mach_tools.onnx_numpy import OnnxNumpyModel
-    spec = FeaturizerSpec.from_card(card["featurizer"])
     net = OnnxNumpyModel(os.path.join(bundle_dir, card["onnx"]["file"]))
+    in_name, out_name = card_inputs(card)[0]["name"], card["onnx"]["output"]["name"]
+    if card.get("format_version") == ENCODER_FORMAT_VERSION:
+        from mach_tools.encoder import SentenceEncoder
+        enc = SentenceEncoder.from_bundle(bundle_dir, card)
+        return lambda texts: net.run({in_name: enc.embed(list(texts))})[out_name]
+    from mach_tools.features import CachedFeaturizer, RaggedIds, pad_batch
+    spec = FeaturizerSpec.from_card(card["featurizer"])
     feat = CachedFeaturizer(spec)
-    in_name, out_name = card["onnx"]["input"]["name"], card["onnx"]["output"]["name"]
 
     def predict(texts: Sequence[str]) -> np.ndarray:
         r = RaggedIds()
@@ -219,18 +301,23 @@ def onnx_predictor(bundle_dir: str, card: dict):
 
 def check_bundle(bundle_dir: str, numeric: bool = True) -> List[str]:
     """Every rule of spec/bundle-format.md that a reader must enforce; numeric also re-runs
-    parity.json through model.onnx (NumPy evaluator) and the featurizer. Returns the problems."""
+    parity.json through the bundle's ONNX graphs (NumPy evaluator) and its featurizer or tokenizer.
+    Returns the problems."""
     try:
         card = load_card(bundle_dir)
     except UserError as e:
         return [str(e)]
     p: List[str] = []
-    if card.get("format_version") != FORMAT_VERSION:
-        return [f"unknown format_version {card.get('format_version')!r} (this reader knows {FORMAT_VERSION})"]
+    version = card.get("format_version")
+    if version not in (FORMAT_VERSION, ENCODER_FORMAT_VERSION):
+        return [f"unknown format_version {version!r} (this reader knows {FORMAT_VERSION} and {ENCODER_FORMAT_VERSION})"]
+    encoder = version == ENCODER_FORMAT_VERSION
     try:
         R, B = int(card["R"]), int(card["B"])
-        ph, fz, ox, lab, files = (card["product_hash"], card["featurizer"], card["onnx"], card["labels"],
-                                  card["files"])
+        ph, ox, lab, files = card["product_hash"], card["onnx"], card["labels"], card["files"]
+        fz = card["featurizer"] if not encoder else None
+        enc = card["encoder"] if encoder else None
+        needed = [ox["file"], lab["file"], "parity.json"] + ([enc["file"], enc["tokenizer"]["vocab"]] if encoder else [])
     except (KeyError, TypeError, ValueError) as e:
         return [f"mach.json: missing or bad field {e}"]
     if ph.get("function") != "murmur3_x86_32":
@@ -239,13 +326,20 @@ def check_bundle(bundle_dir: str, numeric: bool = True) -> List[str]:
         p.append(f"product_hash has {len(ph.get('seeds', []))} seeds, R is {R}")
     if ph.get("buckets") != B:
         p.append(f"product_hash.buckets {ph.get('buckets')} differs from B {B}")
-    for k, v in KNOWN_FEATURIZER.items():
-        if fz.get(k) != v:
-            p.append(f"unknown featurizer {k} {fz.get(k)!r}")
-    for f in ("mach.json",):
-        if f in files:
-            p.append("files must not list mach.json")
-    for f in {ox.get("file"), lab.get("file"), "parity.json"} | set(files):
+    if fz is not None:
+        for k, v in KNOWN_FEATURIZER.items():
+            if fz.get(k) != v:
+                p.append(f"unknown featurizer {k} {fz.get(k)!r}")
+    if encoder:
+        if card.get("input") != "encoder":
+            p.append(f"unknown input {card.get('input')!r} (this reader knows 'encoder')")
+        if enc["tokenizer"].get("kind") != "bert_wordpiece":
+            p.append(f"unknown tokenizer kind {enc['tokenizer'].get('kind')!r}")
+        if enc.get("pooling") != "mean" or enc.get("normalize") != "l2":
+            p.append("encoder pooling must be mean and normalize l2")
+    if "mach.json" in files:
+        p.append("files must not list mach.json")
+    for f in set(needed) | set(files):
         if not os.path.isfile(os.path.join(bundle_dir, f)):
             p.append(f"missing file {f}")
         elif f in files and sha256_file(os.path.join(bundle_dir, f)) != files[f]:
@@ -263,19 +357,30 @@ def check_bundle(bundle_dir: str, numeric: bool = True) -> List[str]:
     if p or not numeric:
         return p
     from mach_tools.onnx_numpy import OnnxNumpyModel
-    spec = FeaturizerSpec.from_card(fz)
     with open(os.path.join(bundle_dir, "parity.json"), encoding="utf-8") as f:
         parity = json.load(f)
     net = OnnxNumpyModel(os.path.join(bundle_dir, ox["file"]))
+    in_name, out_name = card_inputs(card)[0]["name"], ox["output"]["name"]
+    if encoder:
+        from mach_tools.encoder import SentenceEncoder
+        sentence = SentenceEncoder.from_bundle(bundle_dir, card)
+    else:
+        spec = FeaturizerSpec.from_card(fz)
     for case in parity["cases"]:
-        ids = featurize(case["text"], spec)
-        if ids != case["feature_ids"]:
-            p.append(f"parity: featurizer ids differ for {case['text']!r}")
-            continue
-        x = np.array(featurize_padded([case["text"]], spec), dtype=np.int64)
-        out = net.run({ox["input"]["name"]: x})[ox["output"]["name"]][0]
+        if encoder:
+            ids = sentence.tokenizer.encode(case["text"])
+            if ids != case["token_ids"]:
+                p.append(f"parity: tokenizer ids differ for {case['text']!r}")
+                continue
+            x = sentence.embed_ids([ids])
+        else:
+            if featurize(case["text"], spec) != case["feature_ids"]:
+                p.append(f"parity: featurizer ids differ for {case['text']!r}")
+                continue
+            x = np.array(featurize_padded([case["text"]], spec), dtype=np.int64)
+        out = net.run({in_name: x})[out_name][0]
         got = np.take_along_axis(out, np.array(case["top_buckets"]), axis=1)
         err = float(np.abs(got - np.array(case["top_probs"])).max())
         if err > parity["tolerance"]:
-            p.append(f"parity: ONNX output differs from PyTorch by {err:.2e} for {case['text']!r}")
+            p.append(f"parity: ONNX output differs from the trainer's by {err:.2e} for {case['text']!r}")
     return p

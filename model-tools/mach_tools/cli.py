@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--products", type=_positive(int), default=300)
     s.add_argument("--seed", type=int, default=42)
 
+    from mach_tools.train_encoder import EncoderRecipe
     t = sub.add_parser("train", help="train on pairs + catalog, write a model bundle")
     _add_catalog(t)
     t.add_argument("--pairs", help="query-product TSV (query, product_id[, relevance]); omit to train on product text only")
@@ -115,10 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
         default = getattr(d, dest)
         kind_ = _positive(kind) if dest not in ("word_dropout", "min_relevance", "hidden2", "seed",
                                                 "augment_per_product") else kind
-        t.add_argument("--" + name, dest=dest, type=kind_, default=default,
-                       help=(help_ + " " if help_ else "") + f"(default {default})")
-    t.add_argument("--pair-weight", choices=["relevance", "uniform"], default=d.pair_weight)
-    t.add_argument("--input-layer", choices=["uniform", "mixed", "qr"], default=d.input_layer,
+        # None = not given: the recipe's default (hashed and encoder models differ for R, B, lr, ...)
+        enc_default = getattr(EncoderRecipe, dest, None)
+        shown = f"default {default}" + (f"; with --encoder {enc_default}" if enc_default not in (None, default) else "")
+        t.add_argument("--" + name, dest=dest, type=kind_, default=None,
+                       help=(help_ + " " if help_ else "") + f"({shown})")
+    t.add_argument("--pair-weight", choices=["relevance", "uniform"])
+    t.add_argument("--input-layer", choices=["uniform", "mixed", "qr"],
                    help="uniform D x H table (default), mixed-dimension frequency blocks, or "
                         "quotient-remainder tables (docs/embeddings.md)")
     t.add_argument("--emb-blocks", type=_positive(int), help=f"mixed: frequency blocks (default {d.emb_blocks})")
@@ -139,6 +143,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mixed: ids that never occur in the training set get no row (they add nothing) "
                         "and their bytes widen the blocks of the seen ids")
     t.add_argument("--no-lr-decay", action="store_true", help="constant learning rate")
+    de = EncoderRecipe()
+    enc = t.add_argument_group("encoder models (bundle format 2): MACH heads over a pretrained sentence encoder")
+    enc.add_argument("--encoder", metavar="DIR",
+                     help="train heads over this sentence encoder (a directory with encoder.onnx and tokenizer.json, "
+                          "e.g. plugin/target/encoders/all-minilm-l6-v2-q after ./mvnw verify) instead of the "
+                          "hashed n-gram network")
+    enc.add_argument("--embed-cache", metavar="DIR", help="keep the encoder's embeddings of training texts here, "
+                                                          "reused by later runs with the same encoder")
+    enc.add_argument("--temperature", type=_positive(float),
+                     help=f"catalog sketch initialization: bucket weights / temperature (default {de.temperature})")
+    enc.add_argument("--init", choices=["catalog", "random"], help=f"head initialization (default {de.init})")
+    enc.add_argument("--product-fields", choices=["title", "all"],
+                     help=f"product texts used as pseudo-queries: the title, or every field and bullet line "
+                          f"(default {de.product_fields})")
+    enc.add_argument("--hidden", type=int, help="encoder models: a ReLU hidden layer of this width before the heads "
+                                                "(default 0 = none; needs --init random)")
+    enc.add_argument("--noise", type=_non_negative, help=f"Gaussian noise on training vectors (default {de.noise})")
+    enc.add_argument("--title-weight", type=_non_negative,
+                     help=f"weight of a product's own text against a logged query (default {de.title_weight})")
+    enc.add_argument("--distill", type=_non_negative,
+                     help=f"weight of learning the encoder's own soft ranking of the catalog (default {de.distill})")
 
     e = sub.add_parser("evaluate", help="rank the whole label set for judged queries with model.onnx")
     e.add_argument("bundle")
@@ -190,9 +215,20 @@ def cmd_synth(args) -> int:
     return 0
 
 
+# Flags of the hashed n-gram network that an encoder model has no use for.
+_HASHED_ONLY = ("H", "D", "L", "emb_lr", "augment_per_product", "max_span", "word_dropout", "pair_repeat",
+                "hidden2", "input_layer", "emb_blocks", "emb_alpha", "emb_budget", "qr_m", "proj_lr", "proj_norm",
+                "emb_drop_unseen")
+
+
 def cmd_train(args) -> int:
     from mach_tools.data import check_known, judgments_by_query, read_pairs
     from mach_tools.train import Recipe, train
+    if args.encoder:
+        return _train_encoder(args)
+    for flag in ("embed_cache", "temperature", "init", "product_fields", "hidden", "noise", "title_weight", "distill"):
+        if getattr(args, flag) is not None:
+            raise UserError(f"--{flag.replace('_', '-')} applies to encoder models only (give --encoder)")
     recipe = Recipe(**{f.name: getattr(args, f.name) for f in fields(Recipe) if getattr(args, f.name, None) is not None})
     recipe.lr_decay = not args.no_lr_decay
     if recipe.D < 2:
@@ -212,6 +248,41 @@ def cmd_train(args) -> int:
     facts = {"catalog": args.catalog, "text_fields": catalog.field_names, "pairs": args.pairs, "dev": args.dev}
     train(catalog, pairs, recipe, args.out, name, dev=dev, gain_offset=go, relevant_min=rm, device=args.device,
           force=args.force, progress=not args.no_progress, data_facts=facts)
+    return 0
+
+
+def _read_training_data(args):
+    """catalog, pairs (or None), dev judgments (or None): unknown products refused unless --skip-unknown."""
+    from mach_tools.data import check_known, judgments_by_query, read_pairs
+    catalog = _read_catalog(args)
+    index = catalog.index()
+    pairs = check_known(read_pairs(args.pairs), index, args.pairs, "catalog", args.skip_unknown) if args.pairs else None
+    dev = None
+    if args.dev:
+        dev = judgments_by_query(check_known(read_pairs(args.dev), index, args.dev, "catalog", args.skip_unknown))
+    return catalog, pairs, dev
+
+
+def _train_encoder(args) -> int:
+    from mach_tools.encoder import SentenceEncoder
+    from mach_tools.train_encoder import EncoderRecipe, train_encoder
+    for dest in _HASHED_ONLY:
+        if getattr(args, dest) is not None:
+            raise UserError(f"--{dest.replace('_', '-')} applies to the hashed n-gram network, not to --encoder models")
+    if args.no_lr_decay:
+        raise UserError("--no-lr-decay applies to the hashed n-gram network (encoder heads train at a constant rate)")
+    recipe = EncoderRecipe(**{f.name: getattr(args, f.name) for f in fields(EncoderRecipe)
+                              if getattr(args, f.name, None) is not None})
+    try:
+        encoder = SentenceEncoder.from_dir(args.encoder, cache_dir=args.embed_cache)
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(f"--encoder: {e}")
+    catalog, pairs, dev = _read_training_data(args)
+    go, rm = _conventions(args)
+    name = args.name or os.path.basename(os.path.abspath(args.out))
+    facts = {"catalog": args.catalog, "text_fields": catalog.field_names, "pairs": args.pairs, "dev": args.dev}
+    train_encoder(catalog, pairs, recipe, encoder, args.out, name, dev=dev, gain_offset=go, relevant_min=rm,
+                  device=args.device, force=args.force, progress=not args.no_progress, data_facts=facts)
     return 0
 
 

@@ -308,3 +308,40 @@ class MachModel(nn.Module):
 
     def input_card(self) -> dict:
         return {**self.input_layer.card(), "bytes": input_bytes(self.input_layer)}
+
+
+class EncoderHeads(nn.Module):
+    """The MACH heads of an encoder bundle: embedding [batch, E] (the sentence encoder's pooled,
+    L2-normalized vector) -> probabilities [batch, R, B], all R heads as one [E, R*B] matrix
+    (optionally after one ReLU hidden layer).
+
+    init_from_catalog sets each bucket's weights to the normalized mean of its products' vectors
+    divided by a temperature: with no training at all the heads then score a query by its cosine to
+    the bucket's members, a count-min sketch of the encoder's view of the catalog."""
+
+    def __init__(self, dimension: int, repetitions: int, buckets: int, hidden: int = 0):
+        super().__init__()
+        self.E, self.R, self.B, self.H = dimension, repetitions, buckets, hidden or dimension
+        self.hidden = nn.Linear(dimension, hidden) if hidden else None
+        self.heads = nn.Linear(hidden or dimension, repetitions * buckets)
+        nn.init.normal_(self.heads.weight, std=0.01)
+        nn.init.zeros_(self.heads.bias)
+
+    @torch.no_grad()
+    def init_from_catalog(self, product_vectors: torch.Tensor, buckets: torch.Tensor, temperature: float) -> None:
+        """product_vectors [K, E], buckets [K, R] (bucket of each product per repetition)."""
+        if self.hidden is not None:
+            raise ValueError("catalog initialization needs heads directly on the embedding (no hidden layer)")
+        for r in range(self.R):
+            c = torch.zeros(self.B, self.E).index_add_(0, buckets[:, r], product_vectors.float())
+            self.heads.weight[r * self.B:(r + 1) * self.B] = F.normalize(c, dim=1) / temperature
+
+    def logits(self, embedding: torch.Tensor) -> torch.Tensor:
+        h = embedding if self.hidden is None else torch.relu(self.hidden(embedding))
+        return self.heads(h).view(-1, self.R, self.B)
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.logits(embedding), dim=-1)
+
+    def sizes(self) -> dict:
+        return {"model_bytes": sum(t.numel() * t.element_size() for t in self.parameters())}

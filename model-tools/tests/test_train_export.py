@@ -133,7 +133,8 @@ def test_check_bundle_refuses_tampering(tmp_path):
 
     assert check_bundle(base) == []
     assert any("sha256" in p for p in variant("sha", lambda d: open(os.path.join(d, "labels.txt"), "a").write("p3\n")))
-    assert any("format_version" in p for p in variant("fv", edit_card(lambda c: c.update(format_version=2))))
+    assert any("format_version" in p for p in variant("fv", edit_card(lambda c: c.update(format_version=3))))
+    assert any("encoder" in p for p in variant("fv2", edit_card(lambda c: c.update(format_version=2))))
     assert any("seeds" in p for p in variant("seeds", edit_card(lambda c: c["product_hash"]["seeds"].pop())))
     assert any("buckets" in p for p in variant("bk", edit_card(lambda c: c["product_hash"].update(buckets=51))))
     assert any("featurizer" in p for p in variant("fz", edit_card(lambda c: c["featurizer"].update(hash="md5"))))
