@@ -3,7 +3,7 @@
 The head layer is the bulk of a MACH network's compute per query (R*B*H multiply-adds, 67 MB of
 float32 weights at R=16, B=4096, H=256, read once per query). Here its Gemm becomes
     DynamicQuantizeLinear(x) -> MatMulInteger(x_q, W_q, x_zp) -> Cast -> Mul(x_scale * w_scale) -> Add(bias)
-with W_q int8, symmetric per output column (w_scale[j] = max|W[:, j]| / 127), and the activations
+with W_q int8, symmetric per output column (w_scale[j] = max|W[:, j]| / 63, see WEIGHT_MAX), and the activations
 quantized per query to uint8 (ONNX DynamicQuantizeLinear). Standard ONNX operators that ONNX Runtime
 runs with its integer GEMM kernels: the plugin serves the result unchanged (same input and output).
 The bundle's parity.json is recomputed from the quantized graph itself (NumPy evaluator) with a looser
@@ -35,11 +35,19 @@ def _head_gemm(graph):
     return gemms[-1]
 
 
+# Weights use 7 of their 8 bits (|q| <= 63). x86 CPUs without VNNI (AVX2) multiply uint8 x int8 in
+# pairs summed into int16 with saturation (vpmaddubsw): 2 x 255 x 127 overflows it and ONNX Runtime's
+# result then depends on the CPU (seen: 0.115 against 0.147 exact). 2 x 255 x 64 = 32640 fits, so
+# every CPU computes the exact integer product. ONNX Runtime's own quantizer calls this reduce_range.
+WEIGHT_MAX = 63
+
+
 def quantize_weights(w: np.ndarray):
-    """[N, H] float32 (Gemm with transB) -> ([H, N] int8, [N] float32 scale), symmetric per output column."""
-    scale = np.abs(w).max(axis=1) / 127.0
+    """[N, H] float32 (Gemm with transB) -> ([H, N] int8, [N] float32 scale), symmetric per output
+    column, |q| <= WEIGHT_MAX."""
+    scale = np.abs(w).max(axis=1) / float(WEIGHT_MAX)
     scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-    q = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
+    q = np.clip(np.rint(w / scale[:, None]), -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8)
     return np.ascontiguousarray(q.T), scale
 
 
@@ -115,6 +123,6 @@ def quantize_bundle(src: str, out: str, force: bool = False, name: Optional[str]
         if name:
             card["name"] = name
         R, B, H = int(card["R"]), int(card["B"]), int(card["H"])
-        card["heads"] = {"dtype": "int8", "scheme": "weights int8 symmetric per output column; activations uint8 "
-                         "per query (DynamicQuantizeLinear)", "bytes": R * B * H + 4 * R * B}
+        card["heads"] = {"dtype": "int8", "scheme": "weights int8 (7-bit range, |q| <= 63) symmetric per output "
+                         "column; activations uint8 per query (DynamicQuantizeLinear)", "bytes": R * B * H + 4 * R * B}
         return finish_bundle(tmp, out, card)

@@ -1,15 +1,21 @@
-"""Writes spec/test-vectors.json from the Python featurizer and product hash.
+"""Writes spec/test-vectors.json from the Python featurizer, product hash and WordPiece tokenizer.
 
 The file is checked by both test suites (model-tools/tests and the plugin's Java tests); regenerate
-it only together with a featurizer/hash format change.
-    /usr/bin/python3 model-tools/scripts/make_test_vectors.py
+it only together with a featurizer/hash/tokenizer format change. The WordPiece cases need the
+all-MiniLM-L6-v2 vocabulary that the Maven build unpacks (plugin/target/encoders):
+    ./mvnw -q -pl plugin process-test-resources && /usr/bin/python3 model-tools/scripts/make_test_vectors.py
 """
 import json
+import os
 import pathlib
 import sys
+import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from mach_tools.featurize import FeaturizerSpec, ProductHash, feature_strings, featurize, murmur3_x86_32  # noqa: E402
+from mach_tools.encoder import DEFAULT_DIR  # noqa: E402
+from mach_tools.bundle import sha256_file  # noqa: E402
+from mach_tools.wordpiece import WordPiece  # noqa: E402
 
 TEXTS = [
     "cordless drill",
@@ -29,6 +35,16 @@ TEXTS = [
     "repeat repeat repeat words words",
 ]
 PRODUCT_IDS = ["100001", "206650", "B07XJ8C8F5", "B00-ÄÖÜ", "", "p/with spaces", "製品-42"]
+# Beyond TEXTS: what BERT's normalizer and pre-tokenizer treat specially.
+WORDPIECE_TEXTS = TEXTS + [
+    "DeWalt 20V MAX* XR Brushless 1/2 in. Drill/Driver (Tool-Only) DCD791B",
+    "crimson couch", "unbelievablyunpronounceable", "a" * 101, "x" * 100,
+    "Ａｃｃｅｎｔｓ: àéîõü ÀÉÎÕÜ Ñandú naïve résumé", "control\x00\x07chars\u200b\ufeffzero width\ufffd",
+    "non\u00a0breaking\u2003em\u3000ideographic space\u2028line", "日本語のテキストと한국어 텍스트",
+    "quotes “curly” ‘single’ «guillemets» — dashes – and … ellipsis", "$12.99 50% off #1 @home ~tilde^caret`",
+    "ｆｕｌｌｗｉｄｔｈ ＡＢＣ １２３", "Ⅻ ① ² ¼ ﬀ ﬁ ﬂ", "🔨🔧🪛 tools", "mixed123numbers456and789letters",
+    "word " * 200,
+]
 HASH_INPUTS = ["", "a", "ab", "abc", "abcd", "hello", "The quick brown fox jumps over the lazy dog", "½ ß 🔨"]
 
 
@@ -53,6 +69,17 @@ def main() -> None:
         ph = ProductHash(buckets=b, seeds=ProductHash.default_seeds(r))
         out["product_hash"].append({"spec": ph.to_card(), "cases": [
             {"product_id": p, "buckets": ph.buckets_of(p)} for p in PRODUCT_IDS]})
+    vocab_json = pathlib.Path(DEFAULT_DIR) / "tokenizer.json"
+    wp = WordPiece.from_tokenizer_json(str(vocab_json))
+    with tempfile.TemporaryDirectory() as td:
+        wp.write_vocab(os.path.join(td, "vocab.txt"))
+        vocab_sha = sha256_file(os.path.join(td, "vocab.txt"))
+    out["wordpiece"] = {
+        "about": "all-MiniLM-L6-v2's BERT WordPiece (bundle format 2): vocab.txt as a bundle stores it, "
+                 "written from the encoder's tokenizer.json",
+        "vocab_sha256": vocab_sha, "vocab_size": len(wp.vocab), "max_tokens": wp.max_tokens,
+        "cases": [{"text": t, "tokens": wp.tokens(t), "ids": wp.encode(t)} for t in WORDPIECE_TEXTS],
+    }
     path = pathlib.Path(__file__).resolve().parents[2] / "spec" / "test-vectors.json"
     path.write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {path}")

@@ -58,3 +58,23 @@ def test_cached_featurizer_matches_reference_on_catalog_text():
     products, train, _ = synth.generate(50)
     for text in [t for _, t in products] + [q for q, _ in train[:200]]:
         assert cf.ids(text) == featurize(text, spec)
+
+
+def test_wordpiece():
+    """BERT WordPiece of all-MiniLM-L6-v2 (encoder bundles): the plugin checks the same cases."""
+    from conftest import encoder_dir
+    from mach_tools.bundle import sha256_file
+    from mach_tools.wordpiece import WordPiece
+    wp_vectors = VECTORS["wordpiece"]
+    wp = WordPiece.from_tokenizer_json(os.path.join(encoder_dir(), "tokenizer.json"), max_tokens=wp_vectors["max_tokens"])
+    assert len(wp.vocab) == wp_vectors["vocab_size"]
+    import tempfile
+    with tempfile.TemporaryDirectory() as td:
+        wp.write_vocab(os.path.join(td, "vocab.txt"))
+        assert sha256_file(os.path.join(td, "vocab.txt")) == wp_vectors["vocab_sha256"]
+        from_file = WordPiece.from_vocab_file(os.path.join(td, "vocab.txt"), max_tokens=wp_vectors["max_tokens"])
+    assert len(wp_vectors["cases"]) >= 25
+    for case in wp_vectors["cases"]:
+        assert wp.tokens(case["text"]) == case["tokens"], case["text"]
+        assert wp.encode(case["text"]) == case["ids"], case["text"]
+        assert from_file.encode(case["text"]) == case["ids"], case["text"]

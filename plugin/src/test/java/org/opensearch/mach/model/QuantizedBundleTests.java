@@ -40,7 +40,8 @@ public class QuantizedBundleTests extends OpenSearchTestCase {
                 overlap += tb.size() / 10.0;
                 if (a.productId(0).equals(b.productId(0))) sameTop1++;
                 queries++;
-                assertEquals("top score of [" + text + "]", a.result().scores()[0], b.result().scores()[0], 0.02f);
+                // 7-bit weights (no int16 saturation on AVX2 CPUs) on this tiny H=32 model: up to ~0.02 apart
+                assertEquals("top score of [" + text + "]", a.result().scores()[0], b.result().scores()[0], 0.03f);
             }
             assertTrue("top-10 overlap " + overlap / queries, overlap / queries >= 0.9);
             assertTrue("same top product in " + sameTop1 + " of " + queries, sameTop1 >= 0.9 * queries);
