@@ -254,15 +254,50 @@ public class MachLifecycleTests extends MachClusterTestCase {
 
         // a corrupt chunk is refused at once
         String corrupt = upload(zip, chunkBytes, true, false);
-        // a truncated upload (last chunk missing) is refused at registration and leaves nothing behind
+        // a truncated upload (last chunk missing) is refused at registration; its chunks stay for a retry
         String truncated = upload(zip, chunkBytes, false, true);
         assertTrue(register("m-trunc", truncated, chunks, sha, 400).contains("chunk [" + (chunks - 1) + "] of " + chunks + " is missing"));
-        assertEquals(0, store.countChunks(truncated));
-        // a checksum mismatch too
-        String wrongSha = upload(zip, chunkBytes, false, false);
-        assertTrue(register("m-sha", wrongSha, chunks, "0".repeat(64), 400).contains("checksum mismatch"));
-        assertEquals(0, store.countChunks(wrongSha));
-        rest("DELETE", "/_plugins/_mach/uploads/" + corrupt, null, 200);
+        assertEquals(chunks - 1, store.countChunks(truncated));
+        // every other failed register keeps the chunks too: checksum mismatch, malformed sha256, absurd chunk count, invalid id
+        String retried = upload(zip, chunkBytes, false, false);
+        assertTrue(register("m-sha", retried, chunks, "0".repeat(64), 400).contains("checksum mismatch"));
+        register("m-sha", retried, chunks, "not-hex", 400);
+        register("m-sha", retried, 1_000_000, sha, 400);
+        register("-bad-id", retried, chunks, sha, 400);
+        assertEquals(chunks, store.countChunks(retried));
+        // ... so the fixed request succeeds without uploading again, and only once: the chunks now belong to the model
+        assertEquals("deployed", JSON.readTree(register("m-retry", retried, chunks, sha, 201)).get("state").asText());
+        assertTrue(register("m-twice", retried, chunks, sha, 409).contains("registered model [m-retry]"));
+        String chunk0 = "{\"data\": \"" + Base64.getEncoder().encodeToString(new byte[] { 1 }) + "\", \"sha256\": \"" + BundleStore.sha256(new byte[] { 1 }) + "\"}";
+        assertTrue(rest("PUT", "/_plugins/_mach/uploads/" + retried + "/0", chunk0, 409).toString().contains("registered model [m-retry]"));
+        rest("DELETE", "/_plugins/_mach/uploads/" + retried, null, 409);
+        rest("DELETE", "/_plugins/_mach/models/m-retry", null, 200);
+        assertBusy(() -> assertEquals(0, store.countChunks(retried)));
+
+        // chunks: a checksum is required, the upload must exist, a stored chunk is never replaced
+        String open = rest("POST", "/_plugins/_mach/uploads", null, 200).get("upload_id").asText();
+        String noSha = "{\"data\": \"" + Base64.getEncoder().encodeToString(new byte[] { 1 }) + "\"}";
+        assertTrue(rest("PUT", "/_plugins/_mach/uploads/" + open + "/0", noSha, 400).toString().contains("needs [sha256]"));
+        rest("PUT", "/_plugins/_mach/uploads/" + open + "/0", chunk0, 200);
+        rest("PUT", "/_plugins/_mach/uploads/" + open + "/0", chunk0, 200); // a retry of the same bytes
+        String other = "{\"data\": \"" + Base64.getEncoder().encodeToString(new byte[] { 2 }) + "\", \"sha256\": \"" + BundleStore.sha256(new byte[] { 2 }) + "\"}";
+        assertTrue(rest("PUT", "/_plugins/_mach/uploads/" + open + "/0", other, 409).toString().contains("already stored with other bytes"));
+        String neverCreated = "NeverCreated0123456789";
+        rest("PUT", "/_plugins/_mach/uploads/" + neverCreated + "/0", chunk0, 404);
+        assertEquals("nothing stored", 0, store.countChunks(neverCreated));
+        rest("DELETE", "/_plugins/_mach/uploads/" + neverCreated, null, 404);
+        rest("POST", "/_plugins/_mach/models/m-x/_register", "{\"upload_id\": \"" + neverCreated + "\", \"chunks\": 1, \"sha256\": \"" + sha + "\"}", 404);
+
+        // uploads are listed (id, chunks, bytes, age) and abandoned ones deleted
+        Map<String, JsonNode> listed = new java.util.HashMap<>();
+        rest("GET", "/_plugins/_mach/uploads", null, 200).get("uploads").forEach(u -> listed.put(u.get("upload_id").asText(), u));
+        assertEquals(listed.toString(), chunks - 1, listed.get(truncated).get("chunks").asInt());
+        assertEquals(listed.toString(), (long) (chunks - 1) * chunkBytes, listed.get(truncated).get("bytes").asLong());
+        assertTrue(listed.toString(), listed.get(truncated).get("age_ms").asLong() >= 0 && !listed.get(truncated).get("orphan").asBoolean());
+        assertEquals(listed.toString(), 1, listed.get(open).get("chunks").asInt());
+        assertFalse("a model's storage is not an upload", listed.containsKey(retried));
+        for (String id : List.of(truncated, open, corrupt)) rest("DELETE", "/_plugins/_mach/uploads/" + id, null, 200);
+        assertFalse(rest("GET", "/_plugins/_mach/uploads", null, 200).toString().contains(truncated));
 
         // a good upload registers and deploys in one call, and answers queries
         String good = upload(zip, chunkBytes, false, false);
@@ -295,7 +330,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
         // duplicate id: 409, the registered model untouched
         String again = upload(zip, chunkBytes, false, false);
         assertTrue(register("m1", again, chunks, sha, 409).contains("already registered"));
-        assertEquals(0, store.countChunks(again));
+        assertEquals("kept for a retry under another id", chunks, store.countChunks(again));
         assertEquals(1, MachModelsMetadata.of(clusterService().state()).models().size());
 
         // a bundle whose card does not match its ONNX graph
@@ -315,8 +350,27 @@ public class MachLifecycleTests extends MachClusterTestCase {
         String badUpload = upload(badZip, chunkBytes, false, false);
         String badReply = register("m-bad", badUpload, (badZip.length + chunkBytes - 1) / chunkBytes, BundleStore.sha256(badZip), 400);
         assertTrue(badReply, badReply.contains("not a valid bundle"));
-        assertEquals(0, store.countChunks(badUpload));
+        assertEquals((badZip.length + chunkBytes - 1) / chunkBytes, store.countChunks(badUpload));
         assertFalse(MachModelsMetadata.of(clusterService().state()).models().containsKey("m-bad"));
+
+        // a deploy that fails on the nodes is an error, and an alias cannot point to a model no node serves
+        String brokenUpload = upload(zip, chunkBytes, false, false);
+        rest("POST", "/_plugins/_mach/models/m-broken/_register",
+            "{\"upload_id\": \"" + brokenUpload + "\", \"chunks\": " + chunks + ", \"sha256\": \"" + sha + "\"}", 201);
+        byte[] damaged = java.util.Arrays.copyOf(zip, chunkBytes);
+        damaged[100] ^= 1; // the stored chunk is consistent with its own checksum, not with the bundle's
+        try (var ignored = client().threadPool().getThreadContext().stashContext()) {
+            client().prepareIndex(BundleStore.INDEX).setId(brokenUpload + "#0")
+                .setSource(Map.of("storage_id", brokenUpload, "chunk", 0, "sha256", BundleStore.sha256(damaged), "size", damaged.length, "data", damaged))
+                .get();
+        }
+        String failed = rest("POST", "/_plugins/_mach/models/m-broken/_deploy", null, 503).toString();
+        assertTrue(failed, failed.contains("deploying model [m-broken] failed on") && failed.contains("checksum mismatch"));
+        String aliasRefused = rest("PUT", "/_plugins/_mach/aliases/live", "{\"model_id\": \"m-broken\"}", 409).toString();
+        assertTrue(aliasRefused, aliasRefused.contains("no node serves model [m-broken]"));
+        assertEquals("the alias is left as it was", "m1", rest("GET", "/_plugins/_mach/aliases", null, 200).get("aliases").get("live").asText());
+        rest("POST", "/_plugins/_mach/models/m-broken/_undeploy", null, 200);
+        rest("DELETE", "/_plugins/_mach/models/m-broken", null, 200);
 
         // unknown ids and aliases
         assertTrue(rest("POST", "/_plugins/_mach/models/nope/_deploy", null, 404).toString().contains("not registered"));
