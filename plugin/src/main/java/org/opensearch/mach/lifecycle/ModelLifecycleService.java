@@ -50,8 +50,14 @@ public final class ModelLifecycleService {
     private final ClusterService clusterService;
     private final ThreadPool threadPool;
     private final BundleStore store;
+    /** The only directory {@code _register {"path": ...}} reads from (absolute, normalized). */
+    private final Path registerDir;
 
-    public ModelLifecycleService(Client client, ClusterService clusterService, ThreadPool threadPool, BundleStore store) {
+    /** The node setting that names {@link #registerDir} (its default: mach.models.dir). */
+    public static final String REGISTER_DIR_SETTING = "mach.models.register_dir";
+
+    public ModelLifecycleService(Client client, ClusterService clusterService, ThreadPool threadPool, BundleStore store, Path registerDir) {
+        this.registerDir = registerDir.toAbsolutePath().normalize();
         this.client = client;
         this.clusterService = clusterService;
         this.threadPool = threadPool;
@@ -228,15 +234,38 @@ public final class ModelLifecycleService {
         }
     }
 
+    /**
+     * Copies a bundle from the registration directory: a path outside it (after resolving links) is
+     * refused before the file system is touched, and errors name paths relative to it only, so the
+     * endpoint tells nothing about the rest of the node's disk. The card is checked first (a zip's
+     * sizes, a directory's file list), so nothing else is read from what is not a bundle.
+     */
     private void copyFromPath(String path, Path zip) throws Exception {
-        if (path == null || path.isBlank()) throw new IllegalArgumentException("give [path] (a bundle zip or directory on the node) or [upload_id]");
-        Path p = Path.of(path);
+        if (path == null || path.isBlank()) throw new IllegalArgumentException("[path] must name a bundle zip or directory under the registration directory");
+        Path p = registerDir.resolve(path).normalize(); // a relative path is relative to the registration directory
+        String outside = "[path] must be inside the registration directory [" + registerDir + "] (node setting " + REGISTER_DIR_SETTING + ")";
+        if (!p.startsWith(registerDir)) throw new IllegalArgumentException(outside);
+        String shown = registerDir.relativize(p).toString();
         AccessController.doPrivilegedChecked(() -> {
-            if (Files.isDirectory(p)) BundleZip.zipDirectory(p, zip);
-            else if (Files.isRegularFile(p)) Files.copy(p, zip, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-            else throw new ResourceNotFoundException(
-                "no bundle at [" + path + "] on node [" + clusterService.localNode().getName() + "] (the node that handled the request)"
-            );
+            Path real;
+            try {
+                real = p.toRealPath();
+                if (!real.startsWith(registerDir.toRealPath())) throw new IllegalArgumentException(outside); // a link out of it
+            } catch (java.nio.file.NoSuchFileException e) {
+                throw new ResourceNotFoundException(
+                    "no bundle at [" + shown + "] in the registration directory of node [" + clusterService.localNode().getName() + "]"
+                );
+            }
+            try {
+                if (Files.isDirectory(real)) {
+                    BundleZip.zipDirectory(real, zip);
+                } else {
+                    BundleZip.plan(real); // a zip whose card and sizes do not check out is not copied
+                    Files.copy(real, zip, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                }
+            } catch (MachBundleException e) {
+                throw new OpenSearchStatusException("[" + shown + "] is not a valid bundle: " + e.getMessage(), RestStatus.BAD_REQUEST);
+            }
             return null;
         });
     }

@@ -43,6 +43,28 @@ import java.util.concurrent.atomic.AtomicInteger;
 @OpenSearchIntegTestCase.ClusterScope(scope = OpenSearchIntegTestCase.Scope.TEST, numDataNodes = 2, numClientNodes = 0, supportsDedicatedMasters = false)
 public class MachLifecycleTests extends MachClusterTestCase {
     private static MachModel reference; // the fixture bundle loaded in the test JVM
+    private static Path registerDir;
+
+    @Override
+    protected Settings nodeSettings(int nodeOrdinal) {
+        return Settings.builder().put(super.nodeSettings(nodeOrdinal)).put("mach.models.register_dir", registerDir().toString()).build();
+    }
+
+    /** The directory _register {"path"} may read: the fixture bundle as [tiny] (and what the confinement test adds). */
+    static synchronized Path registerDir() {
+        if (registerDir == null) {
+            try {
+                registerDir = createTempDir().resolve("register");
+                Files.createDirectories(registerDir.resolve("tiny"));
+                for (Path f : (Iterable<Path>) Files.list(bundleDir())::iterator) {
+                    Files.copy(f, registerDir.resolve("tiny").resolve(f.getFileName().toString()));
+                }
+            } catch (Exception e) {
+                throw new AssertionError(e);
+            }
+        }
+        return registerDir;
+    }
 
     static Path bundleDir() {
         return TestPaths.tinyFixture().resolve("bundle");
@@ -57,6 +79,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
     public static void closeReference() {
         if (reference != null) reference.close();
         reference = null;
+        registerDir = null;
     }
 
     private String anyNode() {
@@ -69,7 +92,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
 
     private Map<String, Object> registerFromPath(String id, boolean deploy) {
         PlainActionFuture<Map<String, Object>> f = PlainActionFuture.newFuture();
-        lifecycle().register(id, ModelLifecycleService.Source.path(bundleDir().toString()), deploy, f);
+        lifecycle().register(id, ModelLifecycleService.Source.path("tiny"), deploy, f);
         return f.actionGet(TimeValue.timeValueMinutes(2));
     }
 
@@ -371,6 +394,34 @@ public class MachLifecycleTests extends MachClusterTestCase {
         assertEquals("the alias is left as it was", "m1", rest("GET", "/_plugins/_mach/aliases", null, 200).get("aliases").get("live").asText());
         rest("POST", "/_plugins/_mach/models/m-broken/_undeploy", null, 200);
         rest("DELETE", "/_plugins/_mach/models/m-broken", null, 200);
+
+        // registration from a path reads only inside the registration directory, the card first, and no zip bomb
+        String outside = rest("POST", "/_plugins/_mach/models/m-p/_register", "{\"path\": \"/etc/passwd\"}", 400).toString();
+        assertTrue(outside, outside.contains("must be inside the registration directory") && !outside.contains("/etc"));
+        rest("POST", "/_plugins/_mach/models/m-p/_register", "{\"path\": \"../../../../etc/passwd\"}", 400);
+        Files.createSymbolicLink(Path.of(registerDir().resolve("escape").toString()), Path.of("/etc")); // the default file system: the test one has no links
+        String linked = rest("POST", "/_plugins/_mach/models/m-p/_register", "{\"path\": \"escape/passwd\"}", 400).toString();
+        assertTrue(linked, linked.contains("must be inside the registration directory") && !linked.contains("/etc"));
+        String absent = rest("POST", "/_plugins/_mach/models/m-p/_register", "{\"path\": \"" + registerDir().resolve("nope") + "\"}", 404).toString();
+        assertTrue(absent, absent.contains("no bundle at [nope]"));
+        Files.createDirectories(registerDir().resolve("no-card"));
+        Files.write(registerDir().resolve("no-card/model.onnx"), new byte[1 << 20]);
+        assertTrue(rest("POST", "/_plugins/_mach/models/m-p/_register", "{\"path\": \"no-card\"}", 400).toString().contains("no mach.json"));
+        Path bomb = registerDir().resolve("bomb.zip");
+        try (var out = new java.util.zip.ZipOutputStream(Files.newOutputStream(bomb))) {
+            out.putNextEntry(new java.util.zip.ZipEntry("mach.json"));
+            out.write(Files.readAllBytes(bundleDir().resolve("mach.json")));
+            out.putNextEntry(new java.util.zip.ZipEntry("model.onnx"));
+            byte[] zeros = new byte[1 << 20];
+            for (int i = 0; i < 64; i++) out.write(zeros); // 64 MB of zeros: ~64 KB zipped
+        }
+        String bombed = rest("POST", "/_plugins/_mach/models/m-p/_register", "{\"path\": \"bomb.zip\"}", 400).toString();
+        assertTrue(bombed, bombed.contains("would inflate"));
+        byte[] bombBytes = Files.readAllBytes(bomb);
+        String bombUpload = upload(bombBytes, chunkBytes, false, false);
+        bombed = register("m-p", bombUpload, (bombBytes.length + chunkBytes - 1) / chunkBytes, BundleStore.sha256(bombBytes), 400);
+        assertTrue(bombed, bombed.contains("would inflate"));
+        assertFalse(MachModelsMetadata.of(clusterService().state()).models().containsKey("m-p"));
 
         // unknown ids and aliases
         assertTrue(rest("POST", "/_plugins/_mach/models/nope/_deploy", null, 404).toString().contains("not registered"));
