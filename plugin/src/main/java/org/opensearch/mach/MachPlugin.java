@@ -65,6 +65,12 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, Sy
 
     /** Directory of model bundles; model id X is the bundle directory X under it. Relative paths resolve against the config dir. */
     public static final Setting<String> MODELS_DIR = Setting.simpleString("mach.models.dir", "mach-models", Setting.Property.NodeScope);
+    /**
+     * The only directory {@code _register {"path": ...}} may read bundles from; relative paths resolve
+     * against the config dir. Empty (default): mach.models.dir, where the operator already puts bundles
+     * this node may serve, so the endpoint cannot be used to read any other file of the node.
+     */
+    public static final Setting<String> REGISTER_DIR = Setting.simpleString(ModelLifecycleService.REGISTER_DIR_SETTING, "", Setting.Property.NodeScope);
     /** Try the CUDA execution provider (onnxruntime_gpu jar needed); falls back to CPU with a log line. */
     public static final Setting<Boolean> CUDA = Setting.boolSetting("mach.inference.cuda", false, Setting.Property.NodeScope);
 
@@ -107,7 +113,7 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, Sy
 
     @Override
     public List<Setting<?>> getSettings() {
-        return List.of(MODELS_DIR, CUDA, INTRA_OP_THREADS, BATCH_SIZE, CACHE_SIZE, MEMORY_LIMIT, IndexBinding.MODEL, IndexBinding.PRODUCT_ID_FIELD);
+        return List.of(MODELS_DIR, REGISTER_DIR, CUDA, INTRA_OP_THREADS, BATCH_SIZE, CACHE_SIZE, MEMORY_LIMIT, IndexBinding.MODEL, IndexBinding.PRODUCT_ID_FIELD);
     }
 
     @Override
@@ -173,7 +179,10 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, Sy
         deployer = new ModelDeployer(store, threadPool, CUDA.get(settings), INTRA_OP_THREADS.get(settings), () -> clusterSettings.get(MEMORY_LIMIT).getBytes());
         clusterService.addListener(deployer);
         inference.attachCluster(clusterService::state, deployer, indexNameExpressionResolver);
-        lifecycle = new ModelLifecycleService(client, clusterService, threadPool, store);
+        String registerDir = REGISTER_DIR.get(settings);
+        lifecycle = new ModelLifecycleService(
+            client, clusterService, threadPool, store, registerDir.isEmpty() ? modelsDir : environment.configDir().resolve(registerDir)
+        );
         service = inference;
         return List.of(registry, inference, deployer, lifecycle);
     }

@@ -146,7 +146,18 @@ public class LifecycleRestIT {
         String wrong = upload(zip, -1, -1);
         MachRestIT.assertClientError(register("it-bad", Map.of("upload_id", wrong, "chunks", n, "sha256", "0".repeat(64))),
             "checksum mismatch");
-        MachRestIT.assertClientError(register("it-bad", Map.of("path", "/no/such/bundle")), "no bundle at");
+        // a failed register keeps the chunks (listed, for a retry) until the upload is deleted
+        boolean listed = false;
+        for (JsonNode u : rest.get("/_plugins/_mach/uploads").json().path("uploads")) {
+            listed |= u.path("upload_id").asText().equals(wrong) && u.path("chunks").asInt() == n && u.path("bytes").asLong() == zip.length;
+        }
+        assertTrue("the upload is listed with its chunks", listed);
+        assertEquals(200, rest.delete("/_plugins/_mach/uploads/" + wrong).status());
+        assertEquals(404, rest.delete("/_plugins/_mach/uploads/" + wrong).status());
+        byte[] one = { 1 };
+        assertEquals(404, rest.put("/_plugins/_mach/uploads/NeverCreated0123456789/0",
+            Map.of("data", Base64.getEncoder().encodeToString(one), "sha256", sha256(one))).status());
+        MachRestIT.assertClientError(register("it-bad", Map.of("path", "no/such/bundle")), "no bundle at [no/such/bundle]");
         MachRestIT.assertClientError(register("bad/id", Map.of("path", "/x")), null);
         assertEquals("nothing registered", 404, rest.get("/_plugins/_mach/models/it-bad").status());
         assertFalse(rest.get("/_plugins/_mach/models").body().contains("it-bad"));
@@ -171,11 +182,11 @@ public class LifecycleRestIT {
 
     @Test
     public void c_pathRegistrationAliasSwapAndIndexBinding() throws Exception {
-        Path onNode = nodeDir.resolve("bundles").resolve("tiny.zip");
-        Files.createDirectories(onNode.getParent());
-        Files.write(onNode, zip);
-        onNode.toFile().setReadable(true, false);
-        onNode.getParent().toFile().setExecutable(true, false);
+        // the registration directory is mach.models.dir by default; the node gets the real path (target/node may be
+        // a link to a home under /tmp when the checkout is closed to the node's user) and can read what is there
+        Path dir = MachRestIT.readableByNode(Files.createDirectories(nodeDir.toRealPath().resolve("models").resolve("registered")));
+        Path onNode = MachRestIT.readableByNode(Files.write(dir.resolve("tiny.zip"), zip));
+        MachRestIT.assertClientError(register("it-outside", Map.of("path", "/etc/passwd")), "must be inside the registration directory");
         Rest.Response r = register("it-path", Map.of("path", onNode.toString(), "deploy", true));
         assertEquals(r.toString(), 201, r.status());
         assertEquals("the same bytes as the upload", sha256(zip), r.json().path("sha256").asText());

@@ -116,6 +116,7 @@ public class MachRestIT {
                 out.closeEntry();
             }
         }
+        readableByNode(zip);
         ObjectNode q = mach("crimson couch", 10);
         q.put("model_id", MODEL + "-zip");
         assertEquals("the zipped bundle ranks as the directory does", predict("crimson couch", 10), search(Map.of("mach", q), 10));
@@ -437,9 +438,20 @@ public class MachRestIT {
         Files.createDirectories(to);
         try (Stream<Path> files = Files.list(from)) {
             for (Path f : files.toList()) {
-                Files.copy(f, to.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+                readableByNode(Files.copy(f, to.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING));
             }
         }
+        readableByNode(to);
+    }
+
+    /**
+     * What the tests put in the node's home, they write as themselves (root in CI) while the node runs as
+     * its own user (node.sh): open it to every user, whatever the umask, so that the node can read it.
+     */
+    static Path readableByNode(Path p) {
+        p.toFile().setReadable(true, false);
+        if (Files.isDirectory(p)) p.toFile().setExecutable(true, false);
+        return p;
     }
 
     static boolean disjoint(Set<String> a, Set<String> b) {

@@ -31,6 +31,9 @@ import java.util.Map;
  * Bundles in the system index {@value #INDEX}, as chunks: document {@code <storage id>#<n>} holds
  * chunk n (base64 in a binary field, not indexed) and its SHA-256. Every node reads the same
  * chunks, so a node that restarts or joins later gets the bundle without a file on its disk.
+ * An upload is created before its chunks ({@code <upload id>#upload}, with its creation time), and
+ * chunks are written once: a stored chunk is never replaced, so the bytes a model was validated
+ * against stay its bytes whatever a client sends later.
  * All calls block: run them on a generic or inference thread, never a transport thread.
  */
 public final class BundleStore {
@@ -46,9 +49,12 @@ public final class BundleStore {
         {"dynamic": "strict", "properties": {
           "storage_id": {"type": "keyword"}, "chunk": {"type": "integer"},
           "sha256": {"type": "keyword", "index": false}, "size": {"type": "integer", "index": false},
-          "data": {"type": "binary"}}}""";
+          "created": {"type": "long"}, "data": {"type": "binary"}}}""";
+    private static final String UPLOAD_DOC = "upload";
 
     private final Client client;
+    /** Whether this node has brought an existing index's mapping up to date (fields are only ever added). */
+    private volatile boolean mappingChecked;
 
     public BundleStore(Client client) {
         this.client = client;
@@ -61,7 +67,13 @@ public final class BundleStore {
 
     private void ensureIndex() {
         try (ThreadContext.StoredContext ignored = stash()) {
-            if (client.admin().indices().prepareExists(INDEX).get().isExists()) return;
+            if (client.admin().indices().prepareExists(INDEX).get().isExists()) {
+                if (!mappingChecked) {
+                    client.admin().indices().preparePutMapping(INDEX).setSource(MAPPING, org.opensearch.common.xcontent.XContentType.JSON).get();
+                    mappingChecked = true;
+                }
+                return;
+            }
             Settings settings = Settings.builder()
                 .put("index.number_of_shards", 1)
                 .put("index.auto_expand_replicas", "0-1")
@@ -74,11 +86,32 @@ public final class BundleStore {
         }
     }
 
-    static String docId(String storageId, int chunk) {
+    static String docId(String storageId, Object chunk) {
         return storageId + "#" + chunk;
     }
 
-    /** Stores one chunk (checking it against {@code expectedSha256} when given). */
+    /** Records a new, empty upload. */
+    public void createUpload(String uploadId) {
+        ensureIndex();
+        Map<String, Object> source = Map.of("storage_id", uploadId, "created", System.currentTimeMillis());
+        try (ThreadContext.StoredContext ignored = stash()) {
+            client.index(new IndexRequest(INDEX).id(docId(uploadId, UPLOAD_DOC)).source(source).create(true)).actionGet();
+        }
+    }
+
+    /** Whether {@link #createUpload} recorded this upload. */
+    public boolean uploadExists(String uploadId) {
+        try (ThreadContext.StoredContext ignored = stash()) {
+            return client.prepareGet(INDEX, docId(uploadId, UPLOAD_DOC)).get().isExists();
+        } catch (org.opensearch.index.IndexNotFoundException e) {
+            return false;
+        }
+    }
+
+    /**
+     * Stores one chunk, checked against {@code expectedSha256}. Write-once: sending a stored chunk again
+     * with the same bytes is a no-op (a retry), with other bytes a 409.
+     */
     public void putChunk(String storageId, int chunk, byte[] data, String expectedSha256) {
         if (chunk < 0 || chunk >= MAX_CHUNKS) {
             throw new IllegalArgumentException("chunk number must be between 0 and " + (MAX_CHUNKS - 1) + ", got [" + chunk + "]");
@@ -87,15 +120,30 @@ public final class BundleStore {
             throw new IllegalArgumentException("a chunk must hold 1 to " + MAX_CHUNK_BYTES + " bytes, got " + data.length);
         }
         String sha = sha256(data);
-        if (expectedSha256 != null && !expectedSha256.equalsIgnoreCase(sha)) {
+        if (!sha.equalsIgnoreCase(expectedSha256)) {
             throw new IllegalArgumentException(
                 "chunk [" + chunk + "] is corrupt: its SHA-256 is " + sha + " but the request says " + expectedSha256 + "; send it again"
             );
         }
         ensureIndex();
-        Map<String, Object> source = Map.of("storage_id", storageId, "chunk", chunk, "sha256", sha, "size", data.length, "data", data);
+        Map<String, Object> source = Map.of(
+            "storage_id", storageId, "chunk", chunk, "sha256", sha, "size", data.length, "created", System.currentTimeMillis(), "data", data
+        );
         try (ThreadContext.StoredContext ignored = stash()) {
-            client.index(new IndexRequest(INDEX).id(docId(storageId, chunk)).source(source)).actionGet();
+            client.index(new IndexRequest(INDEX).id(docId(storageId, chunk)).source(source).create(true)).actionGet();
+        } catch (Exception e) {
+            if (!(org.opensearch.ExceptionsHelper.unwrapCause(e) instanceof org.opensearch.index.engine.VersionConflictEngineException)) throw e;
+            Object stored;
+            try (ThreadContext.StoredContext ignored = stash()) {
+                stored = client.prepareGet(INDEX, docId(storageId, chunk)).setFetchSource("sha256", null).get().getSource().get("sha256");
+            }
+            if (!sha.equals(stored)) {
+                throw new OpenSearchStatusException(
+                    "chunk [" + chunk + "] of upload [" + storageId + "] is already stored with other bytes (SHA-256 " + stored
+                        + "); chunks are written once: DELETE the upload and start a new one",
+                    RestStatus.CONFLICT
+                );
+            }
         }
     }
 
@@ -104,7 +152,7 @@ public final class BundleStore {
         int n = 0;
         try (InputStream in = Files.newInputStream(zip)) {
             for (byte[] chunk; (chunk = in.readNBytes(CHUNK_BYTES)).length > 0; n++) {
-                putChunk(storageId, n, chunk, null);
+                putChunk(storageId, n, chunk, sha256(chunk));
             }
         }
         return n;
@@ -154,11 +202,46 @@ public final class BundleStore {
     public long countChunks(String storageId) {
         try (ThreadContext.StoredContext ignored = stash()) {
             client.admin().indices().prepareRefresh(INDEX).get();
-            return client.prepareSearch(INDEX).setSize(0).setQuery(QueryBuilders.termQuery("storage_id", storageId)).get()
-                .getHits().getTotalHits().value();
+            return client.prepareSearch(INDEX).setSize(0).setQuery(chunksOf(storageId)).get().getHits().getTotalHits().value();
         } catch (org.opensearch.index.IndexNotFoundException e) {
             return 0;
         }
+    }
+
+    private static org.opensearch.index.query.QueryBuilder chunksOf(String storageId) {
+        return QueryBuilders.boolQuery().filter(QueryBuilders.termQuery("storage_id", storageId)).filter(QueryBuilders.existsQuery("chunk"));
+    }
+
+    /** What one storage id holds: chunks, their bytes, first and last write; {@code upload} when it was created as an upload. */
+    public record Stored(String storageId, long chunks, long bytes, long firstWrite, long lastWrite, boolean upload) {}
+
+    /** Every storage id in the index (uploads, registered models' bundles, and what a crash left). */
+    public java.util.List<Stored> list() {
+        var terms = org.opensearch.search.aggregations.AggregationBuilders.terms("ids").field("storage_id").size(10_000)
+            .subAggregation(org.opensearch.search.aggregations.AggregationBuilders.count("chunks").field("chunk"))
+            .subAggregation(org.opensearch.search.aggregations.AggregationBuilders.sum("bytes").field("size"))
+            .subAggregation(org.opensearch.search.aggregations.AggregationBuilders.min("first").field("created"))
+            .subAggregation(org.opensearch.search.aggregations.AggregationBuilders.max("last").field("created"));
+        SearchResponse r;
+        try (ThreadContext.StoredContext ignored = stash()) {
+            client.admin().indices().prepareRefresh(INDEX).get();
+            r = client.prepareSearch(INDEX).setSize(0).addAggregation(terms).get();
+        } catch (org.opensearch.index.IndexNotFoundException e) {
+            return java.util.List.of();
+        }
+        java.util.List<Stored> out = new java.util.ArrayList<>();
+        org.opensearch.search.aggregations.bucket.terms.Terms ids = r.getAggregations().get("ids");
+        for (var b : ids.getBuckets()) {
+            var a = b.getAggregations();
+            long chunks = ((org.opensearch.search.aggregations.metrics.ValueCount) a.get("chunks")).getValue();
+            long bytes = (long) ((org.opensearch.search.aggregations.metrics.Sum) a.get("bytes")).getValue();
+            double first = ((org.opensearch.search.aggregations.metrics.Min) a.get("first")).getValue();
+            double last = ((org.opensearch.search.aggregations.metrics.Max) a.get("last")).getValue();
+            // an upload's record is the one document of its id without a chunk number
+            boolean upload = b.getDocCount() > chunks;
+            out.add(new Stored(b.getKeyAsString(), chunks, bytes, Double.isFinite(first) ? (long) first : 0, Double.isFinite(last) ? (long) last : 0, upload));
+        }
+        return out;
     }
 
     /** Deletes every chunk stored under an id. */

@@ -1,5 +1,6 @@
 package org.opensearch.mach.lifecycle;
 
+import org.opensearch.ExceptionsHelper;
 import org.opensearch.OpenSearchStatusException;
 import org.opensearch.ResourceNotFoundException;
 import org.opensearch.action.support.clustermanager.AcknowledgedResponse;
@@ -49,8 +50,14 @@ public final class ModelLifecycleService {
     private final ClusterService clusterService;
     private final ThreadPool threadPool;
     private final BundleStore store;
+    /** The only directory {@code _register {"path": ...}} reads from (absolute, normalized). */
+    private final Path registerDir;
 
-    public ModelLifecycleService(Client client, ClusterService clusterService, ThreadPool threadPool, BundleStore store) {
+    /** The node setting that names {@link #registerDir} (its default: mach.models.dir). */
+    public static final String REGISTER_DIR_SETTING = "mach.models.register_dir";
+
+    public ModelLifecycleService(Client client, ClusterService clusterService, ThreadPool threadPool, BundleStore store, Path registerDir) {
+        this.registerDir = registerDir.toAbsolutePath().normalize();
         this.client = client;
         this.clusterService = clusterService;
         this.threadPool = threadPool;
@@ -59,10 +66,6 @@ public final class ModelLifecycleService {
 
     public MachModelsMetadata metadata() {
         return MachModelsMetadata.of(clusterService.state());
-    }
-
-    public static String newUploadId() {
-        return UUIDs.randomBase64UUID();
     }
 
     static void checkUploadId(String uploadId) {
@@ -77,58 +80,106 @@ public final class ModelLifecycleService {
         }
     }
 
+    /** Starts an upload (blocking): its chunks can be sent from then on. */
+    public String createUpload() {
+        String id = UUIDs.randomBase64UUID();
+        store.createUpload(id);
+        return id;
+    }
+
+    /** The registered model whose bundle is stored under this id, or null. */
+    private ModelEntry owner(String storageId) {
+        for (ModelEntry e : metadata().models().values()) {
+            if (e.storageId().equals(storageId)) return e;
+        }
+        return null;
+    }
+
+    /** An upload a client may still write, register or delete: not a model's storage (409), created before (404). */
+    private void checkOpenUpload(String uploadId, String action) {
+        checkUploadId(uploadId);
+        ModelEntry owner = owner(uploadId);
+        if (owner != null) {
+            throw conflict("upload [" + uploadId + "] is the stored bundle of registered model [" + owner.id() + "]; it cannot " + action);
+        }
+        if (!store.uploadExists(uploadId)) {
+            throw new ResourceNotFoundException("upload [" + uploadId + "] does not exist: start one with POST _plugins/_mach/uploads");
+        }
+    }
+
     /** Stores one uploaded chunk (blocking; call on a generic thread). */
     public void putChunk(String uploadId, int chunk, byte[] data, String sha256) {
-        checkUploadId(uploadId);
+        checkOpenUpload(uploadId, "take chunks");
         store.putChunk(uploadId, chunk, data, sha256);
     }
 
-    /** Drops an upload's chunks (blocking). An upload that was registered belongs to its model and cannot be dropped here. */
+    /**
+     * Drops an upload's chunks (blocking). Also reclaims storage that no model owns and that was never
+     * an upload (what a node killed during a path registration leaves). A model's storage cannot be dropped here.
+     */
     public void deleteUpload(String uploadId) {
         checkUploadId(uploadId);
-        for (ModelEntry e : metadata().models().values()) {
-            if (e.storageId().equals(uploadId)) throw conflict("upload [" + uploadId + "] holds registered model [" + e.id() + "]; delete the model");
+        ModelEntry owner = owner(uploadId);
+        if (owner != null) throw conflict("upload [" + uploadId + "] holds registered model [" + owner.id() + "]; delete the model");
+        if (!store.uploadExists(uploadId) && store.countChunks(uploadId) == 0) {
+            throw new ResourceNotFoundException("upload [" + uploadId + "] does not exist");
         }
         store.delete(uploadId);
     }
 
-    /** Registers a model (on the generic pool); the listener gets what was registered. */
+    /** Uploads not registered (yet), and storage a crash left behind (blocking): id, chunks, bytes, age. */
+    public java.util.List<Map<String, Object>> uploads() {
+        long now = System.currentTimeMillis();
+        java.util.List<Map<String, Object>> out = new java.util.ArrayList<>();
+        for (BundleStore.Stored s : store.list()) {
+            if (owner(s.storageId()) != null) continue;
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("upload_id", s.storageId());
+            m.put("chunks", s.chunks());
+            m.put("bytes", s.bytes());
+            m.put("age_ms", s.firstWrite() == 0 ? null : now - s.firstWrite());
+            m.put("idle_ms", s.lastWrite() == 0 ? null : now - s.lastWrite());
+            // no upload record: chunks of a registration that never committed (the node died); only deleting makes sense
+            m.put("orphan", !s.upload());
+            out.add(m);
+        }
+        return out;
+    }
+
+    /**
+     * Registers a model (on the generic pool); the listener gets what was registered. A failure leaves
+     * an upload as it was (its chunks kept, so the client can fix the request and retry); chunks this
+     * call stored itself (a path registration) are deleted.
+     */
     public void register(String id, Source source, boolean deploy, ActionListener<Map<String, Object>> listener) {
         threadPool.generic().execute(() -> {
-            String storageId = null;
-            boolean storedHere = false;
+            String pathStorage = null;
             try {
-                if (source.uploadId() != null) {
-                    checkUploadId(source.uploadId());
-                    for (ModelEntry e : metadata().models().values()) {
-                        if (e.storageId().equals(source.uploadId())) {
-                            throw conflict("upload [" + source.uploadId() + "] is already registered as model [" + e.id() + "]");
-                        }
-                    }
-                    storageId = source.uploadId(); // from here on, a failure drops the upload's chunks
-                }
+                if (source.uploadId() != null) checkOpenUpload(source.uploadId(), "be registered again");
                 checkName("model id", id);
                 TransportUpdateModelsAction.checkRegistrable(metadata(), id); // early: the cluster manager checks again
+                if (source.uploadId() != null) {
+                    if (source.chunks() < 1 || source.chunks() > BundleStore.MAX_CHUNKS) {
+                        throw new IllegalArgumentException("[chunks] must be between 1 and " + BundleStore.MAX_CHUNKS);
+                    }
+                    if (source.sha256() == null || !source.sha256().matches("[0-9a-fA-F]{64}")) {
+                        throw new IllegalArgumentException("[sha256] must be the hex SHA-256 of the whole bundle zip");
+                    }
+                }
                 Path zip = AccessController.doPrivilegedChecked(() -> BundleZip.newTempZip(id));
                 try {
-                    String sha, pathStorage = null;
+                    String sha, storageId;
                     int chunks;
                     if (source.uploadId() != null) {
-                        if (source.chunks() < 1 || source.chunks() > BundleStore.MAX_CHUNKS) {
-                            throw new IllegalArgumentException("[chunks] must be between 1 and " + BundleStore.MAX_CHUNKS);
-                        }
-                        if (source.sha256() == null || !source.sha256().matches("[0-9a-fA-F]{64}")) {
-                            throw new IllegalArgumentException("[sha256] must be the hex SHA-256 of the whole bundle zip");
-                        }
+                        storageId = source.uploadId();
                         long stored = store.countChunks(storageId);
                         if (stored > source.chunks()) {
                             throw new IllegalArgumentException(
                                 "upload [" + storageId + "] holds " + stored + " chunks but [chunks] says " + source.chunks()
                             );
                         }
-                        String uid = storageId;
                         AccessController.doPrivilegedChecked(() -> {
-                            store.readBundle(uid, source.chunks(), source.sha256(), zip); // checks the whole sha256
+                            store.readBundle(storageId, source.chunks(), source.sha256(), zip); // checks the whole sha256
                             return null;
                         });
                         sha = source.sha256().toLowerCase(Locale.ROOT);
@@ -138,16 +189,15 @@ public final class ModelLifecycleService {
                         sha = AccessController.doPrivilegedChecked(() -> BundleLoader.sha256(zip));
                         long size = AccessController.doPrivilegedChecked(() -> Files.size(zip));
                         chunks = (int) ((size + BundleStore.CHUNK_BYTES - 1) / BundleStore.CHUNK_BYTES);
-                        pathStorage = "path-" + UUIDs.randomBase64UUID();
+                        storageId = "path-" + UUIDs.randomBase64UUID();
                     }
-                    ModelEntry entry = validate(id, zip, source.uploadId() != null ? storageId : pathStorage, sha, chunks);
+                    ModelEntry entry = validate(id, zip, storageId, sha, chunks);
                     if (source.uploadId() == null) {
-                        storageId = entry.storageId();
-                        storedHere = true;
+                        pathStorage = storageId;
                         int stored = AccessController.doPrivilegedChecked(() -> store.putBundle(entry.storageId(), zip));
                         if (stored != entry.chunks()) throw new IllegalStateException("stored " + stored + " chunks, expected " + entry.chunks());
                     }
-                    String committedStorage = storageId;
+                    String ownStorage = pathStorage;
                     client.execute(UpdateModelsRequest.ACTION, UpdateModelsRequest.register(entry), ActionListener.wrap(ack -> {
                         Map<String, Object> out = describe(entry);
                         if (!deploy) {
@@ -158,17 +208,19 @@ public final class ModelLifecycleService {
                         deploy(id, true, TimeValue.timeValueMinutes(2), ActionListener.wrap(d -> {
                             out.putAll(d);
                             listener.onResponse(out);
-                        }, listener::onFailure));
+                        }, e -> listener.onFailure(
+                            new OpenSearchStatusException("model [" + id + "] is registered, but deploying it failed: " + e.getMessage(), ExceptionsHelper.status(e), e)
+                        )));
                     }, e -> {
-                        deleteStorage(committedStorage);
+                        if (ownStorage != null) deleteStorage(ownStorage);
                         listener.onFailure(e);
                     }));
                 } finally {
                     AccessController.doPrivilegedChecked(() -> Files.deleteIfExists(zip));
                 }
             } catch (Exception e) {
-                // nothing was committed: drop the chunks (an upload's too: a bad bundle is uploaded again, fixed)
-                if (storageId != null && (storedHere || source.uploadId() != null)) deleteStorage(storageId);
+                // nothing was committed: drop what this call stored (an upload's chunks stay for a retry)
+                if (pathStorage != null) deleteStorage(pathStorage);
                 listener.onFailure(asClientError(e));
             }
         });
@@ -182,15 +234,38 @@ public final class ModelLifecycleService {
         }
     }
 
+    /**
+     * Copies a bundle from the registration directory: a path outside it (after resolving links) is
+     * refused before the file system is touched, and errors name paths relative to it only, so the
+     * endpoint tells nothing about the rest of the node's disk. The card is checked first (a zip's
+     * sizes, a directory's file list), so nothing else is read from what is not a bundle.
+     */
     private void copyFromPath(String path, Path zip) throws Exception {
-        if (path == null || path.isBlank()) throw new IllegalArgumentException("give [path] (a bundle zip or directory on the node) or [upload_id]");
-        Path p = Path.of(path);
+        if (path == null || path.isBlank()) throw new IllegalArgumentException("[path] must name a bundle zip or directory under the registration directory");
+        Path p = registerDir.resolve(path).normalize(); // a relative path is relative to the registration directory
+        String outside = "[path] must be inside the registration directory [" + registerDir + "] (node setting " + REGISTER_DIR_SETTING + ")";
+        if (!p.startsWith(registerDir)) throw new IllegalArgumentException(outside);
+        String shown = registerDir.relativize(p).toString();
         AccessController.doPrivilegedChecked(() -> {
-            if (Files.isDirectory(p)) BundleZip.zipDirectory(p, zip);
-            else if (Files.isRegularFile(p)) Files.copy(p, zip, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-            else throw new ResourceNotFoundException(
-                "no bundle at [" + path + "] on node [" + clusterService.localNode().getName() + "] (the node that handled the request)"
-            );
+            Path real;
+            try {
+                real = p.toRealPath();
+                if (!real.startsWith(registerDir.toRealPath())) throw new IllegalArgumentException(outside); // a link out of it
+            } catch (java.nio.file.NoSuchFileException e) {
+                throw new ResourceNotFoundException(
+                    "no bundle at [" + shown + "] in the registration directory of node [" + clusterService.localNode().getName() + "]"
+                );
+            }
+            try {
+                if (Files.isDirectory(real)) {
+                    BundleZip.zipDirectory(real, zip);
+                } else {
+                    BundleZip.plan(real); // a zip whose card and sizes do not check out is not copied
+                    Files.copy(real, zip, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                }
+            } catch (MachBundleException e) {
+                throw new OpenSearchStatusException("[" + shown + "] is not a valid bundle: " + e.getMessage(), RestStatus.BAD_REQUEST);
+            }
             return null;
         });
     }
@@ -255,17 +330,36 @@ public final class ModelLifecycleService {
                 anyFailed |= "failed".equals(state);
             }
             boolean timedOut = System.nanoTime() > deadline;
-            if (allDeployed || anyFailed || timedOut) {
+            if (anyFailed) {
+                // the cluster state keeps the model deployed (a node retries when memory frees up); the caller must know it is not served
+                listener.onFailure(new OpenSearchStatusException(
+                    "deploying model [" + id + "] failed on " + failedNodes(states) + "; GET _plugins/_mach/models/" + id + " to follow, "
+                        + "or _undeploy it", RestStatus.SERVICE_UNAVAILABLE
+                ));
+                return;
+            }
+            if (allDeployed || timedOut) {
                 Map<String, Object> out = new LinkedHashMap<>();
                 out.put("model_id", id);
-                out.put("state", allDeployed ? "deployed" : anyFailed ? "failed" : "deploying");
-                if (timedOut && !allDeployed && !anyFailed) out.put("note", "not every node finished loading in time; GET the model to follow");
+                out.put("state", allDeployed ? "deployed" : "deploying");
+                if (!allDeployed) out.put("note", "not every node finished loading in time; GET the model to follow");
                 out.put("nodes", states);
                 listener.onResponse(out);
             } else {
                 threadPool.schedule(() -> awaitNodes(id, deadline, listener), TimeValue.timeValueMillis(100), ThreadPool.Names.GENERIC);
             }
         }, listener::onFailure));
+    }
+
+    /** "node [n1]: error, node [n2]: error" for the nodes whose view says failed. */
+    @SuppressWarnings("unchecked")
+    private static String failedNodes(Map<String, Object> states) {
+        java.util.List<String> failed = new java.util.ArrayList<>();
+        states.forEach((node, view) -> {
+            Map<String, Object> v = (Map<String, Object>) view;
+            if ("failed".equals(v.get("state"))) failed.add("node [" + node + "]: " + v.get("error"));
+        });
+        return String.join(", ", failed);
     }
 
     public void undeploy(String id, ActionListener<AcknowledgedResponse> listener) {
@@ -281,9 +375,28 @@ public final class ModelLifecycleService {
         }, listener::onFailure));
     }
 
+    /** Points an alias to a model that at least one node serves (409 otherwise: every query through it would fail). */
     public void putAlias(String alias, String modelId, ActionListener<AcknowledgedResponse> listener) {
         checkName("alias", alias);
-        update(UpdateModelsRequest.putAlias(alias, modelId), listener);
+        ModelEntry target = metadata().models().get(modelId);
+        if (target == null || !target.deployed()) { // the cluster manager gives the precise 404 / 409
+            update(UpdateModelsRequest.putAlias(alias, modelId), listener);
+            return;
+        }
+        nodes(ActionListener.wrap(r -> {
+            Map<String, Object> states = new TreeMap<>();
+            for (NodesModelsAction.NodeResponse n : r.getNodes()) {
+                Object view = n.models().get(modelId);
+                if (view instanceof Map<?, ?> v && "deployed".equals(v.get("state"))) {
+                    update(UpdateModelsRequest.putAlias(alias, modelId), listener);
+                    return;
+                }
+                states.put(n.getNode().getName(), view == null ? "pending" : ((Map<?, ?>) view).get("state"));
+            }
+            listener.onFailure(conflict(
+                "no node serves model [" + modelId + "] (" + states + "); alias [" + alias + "] is left as it was: wait for the deploy or fix it"
+            ));
+        }, listener::onFailure));
     }
 
     public void deleteAlias(String alias, ActionListener<AcknowledgedResponse> listener) {

@@ -84,6 +84,12 @@ public class TransportUpdateModelsAction extends TransportClusterManagerNodeActi
         switch (r.op) {
             case REGISTER -> {
                 checkRegistrable(m, r.modelId);
+                // two registers of one upload may race until here: the first to commit owns the chunks
+                for (ModelEntry e : m.models().values()) {
+                    if (e.storageId().equals(r.entry.storageId())) {
+                        throw conflict("upload [" + e.storageId() + "] is already registered as model [" + e.id() + "]; upload the bundle again for another id");
+                    }
+                }
                 return m.withModel(r.entry.withDeployed(false));
             }
             case DEPLOY -> {

@@ -20,9 +20,14 @@ import java.util.TreeMap;
  * @param indices        the concrete indices searched, with their values (for error messages)
  */
 public record IndexBinding(String model, String productIdField, Map<String, String> indices) {
-    public static final Setting<String> MODEL = Setting.simpleString(
-        "index.mach.model", Setting.Property.IndexScope, Setting.Property.Dynamic
-    );
+    /** Validated when set, so an index cannot bind a name that no model or alias can ever have. */
+    public static final Setting<String> MODEL = Setting.simpleString("index.mach.model", value -> {
+        if (!value.isEmpty() && !org.opensearch.mach.model.ModelRegistry.validName(value)) {
+            throw new IllegalArgumentException(
+                "[index.mach.model] must be a model id or alias ([A-Za-z0-9][A-Za-z0-9._-], at most 128 characters), got [" + value + "]"
+            );
+        }
+    }, Setting.Property.IndexScope, Setting.Property.Dynamic);
     public static final Setting<String> PRODUCT_ID_FIELD = Setting.simpleString(
         "index.mach.product_id_field", Setting.Property.IndexScope, Setting.Property.Dynamic
     );

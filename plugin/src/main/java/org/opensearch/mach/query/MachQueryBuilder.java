@@ -19,6 +19,7 @@ import org.opensearch.index.query.QueryShardContext;
 import org.opensearch.mach.inference.Decoder;
 import org.opensearch.mach.inference.MachInferenceService;
 import org.opensearch.mach.inference.Prediction;
+import org.opensearch.mach.rest.StrictJson;
 
 import java.io.IOException;
 import java.util.List;
@@ -285,115 +286,58 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
 
     public static MachQueryBuilder fromXContent(XContentParser parser, Supplier<MachInferenceService> services) throws IOException {
         XContentLocation start = parser.getTokenLocation();
-        String modelId = null, queryText = null, productIdField = null, queryName = null;
-        Integer topN = null, buckets = null, minReps = null;
-        Float weight = null;
-        float boost = DEFAULT_BOOST;
-        Boolean normalize = null;
-        Decoder.Strategy decoding = null;
-        Decoder.ScoreMode score = null;
-        Combine combine = null;
-        QueryBuilder lexical = null;
-        String current = null;
-        XContentParser.Token token;
-        while ((token = parser.nextToken()) != XContentParser.Token.END_OBJECT) {
-            if (token == null) throw new ParsingException(parser.getTokenLocation(), "[mach] unexpected end of input");
-            if (token == XContentParser.Token.FIELD_NAME) {
-                current = parser.currentName();
-                continue;
-            }
-            XContentLocation loc = parser.getTokenLocation();
-            if (token == XContentParser.Token.START_OBJECT) {
-                if (LEXICAL.match(current, parser.getDeprecationHandler())) {
-                    lexical = parseInnerQueryBuilder(parser);
-                    continue;
+        Parsed q = new Parsed();
+        StrictJson.readObject(parser, "[mach]", PARAMETERS, (field, p) -> {
+            switch (field) {
+                case "model_id" -> q.modelId = StrictJson.text(p, "[mach]", field);
+                case "query_text" -> q.queryText = StrictJson.text(p, "[mach]", field);
+                case "product_id_field" -> q.productIdField = StrictJson.text(p, "[mach]", field);
+                case "top_n" -> q.topN = StrictJson.integer(p, "[mach]", field, 1, MAX_TOP_N);
+                case "decoding" -> q.decoding = Decoder.Strategy.parse(StrictJson.text(p, "[mach]", field));
+                case "buckets_per_repetition" -> q.buckets = StrictJson.integer(p, "[mach]", field, 1, MAX_BUCKETS_PER_REPETITION);
+                case "min_repetitions" -> q.minReps = StrictJson.integer(p, "[mach]", field, 1, Integer.MAX_VALUE);
+                case "score" -> q.score = Decoder.ScoreMode.parse(StrictJson.text(p, "[mach]", field));
+                case "normalize" -> q.normalize = StrictJson.bool(p, "[mach]", field);
+                case "lexical" -> {
+                    if (p.currentToken() != XContentParser.Token.START_OBJECT) throw StrictJson.wrongType(p, "[mach]", field, "a query object");
+                    q.lexical = parseInnerQueryBuilder(p);
                 }
-                throw new ParsingException(loc, "[mach] unknown parameter [" + current + "]; known parameters: " + PARAMETERS);
+                case "combine" -> q.combine = Combine.parse(StrictJson.text(p, "[mach]", field));
+                case "mach_weight" -> q.weight = StrictJson.number(p, "[mach]", field);
+                case "boost" -> q.boost = StrictJson.number(p, "[mach]", field);
+                case "_name" -> q.queryName = StrictJson.text(p, "[mach]", field);
+                default -> throw new IllegalStateException("parameter [" + field + "] is listed but not read");
             }
-            if (token == XContentParser.Token.START_ARRAY) {
-                throw new ParsingException(loc, "[mach] [" + current + "] does not take an array; known parameters: " + PARAMETERS);
-            }
-            try {
-                if (MODEL_ID.match(current, parser.getDeprecationHandler())) {
-                    modelId = text(parser, current);
-                } else if (QUERY_TEXT.match(current, parser.getDeprecationHandler())) {
-                    queryText = text(parser, current);
-                } else if (PRODUCT_ID_FIELD.match(current, parser.getDeprecationHandler())) {
-                    productIdField = text(parser, current);
-                } else if (TOP_N.match(current, parser.getDeprecationHandler())) {
-                    topN = integer(parser, current);
-                } else if (DECODING.match(current, parser.getDeprecationHandler())) {
-                    decoding = Decoder.Strategy.parse(text(parser, current));
-                } else if (BUCKETS_PER_REPETITION.match(current, parser.getDeprecationHandler())) {
-                    buckets = integer(parser, current);
-                } else if (MIN_REPETITIONS.match(current, parser.getDeprecationHandler())) {
-                    minReps = integer(parser, current);
-                } else if (SCORE.match(current, parser.getDeprecationHandler())) {
-                    score = Decoder.ScoreMode.parse(text(parser, current));
-                } else if (NORMALIZE.match(current, parser.getDeprecationHandler())) {
-                    if (token != XContentParser.Token.VALUE_BOOLEAN) throw new IllegalArgumentException("[mach] [normalize] must be true or false");
-                    normalize = parser.booleanValue();
-                } else if (COMBINE.match(current, parser.getDeprecationHandler())) {
-                    combine = Combine.parse(text(parser, current));
-                } else if (MACH_WEIGHT.match(current, parser.getDeprecationHandler())) {
-                    weight = number(parser, current);
-                } else if (BOOST_FIELD.match(current, parser.getDeprecationHandler())) {
-                    boost = number(parser, current);
-                } else if (NAME_FIELD.match(current, parser.getDeprecationHandler())) {
-                    queryName = text(parser, current);
-                } else {
-                    throw new ParsingException(loc, "[mach] unknown parameter [" + current + "]; known parameters: " + PARAMETERS);
-                }
-            } catch (IllegalArgumentException e) {
-                throw new ParsingException(loc, e.getMessage(), e);
-            }
-        }
+        });
         try {
-            if (queryText == null) throw new IllegalArgumentException("[mach] requires [query_text], the text to search for");
-            MachQueryBuilder b = new MachQueryBuilder(modelId, queryText, productIdField, services);
-            if (topN != null) b.topN(topN);
-            if (decoding != null) b.decoding(decoding);
-            if (buckets != null) b.bucketsPerRepetition(buckets);
-            if (minReps != null) b.minRepetitions(minReps);
-            if (score != null) b.scoreMode(score);
-            if (normalize != null) b.normalize(normalize);
-            if (weight != null) b.machWeight(weight);
-            b.lexical(lexical).combine(combine).validateCombination();
-            b.boost(boost).queryName(queryName);
+            if (q.queryText == null) throw new IllegalArgumentException("[mach] requires [query_text], the text to search for");
+            MachQueryBuilder b = new MachQueryBuilder(q.modelId, q.queryText, q.productIdField, services);
+            if (q.topN != null) b.topN(q.topN);
+            if (q.decoding != null) b.decoding(q.decoding);
+            if (q.buckets != null) b.bucketsPerRepetition(q.buckets);
+            if (q.minReps != null) b.minRepetitions(q.minReps);
+            if (q.score != null) b.scoreMode(q.score);
+            if (q.normalize != null) b.normalize(q.normalize);
+            if (q.weight != null) b.machWeight(q.weight);
+            b.lexical(q.lexical).combine(q.combine).validateCombination();
+            b.boost(q.boost).queryName(q.queryName);
             return b;
         } catch (IllegalArgumentException e) {
             throw new ParsingException(start, e.getMessage(), e);
         }
     }
 
-    private static String text(XContentParser parser, String field) throws IOException {
-        if (parser.currentToken() != XContentParser.Token.VALUE_STRING) {
-            throw new IllegalArgumentException("[mach] [" + field + "] must be a string, got " + parser.currentToken());
-        }
-        return parser.text();
-    }
-
-    private static int integer(XContentParser parser, String field) throws IOException {
-        if (parser.currentToken() != XContentParser.Token.VALUE_NUMBER) {
-            throw new IllegalArgumentException("[mach] [" + field + "] must be an integer, got [" + parser.text() + "]");
-        }
-        switch (parser.numberType()) {
-            case INT:
-                return parser.intValue();
-            case LONG:
-            case BIG_INTEGER:
-                // out of int range: report it the same way as other out-of-range values
-                return parser.doubleValue() > 0 ? Integer.MAX_VALUE : Integer.MIN_VALUE;
-            default:
-                throw new IllegalArgumentException("[mach] [" + field + "] must be an integer, got [" + parser.text() + "]");
-        }
-    }
-
-    private static float number(XContentParser parser, String field) throws IOException {
-        if (parser.currentToken() != XContentParser.Token.VALUE_NUMBER) {
-            throw new IllegalArgumentException("[mach] [" + field + "] must be a number, got [" + parser.text() + "]");
-        }
-        return parser.floatValue();
+    /** The parameters as parsed, before the cross-parameter checks. */
+    private static final class Parsed {
+        String modelId, queryText, productIdField, queryName;
+        Integer topN, buckets, minReps;
+        Float weight;
+        float boost = DEFAULT_BOOST;
+        Boolean normalize;
+        Decoder.Strategy decoding;
+        Decoder.ScoreMode score;
+        Combine combine;
+        QueryBuilder lexical;
     }
 
     // ------------------------------------------------------------------ rewrite

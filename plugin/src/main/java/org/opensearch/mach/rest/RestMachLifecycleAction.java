@@ -3,9 +3,9 @@ package org.opensearch.mach.rest;
 import org.opensearch.action.support.clustermanager.AcknowledgedResponse;
 import org.opensearch.common.unit.TimeValue;
 import org.opensearch.core.action.ActionListener;
-import org.opensearch.core.common.ParsingException;
 import org.opensearch.core.rest.RestStatus;
 import org.opensearch.core.xcontent.XContentParser;
+import org.opensearch.mach.lifecycle.BundleStore;
 import org.opensearch.mach.lifecycle.ModelLifecycleService;
 import org.opensearch.rest.BaseRestHandler;
 import org.opensearch.rest.RestChannel;
@@ -28,6 +28,7 @@ import static org.opensearch.rest.RestRequest.Method.PUT;
  * <pre>
  * POST   _plugins/_mach/uploads                         -> {"upload_id": ...}
  * PUT    _plugins/_mach/uploads/{upload_id}/{chunk}     {"data": "&lt;base64&gt;", "sha256": "&lt;hex of the chunk&gt;"}
+ * GET    _plugins/_mach/uploads                         uploads not registered: chunks, bytes, age
  * DELETE _plugins/_mach/uploads/{upload_id}
  * POST   _plugins/_mach/models/{id}/_register           {"path": "/bundle.zip|dir"} or {"upload_id", "chunks", "sha256"}, "deploy": bool
  * POST   _plugins/_mach/models/{id}/_deploy             ?wait_for_completion=true&timeout=2m
@@ -54,6 +55,7 @@ public class RestMachLifecycleAction extends BaseRestHandler {
     public List<Route> routes() {
         return List.of(
             new Route(POST, "/_plugins/_mach/uploads"),
+            new Route(GET, "/_plugins/_mach/uploads"),
             new Route(PUT, "/_plugins/_mach/uploads/{upload_id}/{chunk}"),
             new Route(DELETE, "/_plugins/_mach/uploads/{upload_id}"),
             new Route(POST, "/_plugins/_mach/models/{id}/_register"),
@@ -77,14 +79,13 @@ public class RestMachLifecycleAction extends BaseRestHandler {
         switch (request.method()) {
             case POST -> {
                 if (path.endsWith("/_plugins/_mach/uploads")) {
-                    String newId = ModelLifecycleService.newUploadId();
-                    return channel -> RestResponses.send(channel, RestStatus.OK, Map.of("upload_id", newId, "max_chunk_bytes", org.opensearch.mach.lifecycle.BundleStore.MAX_CHUNK_BYTES));
+                    return channel -> forkGeneric(client, channel, () -> Map.of(
+                        "upload_id", service.createUpload(), "max_chunk_bytes", BundleStore.MAX_CHUNK_BYTES
+                    ));
                 }
                 if (path.endsWith("/_register")) {
-                    Map<String, Object> body = body(request, "_register");
-                    ModelLifecycleService.Source source = source(body);
-                    boolean deploy = Boolean.TRUE.equals(body.get("deploy"));
-                    return channel -> service.register(id, source, deploy, mapListener(channel, RestStatus.CREATED));
+                    Register r = register(request);
+                    return channel -> service.register(id, r.source(), r.deploy(), mapListener(channel, RestStatus.CREATED));
                 }
                 if (path.endsWith("/_deploy")) {
                     boolean wait = request.paramAsBoolean("wait_for_completion", true);
@@ -104,11 +105,12 @@ public class RestMachLifecycleAction extends BaseRestHandler {
                         return Map.of("upload_id", uploadId, "chunk", chunk, "bytes", c.data.length);
                     });
                 }
-                Map<String, Object> body = body(request, "alias");
-                Object target = body.get("model_id");
-                if (!(target instanceof String t) || body.size() != 1) {
-                    throw new IllegalArgumentException("[alias] the body must be {\"model_id\": \"<registered, deployed model>\"}");
+                String[] target = new String[1];
+                try (XContentParser parser = parser(request, "alias", "{\"model_id\": \"<registered, deployed model>\"}")) {
+                    StrictJson.readObject(parser, "[alias]", List.of("model_id"), (field, p) -> target[0] = StrictJson.text(p, "[alias]", field));
                 }
+                if (target[0] == null) throw new IllegalArgumentException("[alias] needs [model_id], the registered, deployed model to point to");
+                String t = target[0];
                 return channel -> service.putAlias(alias, t, ackListener(channel, Map.of("alias", alias, "model_id", t)));
             }
             case DELETE -> {
@@ -122,6 +124,7 @@ public class RestMachLifecycleAction extends BaseRestHandler {
                 return channel -> service.delete(id, ackListener(channel, Map.of("model_id", id, "deleted", true)));
             }
             case GET -> {
+                if (path.endsWith("/_plugins/_mach/uploads")) return channel -> forkGeneric(client, channel, () -> Map.of("uploads", service.uploads()));
                 return channel -> RestResponses.send(channel, RestStatus.OK, Map.of("aliases", service.metadata().aliases()));
             }
             default -> {}
@@ -129,58 +132,62 @@ public class RestMachLifecycleAction extends BaseRestHandler {
         throw new IllegalArgumentException("unsupported request " + request.method() + " " + path);
     }
 
-    private static ModelLifecycleService.Source source(Map<String, Object> body) {
-        for (String k : body.keySet()) {
-            if (!List.of("path", "upload_id", "chunks", "sha256", "deploy").contains(k)) {
-                throw new IllegalArgumentException("[_register] unknown parameter [" + k + "]; known: [path, upload_id, chunks, sha256, deploy]");
+    private record Register(ModelLifecycleService.Source source, boolean deploy) {}
+
+    private static Register register(RestRequest request) throws IOException {
+        String what = "[_register]";
+        Map<String, Object> v = new HashMap<>();
+        try (XContentParser parser = parser(request, "_register", "{\"upload_id\": ..., \"chunks\": n, \"sha256\": ...} or {\"path\": ...}")) {
+            StrictJson.readObject(parser, what, List.of("path", "upload_id", "chunks", "sha256", "deploy"), (field, p) -> v.put(field, switch (field) {
+                case "chunks" -> StrictJson.integer(p, what, field, 1, BundleStore.MAX_CHUNKS);
+                case "deploy" -> StrictJson.bool(p, what, field);
+                default -> StrictJson.text(p, what, field);
+            }));
+        }
+        boolean deploy = Boolean.TRUE.equals(v.get("deploy"));
+        if (v.get("path") instanceof String p) {
+            if (v.containsKey("upload_id") || v.containsKey("chunks") || v.containsKey("sha256")) {
+                throw new IllegalArgumentException(what + " give [path] or [upload_id] with [chunks] and [sha256], not both");
             }
+            return new Register(ModelLifecycleService.Source.path(p), deploy);
         }
-        if (body.get("path") instanceof String p) {
-            if (body.containsKey("upload_id")) throw new IllegalArgumentException("[_register] give [path] or [upload_id], not both");
-            return ModelLifecycleService.Source.path(p);
-        }
-        if (body.get("upload_id") instanceof String u) {
-            if (!(body.get("chunks") instanceof Number n) || !(body.get("sha256") instanceof String sha)) {
-                throw new IllegalArgumentException("[_register] an upload needs [chunks] (a number) and [sha256] (of the whole zip)");
+        if (v.get("upload_id") instanceof String u) {
+            if (!(v.get("chunks") instanceof Integer n) || !(v.get("sha256") instanceof String sha)) {
+                throw new IllegalArgumentException(what + " an upload needs [chunks] (their number) and [sha256] (of the whole zip)");
             }
-            return ModelLifecycleService.Source.upload(u, n.intValue(), sha);
+            return new Register(ModelLifecycleService.Source.upload(u, n, sha), deploy);
         }
-        throw new IllegalArgumentException("[_register] give [path] (a bundle zip or directory on the node) or [upload_id] with [chunks] and [sha256]");
+        throw new IllegalArgumentException(what + " give [path] (a bundle under the node's registration directory) or [upload_id] with [chunks] and [sha256]");
     }
 
-    private static Map<String, Object> body(RestRequest request, String what) throws IOException {
-        if (!request.hasContent()) throw new IllegalArgumentException("[" + what + "] needs a JSON body");
-        try (XContentParser parser = request.contentParser()) {
-            return parser.map();
-        }
+    private static XContentParser parser(RestRequest request, String what, String example) throws IOException {
+        if (!request.hasContent()) throw new IllegalArgumentException("[" + what + "] needs a JSON body " + example);
+        return request.contentParser();
     }
 
     private record Chunk(byte[] data, String sha256) {}
 
     private static Chunk chunk(RestRequest request) throws IOException {
-        if (!request.hasContent()) throw new IllegalArgumentException("[chunk] needs a body {\"data\": \"<base64>\", \"sha256\": \"<hex>\"}");
-        byte[] data = null;
-        String sha = null;
-        try (XContentParser p = request.contentParser()) {
-            if (p.nextToken() != XContentParser.Token.START_OBJECT) throw new ParsingException(p.getTokenLocation(), "[chunk] the body must be an object");
-            for (XContentParser.Token t = p.nextToken(); t != XContentParser.Token.END_OBJECT; t = p.nextToken()) {
-                String name = p.currentName();
-                p.nextToken();
-                switch (name) {
-                    case "data" -> {
-                        try {
-                            data = p.binaryValue();
-                        } catch (IllegalArgumentException e) {
-                            throw new IllegalArgumentException("[chunk] [data] is not valid base64: " + e.getMessage());
-                        }
-                    }
-                    case "sha256" -> sha = p.text();
-                    default -> throw new IllegalArgumentException("[chunk] unknown field [" + name + "]; known: [data, sha256]");
+        String what = "[chunk]";
+        byte[][] data = new byte[1][];
+        String[] sha = new String[1];
+        try (XContentParser parser = parser(request, "chunk", "{\"data\": \"<base64>\", \"sha256\": \"<hex>\"}")) {
+            StrictJson.readObject(parser, what, List.of("data", "sha256"), (field, p) -> {
+                if (field.equals("sha256")) {
+                    sha[0] = StrictJson.text(p, what, field);
+                    return;
                 }
-            }
+                StrictJson.text(p, what, field);
+                try {
+                    data[0] = p.binaryValue();
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException(what + " [data] is not valid base64: " + e.getMessage());
+                }
+            });
         }
-        if (data == null) throw new IllegalArgumentException("[chunk] needs [data], the chunk's bytes in base64");
-        return new Chunk(data, sha);
+        if (data[0] == null) throw new IllegalArgumentException(what + " needs [data], the chunk's bytes in base64");
+        if (sha[0] == null) throw new IllegalArgumentException(what + " needs [sha256], the hex SHA-256 of the chunk's bytes, so that a damaged chunk is caught");
+        return new Chunk(data[0], sha[0]);
     }
 
     private static int chunkNumber(String s) {

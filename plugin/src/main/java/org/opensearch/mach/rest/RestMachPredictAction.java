@@ -1,6 +1,5 @@
 package org.opensearch.mach.rest;
 
-import org.opensearch.core.common.ParsingException;
 import org.opensearch.core.rest.RestStatus;
 import org.opensearch.core.xcontent.XContentBuilder;
 import org.opensearch.core.xcontent.XContentParser;
@@ -80,54 +79,32 @@ public class RestMachPredictAction extends BaseRestHandler {
         int topBuckets = 5;
     }
 
+    static final List<String> PARAMETERS = List.of(
+        "query_text", "text", "top_n", "decoding", "buckets_per_repetition", "min_repetitions", "score", "normalize", "top_buckets"
+    );
+
+    /** The body, read by the same strict rules (and limits) as the {@code mach} query's parameters. */
     static Params parse(XContentParser parser) throws IOException {
         Params p = new Params();
-        if (parser.nextToken() != XContentParser.Token.START_OBJECT) {
-            throw new ParsingException(parser.getTokenLocation(), "[_predict] the body must be a JSON object");
-        }
-        String current = null;
-        XContentParser.Token token;
-        while ((token = parser.nextToken()) != XContentParser.Token.END_OBJECT) {
-            if (token == null) throw new ParsingException(parser.getTokenLocation(), "[_predict] unexpected end of the body");
-            if (token == XContentParser.Token.FIELD_NAME) {
-                current = parser.currentName();
-                continue;
+        String what = "[_predict]";
+        StrictJson.readObject(parser, what, PARAMETERS, (field, x) -> {
+            switch (field) {
+                case "query_text", "text" -> p.text = StrictJson.text(x, what, field);
+                case "top_n" -> p.topN = StrictJson.integer(x, what, field, 1, MachQueryBuilder.MAX_TOP_N);
+                case "decoding" -> p.decoding = Decoder.Strategy.parse(StrictJson.text(x, what, field));
+                case "buckets_per_repetition" -> p.buckets = StrictJson.integer(x, what, field, 1, MachQueryBuilder.MAX_BUCKETS_PER_REPETITION);
+                case "min_repetitions" -> p.minRepetitions = StrictJson.integer(x, what, field, 1, Integer.MAX_VALUE);
+                case "score" -> p.score = Decoder.ScoreMode.parse(StrictJson.text(x, what, field));
+                case "normalize" -> p.normalize = StrictJson.bool(x, what, field);
+                case "top_buckets" -> p.topBuckets = StrictJson.integer(x, what, field, 0, 1000);
+                default -> throw new IllegalStateException("parameter [" + field + "] is listed but not read");
             }
-            if (!token.isValue()) {
-                throw new ParsingException(parser.getTokenLocation(), "[_predict] [" + current + "] must be a single value");
-            }
-            try {
-                switch (current) {
-                    case "query_text", "text" -> p.text = parser.text();
-                    case "top_n" -> p.topN = parser.intValue(true);
-                    case "decoding" -> p.decoding = Decoder.Strategy.parse(parser.text());
-                    case "buckets_per_repetition" -> p.buckets = parser.intValue(true);
-                    case "min_repetitions" -> p.minRepetitions = parser.intValue(true);
-                    case "score" -> p.score = Decoder.ScoreMode.parse(parser.text());
-                    case "normalize" -> p.normalize = parser.booleanValue();
-                    case "top_buckets" -> p.topBuckets = parser.intValue(true);
-                    default -> throw new IllegalArgumentException(
-                        "[_predict] unknown parameter [" + current + "]; known: [query_text, top_n, decoding, buckets_per_repetition, "
-                            + "min_repetitions, score, normalize, top_buckets]"
-                    );
-                }
-            } catch (IllegalArgumentException e) {
-                String msg = e.getMessage() != null && e.getMessage().startsWith("[") ? e.getMessage()
-                    : "[_predict] bad value for [" + current + "]: " + e.getMessage();
-                throw new ParsingException(parser.getTokenLocation(), msg, e);
-            }
-        }
+        });
         if (p.text == null || p.text.isBlank()) {
-            throw new IllegalArgumentException("[_predict] requires a non-empty [query_text]");
+            throw new IllegalArgumentException(what + " requires a non-empty [query_text]");
         }
         if (p.text.length() > MachQueryBuilder.MAX_TEXT_LENGTH) {
-            throw new IllegalArgumentException("[_predict] [query_text] is longer than " + MachQueryBuilder.MAX_TEXT_LENGTH + " characters");
-        }
-        if (p.topN < 1 || p.topN > MachQueryBuilder.MAX_TOP_N) {
-            throw new IllegalArgumentException("[_predict] [top_n] must be between 1 and " + MachQueryBuilder.MAX_TOP_N + ", got [" + p.topN + "]");
-        }
-        if (p.topBuckets < 0 || p.topBuckets > 1000) {
-            throw new IllegalArgumentException("[_predict] [top_buckets] must be between 0 and 1000, got [" + p.topBuckets + "]");
+            throw new IllegalArgumentException(what + " [query_text] is longer than " + MachQueryBuilder.MAX_TEXT_LENGTH + " characters");
         }
         return p;
     }

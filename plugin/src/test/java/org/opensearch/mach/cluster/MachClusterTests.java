@@ -379,5 +379,72 @@ public class MachClusterTests extends MachClusterTestCase {
         rest("POST", "/_plugins/_mach/models/tiny/_predict", "{\"query_text\": \"x\", \"top_n\": \"ten\"}", 400);
         rest("POST", "/_plugins/_mach/models/tiny/_predict", "{\"query_text\": \"x\", \"what\": 1}", 400);
         rest("POST", "/_plugins/_mach/models/..%2Fetc/_predict", "{\"query_text\": \"x\"}", 400);
+        // null or a wrong JSON type: a 400 naming the field; _predict takes exactly what the query takes
+        assertError(searchBody(", \"top_n\": null"), 400, "[top_n] must be an integer, got null");
+        assertError(searchBody(", \"mach_weight\": null"), 400, "[mach_weight] must be a number, got null");
+        assertError(searchBody(", \"decoding\": {\"x\": 1}"), 400, "[decoding] must be a string, got an object");
+        assertTrue(rest("POST", "/_plugins/_mach/models/tiny/_predict", "{\"query_text\": 42}", 400).toString()
+            .contains("[query_text] must be a string, got a number [42]"));
+        assertTrue(rest("POST", "/_plugins/_mach/models/tiny/_predict", "{\"query_text\": \"x\", \"top_n\": \"5\"}", 400).toString()
+            .contains("[top_n] must be an integer"));
+        assertTrue(rest("POST", "/_plugins/_mach/models/tiny/_predict", "{\"query_text\": \"x\", \"min_repetitions\": null}", 400).toString()
+            .contains("[min_repetitions] must be an integer, got null"));
+        // the index binding is checked when it is set, not at query time
+        assertTrue(rest("PUT", "/" + INDEX + "/_settings", "{\"index.mach.model\": \"../etc\"}", 400).toString().contains("index.mach.model"));
+    }
+
+    /**
+     * Random JSON values of every type for every parameter of the mach query and of _predict (seeded by
+     * the test seed): whatever the mix, the answer is a 2xx or a 4xx, never a 5xx.
+     */
+    public void testParserFuzzNeverA5xx() throws IOException {
+        indexProducts();
+        List<String> queryFields = List.of("model_id", "query_text", "product_id_field", "top_n", "decoding", "buckets_per_repetition",
+            "min_repetitions", "score", "normalize", "lexical", "combine", "mach_weight", "boost", "_name");
+        List<String> predictFields = List.of("query_text", "text", "top_n", "decoding", "buckets_per_repetition", "min_repetitions", "score",
+            "normalize", "top_buckets");
+        int twoXx = 0;
+        for (int i = 0; i < 300; i++) {
+            boolean predict = i % 3 == 2;
+            Map<String, Object> params = new LinkedHashMap<>();
+            if (!predict) {
+                params.put("model_id", MODEL);
+                params.put("product_id_field", "product_id");
+            }
+            params.put("query_text", "red sofa");
+            List<String> fields = predict ? predictFields : queryFields;
+            for (int n = between(1, 3); n > 0; n--) params.put(randomFrom(fields), randomJsonValue());
+            String body = predict ? JSON.writeValueAsString(params)
+                : JSON.writeValueAsString(Map.of("query", Map.of("mach", params), "size", 3));
+            String path = predict ? "/_plugins/_mach/models/" + MODEL + "/_predict" : "/" + INDEX + "/_search";
+            org.opensearch.client.Request req = new org.opensearch.client.Request("POST", path);
+            req.setJsonEntity(body);
+            org.opensearch.client.Response resp;
+            try {
+                resp = getRestClient().performRequest(req);
+            } catch (org.opensearch.client.ResponseException e) {
+                resp = e.getResponse();
+            }
+            int status = resp.getStatusLine().getStatusCode();
+            assertTrue(path + " " + body + " -> " + status, status < 500);
+            if (status < 300) twoXx++;
+        }
+        assertTrue("some random requests are valid: " + twoXx, twoXx > 0);
+    }
+
+    /** A JSON value of a random type: null, boolean, integer (in and out of every range), fraction, text, object, array. */
+    private static Object randomJsonValue() {
+        return switch (between(0, 7)) {
+            case 0 -> null;
+            case 1 -> randomBoolean();
+            case 2 -> randomFrom(0, 1, -1, 2, 5, 100, 10_000, 10_001, 100_000, Integer.MAX_VALUE);
+            case 3 -> randomFrom(Long.MAX_VALUE, Long.MIN_VALUE, new java.math.BigInteger("123456789012345678901234567890"));
+            case 4 -> randomFrom(0.0, 0.5, -2.5, 1e300, -1e-300, 10.0);
+            case 5 -> randomFrom("", " ", "tiny", "product_id", "title", "price", "red sofa", "auto", "exact", "candidates", "mean",
+                "calibrated", "filter", "boost", "hybrid", "10", "true", "../etc", "x".repeat(1025), randomUnicodeOfLengthBetween(0, 20));
+            case 6 -> randomFrom(Map.of(), Map.of("match_all", Map.of()), Map.of("match", Map.of("title", "sofa")), Map.of("a", 1),
+                Map.of("term", Map.of("price", "not a number")));
+            default -> randomFrom(List.of(), List.of(1), List.of("x"), List.of(Map.of()));
+        };
     }
 }

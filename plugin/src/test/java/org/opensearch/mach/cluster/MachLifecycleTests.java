@@ -43,6 +43,28 @@ import java.util.concurrent.atomic.AtomicInteger;
 @OpenSearchIntegTestCase.ClusterScope(scope = OpenSearchIntegTestCase.Scope.TEST, numDataNodes = 2, numClientNodes = 0, supportsDedicatedMasters = false)
 public class MachLifecycleTests extends MachClusterTestCase {
     private static MachModel reference; // the fixture bundle loaded in the test JVM
+    private static Path registerDir;
+
+    @Override
+    protected Settings nodeSettings(int nodeOrdinal) {
+        return Settings.builder().put(super.nodeSettings(nodeOrdinal)).put("mach.models.register_dir", registerDir().toString()).build();
+    }
+
+    /** The directory _register {"path"} may read: the fixture bundle as [tiny] (and what the confinement test adds). */
+    static synchronized Path registerDir() {
+        if (registerDir == null) {
+            try {
+                registerDir = createTempDir().resolve("register");
+                Files.createDirectories(registerDir.resolve("tiny"));
+                for (Path f : (Iterable<Path>) Files.list(bundleDir())::iterator) {
+                    Files.copy(f, registerDir.resolve("tiny").resolve(f.getFileName().toString()));
+                }
+            } catch (Exception e) {
+                throw new AssertionError(e);
+            }
+        }
+        return registerDir;
+    }
 
     static Path bundleDir() {
         return TestPaths.tinyFixture().resolve("bundle");
@@ -57,6 +79,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
     public static void closeReference() {
         if (reference != null) reference.close();
         reference = null;
+        registerDir = null;
     }
 
     private String anyNode() {
@@ -69,7 +92,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
 
     private Map<String, Object> registerFromPath(String id, boolean deploy) {
         PlainActionFuture<Map<String, Object>> f = PlainActionFuture.newFuture();
-        lifecycle().register(id, ModelLifecycleService.Source.path(bundleDir().toString()), deploy, f);
+        lifecycle().register(id, ModelLifecycleService.Source.path("tiny"), deploy, f);
         return f.actionGet(TimeValue.timeValueMinutes(2));
     }
 
@@ -254,15 +277,50 @@ public class MachLifecycleTests extends MachClusterTestCase {
 
         // a corrupt chunk is refused at once
         String corrupt = upload(zip, chunkBytes, true, false);
-        // a truncated upload (last chunk missing) is refused at registration and leaves nothing behind
+        // a truncated upload (last chunk missing) is refused at registration; its chunks stay for a retry
         String truncated = upload(zip, chunkBytes, false, true);
         assertTrue(register("m-trunc", truncated, chunks, sha, 400).contains("chunk [" + (chunks - 1) + "] of " + chunks + " is missing"));
-        assertEquals(0, store.countChunks(truncated));
-        // a checksum mismatch too
-        String wrongSha = upload(zip, chunkBytes, false, false);
-        assertTrue(register("m-sha", wrongSha, chunks, "0".repeat(64), 400).contains("checksum mismatch"));
-        assertEquals(0, store.countChunks(wrongSha));
-        rest("DELETE", "/_plugins/_mach/uploads/" + corrupt, null, 200);
+        assertEquals(chunks - 1, store.countChunks(truncated));
+        // every other failed register keeps the chunks too: checksum mismatch, malformed sha256, absurd chunk count, invalid id
+        String retried = upload(zip, chunkBytes, false, false);
+        assertTrue(register("m-sha", retried, chunks, "0".repeat(64), 400).contains("checksum mismatch"));
+        register("m-sha", retried, chunks, "not-hex", 400);
+        register("m-sha", retried, 1_000_000, sha, 400);
+        register("-bad-id", retried, chunks, sha, 400);
+        assertEquals(chunks, store.countChunks(retried));
+        // ... so the fixed request succeeds without uploading again, and only once: the chunks now belong to the model
+        assertEquals("deployed", JSON.readTree(register("m-retry", retried, chunks, sha, 201)).get("state").asText());
+        assertTrue(register("m-twice", retried, chunks, sha, 409).contains("registered model [m-retry]"));
+        String chunk0 = "{\"data\": \"" + Base64.getEncoder().encodeToString(new byte[] { 1 }) + "\", \"sha256\": \"" + BundleStore.sha256(new byte[] { 1 }) + "\"}";
+        assertTrue(rest("PUT", "/_plugins/_mach/uploads/" + retried + "/0", chunk0, 409).toString().contains("registered model [m-retry]"));
+        rest("DELETE", "/_plugins/_mach/uploads/" + retried, null, 409);
+        rest("DELETE", "/_plugins/_mach/models/m-retry", null, 200);
+        assertBusy(() -> assertEquals(0, store.countChunks(retried)));
+
+        // chunks: a checksum is required, the upload must exist, a stored chunk is never replaced
+        String open = rest("POST", "/_plugins/_mach/uploads", null, 200).get("upload_id").asText();
+        String noSha = "{\"data\": \"" + Base64.getEncoder().encodeToString(new byte[] { 1 }) + "\"}";
+        assertTrue(rest("PUT", "/_plugins/_mach/uploads/" + open + "/0", noSha, 400).toString().contains("needs [sha256]"));
+        rest("PUT", "/_plugins/_mach/uploads/" + open + "/0", chunk0, 200);
+        rest("PUT", "/_plugins/_mach/uploads/" + open + "/0", chunk0, 200); // a retry of the same bytes
+        String other = "{\"data\": \"" + Base64.getEncoder().encodeToString(new byte[] { 2 }) + "\", \"sha256\": \"" + BundleStore.sha256(new byte[] { 2 }) + "\"}";
+        assertTrue(rest("PUT", "/_plugins/_mach/uploads/" + open + "/0", other, 409).toString().contains("already stored with other bytes"));
+        String neverCreated = "NeverCreated0123456789";
+        rest("PUT", "/_plugins/_mach/uploads/" + neverCreated + "/0", chunk0, 404);
+        assertEquals("nothing stored", 0, store.countChunks(neverCreated));
+        rest("DELETE", "/_plugins/_mach/uploads/" + neverCreated, null, 404);
+        rest("POST", "/_plugins/_mach/models/m-x/_register", "{\"upload_id\": \"" + neverCreated + "\", \"chunks\": 1, \"sha256\": \"" + sha + "\"}", 404);
+
+        // uploads are listed (id, chunks, bytes, age) and abandoned ones deleted
+        Map<String, JsonNode> listed = new java.util.HashMap<>();
+        rest("GET", "/_plugins/_mach/uploads", null, 200).get("uploads").forEach(u -> listed.put(u.get("upload_id").asText(), u));
+        assertEquals(listed.toString(), chunks - 1, listed.get(truncated).get("chunks").asInt());
+        assertEquals(listed.toString(), (long) (chunks - 1) * chunkBytes, listed.get(truncated).get("bytes").asLong());
+        assertTrue(listed.toString(), listed.get(truncated).get("age_ms").asLong() >= 0 && !listed.get(truncated).get("orphan").asBoolean());
+        assertEquals(listed.toString(), 1, listed.get(open).get("chunks").asInt());
+        assertFalse("a model's storage is not an upload", listed.containsKey(retried));
+        for (String id : List.of(truncated, open, corrupt)) rest("DELETE", "/_plugins/_mach/uploads/" + id, null, 200);
+        assertFalse(rest("GET", "/_plugins/_mach/uploads", null, 200).toString().contains(truncated));
 
         // a good upload registers and deploys in one call, and answers queries
         String good = upload(zip, chunkBytes, false, false);
@@ -295,7 +353,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
         // duplicate id: 409, the registered model untouched
         String again = upload(zip, chunkBytes, false, false);
         assertTrue(register("m1", again, chunks, sha, 409).contains("already registered"));
-        assertEquals(0, store.countChunks(again));
+        assertEquals("kept for a retry under another id", chunks, store.countChunks(again));
         assertEquals(1, MachModelsMetadata.of(clusterService().state()).models().size());
 
         // a bundle whose card does not match its ONNX graph
@@ -315,8 +373,55 @@ public class MachLifecycleTests extends MachClusterTestCase {
         String badUpload = upload(badZip, chunkBytes, false, false);
         String badReply = register("m-bad", badUpload, (badZip.length + chunkBytes - 1) / chunkBytes, BundleStore.sha256(badZip), 400);
         assertTrue(badReply, badReply.contains("not a valid bundle"));
-        assertEquals(0, store.countChunks(badUpload));
+        assertEquals((badZip.length + chunkBytes - 1) / chunkBytes, store.countChunks(badUpload));
         assertFalse(MachModelsMetadata.of(clusterService().state()).models().containsKey("m-bad"));
+
+        // a deploy that fails on the nodes is an error, and an alias cannot point to a model no node serves
+        String brokenUpload = upload(zip, chunkBytes, false, false);
+        rest("POST", "/_plugins/_mach/models/m-broken/_register",
+            "{\"upload_id\": \"" + brokenUpload + "\", \"chunks\": " + chunks + ", \"sha256\": \"" + sha + "\"}", 201);
+        byte[] damaged = java.util.Arrays.copyOf(zip, chunkBytes);
+        damaged[100] ^= 1; // the stored chunk is consistent with its own checksum, not with the bundle's
+        try (var ignored = client().threadPool().getThreadContext().stashContext()) {
+            client().prepareIndex(BundleStore.INDEX).setId(brokenUpload + "#0")
+                .setSource(Map.of("storage_id", brokenUpload, "chunk", 0, "sha256", BundleStore.sha256(damaged), "size", damaged.length, "data", damaged))
+                .get();
+        }
+        String failed = rest("POST", "/_plugins/_mach/models/m-broken/_deploy", null, 503).toString();
+        assertTrue(failed, failed.contains("deploying model [m-broken] failed on") && failed.contains("checksum mismatch"));
+        String aliasRefused = rest("PUT", "/_plugins/_mach/aliases/live", "{\"model_id\": \"m-broken\"}", 409).toString();
+        assertTrue(aliasRefused, aliasRefused.contains("no node serves model [m-broken]"));
+        assertEquals("the alias is left as it was", "m1", rest("GET", "/_plugins/_mach/aliases", null, 200).get("aliases").get("live").asText());
+        rest("POST", "/_plugins/_mach/models/m-broken/_undeploy", null, 200);
+        rest("DELETE", "/_plugins/_mach/models/m-broken", null, 200);
+
+        // registration from a path reads only inside the registration directory, the card first, and no zip bomb
+        String outside = rest("POST", "/_plugins/_mach/models/m-p/_register", "{\"path\": \"/etc/passwd\"}", 400).toString();
+        assertTrue(outside, outside.contains("must be inside the registration directory") && !outside.contains("/etc"));
+        rest("POST", "/_plugins/_mach/models/m-p/_register", "{\"path\": \"../../../../etc/passwd\"}", 400);
+        Files.createSymbolicLink(Path.of(registerDir().resolve("escape").toString()), Path.of("/etc")); // the default file system: the test one has no links
+        String linked = rest("POST", "/_plugins/_mach/models/m-p/_register", "{\"path\": \"escape/passwd\"}", 400).toString();
+        assertTrue(linked, linked.contains("must be inside the registration directory") && !linked.contains("/etc"));
+        String absent = rest("POST", "/_plugins/_mach/models/m-p/_register", "{\"path\": \"" + registerDir().resolve("nope") + "\"}", 404).toString();
+        assertTrue(absent, absent.contains("no bundle at [nope]"));
+        Files.createDirectories(registerDir().resolve("no-card"));
+        Files.write(registerDir().resolve("no-card/model.onnx"), new byte[1 << 20]);
+        assertTrue(rest("POST", "/_plugins/_mach/models/m-p/_register", "{\"path\": \"no-card\"}", 400).toString().contains("no mach.json"));
+        Path bomb = registerDir().resolve("bomb.zip");
+        try (var out = new java.util.zip.ZipOutputStream(Files.newOutputStream(bomb))) {
+            out.putNextEntry(new java.util.zip.ZipEntry("mach.json"));
+            out.write(Files.readAllBytes(bundleDir().resolve("mach.json")));
+            out.putNextEntry(new java.util.zip.ZipEntry("model.onnx"));
+            byte[] zeros = new byte[1 << 20];
+            for (int i = 0; i < 64; i++) out.write(zeros); // 64 MB of zeros: ~64 KB zipped
+        }
+        String bombed = rest("POST", "/_plugins/_mach/models/m-p/_register", "{\"path\": \"bomb.zip\"}", 400).toString();
+        assertTrue(bombed, bombed.contains("would inflate"));
+        byte[] bombBytes = Files.readAllBytes(bomb);
+        String bombUpload = upload(bombBytes, chunkBytes, false, false);
+        bombed = register("m-p", bombUpload, (bombBytes.length + chunkBytes - 1) / chunkBytes, BundleStore.sha256(bombBytes), 400);
+        assertTrue(bombed, bombed.contains("would inflate"));
+        assertFalse(MachModelsMetadata.of(clusterService().state()).models().containsKey("m-p"));
 
         // unknown ids and aliases
         assertTrue(rest("POST", "/_plugins/_mach/models/nope/_deploy", null, 404).toString().contains("not registered"));

@@ -32,6 +32,14 @@ public class UpdateModelsTests extends OpenSearchTestCase {
         throw new AssertionError(e);
     }
 
+    public void testOneUploadBacksOneModel() {
+        MachModelsMetadata m = apply(MachModelsMetadata.EMPTY, UpdateModelsRequest.register(entry("a", 100)));
+        ModelEntry sameChunks = new ModelEntry("b", "s-a", "ab".repeat(32), 1000, 1, 100, 300, 4, 64, "tiny", 1L, false);
+        Exception e = expectThrows(OpenSearchStatusException.class, () -> apply(m, UpdateModelsRequest.register(sameChunks)));
+        assertTrue(e.getMessage(), e.getMessage().contains("already registered as model [a]"));
+        assertEquals(RestStatus.CONFLICT, status(m, UpdateModelsRequest.register(sameChunks)));
+    }
+
     public void testRegisterDeployAliasUndeployDelete() {
         MachModelsMetadata m = apply(MachModelsMetadata.EMPTY, UpdateModelsRequest.register(entry("a", 100).withDeployed(true)));
         assertFalse("registering never deploys", m.models().get("a").deployed());

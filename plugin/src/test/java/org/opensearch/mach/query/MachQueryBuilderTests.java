@@ -132,12 +132,25 @@ public class MachQueryBuilderTests extends OpenSearchTestCase {
         assertTrue(parseError(mach(", \"mach_weight\": 2")).contains("[mach_weight] applies only with a [lexical] query"));
         assertTrue(parseError(mach(", \"lexical\": {\"match\": {\"t\": \"x\"}}, \"mach_weight\": 0")).contains("> 0"));
         assertTrue(parseError(mach(", \"decoding\": \"exact\", \"min_repetitions\": 2")).contains("candidate decoding only"));
-        assertTrue(parseError(mach(", \"min_repetitions\": 0")).contains("[min_repetitions] must be >= 1"));
+        assertTrue(parseError(mach(", \"min_repetitions\": 0")).contains("[min_repetitions] must be between 1 and"));
         assertTrue(parseError(mach(", \"buckets_per_repetition\": 0")).contains("[buckets_per_repetition]"));
         assertTrue(parseError(mach(", \"no_such_param\": 1")).contains("unknown parameter [no_such_param]"));
         assertTrue(parseError(mach(", \"extra\": {\"a\": 1}")).contains("unknown parameter [extra]"));
         assertTrue(parseError(mach(", \"normalize\": \"yes\"")).contains("[normalize]"));
         expectThrows(Exception.class, () -> parse("{\"mach\": {\"model_id\": \"m\", \"query_text\": "));
+        // null and wrong JSON types: a 400 naming the known field, never "unknown parameter" nor a 500
+        for (String field : List.of("top_n", "buckets_per_repetition", "min_repetitions", "mach_weight", "boost", "normalize", "decoding",
+            "score", "combine", "_name", "lexical")) {
+            for (String value : field.equals("lexical") ? List.of("null", "[1]", "\"match_all\"") : List.of("null", "{\"a\": 1}", "[1]")) {
+                String msg = parseError(mach(", \"" + field + "\": " + value));
+                assertTrue(field + " " + value + ": " + msg, msg.contains("[" + field + "] must be") && !msg.contains("unknown parameter"));
+            }
+        }
+        assertTrue(parseError(mach(", \"top_n\": 10.5")).contains("[top_n] must be an integer, got a number [10.5]"));
+        assertTrue(parseError(mach(", \"top_n\": \"10\"")).contains("[top_n] must be an integer, got a string [10]"));
+        assertTrue(parseError(mach(", \"boost\": 1e300")).contains("[boost] must be a finite number"));
+        assertTrue(parseError("{\"mach\": {\"model_id\": \"m\", \"query_text\": 42, \"product_id_field\": \"p\"}}")
+            .contains("[query_text] must be a string, got a number [42]"));
     }
 
     public void testUnrewrittenQueryCannotRunOnAShard() {

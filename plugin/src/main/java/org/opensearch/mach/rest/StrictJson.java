@@ -1,0 +1,105 @@
+package org.opensearch.mach.rest;
+
+import org.opensearch.core.common.ParsingException;
+import org.opensearch.core.xcontent.XContentLocation;
+import org.opensearch.core.xcontent.XContentParser;
+
+import java.io.IOException;
+import java.util.List;
+
+/**
+ * The one strict reader of request parameters: the {@code mach} query and every {@code _plugins/_mach}
+ * body go through it. A value of the wrong JSON type (null included), out of range, or an unknown
+ * field is a 400 that names the field and what it takes; nothing is coerced (a number is not text,
+ * "10" is not a number), so the query and the REST endpoints accept exactly the same values.
+ */
+public final class StrictJson {
+    private StrictJson() {}
+
+    /** Reads one field's value; the parser is on the value's first token. */
+    public interface FieldReader {
+        void read(String field, XContentParser parser) throws IOException;
+    }
+
+    /**
+     * Reads the JSON object the parser is on (or, before any token, the next one) field by field.
+     * {@code what} prefixes every message ("[mach]", "[_register]"); an {@link IllegalArgumentException}
+     * from {@code reader} becomes a {@link ParsingException} (400) at the field's location.
+     */
+    public static void readObject(XContentParser parser, String what, List<String> known, FieldReader reader) throws IOException {
+        XContentParser.Token token = parser.currentToken() == null ? parser.nextToken() : parser.currentToken();
+        if (token != XContentParser.Token.START_OBJECT) {
+            throw new ParsingException(parser.getTokenLocation(), what + " must be a JSON object, got " + describe(token));
+        }
+        while ((token = parser.nextToken()) != XContentParser.Token.END_OBJECT) {
+            if (token != XContentParser.Token.FIELD_NAME) {
+                throw new ParsingException(parser.getTokenLocation(), what + " unexpected end of input");
+            }
+            String field = parser.currentName();
+            XContentLocation location = parser.getTokenLocation();
+            if (!known.contains(field)) {
+                throw new ParsingException(location, what + " unknown parameter [" + field + "]; known parameters: " + known);
+            }
+            parser.nextToken();
+            try {
+                reader.read(field, parser);
+            } catch (IllegalArgumentException e) {
+                throw new ParsingException(location, e.getMessage(), e);
+            }
+        }
+    }
+
+    public static String text(XContentParser parser, String what, String field) throws IOException {
+        if (parser.currentToken() != XContentParser.Token.VALUE_STRING) throw wrongType(parser, what, field, "a string");
+        return parser.text();
+    }
+
+    /** An integer (no fraction, no string) in [min, max]; a value beyond int range is reported as out of range. */
+    public static int integer(XContentParser parser, String what, String field, int min, int max) throws IOException {
+        if (parser.currentToken() != XContentParser.Token.VALUE_NUMBER) throw wrongType(parser, what, field, "an integer");
+        long value = switch (parser.numberType()) {
+            case INT, LONG -> parser.longValue();
+            case BIG_INTEGER -> parser.doubleValue() > 0 ? Long.MAX_VALUE : Long.MIN_VALUE;
+            default -> throw wrongType(parser, what, field, "an integer");
+        };
+        if (value < min || value > max) {
+            throw new IllegalArgumentException(
+                what + " [" + field + "] must be between " + min + " and " + max + ", got [" + parser.text() + "]"
+            );
+        }
+        return (int) value;
+    }
+
+    /** A finite number. */
+    public static float number(XContentParser parser, String what, String field) throws IOException {
+        if (parser.currentToken() != XContentParser.Token.VALUE_NUMBER) throw wrongType(parser, what, field, "a number");
+        float value = parser.floatValue();
+        if (!Float.isFinite(value)) throw new IllegalArgumentException(what + " [" + field + "] must be a finite number, got [" + parser.text() + "]");
+        return value;
+    }
+
+    public static boolean bool(XContentParser parser, String what, String field) throws IOException {
+        if (parser.currentToken() != XContentParser.Token.VALUE_BOOLEAN) throw wrongType(parser, what, field, "true or false");
+        return parser.booleanValue();
+    }
+
+    /** An error for a value of the wrong JSON type: says what the field takes and what it got. */
+    public static IllegalArgumentException wrongType(XContentParser parser, String what, String field, String expected) throws IOException {
+        XContentParser.Token token = parser.currentToken();
+        String got = token != null && token.isValue() ? describe(token) + " [" + parser.text() + "]" : describe(token);
+        return new IllegalArgumentException(what + " [" + field + "] must be " + expected + ", got " + got);
+    }
+
+    static String describe(XContentParser.Token token) {
+        if (token == null) return "nothing";
+        return switch (token) {
+            case START_OBJECT -> "an object";
+            case START_ARRAY -> "an array";
+            case VALUE_NULL -> "null";
+            case VALUE_STRING -> "a string";
+            case VALUE_NUMBER -> "a number";
+            case VALUE_BOOLEAN -> "a boolean";
+            default -> token.name().toLowerCase(java.util.Locale.ROOT);
+        };
+    }
+}
