@@ -24,6 +24,19 @@ public final class TestPaths {
         return projectRoot().resolve("spec/test-vectors.json");
     }
 
+    /**
+     * An encoder directory (encoder.onnx + HF tokenizer.json) that the build unpacks before the tests:
+     * {@code all-minilm-l6-v2-q} (int8) or {@code all-minilm-l6-v2} (fp32).
+     */
+    public static Path encoderDir(String name) {
+        String prop = System.getProperty("mach.encoders.dir");
+        Path dir = (prop != null ? Paths.get(prop) : projectRoot().resolve("plugin/target/encoders")).resolve(name);
+        if (!Files.isRegularFile(dir.resolve("encoder.onnx"))) {
+            throw new IllegalStateException("no encoder.onnx in [" + dir + "]: run the tests through Maven (it unpacks the encoders first)");
+        }
+        return dir;
+    }
+
     /** plugin/src/test/resources/fixtures/tiny: bundle/, products.tsv, queries.tsv. */
     public static Path tinyFixture() {
         return projectRoot().resolve("plugin/src/test/resources/fixtures/tiny");

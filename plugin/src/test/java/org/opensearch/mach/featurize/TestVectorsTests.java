@@ -6,7 +6,11 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import org.opensearch.mach.TestPaths;
 import org.opensearch.test.OpenSearchTestCase;
 
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.security.MessageDigest;
 import java.util.ArrayList;
+import java.util.HexFormat;
 import java.util.List;
 
 /** Every case of spec/test-vectors.json, the cross-language contract with model-tools. */
@@ -82,5 +86,35 @@ public class TestVectorsTests extends OpenSearchTestCase {
             }
         }
         assertTrue("no product hash cases", checked > 0);
+    }
+
+    /**
+     * The "wordpiece" section (model-tools' tokenizer against the vocabulary of the unpacked
+     * all-MiniLM-L6-v2 encoder): tokens without [CLS] / [SEP] and not truncated, ids with them,
+     * truncated to max_tokens. Skipped while the file has no such section.
+     */
+    public void testWordPiece() throws Exception {
+        JsonNode section = vectors().get("wordpiece");
+        assumeTrue("spec/test-vectors.json has no wordpiece section yet", section != null);
+        Path json = TestPaths.encoderDir("all-minilm-l6-v2-q").resolve("tokenizer.json");
+        List<String> vocab = WordPieceTokenizer.readTokenizerJson(json);
+        byte[] vocabTxt = (String.join("\n", vocab) + "\n").getBytes(StandardCharsets.UTF_8);
+        String sha = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(vocabTxt));
+        assertEquals("vocab_sha256 (vocab.txt written from tokenizer.json)", section.get("vocab_sha256").asText(), sha);
+        WordPieceTokenizer tokenizer = new WordPieceTokenizer(vocab, "[UNK]", "[CLS]", "[SEP]", section.get("max_tokens").asInt(), 100);
+        int checked = 0;
+        for (JsonNode c : section.get("cases")) {
+            String text = c.get("text").asText();
+            List<String> tokens = new ArrayList<>();
+            c.get("tokens").forEach(n -> tokens.add(n.asText()));
+            assertEquals("tokens of [" + text + "]", tokens, tokenizer.tokens(text));
+            int[] ids = new int[c.get("ids").size()];
+            for (int i = 0; i < ids.length; i++) {
+                ids[i] = c.get("ids").get(i).asInt();
+            }
+            assertArrayEquals("ids of [" + text + "]", ids, tokenizer.ids(text));
+            checked++;
+        }
+        assertTrue("no wordpiece cases", checked > 0);
     }
 }
