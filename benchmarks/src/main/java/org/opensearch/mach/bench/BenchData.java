@@ -76,11 +76,11 @@ final class BenchData {
         return probs;
     }
 
-    /** The network's probabilities for each text that has features (a text without any is never decoded). */
+    /** The network's probabilities for each text it can read (any other text is never decoded). */
     static float[][][] modelProbabilities(MachModel model, List<String> texts) throws Exception {
         List<float[][]> out = new ArrayList<>();
         for (String t : texts) {
-            if (model.featurizer().featureIds(t).length > 0) out.add(MachInference.probabilities(model, t));
+            if (model.network().encode(t).isEmpty() == false) out.add(MachInference.probabilities(model, t));
         }
         return out.toArray(new float[0][][]);
     }

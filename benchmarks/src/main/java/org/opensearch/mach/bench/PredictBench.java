@@ -4,6 +4,7 @@ import org.opensearch.mach.inference.Decoder;
 import org.opensearch.mach.inference.MachInference;
 import org.opensearch.mach.inference.MachInferenceService;
 import org.opensearch.mach.inference.Prediction;
+import org.opensearch.mach.inference.QueryInput;
 import org.opensearch.mach.model.BundleLoader;
 import org.opensearch.mach.model.MachModel;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -65,9 +66,10 @@ public class PredictBench {
         return texts.get(next++ % texts.size());
     }
 
+    /** The network's input for one text: hashed features (format 1) or WordPiece ids (format 2). */
     @Benchmark
-    public long[] featurize() {
-        return model.featurizer().paddedFeatureIds(nextText());
+    public QueryInput featurize() {
+        return model.network().encode(nextText());
     }
 
     @Benchmark

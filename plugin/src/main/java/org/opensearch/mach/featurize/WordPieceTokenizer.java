@@ -37,6 +37,7 @@ public final class WordPieceTokenizer {
     private final int sepId;
     private final int maxTokens;
     private final int maxInputCharsPerWord;
+    private final long heapBytes;
 
     /**
      * @param vocab token of each id (id = position); tokens must be unique
@@ -50,8 +51,10 @@ public final class WordPieceTokenizer {
         this.pieces = new HashMap<>(vocab.size() * 2);
         this.continuations = new HashMap<>();
         int longest = 0;
+        long chars = 0;
         for (int id = 0; id < vocab.size(); id++) {
             String token = vocab.get(id);
+            chars += token.length();
             if (pieces.put(token, id) != null) {
                 throw new IllegalArgumentException("vocabulary token [" + token + "] appears twice (second at id " + id + ")");
             }
@@ -66,6 +69,8 @@ public final class WordPieceTokenizer {
         this.sepId = specialId(sepToken, "sep_token");
         this.maxTokens = maxTokens;
         this.maxInputCharsPerWord = maxInputCharsPerWord;
+        // per token: its String, a map entry and a boxed id, in one or two maps (~150 bytes), plus the chars
+        this.heapBytes = 150L * vocab.size() + 2 * chars;
     }
 
     private int specialId(String token, String what) {
@@ -102,6 +107,11 @@ public final class WordPieceTokenizer {
 
     public int vocabSize() {
         return vocab.size();
+    }
+
+    /** About what the vocabulary maps hold on the heap. */
+    public long heapBytes() {
+        return heapBytes;
     }
 
     public int maxTokens() {

@@ -288,9 +288,10 @@ public final class MachInferenceService {
     }
 
     /**
-     * Featurize every text, run the ones with features through ONNX Runtime as one batch, decode each
-     * with its own options. A text without letters or digits gets no products: the network would only
-     * return its prior, which says nothing about it.
+     * Encode every text, run the ones the network can read (see {@link QueryInput#isEmpty()}) as one
+     * batch, decode each with its own options. A text without letters or digits (format 1) or without
+     * any word piece (format 2) gets no products: the network would only return its prior, which
+     * says nothing about it.
      */
     public static List<Prediction> predict(MachModel model, List<String> texts, List<Decoder.Options> options) {
         for (Decoder.Options o : options) checkOptions(model, o);
@@ -302,32 +303,30 @@ public final class MachInferenceService {
         return predictions;
     }
 
-    /** Each text's [R, B] probabilities (null for a text without features), from one ONNX Runtime call. */
+    /** Each text's [R, B] probabilities (null for a text the network cannot read), from one network pass. */
     record BatchProbabilities(float[][][] probabilities, long inferenceNanos) {}
 
     static BatchProbabilities probabilities(MachModel model, List<String> texts) {
         long t0 = System.nanoTime();
         int n = texts.size();
-        long[][] padded = new long[n][];
-        int withFeatures = 0;
+        List<QueryInput> batch = new ArrayList<>(n);
+        boolean[] run = new boolean[n];
         for (int i = 0; i < n; i++) {
-            long[] ids = model.featurizer().featureIds(texts.get(i));
-            if (ids.length > 0) {
-                padded[i] = model.featurizer().pad(ids);
-                withFeatures++;
+            QueryInput input = model.network().encode(texts.get(i));
+            if (input.isEmpty() == false) {
+                batch.add(input);
+                run[i] = true;
             }
         }
         float[][][] probs = new float[n][][];
-        if (withFeatures > 0) {
-            long[][] rows = new long[withFeatures][];
-            for (int i = 0, r = 0; i < n; i++) if (padded[i] != null) rows[r++] = padded[i];
+        if (batch.isEmpty() == false) {
             float[][][] out;
             try {
-                out = MachInference.probabilities(model, rows);
+                out = MachInference.probabilities(model, batch);
             } catch (OrtException e) {
                 throw new OpenSearchException("ONNX Runtime failed on model [" + model.id() + "]: " + e.getMessage(), e);
             }
-            for (int i = 0, r = 0; i < n; i++) if (padded[i] != null) probs[i] = out[r++];
+            for (int i = 0, r = 0; i < n; i++) if (run[i]) probs[i] = out[r++];
         }
         return new BatchProbabilities(probs, System.nanoTime() - t0);
     }

@@ -2,7 +2,7 @@ package org.opensearch.mach.inference;
 
 import org.opensearch.mach.model.MachModel;
 
-/** One query's model output: the [R, B] probabilities (null when the text has no features) and the decoded products. */
+/** One query's model output: the [R, B] probabilities (null when the network could not read the text: {@link QueryInput#isEmpty()}) and the decoded products. */
 public record Prediction(MachModel model, float[][] probabilities, Decoder.Result result, long inferenceNanos, long decodeNanos) {
 
     public String productId(int rank) {

@@ -11,14 +11,14 @@ import java.util.concurrent.atomic.LongAdder;
 /**
  * The coordinator's cache of decoded query results, so that a repeated query skips featurize + ONNX
  * Runtime + decode. Keyed by model id and load identity ({@link MachModel#loadId()}, so a reloaded
- * or replaced bundle never serves old results), the featurizer's normalized text (its token
- * sequence: texts that differ only in case, NFKC form, spacing or punctuation give the same model
- * input) and the decoding options. Holds only the decoded products and scores (top_n ints and
+ * or replaced bundle never serves old results), the network's input key ({@link QueryNetwork#inputKey}:
+ * format 1, the featurizer's normalized text, so texts that differ only in case, NFKC form, spacing
+ * or punctuation share an entry; format 2, the token ids) and the decoding options. Holds only the decoded products and scores (top_n ints and
  * floats), never the [R, B] probabilities. Bounded LRU of {@code maxEntries}; 0 disables it.
  */
 public final class PredictionCache {
 
-    record Key(String modelId, long loadId, String normalizedText, Decoder.Options options) {}
+    record Key(String modelId, long loadId, String inputKey, Decoder.Options options) {}
 
     /** Hit and miss counts of one model id (all its loads). */
     public record Stats(long hits, long misses) {}
@@ -50,7 +50,7 @@ public final class PredictionCache {
     }
 
     private static Key key(MachModel model, String text, Decoder.Options options) {
-        return new Key(model.id(), model.loadId(), model.featurizer().normalizedText(text), options);
+        return new Key(model.id(), model.loadId(), model.network().inputKey(text), options);
     }
 
     /** The cached prediction (no probabilities, zero timings) or null; counts a hit or a miss. */

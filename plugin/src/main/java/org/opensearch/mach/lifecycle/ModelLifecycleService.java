@@ -280,7 +280,10 @@ public final class ModelLifecycleService {
         }
         try {
             long size = AccessController.doPrivilegedChecked(() -> Files.size(zip));
-            long onnxBytes = AccessController.doPrivilegedChecked(() -> BundleZip.entrySize(zip, model.card().onnxFile));
+            long onnxBytes = 0; // the encoder's (format 2) and the heads' weights
+            for (String file : model.card().networkFiles()) {
+                onnxBytes += AccessController.doPrivilegedChecked(() -> BundleZip.entrySize(zip, file));
+            }
             return new ModelEntry(
                 id, storageId, sha, size, chunks, model.estimatedBytes(onnxBytes), model.productCount(), model.card().repetitions,
                 model.card().buckets, model.card().name, System.currentTimeMillis(), false

@@ -9,10 +9,13 @@ import ai.onnxruntime.TensorInfo;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
-import org.apache.logging.log4j.LogManager;
-import org.apache.logging.log4j.Logger;
-import org.opensearch.mach.featurize.Featurizer;
-import org.opensearch.mach.inference.MachInference;
+import org.opensearch.mach.featurize.WordPieceTokenizer;
+import org.opensearch.mach.inference.EncoderNetwork;
+import org.opensearch.mach.inference.EncoderSession;
+import org.opensearch.mach.inference.FeatureNetwork;
+import org.opensearch.mach.inference.OrtSessions;
+import org.opensearch.mach.inference.QueryInput;
+import org.opensearch.mach.inference.QueryNetwork;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -26,6 +29,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.HexFormat;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -36,7 +40,6 @@ import java.util.Set;
  * Nothing is kept open when a check fails.
  */
 public final class BundleLoader {
-    private static final Logger logger = LogManager.getLogger(BundleLoader.class);
     private static final ObjectMapper MAPPER = new ObjectMapper();
 
     private BundleLoader() {}
@@ -77,43 +80,79 @@ public final class BundleLoader {
             throw new MachBundleException("missing file [" + ModelCard.PARITY_FILE + "] in bundle [" + dir + "]");
         }
         String[] labels = readLabels(dir, card);
+        WordPieceTokenizer tokenizer = card.encoder == null ? null : readTokenizer(dir, card);
 
         OrtEnvironment env = OrtEnvironment.getEnvironment();
-        Path onnxPath = dir.resolve(card.onnxFile);
-        OrtSession session = null;
-        String device = "cpu";
+        QueryNetwork network = null;
+        String file = String.join(", ", card.networkFiles()); // what an OrtException is about
         try {
-            if (tryCuda) {
-                try (OrtSession.SessionOptions opts = new OrtSession.SessionOptions()) {
-                    opts.setIntraOpNumThreads(intraOpThreads);
-                    opts.addCUDA(0);
-                    session = env.createSession(onnxPath.toString(), opts);
-                    device = "cuda";
-                } catch (OrtException | RuntimeException | LinkageError e) {
-                    logger.warn("mach model [{}]: CUDA not available ({}), falling back to CPU", id, e.getMessage());
-                }
-            }
-            if (session == null) {
-                try (OrtSession.SessionOptions opts = new OrtSession.SessionOptions()) {
-                    opts.setIntraOpNumThreads(intraOpThreads);
-                    session = env.createSession(onnxPath.toString(), opts);
-                }
-            }
-            checkOnnxSignature(session, card);
-            checkParity(env, session, card, readFile(dir, ModelCard.PARITY_FILE));
+            network = card.encoder == null
+                ? new FeatureNetwork(env, openHeads(env, dir, card, id, tryCuda, intraOpThreads), card.featurizer(), card.inputName, card.outputName)
+                : openEncoderNetwork(env, dir, card, tokenizer, id, tryCuda, intraOpThreads);
+            checkParity(network, card, readFile(dir, ModelCard.PARITY_FILE));
             ProductIndex index = ProductIndex.build(labels, card.productHash());
             long millis = (System.nanoTime() - startNanos) / 1_000_000;
-            MachModel model = new MachModel(id, source, card, env, session, device, ProductLabels.of(labels), index, millis);
-            session = null; // owned by the model now
+            MachModel model = new MachModel(id, source, card, network, ProductLabels.of(labels), index, millis);
+            network = null; // owned by the model now
             return model;
         } catch (OrtException e) {
-            throw new MachBundleException("[" + card.onnxFile + "]: ONNX Runtime cannot load or run it: " + e.getMessage(), e);
+            throw new MachBundleException("[" + file + "]: ONNX Runtime cannot load or run it: " + e.getMessage(), e);
         } finally {
-            if (session != null) {
-                try {
-                    session.close();
-                } catch (OrtException ignored) {}
-            }
+            if (network != null) network.close();
+        }
+    }
+
+    /** The heads (format 1: the whole network), checked against the card; nothing left open on a refusal. */
+    private static OrtSessions.Opened openHeads(OrtEnvironment env, Path dir, ModelCard card, String id, boolean tryCuda, int threads)
+        throws OrtException, MachBundleException {
+        OrtSessions.Opened heads = OrtSessions.open(env, dir.resolve(card.onnxFile), tryCuda, threads, id);
+        try {
+            checkHeads(heads.session(), card);
+            return heads;
+        } catch (OrtException | MachBundleException | RuntimeException e) {
+            OrtSessions.closeQuietly(heads.session());
+            throw e;
+        }
+    }
+
+    private static QueryNetwork openEncoderNetwork(
+        OrtEnvironment env,
+        Path dir,
+        ModelCard card,
+        WordPieceTokenizer tokenizer,
+        String id,
+        boolean tryCuda,
+        int threads
+    ) throws OrtException, MachBundleException {
+        String encoderFile = card.encoder.file();
+        EncoderSession encoder = EncoderSession.acquire(env, dir.resolve(encoderFile), card.files.get(encoderFile), tryCuda, threads, id);
+        try {
+            checkEncoder(encoder.session(), card);
+            return new EncoderNetwork(env, card, tokenizer, encoder, openHeads(env, dir, card, id, tryCuda, threads));
+        } catch (OrtException | MachBundleException | RuntimeException e) {
+            encoder.close();
+            throw e;
+        }
+    }
+
+    /** vocab.txt (one token per line, line i = id i) and the card's special tokens in it. */
+    private static WordPieceTokenizer readTokenizer(Path dir, ModelCard card) throws MachBundleException {
+        ModelCard.Tokenizer spec = card.encoder.tokenizer();
+        List<String> vocab;
+        try {
+            vocab = WordPieceTokenizer.readVocabTxt(dir.resolve(spec.vocab()));
+        } catch (IOException e) {
+            throw new MachBundleException("cannot read [" + spec.vocab() + "] in bundle [" + dir + "]: " + e.getMessage(), e);
+        }
+        if (spec.padId() >= vocab.size()) {
+            throw new MachBundleException(
+                "mach.json: encoder.tokenizer.pad_id [" + spec.padId() + "] is not an id of [" + spec.vocab() + "] (" + vocab.size() + " tokens)"
+            );
+        }
+        try {
+            return spec.create(vocab);
+        } catch (IllegalArgumentException e) {
+            throw new MachBundleException("[" + spec.vocab() + "]: " + e.getMessage(), e);
         }
     }
 
@@ -215,57 +254,85 @@ public final class BundleLoader {
         labels.add(label);
     }
 
-    private static void checkOnnxSignature(OrtSession session, ModelCard card) throws OrtException, MachBundleException {
+    /** The heads network (format 1: the whole network) against the card's inputs and output. */
+    private static void checkHeads(OrtSession session, ModelCard card) throws OrtException, MachBundleException {
+        String file = card.onnxFile;
         Map<String, NodeInfo> inputs = session.getInputInfo();
         Map<String, NodeInfo> outputs = session.getOutputInfo();
-        if (!inputs.keySet().equals(Set.of(card.inputName))) {
+        Set<String> expected = new LinkedHashSet<>();
+        if (card.embeddingInputName != null) expected.add(card.embeddingInputName);
+        if (card.inputName != null) expected.add(card.inputName);
+        if (!inputs.keySet().equals(expected)) {
+            String field = card.formatVersion == 1 ? "onnx.input.name" : "onnx.inputs names";
             throw new MachBundleException(
-                "[" + card.onnxFile + "]: inputs are " + inputs.keySet() + ", mach.json onnx.input.name expects exactly [" + card.inputName + "]"
+                "[" + file + "]: inputs are " + inputs.keySet() + ", mach.json " + field + " expects exactly " + expected
             );
         }
         if (!outputs.containsKey(card.outputName)) {
             throw new MachBundleException(
-                "[" + card.onnxFile + "]: outputs are " + outputs.keySet() + ", mach.json onnx.output.name expects [" + card.outputName + "]"
+                "[" + file + "]: outputs are " + outputs.keySet() + ", mach.json onnx.output.name expects [" + card.outputName + "]"
             );
         }
-        checkTensor(card, "input", inputs.get(card.inputName), OnnxJavaType.INT64, new long[] { -1, card.maxFeatures });
-        checkTensor(card, "output", outputs.get(card.outputName), OnnxJavaType.FLOAT, new long[] { -1, card.repetitions, card.buckets });
+        if (card.embeddingInputName != null) {
+            long[] shape = { -1, card.encoder.dimension() };
+            checkTensor(file, "input", inputs.get(card.embeddingInputName), OnnxJavaType.FLOAT, shape);
+        }
+        if (card.inputName != null) {
+            checkTensor(file, "input", inputs.get(card.inputName), OnnxJavaType.INT64, new long[] { -1, card.maxFeatures });
+        }
+        checkTensor(file, "output", outputs.get(card.outputName), OnnxJavaType.FLOAT, new long[] { -1, card.repetitions, card.buckets });
     }
 
-    private static void checkTensor(ModelCard card, String what, NodeInfo info, OnnxJavaType type, long[] shape) throws MachBundleException {
+    /** The encoder: the card's three int64 inputs [batch, tokens] and float output [batch, tokens, dimension]. */
+    private static void checkEncoder(OrtSession session, ModelCard card) throws OrtException, MachBundleException {
+        ModelCard.Encoder enc = card.encoder;
+        Map<String, NodeInfo> inputs = session.getInputInfo();
+        Map<String, NodeInfo> outputs = session.getOutputInfo();
+        Set<String> expected = new LinkedHashSet<>(List.of(enc.inputIds(), enc.attentionMask(), enc.tokenTypeIds()));
+        if (!inputs.keySet().equals(expected)) {
+            throw new MachBundleException(
+                "[" + enc.file() + "]: inputs are " + inputs.keySet() + ", mach.json encoder.onnx_inputs expects exactly " + expected
+            );
+        }
+        if (!outputs.containsKey(enc.output())) {
+            throw new MachBundleException(
+                "[" + enc.file() + "]: outputs are " + outputs.keySet() + ", mach.json encoder.onnx_output expects [" + enc.output() + "]"
+            );
+        }
+        for (String name : expected) {
+            checkTensor(enc.file(), "input", inputs.get(name), OnnxJavaType.INT64, new long[] { -1, -1 });
+        }
+        checkTensor(enc.file(), "output", outputs.get(enc.output()), OnnxJavaType.FLOAT, new long[] { -1, -1, enc.dimension() });
+    }
+
+    /** Type and shape; -1 in {@code shape} is a dynamic dimension (any), and the first one always is. */
+    private static void checkTensor(String file, String what, NodeInfo info, OnnxJavaType type, long[] shape) throws MachBundleException {
         if (!(info.getInfo() instanceof TensorInfo tensor)) {
-            throw new MachBundleException("[" + card.onnxFile + "]: " + what + " [" + info.getName() + "] is not a tensor");
+            throw new MachBundleException("[" + file + "]: " + what + " [" + info.getName() + "] is not a tensor");
         }
         if (tensor.type != type) {
             throw new MachBundleException(
-                "[" + card.onnxFile + "]: " + what + " [" + info.getName() + "] has type " + tensor.type + ", mach.json expects " + type
+                "[" + file + "]: " + what + " [" + info.getName() + "] has type " + tensor.type + ", mach.json expects " + type
             );
         }
         long[] found = tensor.getShape();
         boolean ok = found.length == shape.length;
         for (int i = 1; ok && i < shape.length; i++) {
-            ok = found[i] == shape[i];
+            ok = shape[i] == -1 || found[i] == shape[i];
         }
         if (!ok) {
             throw new MachBundleException(
-                "["
-                    + card.onnxFile
-                    + "]: "
-                    + what
-                    + " ["
-                    + info.getName()
-                    + "] has shape "
-                    + Arrays.toString(found)
-                    + ", mach.json expects "
-                    + Arrays.toString(shape)
-                    + " (batch dimension dynamic)"
+                "[" + file + "]: " + what + " [" + info.getName() + "] has shape " + Arrays.toString(found) + ", mach.json expects "
+                    + Arrays.toString(shape) + " (-1: dynamic)"
             );
         }
     }
 
-    /** Re-runs parity.json through the Java featurizer and ONNX Runtime. */
-    private static void checkParity(OrtEnvironment env, OrtSession session, ModelCard card, byte[] parityJson) throws OrtException,
-        MachBundleException {
+    /**
+     * Re-runs parity.json through the Java query path: the featurizer's ids and the tokenizer's ids
+     * must equal the trainer's exactly, the probabilities at its top buckets be within its tolerance.
+     */
+    private static void checkParity(QueryNetwork network, ModelCard card, byte[] parityJson) throws OrtException, MachBundleException {
         JsonNode root;
         try {
             root = MAPPER.readTree(parityJson);
@@ -277,22 +344,34 @@ public final class BundleLoader {
         if (!cases.isArray() || cases.isEmpty()) {
             throw new MachBundleException("parity.json: [cases] must be a non-empty array");
         }
-        Featurizer featurizer = card.featurizer();
         int c = 0;
         for (JsonNode pc : cases) {
             String text = pc.path("text").asText();
-            long[] expectedIds = new long[pc.path("feature_ids").size()];
-            for (int i = 0; i < expectedIds.length; i++) {
-                expectedIds[i] = pc.get("feature_ids").get(i).asLong();
+            QueryInput input = network.encode(text);
+            if (card.input.usesFeatures()) {
+                long[] expected = longs(pc.path("feature_ids"));
+                if (!Arrays.equals(input.featureIds(), expected)) {
+                    throw new MachBundleException(
+                        "parity.json case " + c + " [" + text + "]: the plugin's featurizer gives " + Arrays.toString(input.featureIds())
+                            + ", the trainer gave " + Arrays.toString(expected) + " (featurizer mismatch)"
+                    );
+                }
             }
-            long[] ids = featurizer.featureIds(text);
-            if (!Arrays.equals(ids, expectedIds)) {
-                throw new MachBundleException(
-                    "parity.json case " + c + " [" + text + "]: the plugin's featurizer gives " + Arrays.toString(ids)
-                        + ", the trainer gave " + Arrays.toString(expectedIds) + " (featurizer mismatch)"
-                );
+            if (card.input.usesEncoder()) {
+                JsonNode tokens = pc.get("token_ids");
+                if (tokens == null || !tokens.isArray()) {
+                    throw new MachBundleException("parity.json case " + c + " [" + text + "]: [token_ids] must be an array (encoder bundles)");
+                }
+                long[] expected = longs(tokens);
+                long[] found = Arrays.stream(input.tokenIds()).asLongStream().toArray();
+                if (!Arrays.equals(found, expected)) {
+                    throw new MachBundleException(
+                        "parity.json case " + c + " [" + text + "]: the plugin's tokenizer gives " + Arrays.toString(found)
+                            + ", the trainer gave " + Arrays.toString(expected) + " (tokenizer mismatch)"
+                    );
+                }
             }
-            float[][] probs = MachInference.run(env, session, card.inputName, card.outputName, new long[][] { featurizer.paddedFeatureIds(text) })[0];
+            float[][] probs = network.run(List.of(input))[0];
             JsonNode buckets = pc.path("top_buckets");
             JsonNode expectedProbs = pc.path("top_probs");
             if (buckets.size() != card.repetitions || expectedProbs.size() != card.repetitions) {
@@ -304,7 +383,7 @@ public final class BundleLoader {
                     double expected = expectedProbs.get(r).get(i).asDouble();
                     if (b < 0 || b >= card.buckets || Math.abs(probs[r][b] - expected) > tolerance) {
                         throw new MachBundleException(
-                            "parity.json case " + c + " [" + text + "]: repetition " + r + " bucket " + b + ": ONNX Runtime gives "
+                            "parity.json case " + c + " [" + text + "]: repetition " + r + " bucket " + b + ": the plugin gives "
                                 + (b >= 0 && b < card.buckets ? probs[r][b] : Float.NaN) + ", the trainer gave " + expected
                                 + " (tolerance " + tolerance + ")"
                         );
@@ -313,5 +392,14 @@ public final class BundleLoader {
             }
             c++;
         }
+    }
+
+    /** The integers of a JSON array (empty for a missing one). */
+    private static long[] longs(JsonNode array) {
+        long[] out = new long[array.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = array.get(i).asLong();
+        }
+        return out;
     }
 }

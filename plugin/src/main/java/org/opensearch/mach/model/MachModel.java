@@ -1,22 +1,19 @@
 package org.opensearch.mach.model;
 
-import ai.onnxruntime.OrtEnvironment;
-import ai.onnxruntime.OrtException;
-import ai.onnxruntime.OrtSession;
-
 import org.opensearch.common.util.concurrent.AbstractRefCounted;
 import org.opensearch.mach.featurize.Featurizer;
+import org.opensearch.mach.inference.QueryNetwork;
 
 import java.io.Closeable;
 import java.nio.file.Path;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * A loaded, validated bundle: card, featurizer, ONNX Runtime session, labels and product index.
+ * A loaded, validated bundle: card, network (its ONNX Runtime sessions), labels and product index.
  *
  * <p>Reference counted: whoever holds the model (the registry, a deployment) owns one reference and
  * gives it back with {@link #close()}; each ONNX run takes one more ({@link #tryIncRef()} /
- * {@link #decRef()}). The native session is closed when the last reference is gone, so an undeploy
+ * {@link #decRef()}). The native sessions are closed when the last reference is gone, so an undeploy
  * or a swap never frees a session a running query still uses.
  */
 public final class MachModel extends AbstractRefCounted implements Closeable {
@@ -28,23 +25,20 @@ public final class MachModel extends AbstractRefCounted implements Closeable {
     private final Path directory;
     private final ModelCard card;
     private final Featurizer featurizer;
-    private final OrtEnvironment environment;
-    private final OrtSession session;
+    private final QueryNetwork network;
     private final ProductLabels labels;
     private final ProductIndex index;
     private final String device;
     private final long loadMillis;
 
-    MachModel(String id, Path directory, ModelCard card, OrtEnvironment environment, OrtSession session, String device, ProductLabels labels,
-        ProductIndex index, long loadMillis) {
+    MachModel(String id, Path directory, ModelCard card, QueryNetwork network, ProductLabels labels, ProductIndex index, long loadMillis) {
         super("mach-model-" + id);
         this.id = id;
         this.directory = directory;
         this.card = card;
         this.featurizer = card.featurizer();
-        this.environment = environment;
-        this.session = session;
-        this.device = device;
+        this.network = network;
+        this.device = network.device();
         this.labels = labels;
         this.index = index;
         this.loadMillis = loadMillis;
@@ -62,17 +56,14 @@ public final class MachModel extends AbstractRefCounted implements Closeable {
         return card;
     }
 
+    /** The hashed-feature featurizer, or null when the network reads no features (input "encoder"). */
     public Featurizer featurizer() {
         return featurizer;
     }
 
-    public OrtEnvironment environment() {
-        return environment;
-    }
-
     /** Thread-safe: ONNX Runtime sessions allow concurrent run() calls. */
-    public OrtSession session() {
-        return session;
+    public QueryNetwork network() {
+        return network;
     }
 
     /** "cpu" or "cuda". */
@@ -100,12 +91,16 @@ public final class MachModel extends AbstractRefCounted implements Closeable {
         return loadMillis;
     }
 
-    /** Memory this model holds: the native weights (about the ONNX file's size) and the vocabulary on the heap. */
+    /**
+     * Memory this model holds: the native weights (about the size of its ONNX files, the encoder's
+     * counted in full even when another model shares its session) and its labels, product index
+     * and tokenizer on the heap.
+     */
     public long estimatedBytes(long onnxBytes) {
-        return onnxBytes + labels.heapBytes() + index.heapBytes();
+        return onnxBytes + labels.heapBytes() + index.heapBytes() + network.heapBytes();
     }
 
-    /** Gives back the owner's reference; the session closes once no query runs on it. */
+    /** Gives back the owner's reference; the sessions close once no query runs on them. */
     @Override
     public void close() {
         decRef();
@@ -113,10 +108,6 @@ public final class MachModel extends AbstractRefCounted implements Closeable {
 
     @Override
     protected void closeInternal() {
-        try {
-            session.close();
-        } catch (OrtException e) {
-            // nothing useful to do on close; the native session is gone with the process anyway
-        }
+        network.close();
     }
 }

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 
 import org.opensearch.mach.featurize.Featurizer;
 import org.opensearch.mach.featurize.ProductHash;
+import org.opensearch.mach.featurize.WordPieceTokenizer;
 
 import java.util.ArrayList;
 import java.util.Collections;
@@ -14,27 +15,84 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The bundle card {@code mach.json} (spec/bundle-format.md), parsed with Jackson and checked for
- * internal consistency. File-level checks (checksums, ONNX shapes, labels) are in {@link BundleLoader}.
+ * The bundle card {@code mach.json} (spec/bundle-format.md, format_version 1 and 2), parsed with
+ * Jackson and checked for internal consistency. File-level checks (checksums, ONNX shapes, labels) are in {@link BundleLoader}.
  */
 public final class ModelCard {
-    public static final int FORMAT_VERSION = 1;
+    /** format_version 1: hashed n-gram features in; 2: a sentence encoder in front of the heads. */
+    public static final int FORMAT_VERSION = 2;
     public static final String CARD_FILE = "mach.json";
     public static final String PARITY_FILE = "parity.json";
 
     private static final ObjectMapper MAPPER = new ObjectMapper();
+
+    /** What the network reads of a query. */
+    public enum Input {
+        /** format 1: hashed feature ids */
+        FEATURES(null),
+        /** format 2: the sentence embedding */
+        ENCODER("encoder"),
+        /** format 2: the sentence embedding and the hashed feature ids */
+        ENCODER_AND_FEATURES("encoder+features");
+
+        /** the card's {@code input} value (format 2) */
+        public final String cardName;
+
+        Input(String cardName) {
+            this.cardName = cardName;
+        }
+
+        public boolean usesFeatures() {
+            return this != ENCODER;
+        }
+
+        public boolean usesEncoder() {
+            return this != FEATURES;
+        }
+    }
+
+    /**
+     * The sentence encoder of a format 2 card ({@code encoder}): its ONNX file, tensor names and
+     * tokenizer. Pooling is mean over the attention mask, then L2 normalization: the only kind read.
+     */
+    public record Encoder(
+        String file,
+        String name,
+        String variant,
+        int dimension,
+        String inputIds,
+        String attentionMask,
+        String tokenTypeIds,
+        String output,
+        Tokenizer tokenizer
+    ) {}
+
+    /** The encoder's {@code bert_wordpiece} tokenizer (normalization flags all true: the only kind read). */
+    public record Tokenizer(String vocab, String unkToken, String clsToken, String sepToken, int padId, int maxTokens, int maxInputCharsPerWord) {
+        public WordPieceTokenizer create(List<String> vocabulary) {
+            return new WordPieceTokenizer(vocabulary, unkToken, clsToken, sepToken, maxTokens, maxInputCharsPerWord);
+        }
+    }
 
     public final int formatVersion;
     public final String name;
     public final int repetitions;
     public final int buckets;
     public final long[] productHashSeeds;
+    public final Input input;
+    /** the featurizer's fields are set only when {@link Input#usesFeatures()} */
     public final long featurizerSeed;
     public final int dimension;
     public final int maxFeatures;
     public final int paddingId;
+    /** only when {@link Input#usesEncoder()}, else null */
+    public final Encoder encoder;
+    /** the heads network (format 1: the whole network) */
     public final String onnxFile;
+    /** the feature ids input of the network, null when it has none */
     public final String inputName;
+    /** the sentence embedding input of the heads, null in format 1 */
+    public final String embeddingInputName;
     public final String outputName;
     public final String labelsFile;
     public final int labelCount;
@@ -46,9 +104,9 @@ public final class ModelCard {
     private ModelCard(JsonNode root) throws MachBundleException {
         this.raw = root;
         this.formatVersion = intField(root, "format_version");
-        if (formatVersion != FORMAT_VERSION) {
+        if (formatVersion != 1 && formatVersion != 2) {
             throw new MachBundleException(
-                "mach.json: unknown format_version [" + formatVersion + "]; this plugin reads format_version " + FORMAT_VERSION
+                "mach.json: unknown format_version [" + formatVersion + "]; this plugin reads format_version 1 and 2"
             );
         }
         this.name = root.path("name").asText("");
@@ -77,33 +135,73 @@ public final class ModelCard {
             productHashSeeds[r] = seeds.get(r).asLong();
         }
 
-        JsonNode fz = object(root, "featurizer");
-        expectText(fz, "featurizer.normalization", "normalization", Featurizer.NORMALIZATION);
-        expectText(fz, "featurizer.tokenization", "tokenization", Featurizer.TOKENIZATION);
-        expectText(fz, "featurizer.hash", "hash", Featurizer.HASH);
-        List<String> features = new ArrayList<>();
-        fz.path("features").forEach(n -> features.add(n.asText()));
-        if (!features.equals(Featurizer.FEATURES)) {
-            throw new MachBundleException("mach.json: featurizer.features " + features + " is not supported; expected " + Featurizer.FEATURES);
+        this.input = formatVersion == 1 ? Input.FEATURES : input(root);
+        if (input.usesFeatures()) {
+            JsonNode fz = object(root, "featurizer");
+            expectText(fz, "featurizer.normalization", "normalization", Featurizer.NORMALIZATION);
+            expectText(fz, "featurizer.tokenization", "tokenization", Featurizer.TOKENIZATION);
+            expectText(fz, "featurizer.hash", "hash", Featurizer.HASH);
+            List<String> features = new ArrayList<>();
+            fz.path("features").forEach(n -> features.add(n.asText()));
+            if (!features.equals(Featurizer.FEATURES)) {
+                throw new MachBundleException("mach.json: featurizer.features " + features + " is not supported; expected " + Featurizer.FEATURES);
+            }
+            this.featurizerSeed = longField(fz, "seed", "featurizer.seed");
+            this.dimension = intField(fz, "dimension", "featurizer.dimension");
+            this.maxFeatures = intField(fz, "max_features", "featurizer.max_features");
+            this.paddingId = fz.has("padding_id") ? intField(fz, "padding_id", "featurizer.padding_id") : 0;
+            if (dimension < 2) throw new MachBundleException("mach.json: featurizer.dimension must be >= 2, found " + dimension);
+            if (maxFeatures < 1) throw new MachBundleException("mach.json: featurizer.max_features must be >= 1, found " + maxFeatures);
+            if (paddingId != 0) throw new MachBundleException("mach.json: featurizer.padding_id must be 0, found " + paddingId);
+        } else {
+            if (root.has("featurizer")) {
+                throw new MachBundleException("mach.json: [featurizer] is present but input is [" + input.cardName + "]; only input [encoder+features] reads features");
+            }
+            this.featurizerSeed = 0;
+            this.dimension = 0;
+            this.maxFeatures = 0;
+            this.paddingId = 0;
         }
-        this.featurizerSeed = longField(fz, "seed", "featurizer.seed");
-        this.dimension = intField(fz, "dimension", "featurizer.dimension");
-        this.maxFeatures = intField(fz, "max_features", "featurizer.max_features");
-        this.paddingId = fz.has("padding_id") ? intField(fz, "padding_id", "featurizer.padding_id") : 0;
-        if (dimension < 2) throw new MachBundleException("mach.json: featurizer.dimension must be >= 2, found " + dimension);
-        if (maxFeatures < 1) throw new MachBundleException("mach.json: featurizer.max_features must be >= 1, found " + maxFeatures);
-        if (paddingId != 0) throw new MachBundleException("mach.json: featurizer.padding_id must be 0, found " + paddingId);
+        this.encoder = input.usesEncoder() ? encoder(object(root, "encoder")) : null;
 
         JsonNode onnx = object(root, "onnx");
         this.onnxFile = textField(onnx, "file", "onnx.file");
-        JsonNode in = object(onnx, "input", "onnx.input");
         JsonNode out = object(onnx, "output", "onnx.output");
-        this.inputName = textField(in, "name", "onnx.input.name");
         this.outputName = textField(out, "name", "onnx.output.name");
-        expectText(in, "onnx.input.dtype", "dtype", "int64");
         expectText(out, "onnx.output.dtype", "dtype", "float32");
-        expectShape(in, "onnx.input.shape", new long[] { -1, maxFeatures }, "[-1, featurizer.max_features]");
         expectShape(out, "onnx.output.shape", new long[] { -1, repetitions, buckets }, "[-1, R, B]");
+        if (formatVersion == 1) {
+            JsonNode in = object(onnx, "input", "onnx.input");
+            this.inputName = textField(in, "name", "onnx.input.name");
+            this.embeddingInputName = null;
+            expectText(in, "onnx.input.dtype", "dtype", "int64");
+            expectShape(in, "onnx.input.shape", new long[] { -1, maxFeatures }, "[-1, featurizer.max_features]");
+        } else {
+            // inputs[0] the sentence embedding, inputs[1] (only with features) the feature ids
+            JsonNode inputs = onnx.get("inputs");
+            int expected = input.usesFeatures() ? 2 : 1;
+            if (inputs == null || !inputs.isArray() || inputs.size() != expected) {
+                throw new MachBundleException(
+                    "mach.json: [onnx.inputs] must be an array of " + expected + " input(s) for input [" + input.cardName + "] (embedding"
+                        + (expected == 2 ? ", feature_ids" : "") + "), found " + (inputs == null ? "nothing" : inputs.toString())
+                );
+            }
+            JsonNode emb = inputs.get(0);
+            this.embeddingInputName = textField(emb, "name", "onnx.inputs[0].name");
+            expectText(emb, "onnx.inputs[0].dtype", "dtype", "float32");
+            expectShape(emb, "onnx.inputs[0].shape", new long[] { -1, encoder.dimension() }, "[-1, encoder.dimension]");
+            if (input.usesFeatures()) {
+                JsonNode ids = inputs.get(1);
+                this.inputName = textField(ids, "name", "onnx.inputs[1].name");
+                expectText(ids, "onnx.inputs[1].dtype", "dtype", "int64");
+                expectShape(ids, "onnx.inputs[1].shape", new long[] { -1, maxFeatures }, "[-1, featurizer.max_features]");
+                if (inputName.equals(embeddingInputName)) {
+                    throw new MachBundleException("mach.json: onnx.inputs[0] and onnx.inputs[1] have the same name [" + inputName + "]");
+                }
+            } else {
+                this.inputName = null;
+            }
+        }
 
         JsonNode labels = object(root, "labels");
         this.labelsFile = textField(labels, "file", "labels.file");
@@ -122,12 +220,66 @@ public final class ModelCard {
             }
             f.put(e.getKey(), sha.toLowerCase(java.util.Locale.ROOT));
         }
-        for (String required : new String[] { onnxFile, labelsFile }) {
-            if (!f.containsKey(required)) {
-                throw new MachBundleException("mach.json: files has no sha256 for [" + required + "]; every bundle file must be listed");
+        List<String> required = new ArrayList<>(networkFiles());
+        required.add(labelsFile);
+        if (encoder != null) required.add(encoder.tokenizer().vocab());
+        for (String file : required) {
+            if (!f.containsKey(file)) {
+                throw new MachBundleException("mach.json: files has no sha256 for [" + file + "]; every bundle file must be listed");
             }
         }
+        if (encoder != null && encoder.file().equals(onnxFile)) {
+            throw new MachBundleException("mach.json: encoder.file and onnx.file are both [" + onnxFile + "]; the encoder and the heads are two files");
+        }
         this.files = Collections.unmodifiableMap(f);
+    }
+
+    private static Input input(JsonNode root) throws MachBundleException {
+        String value = textField(root, "input", "input");
+        for (Input i : Input.values()) {
+            if (value.equals(i.cardName)) return i;
+        }
+        throw new MachBundleException("mach.json: [input] is [" + value + "], expected [encoder] or [encoder+features]");
+    }
+
+    private static Encoder encoder(JsonNode enc) throws MachBundleException {
+        String file = textField(enc, "file", "encoder.file");
+        String name = textField(enc, "name", "encoder.name");
+        String variant = textField(enc, "variant", "encoder.variant");
+        int dimension = intField(enc, "dimension", "encoder.dimension");
+        if (dimension < 1) throw new MachBundleException("mach.json: encoder.dimension must be >= 1, found " + dimension);
+        expectText(enc, "encoder.pooling", "pooling", "mean");
+        expectText(enc, "encoder.normalize", "normalize", "l2");
+        JsonNode in = object(enc, "onnx_inputs", "encoder.onnx_inputs");
+        String inputIds = textField(in, "input_ids", "encoder.onnx_inputs.input_ids");
+        String attentionMask = textField(in, "attention_mask", "encoder.onnx_inputs.attention_mask");
+        String tokenTypeIds = textField(in, "token_type_ids", "encoder.onnx_inputs.token_type_ids");
+        String output = textField(enc, "onnx_output", "encoder.onnx_output");
+
+        JsonNode tk = object(enc, "tokenizer", "encoder.tokenizer");
+        expectText(tk, "encoder.tokenizer.kind", "kind", WordPieceTokenizer.KIND);
+        for (String flag : new String[] { "clean_text", "handle_chinese_chars", "lowercase", "strip_accents" }) {
+            JsonNode n = tk.get(flag);
+            if (n == null || !n.isBoolean() || !n.booleanValue()) {
+                throw new MachBundleException(
+                    "mach.json: [encoder.tokenizer." + flag + "] is " + (n == null ? "missing" : n.toString()) + ", this plugin supports only true"
+                );
+            }
+        }
+        String vocab = textField(tk, "vocab", "encoder.tokenizer.vocab");
+        String unk = textField(tk, "unk_token", "encoder.tokenizer.unk_token");
+        String cls = textField(tk, "cls_token", "encoder.tokenizer.cls_token");
+        String sep = textField(tk, "sep_token", "encoder.tokenizer.sep_token");
+        int padId = intField(tk, "pad_id", "encoder.tokenizer.pad_id");
+        int maxTokens = intField(tk, "max_tokens", "encoder.tokenizer.max_tokens");
+        int maxChars = intField(tk, "max_input_chars_per_word", "encoder.tokenizer.max_input_chars_per_word");
+        if (padId < 0) throw new MachBundleException("mach.json: encoder.tokenizer.pad_id must be >= 0, found " + padId);
+        if (maxTokens < 3) throw new MachBundleException("mach.json: encoder.tokenizer.max_tokens must be >= 3 ([CLS], a word piece, [SEP]), found " + maxTokens);
+        if (maxChars < 1) throw new MachBundleException("mach.json: encoder.tokenizer.max_input_chars_per_word must be >= 1, found " + maxChars);
+        return new Encoder(
+            file, name, variant, dimension, inputIds, attentionMask, tokenTypeIds, output,
+            new Tokenizer(vocab, unk, cls, sep, padId, maxTokens, maxChars)
+        );
     }
 
     public static ModelCard parse(byte[] json) throws MachBundleException {
@@ -143,8 +295,14 @@ public final class ModelCard {
         return new ModelCard(root);
     }
 
+    /** The featurizer, or null when the network reads no features. */
     public Featurizer featurizer() {
-        return new Featurizer(featurizerSeed, dimension, maxFeatures, paddingId);
+        return input.usesFeatures() ? new Featurizer(featurizerSeed, dimension, maxFeatures, paddingId) : null;
+    }
+
+    /** The ONNX files that run per query: the encoder (format 2), then the heads. */
+    public List<String> networkFiles() {
+        return encoder == null ? List.of(onnxFile) : List.of(encoder.file(), onnxFile);
     }
 
     public ProductHash productHash() {

@@ -118,9 +118,9 @@ public class BundleLoaderTests extends OpenSearchTestCase {
 
     public void testUnknownFormatVersion() throws Exception {
         Path dir = copyFixture();
-        editCard(dir, c -> c.put("format_version", 2));
+        editCard(dir, c -> c.put("format_version", 3));
         String msg = loadError(dir);
-        assertTrue(msg, msg.contains("unknown format_version [2]"));
+        assertTrue(msg, msg.contains("unknown format_version [3]; this plugin reads format_version 1 and 2"));
     }
 
     public void testMalformedCard() throws Exception {

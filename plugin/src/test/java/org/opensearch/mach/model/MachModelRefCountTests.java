@@ -23,7 +23,7 @@ public class MachModelRefCountTests extends OpenSearchTestCase {
         expectThrows(ModelRetiredException.class, () -> MachInference.probabilities(model, "crimson couch"));
         IllegalStateException closed = expectThrows(
             IllegalStateException.class,
-            () -> MachInference.run(model.environment(), model.session(), model.card().inputName, model.card().outputName, new long[][] { new long[model.card().maxFeatures] })
+            () -> model.network().run(java.util.List.of(model.network().encode("crimson couch")))
         );
         assertTrue(closed.getMessage(), closed.getMessage().toLowerCase(java.util.Locale.ROOT).contains("closed"));
     }
