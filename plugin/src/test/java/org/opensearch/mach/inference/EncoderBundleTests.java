@@ -11,12 +11,15 @@ import org.opensearch.mach.model.MachModel;
 import org.opensearch.mach.model.ModelCard;
 import org.opensearch.mach.model.ModelRegistry;
 import org.opensearch.test.OpenSearchTestCase;
+import org.junit.AfterClass;
 
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Consumer;
 
 /**
@@ -28,8 +31,26 @@ public class EncoderBundleTests extends OpenSearchTestCase {
     private static final ObjectMapper MAPPER = new ObjectMapper();
     private static final Decoder.Options TOP_10 = new Decoder.Options(10, Decoder.Strategy.EXACT, 10, 1, Decoder.ScoreMode.MEAN);
 
+    /** Bundles built once per suite (their parity file costs two ONNX Runtime sessions); each test edits its own copy. */
+    private static final Map<Boolean, Path> BUILT = new HashMap<>();
+
+    @AfterClass
+    public static void forgetBuilt() {
+        BUILT.clear();
+    }
+
     private Path bundle(boolean withFeatures) throws Exception {
-        return EncoderBundleFixture.build(createTempDir().resolve("v2"), withFeatures);
+        Path built = BUILT.get(withFeatures);
+        if (built == null) {
+            built = EncoderBundleFixture.build(createTempDir().resolve("v2"), withFeatures);
+            BUILT.put(withFeatures, built);
+        }
+        Path dir = createTempDir().resolve("v2");
+        Files.createDirectories(dir);
+        for (String f : EncoderBundleFixture.FILES) {
+            Files.copy(built.resolve(f), dir.resolve(f));
+        }
+        return dir;
     }
 
     public void testLoadsAndPredicts() throws Exception {
@@ -60,6 +81,14 @@ public class EncoderBundleTests extends OpenSearchTestCase {
             assertFalse(model.network().encode("?").isEmpty()); // punctuation is a word piece
         }
         assertEquals("the encoder session closes with its last model", sessionsBefore, EncoderSession.openSessions());
+    }
+
+    /** The fp32 encoder (a different file: its own session) loads and passes its parity file too. */
+    public void testFp32Encoder() throws Exception {
+        try (MachModel model = BundleLoader.load("fp32", EncoderBundleFixture.build(createTempDir().resolve("v2"), false, "all-minilm-l6-v2"), false)) {
+            assertEquals("fp32", model.card().encoder.variant());
+            assertEquals(10, MachInferenceService.predict(model, "red sofa", TOP_10).size());
+        }
     }
 
     /** The pooled embeddings are the sentence encoder's: unit length, and closer for synonyms than for unrelated text. */
@@ -131,7 +160,7 @@ public class EncoderBundleTests extends OpenSearchTestCase {
         Path dir = bundle(false);
         // the bundle's files only: the test file system may add extra entries to temp directories
         try (java.util.zip.ZipOutputStream out = new java.util.zip.ZipOutputStream(Files.newOutputStream(models.resolve("v2.zip")))) {
-            for (String f : List.of("mach.json", "encoder.onnx", "vocab.txt", "model.onnx", "labels.txt", "parity.json")) {
+            for (String f : EncoderBundleFixture.FILES) {
                 out.putNextEntry(new java.util.zip.ZipEntry(f));
                 Files.copy(dir.resolve(f), out);
                 out.closeEntry();

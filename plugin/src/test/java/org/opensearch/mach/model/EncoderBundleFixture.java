@@ -34,6 +34,8 @@ public final class EncoderBundleFixture {
     /** the featurizer of the encoder+features heads: D = 64, L = 16 */
     public static final int FEATURE_DIMENSION = 64;
     public static final int MAX_FEATURES = 16;
+    /** every file of a bundle {@link #build} writes */
+    public static final List<String> FILES = List.of(ModelCard.CARD_FILE, "encoder.onnx", "vocab.txt", "model.onnx", "labels.txt", "parity.json");
 
     /** Texts and their ids as read off vocab.txt by hand: café -> cafe (accents stripped), sofas -> sofa ##s. */
     public static final Map<String, long[]> HAND_CHECKED_IDS = new LinkedHashMap<>();
@@ -92,10 +94,15 @@ public final class EncoderBundleFixture {
         return card;
     }
 
-    /** Writes a complete, valid format 2 bundle into {@code dir} (created if needed) and returns it. */
+    /** Writes a complete, valid format 2 bundle with the int8 encoder into {@code dir} (created if needed) and returns it. */
     public static Path build(Path dir, boolean withFeatures) throws Exception {
+        return build(dir, withFeatures, "all-minilm-l6-v2-q");
+    }
+
+    /** @param encoder the encoder directory: {@code all-minilm-l6-v2-q} (int8) or {@code all-minilm-l6-v2} (fp32) */
+    public static Path build(Path dir, boolean withFeatures, String encoder) throws Exception {
         Files.createDirectories(dir);
-        Path encoderDir = TestPaths.encoderDir("all-minilm-l6-v2-q");
+        Path encoderDir = TestPaths.encoderDir(encoder);
         Files.copy(encoderDir.resolve("encoder.onnx"), dir.resolve("encoder.onnx"));
         List<String> vocab = WordPieceTokenizer.readTokenizerJson(encoderDir.resolve("tokenizer.json"));
         Files.writeString(dir.resolve("vocab.txt"), String.join("\n", vocab) + "\n", StandardCharsets.UTF_8);
@@ -105,6 +112,7 @@ public final class EncoderBundleFixture {
         Files.copy(TestPaths.tinyFixture().resolve("bundle/labels.txt"), dir.resolve("labels.txt"));
 
         ObjectNode card = card(withFeatures);
+        ((ObjectNode) card.get("encoder")).put("variant", encoder.endsWith("-q") ? "int8" : "fp32");
         Files.write(dir.resolve("parity.json"), MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(parity(dir, withFeatures)));
         ObjectNode files = (ObjectNode) card.get("files");
         for (String f : List.of("encoder.onnx", "vocab.txt", "model.onnx", "labels.txt", "parity.json")) {
