@@ -186,7 +186,8 @@ public final class WordPieceTokenizer {
     /**
      * BertNormalizer: drop NUL, U+FFFD and control / format / private-use / unassigned code points,
      * whitespace to ' ', spaces around CJK ideographs; then NFD without non-spacing marks, then
-     * lower-casing code point by code point (no context rules such as Greek final sigma, as HF does).
+     * lower-casing code point by code point (no context rules such as Greek final sigma, as HF does;
+     * after NFD no code point with a multi-character lower case, U+0130, is left).
      */
     static String normalize(String text) {
         StringBuilder sb = new StringBuilder(text.length() + 8);
@@ -217,9 +218,7 @@ public final class WordPieceTokenizer {
         for (int i = 0; i < nfd.length();) {
             int cp = nfd.codePointAt(i);
             i += Character.charCount(cp);
-            if (Character.getType(cp) == Character.NON_SPACING_MARK) continue;
-            if (cp == 0x130) out.append("i\u0307"); // the one unconditional multi-character lower-case mapping
-            else out.appendCodePoint(Character.toLowerCase(cp));
+            if (Character.getType(cp) != Character.NON_SPACING_MARK) out.appendCodePoint(Character.toLowerCase(cp));
         }
         return out.toString();
     }
