@@ -66,7 +66,7 @@ public final class MachModel extends AbstractRefCounted implements Closeable {
         return network;
     }
 
-    /** "cpu" or "cuda". */
+    /** "cpu" or "cuda" (an encoder bundle whose two sessions differ says which is where). */
     public String device() {
         return device;
     }
