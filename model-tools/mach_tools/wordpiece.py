@@ -55,7 +55,9 @@ def normalize(text: str) -> str:
         else:
             out.append(ch)
     stripped = "".join(c for c in unicodedata.normalize("NFD", "".join(out)) if unicodedata.category(c) != "Mn")
-    return stripped.lower()  # accents first, then case, in the HF normalizer's order
+    # accents first, then case, in the HF normalizer's order; code point by code point as HF does
+    # (str.lower() on the whole text would apply the final-sigma rule: HF lower-cases ΟΔΟΣ to οδοσ)
+    return "".join(c.lower() for c in stripped)
 
 
 def pre_tokenize(normalized: str) -> List[str]:

@@ -45,6 +45,7 @@ public class WordPieceTokenizerTests extends OpenSearchTestCase {
         "a-b_c/d\\e|f~g`h^i<j>k=l+m$n%o&p*q(r)s[t]u{v}w@x#y'z\"",
         "Café crème brûlée naïve façade Ångström",
         "ÉCOLE Über Straße İstanbul ΟΔΟΣ Σίσυφος",
+        "STRASSE straße ΟΔΟΣ ΣΑΣ", // HF lower-cases code point by code point: no final sigma
         "ﬁ ligature ½ ² ℃ Ⅻ ｆｕｌｌｗｉｄｔｈ",
         "北京欢迎你 東京 서울 日本語のテキスト",
         "mixed中文English混合",
