@@ -44,6 +44,7 @@ WORDPIECE_TEXTS = TEXTS + [
     "quotes “curly” ‘single’ «guillemets» — dashes – and … ellipsis", "$12.99 50% off #1 @home ~tilde^caret`",
     "ｆｕｌｌｗｉｄｔｈ ＡＢＣ １２３", "Ⅻ ① ² ¼ ﬀ ﬁ ﬂ", "🔨🔧🪛 tools", "mixed123numbers456and789letters",
     "word " * 200,
+    "a\U0002B820b c\U0002B920d",  # HF spaces CJK extension E from U+2B920 (Google's BERT: U+2B820)
 ]
 HASH_INPUTS = ["", "a", "ab", "abc", "abcd", "hello", "The quick brown fox jumps over the lazy dog", "½ ß 🔨"]
 

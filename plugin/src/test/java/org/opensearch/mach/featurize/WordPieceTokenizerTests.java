@@ -49,6 +49,7 @@ public class WordPieceTokenizerTests extends OpenSearchTestCase {
         "ﬁ ligature ½ ² ℃ Ⅻ ｆｕｌｌｗｉｄｔｈ",
         "北京欢迎你 東京 서울 日本語のテキスト",
         "mixed中文English混合",
+        "a" + new String(Character.toChars(0x2B820)) + "b c" + new String(Character.toChars(0x2B920)) + "d", // CJK extension E: BERT spaced it from U+2B820, HF from U+2B920
         "emoji 😀👍🏽 🛋️ couch 👨‍👩‍👧",
         "tab\tseparated\nlines\r\nand\u000bvertical\u000cfeed",
         "control\u0000chars\u0001here\u007f\u0085\u200b\u200dzero width\ufeff",
