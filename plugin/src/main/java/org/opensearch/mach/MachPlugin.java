@@ -31,6 +31,7 @@ import org.opensearch.mach.lifecycle.UpdateModelsRequest;
 import org.opensearch.mach.inference.PredictionCache;
 import org.opensearch.mach.model.ModelRegistry;
 import org.opensearch.mach.query.IndexBinding;
+import org.opensearch.mach.query.AffineScoreQueryBuilder;
 import org.opensearch.mach.query.MachProductsQueryBuilder;
 import org.opensearch.mach.query.MachQueryBuilder;
 import org.opensearch.mach.rest.RestMachLifecycleAction;
@@ -196,7 +197,8 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, Sy
         Supplier<MachInferenceService> services = this::service;
         return List.of(
             new QuerySpec<>(MachQueryBuilder.NAME, in -> new MachQueryBuilder(in, services), p -> MachQueryBuilder.fromXContent(p, services)),
-            new QuerySpec<>(MachProductsQueryBuilder.NAME, MachProductsQueryBuilder::new, MachProductsQueryBuilder::fromXContent)
+            new QuerySpec<>(MachProductsQueryBuilder.NAME, MachProductsQueryBuilder::new, MachProductsQueryBuilder::fromXContent),
+            new QuerySpec<>(AffineScoreQueryBuilder.NAME, AffineScoreQueryBuilder::new, AffineScoreQueryBuilder::fromXContent)
         );
     }
 

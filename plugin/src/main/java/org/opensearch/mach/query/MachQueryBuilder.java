@@ -1,8 +1,11 @@
 package org.opensearch.mach.query;
 
+import com.fasterxml.jackson.databind.JsonNode;
+
 import org.apache.lucene.search.Query;
 import org.apache.lucene.util.SetOnce;
-import org.opensearch.core.ParseField;
+import org.opensearch.action.search.SearchRequest;
+import org.opensearch.action.support.GroupedActionListener;
 import org.opensearch.core.action.ActionListener;
 import org.opensearch.core.common.ParsingException;
 import org.opensearch.core.common.io.stream.StreamInput;
@@ -20,8 +23,12 @@ import org.opensearch.mach.inference.Decoder;
 import org.opensearch.mach.inference.MachInferenceService;
 import org.opensearch.mach.inference.Prediction;
 import org.opensearch.mach.rest.StrictJson;
+import org.opensearch.search.SearchHit;
+import org.opensearch.search.builder.SearchSourceBuilder;
+import org.opensearch.transport.client.Client;
 
 import java.io.IOException;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.function.Supplier;
@@ -39,46 +46,35 @@ import java.util.function.Supplier;
  * {@code s(k)}: the mean probability {@code mean_r P_r(h_r(k))} ({@code score: mean}, default) or
  * {@code max(0, B/(B-1) (mean - 1/B))} ({@code score: calibrated}); with {@code normalize: true}
  * divided by the top product's score. See plugin/README.md for the formulas of each combine mode.
+ *
+ * Parameters the query leaves out come from the model card's {@code query_defaults} where it has them
+ * ({@link MachOptions}). With {@code normalization: min_max} the rewrite also runs the lexical query
+ * once over the searched indices to read its score range, and the lexical clause becomes an
+ * {@link AffineScoreQueryBuilder} that maps its scores to [0, 1].
  */
 public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
     public static final String NAME = "mach";
-    public static final int MAX_TOP_N = 10_000;
+    public static final int MAX_TOP_N = MachOptions.MAX_TOP_N;
     public static final int MAX_TEXT_LENGTH = 1024;
-    public static final int DEFAULT_TOP_N = 100;
-    public static final int DEFAULT_BUCKETS_PER_REPETITION = 10;
-    public static final int MAX_BUCKETS_PER_REPETITION = 100_000;
-    /** A product the model is sure of (score ~1) weighs about one strong BM25 title match. Not tuned. */
-    public static final float DEFAULT_MACH_WEIGHT = 10f;
+    public static final int DEFAULT_TOP_N = MachOptions.DEFAULT_TOP_N;
+    public static final int DEFAULT_BUCKETS_PER_REPETITION = MachOptions.DEFAULT_BUCKETS_PER_REPETITION;
+    public static final int MAX_BUCKETS_PER_REPETITION = MachOptions.MAX_BUCKETS_PER_REPETITION;
+    public static final float DEFAULT_MACH_WEIGHT = MachOptions.DEFAULT_MACH_WEIGHT;
 
-    static final ParseField MODEL_ID = new ParseField("model_id");
-    static final ParseField QUERY_TEXT = new ParseField("query_text");
-    static final ParseField PRODUCT_ID_FIELD = new ParseField("product_id_field");
-    static final ParseField TOP_N = new ParseField("top_n");
-    static final ParseField DECODING = new ParseField("decoding");
-    static final ParseField BUCKETS_PER_REPETITION = new ParseField("buckets_per_repetition");
-    static final ParseField MIN_REPETITIONS = new ParseField("min_repetitions");
-    static final ParseField SCORE = new ParseField("score");
-    static final ParseField NORMALIZE = new ParseField("normalize");
-    static final ParseField LEXICAL = new ParseField("lexical");
-    static final ParseField COMBINE = new ParseField("combine");
-    static final ParseField MACH_WEIGHT = new ParseField("mach_weight");
-    static final List<String> PARAMETERS = List.of(
-        "model_id", "query_text", "product_id_field", "top_n", "decoding", "buckets_per_repetition", "min_repetitions", "score",
-        "normalize", "lexical", "combine", "mach_weight", "boost", "_name"
-    );
+    static final List<String> PARAMETERS;
+    static {
+        List<String> names = new ArrayList<>(List.of("model_id", "query_text", "product_id_field", "lexical"));
+        names.addAll(MachOptions.NAMES);
+        names.addAll(List.of("boost", "_name"));
+        PARAMETERS = List.copyOf(names);
+    }
 
     private final String modelId;
     private final String queryText;
     private final String productIdField;
-    private int topN = DEFAULT_TOP_N;
-    private Decoder.Strategy decoding = Decoder.Strategy.AUTO;
-    private int bucketsPerRepetition = DEFAULT_BUCKETS_PER_REPETITION;
-    private int minRepetitions = 1;
-    private Decoder.ScoreMode scoreMode = Decoder.ScoreMode.MEAN;
-    private boolean normalize = false;
     private QueryBuilder lexical;
-    private Combine combine;
-    private Float machWeight;
+    /** The tunable parameters this query gives (the rest: the model's query_defaults, then the plugin's defaults). */
+    private MachOptions options = new MachOptions();
 
     /** The node's inference service; null where the plugin is not initialized (parsing-only contexts). */
     private final Supplier<MachInferenceService> services;
@@ -113,15 +109,8 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
         this.modelId = in.readOptionalString();
         this.queryText = in.readString();
         this.productIdField = in.readOptionalString();
-        this.topN = in.readVInt();
-        this.decoding = in.readEnum(Decoder.Strategy.class);
-        this.bucketsPerRepetition = in.readVInt();
-        this.minRepetitions = in.readVInt();
-        this.scoreMode = in.readEnum(Decoder.ScoreMode.class);
-        this.normalize = in.readBoolean();
         this.lexical = in.readOptionalNamedWriteable(QueryBuilder.class);
-        this.combine = in.readBoolean() ? in.readEnum(Combine.class) : null;
-        this.machWeight = in.readBoolean() ? in.readFloat() : null;
+        this.options = new MachOptions(in);
         this.services = services == null ? () -> null : services;
     }
 
@@ -130,67 +119,39 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
         out.writeOptionalString(modelId);
         out.writeString(queryText);
         out.writeOptionalString(productIdField);
-        out.writeVInt(topN);
-        out.writeEnum(decoding);
-        out.writeVInt(bucketsPerRepetition);
-        out.writeVInt(minRepetitions);
-        out.writeEnum(scoreMode);
-        out.writeBoolean(normalize);
         out.writeOptionalNamedWriteable(lexical);
-        out.writeBoolean(combine != null);
-        if (combine != null) out.writeEnum(combine);
-        out.writeBoolean(machWeight != null);
-        if (machWeight != null) out.writeFloat(machWeight);
+        options.writeTo(out);
     }
 
-    // ------------------------------------------------------------------ setters (validate)
+    // ------------------------------------------------------------------ setters (validate each value; validateCombination checks across them)
 
     public MachQueryBuilder topN(int topN) {
-        if (topN < 1 || topN > MAX_TOP_N) {
-            throw new IllegalArgumentException("[mach] [top_n] must be between 1 and " + MAX_TOP_N + ", got [" + topN + "]");
-        }
-        this.topN = topN;
+        options.topN(topN);
         return this;
     }
 
     public MachQueryBuilder decoding(Decoder.Strategy decoding) {
-        this.decoding = Objects.requireNonNull(decoding);
-        checkMinRepetitions();
+        options.decoding(decoding);
         return this;
     }
 
     public MachQueryBuilder bucketsPerRepetition(int m) {
-        if (m < 1 || m > MAX_BUCKETS_PER_REPETITION) {
-            throw new IllegalArgumentException(
-                "[mach] [buckets_per_repetition] must be between 1 and " + MAX_BUCKETS_PER_REPETITION + ", got [" + m + "]"
-            );
-        }
-        this.bucketsPerRepetition = m;
+        options.bucketsPerRepetition(m);
         return this;
     }
 
     public MachQueryBuilder minRepetitions(int f) {
-        if (f < 1) throw new IllegalArgumentException("[mach] [min_repetitions] must be >= 1, got [" + f + "]");
-        this.minRepetitions = f;
-        checkMinRepetitions();
+        options.minRepetitions(f);
         return this;
     }
 
-    private void checkMinRepetitions() {
-        if (decoding == Decoder.Strategy.EXACT && minRepetitions > 1) {
-            throw new IllegalArgumentException(
-                "[mach] [min_repetitions] applies to candidate decoding only; use [decoding] [candidates] or [auto] with it"
-            );
-        }
-    }
-
     public MachQueryBuilder scoreMode(Decoder.ScoreMode scoreMode) {
-        this.scoreMode = Objects.requireNonNull(scoreMode);
+        options.scoreMode(scoreMode);
         return this;
     }
 
     public MachQueryBuilder normalize(boolean normalize) {
-        this.normalize = normalize;
+        options.normalize(normalize);
         return this;
     }
 
@@ -200,28 +161,28 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
     }
 
     public MachQueryBuilder combine(Combine combine) {
-        this.combine = combine;
+        options.combine(combine);
+        return this;
+    }
+
+    public MachQueryBuilder normalization(Normalization normalization) {
+        options.normalization(normalization);
         return this;
     }
 
     public MachQueryBuilder machWeight(float w) {
-        if (!Float.isFinite(w) || w <= 0) {
-            throw new IllegalArgumentException("[mach] [mach_weight] must be a number > 0, got [" + w + "]");
-        }
-        this.machWeight = w;
+        options.machWeight(w);
+        return this;
+    }
+
+    public MachQueryBuilder lexicalWindow(int n) {
+        options.lexicalWindow(n);
         return this;
     }
 
     /** Cross-parameter checks, once all are set. */
     public MachQueryBuilder validateCombination() {
-        if (lexical == null && combine != null) {
-            throw new IllegalArgumentException(
-                "[mach] [combine] [" + combine.value() + "] needs a [lexical] query to combine with; add [lexical] or remove [combine]"
-            );
-        }
-        if (lexical == null && machWeight != null) {
-            throw new IllegalArgumentException("[mach] [mach_weight] applies only with a [lexical] query; use [boost] to scale a bare mach query");
-        }
+        options.validate(lexical != null, "[mach]");
         return this;
     }
 
@@ -237,25 +198,30 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
         return productIdField;
     }
 
-    public int topN() {
-        return topN;
-    }
-
     public QueryBuilder lexical() {
         return lexical;
     }
 
+    /** The parameters this query gives, with the plugin's defaults behind them (a model's query_defaults come in at rewrite). */
+    public MachOptions options() {
+        return options;
+    }
+
+    public int topN() {
+        return options.topN();
+    }
+
     /** The effective combine mode: boost when a lexical query is given without one, null without lexical. */
     public Combine effectiveCombine() {
-        return lexical == null ? null : combine == null ? Combine.BOOST : combine;
+        return options.combine(lexical != null);
     }
 
     public float effectiveMachWeight() {
-        return machWeight == null ? DEFAULT_MACH_WEIGHT : machWeight;
+        return options.machWeight();
     }
 
     public Decoder.Options decoderOptions() {
-        return new Decoder.Options(topN, decoding, bucketsPerRepetition, minRepetitions, scoreMode);
+        return options.decoderOptions();
     }
 
     // ------------------------------------------------------------------ xcontent
@@ -268,18 +234,11 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
     @Override
     protected void doXContent(XContentBuilder builder, Params params) throws IOException {
         builder.startObject(NAME);
-        if (modelId != null) builder.field(MODEL_ID.getPreferredName(), modelId);
-        builder.field(QUERY_TEXT.getPreferredName(), queryText);
-        if (productIdField != null) builder.field(PRODUCT_ID_FIELD.getPreferredName(), productIdField);
-        builder.field(TOP_N.getPreferredName(), topN);
-        builder.field(DECODING.getPreferredName(), decoding.value());
-        builder.field(BUCKETS_PER_REPETITION.getPreferredName(), bucketsPerRepetition);
-        builder.field(MIN_REPETITIONS.getPreferredName(), minRepetitions);
-        builder.field(SCORE.getPreferredName(), scoreMode.value());
-        builder.field(NORMALIZE.getPreferredName(), normalize);
-        if (lexical != null) builder.field(LEXICAL.getPreferredName(), lexical);
-        if (combine != null) builder.field(COMBINE.getPreferredName(), combine.value());
-        if (machWeight != null) builder.field(MACH_WEIGHT.getPreferredName(), machWeight);
+        if (modelId != null) builder.field("model_id", modelId);
+        builder.field("query_text", queryText);
+        if (productIdField != null) builder.field("product_id_field", productIdField);
+        if (lexical != null) builder.field("lexical", lexical);
+        options.toXContent(builder);
         printBoostAndQueryName(builder);
         builder.endObject();
     }
@@ -292,34 +251,20 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
                 case "model_id" -> q.modelId = StrictJson.text(p, "[mach]", field);
                 case "query_text" -> q.queryText = StrictJson.text(p, "[mach]", field);
                 case "product_id_field" -> q.productIdField = StrictJson.text(p, "[mach]", field);
-                case "top_n" -> q.topN = StrictJson.integer(p, "[mach]", field, 1, MAX_TOP_N);
-                case "decoding" -> q.decoding = Decoder.Strategy.parse(StrictJson.text(p, "[mach]", field));
-                case "buckets_per_repetition" -> q.buckets = StrictJson.integer(p, "[mach]", field, 1, MAX_BUCKETS_PER_REPETITION);
-                case "min_repetitions" -> q.minReps = StrictJson.integer(p, "[mach]", field, 1, Integer.MAX_VALUE);
-                case "score" -> q.score = Decoder.ScoreMode.parse(StrictJson.text(p, "[mach]", field));
-                case "normalize" -> q.normalize = StrictJson.bool(p, "[mach]", field);
                 case "lexical" -> {
                     if (p.currentToken() != XContentParser.Token.START_OBJECT) throw StrictJson.wrongType(p, "[mach]", field, "a query object");
                     q.lexical = parseInnerQueryBuilder(p);
                 }
-                case "combine" -> q.combine = Combine.parse(StrictJson.text(p, "[mach]", field));
-                case "mach_weight" -> q.weight = StrictJson.number(p, "[mach]", field);
                 case "boost" -> q.boost = StrictJson.number(p, "[mach]", field);
                 case "_name" -> q.queryName = StrictJson.text(p, "[mach]", field);
-                default -> throw new IllegalStateException("parameter [" + field + "] is listed but not read");
+                default -> q.options.read(field, p, "[mach]");
             }
         });
         try {
             if (q.queryText == null) throw new IllegalArgumentException("[mach] requires [query_text], the text to search for");
             MachQueryBuilder b = new MachQueryBuilder(q.modelId, q.queryText, q.productIdField, services);
-            if (q.topN != null) b.topN(q.topN);
-            if (q.decoding != null) b.decoding(q.decoding);
-            if (q.buckets != null) b.bucketsPerRepetition(q.buckets);
-            if (q.minReps != null) b.minRepetitions(q.minReps);
-            if (q.score != null) b.scoreMode(q.score);
-            if (q.normalize != null) b.normalize(q.normalize);
-            if (q.weight != null) b.machWeight(q.weight);
-            b.lexical(q.lexical).combine(q.combine).validateCombination();
+            b.options = q.options;
+            b.lexical(q.lexical).validateCombination();
             b.boost(q.boost).queryName(q.queryName);
             return b;
         } catch (IllegalArgumentException e) {
@@ -330,14 +275,9 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
     /** The parameters as parsed, before the cross-parameter checks. */
     private static final class Parsed {
         String modelId, queryText, productIdField, queryName;
-        Integer topN, buckets, minReps;
-        Float weight;
         float boost = DEFAULT_BOOST;
-        Boolean normalize;
-        Decoder.Strategy decoding;
-        Decoder.ScoreMode score;
-        Combine combine;
         QueryBuilder lexical;
+        final MachOptions options = new MachOptions();
     }
 
     // ------------------------------------------------------------------ rewrite
@@ -353,16 +293,74 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
             throw new IllegalStateException("the mach plugin is not initialized on this node");
         }
         MachQueryBuilder pending = modelId != null && productIdField != null ? copy(modelId, productIdField) : bound(context, service);
+        QueryCoordinatorContext coordinator = context.convertToCoordinatorContext();
+        SearchRequest search = coordinator != null && coordinator.getSearchRequest() instanceof SearchRequest r ? r : null;
         SetOnce<QueryBuilder> holder = new SetOnce<>();
-        Decoder.Options options = decoderOptions();
-        context.registerAsyncAction(
-            (client, listener) -> service.predict(pending.modelId, queryText, options, ActionListener.wrap(prediction -> {
-                holder.set(pending.rewrittenQuery(prediction));
-                listener.onResponse(null);
-            }, listener::onFailure))
-        );
+        context.registerAsyncAction((client, listener) -> pending.resolve(service, client, search, ActionListener.wrap(q -> {
+            holder.set(q);
+            listener.onResponse(null);
+        }, listener::onFailure)));
         pending.rewritten = holder;
         return pending;
+    }
+
+    /**
+     * Completes the options with the model's query_defaults, then runs the model and, for min_max, the
+     * lexical query over the searched indices (both at once), and answers the query that replaces this one.
+     */
+    private void resolve(MachInferenceService service, Client client, SearchRequest search, ActionListener<QueryBuilder> listener) {
+        service.acquire(modelId, ActionListener.wrap(model -> {
+            MachOptions effective = effectiveOptions(model.card().raw.path("query_defaults"), model.id());
+            boolean minMax = lexical != null && effective.normalization() == Normalization.MIN_MAX;
+            if (minMax && search == null) {
+                throw new IllegalArgumentException("[mach] [normalization] [min_max] runs the lexical query over the searched indices, which only a search request names");
+            }
+            SetOnce<Prediction> prediction = new SetOnce<>();
+            SetOnce<ScoreRange> lexicalRange = new SetOnce<>();
+            GroupedActionListener<Void> parts = new GroupedActionListener<>(
+                ActionListener.wrap(done -> listener.onResponse(rewrittenQuery(prediction.get(), effective, lexicalRange.get())), listener::onFailure),
+                minMax ? 2 : 1
+            );
+            service.predict(modelId, queryText, effective.decoderOptions(), ActionListener.wrap(p -> {
+                prediction.set(p);
+                parts.onResponse(null);
+            }, parts::onFailure));
+            if (minMax) {
+                lexicalRange(client, search, effective.lexicalWindow(), ActionListener.wrap(r -> {
+                    lexicalRange.set(r);
+                    parts.onResponse(null);
+                }, parts::onFailure));
+            }
+        }, listener::onFailure));
+    }
+
+    /**
+     * The options this query runs with on a model: its own, then the model's {@code query_defaults}
+     * (the card's JSON node; missing: none) for what it leaves out, checked together.
+     */
+    public MachOptions effectiveOptions(JsonNode cardDefaults, String model) throws IOException {
+        MachOptions effective = options.withDefaults(MachOptions.fromCard(cardDefaults, model), lexical != null);
+        try {
+            effective.validate(lexical != null, "[mach]");
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(e.getMessage() + " (this query's parameters with model [" + model + "]'s query_defaults)", e);
+        }
+        return effective;
+    }
+
+    /** The lowest and highest score among the lexical query's top {@code window} hits, from one search like the user's. */
+    private void lexicalRange(Client client, SearchRequest search, int window, ActionListener<ScoreRange> listener) {
+        SearchRequest request = new SearchRequest(search.indices()).indicesOptions(search.indicesOptions())
+            .routing(search.routing())
+            .preference(search.preference())
+            .searchType(search.searchType()) // dfs changes the scores: read them as the user's search will compute them
+            .source(new SearchSourceBuilder().query(lexical).size(window).trackTotalHits(false).fetchSource(false).storedField("_none_"));
+        client.search(request, ActionListener.wrap(response -> {
+            SearchHit[] hits = response.getHits().getHits();
+            float[] scores = new float[hits.length];
+            for (int i = 0; i < hits.length; i++) scores[i] = hits[i].getScore();
+            listener.onResponse(ScoreRange.of(scores));
+        }, listener::onFailure));
     }
 
     /** A copy with the model and product-id field the searched indices bind (index.mach.*) filled in where this query left them out. */
@@ -382,22 +380,10 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
 
     private MachQueryBuilder copy(String modelId, String productIdField) {
         MachQueryBuilder c = new MachQueryBuilder(modelId, queryText, productIdField, services);
-        c.topN = topN;
-        c.decoding = decoding;
-        c.bucketsPerRepetition = bucketsPerRepetition;
-        c.minRepetitions = minRepetitions;
-        c.scoreMode = scoreMode;
-        c.normalize = normalize;
+        c.options = options.copy();
         c.lexical = lexical;
-        c.combine = combine;
-        c.machWeight = machWeight;
         c.boost(boost).queryName(queryName);
         return c;
-    }
-
-    /** The scores this query feeds to Lucene for a prediction, in rank order (see the class doc). */
-    public float[] luceneScores(Prediction prediction) {
-        return luceneScores(prediction.result().scores(), normalize);
     }
 
     public static float[] luceneScores(float[] decoded, boolean normalize) {
@@ -410,23 +396,34 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
         return s;
     }
 
-    /** The query that replaces this one once the model has run. */
-    public QueryBuilder rewrittenQuery(Prediction prediction) {
+    /**
+     * The query that replaces this one once the model has run, with the effective options
+     * ({@link #effectiveOptions}); {@code lexicalRange}: the lexical score range, for min_max only.
+     */
+    public QueryBuilder rewrittenQuery(Prediction prediction, MachOptions effective, ScoreRange lexicalRange) {
         String[] ids = new String[prediction.size()];
         for (int i = 0; i < ids.length; i++) {
             ids[i] = prediction.productId(i);
         }
-        MachProductsQueryBuilder products = new MachProductsQueryBuilder(productIdField, ids, luceneScores(prediction));
-        Combine mode = effectiveCombine();
+        float[] scores = luceneScores(prediction.result().scores(), effective.normalize());
+        Combine mode = effective.combine(lexical != null);
         if (mode == null) {
-            return products.boost(boost).queryName(queryName);
+            return new MachProductsQueryBuilder(productIdField, ids, scores).boost(boost).queryName(queryName);
         }
-        products.boost(effectiveMachWeight());
+        float w = effective.machWeight();
+        QueryBuilder lexicalPart = lexical;
+        if (mode != Combine.FILTER && effective.normalization() == Normalization.MIN_MAX) {
+            ScoreRange machRange = ScoreRange.of(scores);
+            for (int i = 0; i < scores.length; i++) scores[i] = machRange.normalize(scores[i]);
+            lexicalPart = new AffineScoreQueryBuilder(lexical, lexicalRange.scale(), lexicalRange.offset()).boost(1 - w);
+        }
+        MachProductsQueryBuilder products = new MachProductsQueryBuilder(productIdField, ids, scores);
+        products.boost(w);
         BoolQueryBuilder bool = new BoolQueryBuilder();
         switch (mode) {
-            case FILTER -> bool.must(lexical).filter(products);
-            case BOOST -> bool.must(lexical).should(products);
-            case HYBRID -> bool.should(lexical).should(products).minimumShouldMatch(1);
+            case FILTER -> bool.must(lexicalPart).filter(products);
+            case BOOST -> bool.must(lexicalPart).should(products);
+            case HYBRID -> bool.should(lexicalPart).should(products).minimumShouldMatch(1);
         }
         return bool.boost(boost).queryName(queryName);
     }
@@ -443,20 +440,12 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
         return Objects.equals(modelId, o.modelId)
             && queryText.equals(o.queryText)
             && Objects.equals(productIdField, o.productIdField)
-            && topN == o.topN
-            && decoding == o.decoding
-            && bucketsPerRepetition == o.bucketsPerRepetition
-            && minRepetitions == o.minRepetitions
-            && scoreMode == o.scoreMode
-            && normalize == o.normalize
             && Objects.equals(lexical, o.lexical)
-            && combine == o.combine
-            && Objects.equals(machWeight, o.machWeight);
+            && options.equals(o.options);
     }
 
     @Override
     protected int doHashCode() {
-        return Objects.hash(modelId, queryText, productIdField, topN, decoding, bucketsPerRepetition, minRepetitions, scoreMode, normalize,
-            lexical, combine, machWeight);
+        return Objects.hash(modelId, queryText, productIdField, lexical, options);
     }
 }

@@ -16,6 +16,7 @@ import org.opensearch.mach.model.BundleLoader;
 import org.opensearch.mach.model.MachModel;
 import org.opensearch.mach.query.Combine;
 import org.opensearch.mach.query.MachQueryBuilder;
+import org.opensearch.mach.query.Normalization;
 import org.opensearch.search.SearchHit;
 import org.opensearch.test.OpenSearchIntegTestCase;
 import org.junit.AfterClass;
@@ -60,12 +61,28 @@ public class MachClusterTests extends MachClusterTestCase {
                         Files.copy(f, target.resolve(f.getFileName().toString()));
                     }
                 }
+                // the same bundle with query defaults in its card (mach.json is not among the checksummed files)
+                withQueryDefaults(target, "tiny-defaults",
+                    "{\"combine\": \"hybrid\", \"normalization\": \"min_max\", \"mach_weight\": 0.3, \"top_n\": 30, \"lexical_window\": 20}");
+                withQueryDefaults(target, "tiny-bad-defaults", "{\"mach_weight\": \"high\"}");
                 model = BundleLoader.load(MODEL, TestPaths.tinyFixture().resolve("bundle"), false);
             } catch (Exception e) {
                 throw new AssertionError(e);
             }
         }
         return modelsDir;
+    }
+
+    private static void withQueryDefaults(Path bundle, String id, String defaults) throws IOException {
+        Path copy = bundle.resolveSibling(id);
+        Files.createDirectories(copy);
+        try (DirectoryStream<Path> files = Files.newDirectoryStream(bundle)) {
+            for (Path f : files) Files.copy(f, copy.resolve(f.getFileName().toString()));
+        }
+        com.fasterxml.jackson.databind.node.ObjectNode card = (com.fasterxml.jackson.databind.node.ObjectNode) JSON.readTree(
+            Files.readString(copy.resolve("mach.json")));
+        card.set("query_defaults", JSON.readTree(defaults));
+        Files.writeString(copy.resolve("mach.json"), JSON.writeValueAsString(card));
     }
 
     @AfterClass
@@ -205,6 +222,69 @@ public class MachClusterTests extends MachClusterTestCase {
         for (String id : union) expected.put(id, lexical.getOrDefault(id, 0f) + mach.getOrDefault(id, 0f));
         assertScores(expected, hybrid);
         assertTrue("hybrid adds MACH-only products", hybrid.size() > lexical.size());
+    }
+
+    public void testMinMaxNormalization() throws IOException {
+        indexProducts();
+        String text = "crimson sofa";
+        QueryBuilder lex = QueryBuilders.matchQuery("title", text);
+        List<Map.Entry<String, Float>> lexical = new ArrayList<>(lexical(lex).entrySet()); // best first
+        int window = 20;
+        assertTrue("more lexical matches than the window", lexical.size() > window);
+        float lexMax = lexical.get(0).getValue(), lexMin = lexical.get(window - 1).getValue();
+        assertTrue(lexMax > lexMin);
+        Prediction p = predict(text, new Decoder.Options(30, Decoder.Strategy.AUTO, 10, 1, Decoder.ScoreMode.MEAN));
+        float[] mach = p.result().scores();
+        float machMax = mach[0], machMin = mach[mach.length - 1];
+        float w = 0.3f;
+        for (Combine mode : List.of(Combine.BOOST, Combine.HYBRID)) {
+            Map<String, Float> got = hits(search(m -> m, text, 400,
+                m -> m.topN(30).lexical(lex).combine(mode).normalization(Normalization.MIN_MAX).machWeight(w).lexicalWindow(window)));
+            // (1 - w) * mm(lexical) + w * mm(mach), mm over each side's top results, clamped at 0 below them
+            Map<String, Float> expected = new LinkedHashMap<>();
+            for (Map.Entry<String, Float> e : lexical) {
+                expected.put(e.getKey(), (1 - w) * Math.max(0, (e.getValue() - lexMin) / (lexMax - lexMin)));
+            }
+            for (int i = 0; i < p.size(); i++) {
+                if (mode == Combine.BOOST && !expected.containsKey(p.productId(i))) continue;
+                expected.merge(p.productId(i), w * (mach[i] - machMin) / (machMax - machMin), Float::sum);
+            }
+            assertScores(expected, got);
+            assertEquals(mode + ": the best of both sides scores 1 at most", 1f, Math.max(1f, got.values().iterator().next()), 1e-5f);
+        }
+        // the model's query defaults (hybrid, min_max, w 0.3, top_n 30, window 20) give the same query; the request overrides them
+        Map<String, Float> explicit = hits(search(m -> m, text, 400,
+            m -> m.topN(30).lexical(lex).combine(Combine.HYBRID).normalization(Normalization.MIN_MAX).machWeight(w).lexicalWindow(window)));
+        assertScores(explicit, hits(search("tiny-defaults", text, m -> m.lexical(lex))));
+        Map<String, Float> boost = hits(search(m -> m, text, 400, m -> m.topN(30).lexical(lex).machWeight(4f)));
+        assertScores(boost, hits(search("tiny-defaults", text, m -> m.lexical(lex).combine(Combine.BOOST).normalization(Normalization.NONE)
+            .machWeight(4f))));
+
+        // explain shows the map of the lexical side
+        SearchResponse ex = client().prepareSearch(INDEX).setSearchType(SearchType.QUERY_THEN_FETCH).setExplain(true).setSize(1)
+            .setQuery(new MachQueryBuilder(MODEL, text, "product_id", () -> internalCluster().getInstance(MachInferenceService.class,
+                internalCluster().getNodeNames()[0])).topN(30).lexical(lex).combine(Combine.HYBRID).normalization(Normalization.MIN_MAX)
+                .machWeight(w).lexicalWindow(window)).get();
+        SearchHit top = ex.getHits().getHits()[0];
+        String explanation = top.getExplanation().toString();
+        assertTrue(explanation, explanation.contains("computed as boost * max(0, scale * score + offset)"));
+        assertEquals(top.getScore(), top.getExplanation().getValue().floatValue(), 1e-6f);
+    }
+
+    public void testBadQueryDefaultsAreA400() throws IOException {
+        indexProducts();
+        assertError(searchBody("").replace("\"" + MODEL + "\"", "\"tiny-bad-defaults\""), 400,
+            "model [tiny-bad-defaults] mach.json [query_defaults] [mach_weight] must be a number, got a string [high]");
+        // a request value that does not fit the model's defaults
+        assertError(searchBody(", \"lexical\": {\"match\": {\"title\": \"x\"}}, \"mach_weight\": 5").replace("\"" + MODEL + "\"",
+            "\"tiny-defaults\""), 400, "[mach_weight] must be between 0 and 1");
+    }
+
+    private SearchResponse search(String model, String text, java.util.function.Consumer<MachQueryBuilder> params) {
+        String node = randomFrom(internalCluster().getNodeNames());
+        MachQueryBuilder mach = new MachQueryBuilder(model, text, "product_id", () -> internalCluster().getInstance(MachInferenceService.class, node));
+        params.accept(mach);
+        return client(node).prepareSearch(INDEX).setSearchType(SearchType.QUERY_THEN_FETCH).setQuery(mach).setSize(400).get();
     }
 
     public void testComposesWithTheDsl() throws IOException {
@@ -354,7 +434,7 @@ public class MachClusterTests extends MachClusterTestCase {
         // unknown model
         JsonNode nf = rest("POST", "/" + INDEX + "/_search",
             "{\"query\": {\"mach\": {\"model_id\": \"nope\", \"query_text\": \"red sofa\", \"product_id_field\": \"product_id\"}}}", 404);
-        assertTrue(nf.toString(), nf.toString().contains("model [nope] not found") && nf.toString().contains("available: [tiny]"));
+        assertTrue(nf.toString(), nf.toString().contains("model [nope] not found") && nf.toString().contains("available: [tiny, "));
         rest("POST", "/_plugins/_mach/models/nope/_predict", "{\"query_text\": \"red sofa\"}", 404);
         // product id field missing / not keyword
         assertError(searchBody("").replace("\"product_id\"", "\"no_such_field\""), 400, "[no_such_field] does not exist");
@@ -400,7 +480,7 @@ public class MachClusterTests extends MachClusterTestCase {
     public void testParserFuzzNeverA5xx() throws IOException {
         indexProducts();
         List<String> queryFields = List.of("model_id", "query_text", "product_id_field", "top_n", "decoding", "buckets_per_repetition",
-            "min_repetitions", "score", "normalize", "lexical", "combine", "mach_weight", "boost", "_name");
+            "min_repetitions", "score", "normalize", "lexical", "combine", "mach_weight", "normalization", "lexical_window", "boost", "_name");
         List<String> predictFields = List.of("query_text", "text", "top_n", "decoding", "buckets_per_repetition", "min_repetitions", "score",
             "normalize", "top_buckets");
         int twoXx = 0;
@@ -441,7 +521,7 @@ public class MachClusterTests extends MachClusterTestCase {
             case 3 -> randomFrom(Long.MAX_VALUE, Long.MIN_VALUE, new java.math.BigInteger("123456789012345678901234567890"));
             case 4 -> randomFrom(0.0, 0.5, -2.5, 1e300, -1e-300, 10.0);
             case 5 -> randomFrom("", " ", "tiny", "product_id", "title", "price", "red sofa", "auto", "exact", "candidates", "mean",
-                "calibrated", "filter", "boost", "hybrid", "10", "true", "../etc", "x".repeat(1025), randomUnicodeOfLengthBetween(0, 20));
+                "calibrated", "filter", "boost", "hybrid", "none", "min_max", "10", "true", "../etc", "x".repeat(1025), randomUnicodeOfLengthBetween(0, 20));
             case 6 -> randomFrom(Map.of(), Map.of("match_all", Map.of()), Map.of("match", Map.of("title", "sofa")), Map.of("a", 1),
                 Map.of("term", Map.of("price", "not a number")));
             default -> randomFrom(List.of(), List.of(1), List.of("x"), List.of(Map.of()));

@@ -50,11 +50,21 @@ public class MachQueryBuilderTests extends OpenSearchTestCase {
         return "{\"mach\": {\"model_id\": \"m\", \"query_text\": \"red sofa\", \"product_id_field\": \"pid\"" + params + "}}";
     }
 
+    private QueryBuilder rewritten(String json, org.opensearch.mach.inference.Prediction p) throws IOException {
+        MachQueryBuilder q = (MachQueryBuilder) parse(json);
+        return q.rewrittenQuery(p, q.options(), null);
+    }
+
+    private static com.fasterxml.jackson.databind.JsonNode json(String s) throws IOException {
+        return new com.fasterxml.jackson.databind.ObjectMapper().readTree(s);
+    }
+
     public void testParseAllParametersAndRoundTrip() throws IOException {
         MachQueryBuilder q = (MachQueryBuilder) parse(mach("""
             , "top_n": 50, "decoding": "candidates", "buckets_per_repetition": 7, "min_repetitions": 2, "score": "calibrated",
             "normalize": true, "lexical": {"match": {"title": "red sofa"}}, "combine": "hybrid", "mach_weight": 2.5,
             "boost": 1.5, "_name": "q1\""""));
+        assertRoundTrips(q);
         assertEquals("m", q.modelId());
         assertEquals("red sofa", q.queryText());
         assertEquals("pid", q.productIdField());
@@ -65,10 +75,13 @@ public class MachQueryBuilderTests extends OpenSearchTestCase {
         assertEquals(new MatchQueryBuilder("title", "red sofa"), q.lexical());
         assertEquals(1.5f, q.boost(), 0f);
         assertEquals("q1", q.queryName());
+        assertRoundTrips((MachQueryBuilder) parse(mach(", \"lexical\": {\"match\": {\"title\": \"x\"}}, \"normalization\": \"min_max\", "
+            + "\"mach_weight\": 0, \"lexical_window\": 7, \"combine\": \"boost\"")));
+    }
 
-        // XContent round trip
+    /** XContent and wire round trips give an equal query (only the given parameters travel: model defaults still apply after). */
+    private void assertRoundTrips(MachQueryBuilder q) throws IOException {
         assertEquals(q, parse(q.toString()));
-        // wire round trip
         try (BytesStreamOutput out = new BytesStreamOutput()) {
             out.writeNamedWriteable(q);
             try (StreamInput in = new NamedWriteableAwareStreamInput(out.bytes().streamInput(), writableRegistry())) {
@@ -90,6 +103,73 @@ public class MachQueryBuilderTests extends OpenSearchTestCase {
         MachQueryBuilder withLexical = (MachQueryBuilder) parse(mach(", \"lexical\": {\"match\": {\"title\": \"x\"}}"));
         assertEquals("boost is the default with a lexical query", Combine.BOOST, withLexical.effectiveCombine());
         assertEquals(MachQueryBuilder.DEFAULT_MACH_WEIGHT, withLexical.effectiveMachWeight(), 0f);
+        assertEquals(Normalization.NONE, withLexical.options().normalization());
+        assertFalse("defaults are not written out", withLexical.toString().contains("top_n"));
+        MachQueryBuilder minMax = (MachQueryBuilder) parse(mach(", \"lexical\": {\"match\": {\"title\": \"x\"}}, \"normalization\": \"min_max\", \"top_n\": 30"));
+        assertEquals(0.5f, minMax.effectiveMachWeight(), 0f);
+        assertEquals("the lexical window is top_n unless given", 30, minMax.options().lexicalWindow());
+    }
+
+    public void testMinMaxErrors() {
+        String lex = ", \"lexical\": {\"match\": {\"t\": \"x\"}}";
+        assertTrue(parseError(mach(lex + ", \"normalization\": \"min_max\", \"mach_weight\": 3")).contains("[mach_weight] must be between 0 and 1"));
+        assertTrue(parseError(mach(lex + ", \"normalization\": \"min_max\", \"mach_weight\": -0.1")).contains("[mach_weight] must be between 0 and 1"));
+        assertTrue(parseError(mach(lex + ", \"normalization\": \"min_max\", \"combine\": \"filter\"")).contains("[min_max] applies to [combine] [boost] and [hybrid]"));
+        assertTrue(parseError(mach(", \"normalization\": \"min_max\"")).contains("[normalization] applies only with a [lexical] query"));
+        assertTrue(parseError(mach(lex + ", \"lexical_window\": 10")).contains("[lexical_window] applies only with [normalization] [min_max]"));
+        assertTrue(parseError(mach(lex + ", \"normalization\": \"min_max\", \"lexical_window\": 0")).contains("[lexical_window] must be between 1 and 10000"));
+        assertTrue(parseError(mach(lex + ", \"normalization\": \"zscore\"")).contains("unknown normalization [zscore]; use one of [none, min_max]"));
+        assertTrue(parseError(mach(lex + ", \"normalization\": 1")).contains("[normalization] must be a string"));
+    }
+
+    public void testModelQueryDefaults() throws IOException {
+        var card = json("{\"combine\": \"hybrid\", \"normalization\": \"min_max\", \"mach_weight\": 0.3, \"top_n\": 200}");
+        String lex = ", \"lexical\": {\"match\": {\"t\": \"x\"}}";
+        MachOptions all = ((MachQueryBuilder) parse(mach(lex))).effectiveOptions(card, "m");
+        assertEquals(Combine.HYBRID, all.combine(true));
+        assertEquals(Normalization.MIN_MAX, all.normalization());
+        assertEquals(0.3f, all.machWeight(), 0f);
+        assertEquals(200, all.topN());
+        assertEquals(200, all.lexicalWindow());
+        // the request overrides what it gives
+        MachOptions some = ((MachQueryBuilder) parse(mach(lex + ", \"top_n\": 50, \"combine\": \"boost\""))).effectiveOptions(card, "m");
+        assertEquals(Combine.BOOST, some.combine(true));
+        assertEquals(50, some.topN());
+        assertEquals(0.3f, some.machWeight(), 0f);
+        // fusion defaults do not apply where they mean nothing: a bare query, combine filter
+        MachOptions bare = ((MachQueryBuilder) parse(mach(""))).effectiveOptions(card, "m");
+        assertNull(bare.combine(false));
+        assertEquals(200, bare.topN());
+        MachOptions filter = ((MachQueryBuilder) parse(mach(lex + ", \"combine\": \"filter\""))).effectiveOptions(card, "m");
+        assertEquals(Combine.FILTER, filter.combine(true));
+        assertEquals(Normalization.NONE, filter.normalization());
+        // the model's weight is meant for its normalization: a request that changes the normalization gets the plugin's weight
+        MachOptions raw = ((MachQueryBuilder) parse(mach(lex + ", \"normalization\": \"none\""))).effectiveOptions(card, "m");
+        assertEquals(MachQueryBuilder.DEFAULT_MACH_WEIGHT, raw.machWeight(), 0f);
+        assertEquals(Combine.HYBRID, raw.combine(true));
+        // no defaults: the plugin's
+        MachOptions none = ((MachQueryBuilder) parse(mach(lex))).effectiveOptions(json("{}").path("query_defaults"), "m");
+        assertEquals(Combine.BOOST, none.combine(true));
+        assertEquals(MachQueryBuilder.DEFAULT_MACH_WEIGHT, none.machWeight(), 0f);
+        // a request value that does not fit the model's defaults: a 400 that says where the other value came from
+        IllegalArgumentException e = expectThrows(IllegalArgumentException.class,
+            () -> ((MachQueryBuilder) parse(mach(lex + ", \"mach_weight\": 5"))).effectiveOptions(card, "m"));
+        assertTrue(e.getMessage(), e.getMessage().contains("[mach_weight] must be between 0 and 1") && e.getMessage().contains("model [m]'s query_defaults"));
+
+        // bad defaults in the card: read as strictly as a request, named as the card's
+        MachQueryBuilder q = (MachQueryBuilder) parse(mach(lex));
+        for (String[] bad : new String[][] {
+            { "{\"mach_weight\": \"high\"}", "model [m] mach.json [query_defaults] [mach_weight] must be a number, got a string [high]" },
+            { "{\"top_n\": 0}", "model [m] mach.json [query_defaults] [top_n] must be between 1 and 10000" },
+            { "{\"model_id\": \"x\"}", "model [m] mach.json [query_defaults] unknown parameter [model_id]" },
+            { "{\"combine\": \"filter\", \"normalization\": \"min_max\"}", "model [m] mach.json [query_defaults] [normalization] [min_max] applies to" },
+            { "{\"normalization\": \"min_max\", \"mach_weight\": 10}", "model [m] mach.json [query_defaults] [mach_weight] must be between 0 and 1" },
+            { "[1]", "model [m] mach.json [query_defaults] must be a JSON object, got an array" },
+            { "null", "model [m] mach.json [query_defaults] must be a JSON object, got null" } }) {
+            Exception x = expectThrows(Exception.class, () -> q.effectiveOptions(json(bad[0]), "m"));
+            assertTrue(bad[0] + ": " + x.getMessage(), x.getMessage().contains(bad[1]));
+            assertEquals(org.opensearch.core.rest.RestStatus.BAD_REQUEST, org.opensearch.ExceptionsHelper.status(x));
+        }
     }
 
     public void testModelAndFieldMayComeFromTheIndexBinding() throws IOException {
@@ -174,7 +254,7 @@ public class MachQueryBuilderTests extends OpenSearchTestCase {
             org.opensearch.mach.inference.Prediction p = org.opensearch.mach.inference.MachInferenceService.predict(
                 model, bare.queryText(), bare.decoderOptions());
             assertEquals(5, p.size());
-            MachProductsQueryBuilder products = (MachProductsQueryBuilder) bare.rewrittenQuery(p);
+            MachProductsQueryBuilder products = (MachProductsQueryBuilder) bare.rewrittenQuery(p, bare.options(), null);
             assertEquals("pid", products.field());
             assertEquals(2f, products.boost(), 0f);
             for (int i = 0; i < 5; i++) {
@@ -185,23 +265,56 @@ public class MachQueryBuilderTests extends OpenSearchTestCase {
             org.opensearch.mach.inference.Prediction empty = org.opensearch.mach.inference.MachInferenceService.predict(
                 model, "?! -- ...", bare.decoderOptions());
             assertEquals(0, empty.size());
-            assertEquals(0, ((MachProductsQueryBuilder) bare.rewrittenQuery(empty)).ids().length);
+            assertEquals(0, ((MachProductsQueryBuilder) bare.rewrittenQuery(empty, bare.options(), null)).ids().length);
 
             MatchQueryBuilder lexical = new MatchQueryBuilder("title", "x");
             String lex = ", \"lexical\": {\"match\": {\"title\": \"x\"}}, \"mach_weight\": 3";
-            BoolQueryBuilder filter = (BoolQueryBuilder) ((MachQueryBuilder) parse(mach(lex + ", \"combine\": \"filter\""))).rewrittenQuery(p);
+            BoolQueryBuilder filter = (BoolQueryBuilder) rewritten(mach(lex + ", \"combine\": \"filter\""), p);
             assertEquals(List.of(lexical), filter.must());
             assertEquals(1, filter.filter().size());
             assertTrue(filter.should().isEmpty());
-            BoolQueryBuilder boost = (BoolQueryBuilder) ((MachQueryBuilder) parse(mach(lex))).rewrittenQuery(p);
+            BoolQueryBuilder boost = (BoolQueryBuilder) rewritten(mach(lex), p);
             assertEquals(List.of(lexical), boost.must());
             assertEquals(3f, boost.should().get(0).boost(), 0f);
             assertNull(boost.minimumShouldMatch());
-            BoolQueryBuilder hybrid = (BoolQueryBuilder) ((MachQueryBuilder) parse(mach(lex + ", \"combine\": \"hybrid\""))).rewrittenQuery(p);
+            BoolQueryBuilder hybrid = (BoolQueryBuilder) rewritten(mach(lex + ", \"combine\": \"hybrid\""), p);
             assertTrue(hybrid.must().isEmpty());
             assertEquals(lexical, hybrid.should().get(0));
             assertEquals(3f, hybrid.should().get(1).boost(), 0f);
             assertEquals("1", hybrid.minimumShouldMatch());
+
+            // min_max: the lexical clause maps its scores by its range, the MACH scores are min-max normalized; weights 1 - w and w
+            for (String mode : List.of("boost", "hybrid")) {
+                MachQueryBuilder q = (MachQueryBuilder) parse(mach(", \"lexical\": {\"match\": {\"title\": \"x\"}}, \"normalization\": \"min_max\", "
+                    + "\"mach_weight\": 0.25, \"combine\": \"" + mode + "\""));
+                BoolQueryBuilder b = (BoolQueryBuilder) q.rewrittenQuery(p, q.options(), new ScoreRange(2f, 10f));
+                AffineScoreQueryBuilder lexPart = (AffineScoreQueryBuilder) (mode.equals("boost") ? b.must() : b.should()).get(0);
+                assertEquals(lexical, lexPart.query());
+                assertEquals(0.125f, lexPart.scale(), 0f);
+                assertEquals(-0.25f, lexPart.offset(), 0f);
+                assertEquals(0.75f, lexPart.boost(), 0f);
+                MachProductsQueryBuilder machPart = (MachProductsQueryBuilder) b.should().get(mode.equals("boost") ? 0 : 1);
+                assertEquals(0.25f, machPart.boost(), 0f);
+                float[] raw = p.result().scores(), mm = machPart.scores();
+                float min = raw[raw.length - 1], max = raw[0];
+                for (int i = 0; i < mm.length; i++) assertEquals((raw[i] - min) / (max - min), mm[i], 1e-6f);
+                assertEquals(1f, mm[0], 1e-6f);
+                assertEquals(0f, mm[mm.length - 1], 0f);
+            }
         }
+    }
+
+    public void testScoreRange() {
+        ScoreRange r = ScoreRange.of(new float[] { 4f, 10f, 2f });
+        assertEquals(new ScoreRange(2f, 10f), r);
+        assertEquals(1f, r.normalize(10f), 1e-6f);
+        assertEquals(0.5f, r.normalize(6f), 1e-6f);
+        assertEquals(0f, r.normalize(2f), 0f);
+        assertEquals("below the window's lowest score: 0", 0f, r.normalize(1f), 0f);
+        // no spread: the top scores 1, lower scores in proportion; nothing positive: 0
+        assertEquals(1f, ScoreRange.of(new float[] { 3f, 3f }).normalize(3f), 0f);
+        assertEquals(0.5f, ScoreRange.of(new float[] { 3f }).normalize(1.5f), 1e-6f);
+        assertEquals(0f, ScoreRange.EMPTY.normalize(5f), 0f);
+        assertEquals(0f, ScoreRange.of(new float[0]).scale(), 0f);
     }
 }

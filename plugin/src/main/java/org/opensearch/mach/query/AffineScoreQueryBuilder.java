@@ -1,0 +1,140 @@
+package org.opensearch.mach.query;
+
+import org.apache.lucene.search.Query;
+import org.opensearch.core.common.ParsingException;
+import org.opensearch.core.common.io.stream.StreamInput;
+import org.opensearch.core.common.io.stream.StreamOutput;
+import org.opensearch.core.xcontent.XContentBuilder;
+import org.opensearch.core.xcontent.XContentLocation;
+import org.opensearch.core.xcontent.XContentParser;
+import org.opensearch.index.query.AbstractQueryBuilder;
+import org.opensearch.index.query.MatchNoneQueryBuilder;
+import org.opensearch.index.query.QueryBuilder;
+import org.opensearch.index.query.QueryRewriteContext;
+import org.opensearch.index.query.QueryShardContext;
+import org.opensearch.mach.rest.StrictJson;
+
+import java.io.IOException;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * A query whose scores pass through the affine map {@code max(0, scale * s + offset)}: what the
+ * lexical part of a {@code mach} query with {@code normalization: min_max} becomes on the
+ * coordinator, once its score range is known (scale = 1 / (max - min), offset = -min / (max - min)).
+ * Serializable, so the shards receive the map with the query.
+ *
+ * <pre>{"mach_affine": {"query": {"match": {"title": "drill"}}, "scale": 0.125, "offset": -0.5, "boost": 0.7}}</pre>
+ */
+public class AffineScoreQueryBuilder extends AbstractQueryBuilder<AffineScoreQueryBuilder> {
+    public static final String NAME = "mach_affine";
+    static final List<String> PARAMETERS = List.of("query", "scale", "offset", "boost", "_name");
+
+    private final QueryBuilder query;
+    private final float scale;
+    private final float offset;
+
+    public AffineScoreQueryBuilder(QueryBuilder query, float scale, float offset) {
+        if (query == null) throw new IllegalArgumentException("[" + NAME + "] requires [query], the query whose scores it maps");
+        AffineScoreQuery.checkMap(scale, offset);
+        this.query = query;
+        this.scale = scale;
+        this.offset = offset;
+    }
+
+    public AffineScoreQueryBuilder(StreamInput in) throws IOException {
+        super(in);
+        this.query = in.readNamedWriteable(QueryBuilder.class);
+        this.scale = in.readFloat();
+        this.offset = in.readFloat();
+    }
+
+    @Override
+    protected void doWriteTo(StreamOutput out) throws IOException {
+        out.writeNamedWriteable(query);
+        out.writeFloat(scale);
+        out.writeFloat(offset);
+    }
+
+    public QueryBuilder query() {
+        return query;
+    }
+
+    public float scale() {
+        return scale;
+    }
+
+    public float offset() {
+        return offset;
+    }
+
+    @Override
+    public String getWriteableName() {
+        return NAME;
+    }
+
+    @Override
+    protected void doXContent(XContentBuilder builder, Params params) throws IOException {
+        builder.startObject(NAME);
+        builder.field("query", query);
+        builder.field("scale", scale);
+        builder.field("offset", offset);
+        printBoostAndQueryName(builder);
+        builder.endObject();
+    }
+
+    public static AffineScoreQueryBuilder fromXContent(XContentParser parser) throws IOException {
+        XContentLocation start = parser.getTokenLocation();
+        String what = "[" + NAME + "]";
+        Parsed q = new Parsed();
+        StrictJson.readObject(parser, what, PARAMETERS, (field, p) -> {
+            switch (field) {
+                case "query" -> {
+                    if (p.currentToken() != XContentParser.Token.START_OBJECT) throw StrictJson.wrongType(p, what, field, "a query object");
+                    q.query = parseInnerQueryBuilder(p);
+                }
+                case "scale" -> q.scale = StrictJson.number(p, what, field);
+                case "offset" -> q.offset = StrictJson.number(p, what, field);
+                case "boost" -> q.boost = StrictJson.number(p, what, field);
+                case "_name" -> q.queryName = StrictJson.text(p, what, field);
+                default -> throw new IllegalStateException("parameter [" + field + "] is listed but not read");
+            }
+        });
+        try {
+            if (q.query == null || q.scale == null || q.offset == null) throw new IllegalArgumentException(what + " requires [query], [scale] and [offset]");
+            return new AffineScoreQueryBuilder(q.query, q.scale, q.offset).boost(q.boost).queryName(q.queryName);
+        } catch (IllegalArgumentException e) {
+            throw new ParsingException(start, e.getMessage(), e);
+        }
+    }
+
+    private static final class Parsed {
+        QueryBuilder query;
+        Float scale, offset;
+        float boost = DEFAULT_BOOST;
+        String queryName;
+    }
+
+    @Override
+    protected QueryBuilder doRewrite(QueryRewriteContext context) throws IOException {
+        QueryBuilder rewritten = query.rewrite(context);
+        if (rewritten instanceof MatchNoneQueryBuilder) return rewritten;
+        if (rewritten == query) return this;
+        return new AffineScoreQueryBuilder(rewritten, scale, offset).boost(boost).queryName(queryName);
+    }
+
+    @Override
+    protected Query doToQuery(QueryShardContext context) throws IOException {
+        return new AffineScoreQuery(query.toQuery(context), scale, offset);
+    }
+
+    @Override
+    protected boolean doEquals(AffineScoreQueryBuilder other) {
+        return query.equals(other.query) && Float.compare(scale, other.scale) == 0 && Float.compare(offset, other.offset) == 0;
+    }
+
+    @Override
+    protected int doHashCode() {
+        return Objects.hash(query, scale, offset);
+    }
+}

@@ -1,0 +1,348 @@
+package org.opensearch.mach.query;
+
+import com.fasterxml.jackson.databind.JsonNode;
+
+import org.opensearch.common.xcontent.json.JsonXContent;
+import org.opensearch.core.common.io.stream.StreamInput;
+import org.opensearch.core.common.io.stream.StreamOutput;
+import org.opensearch.core.common.io.stream.Writeable;
+import org.opensearch.core.xcontent.DeprecationHandler;
+import org.opensearch.core.xcontent.NamedXContentRegistry;
+import org.opensearch.core.xcontent.XContentBuilder;
+import org.opensearch.core.xcontent.XContentParser;
+import org.opensearch.mach.inference.Decoder;
+import org.opensearch.mach.rest.StrictJson;
+
+import java.io.IOException;
+import java.util.List;
+import java.util.Objects;
+import java.util.function.Function;
+
+/**
+ * The tunable parameters of a {@code mach} query, each null where not given. A request gives some;
+ * the model card's optional {@code query_defaults} (spec/bundle-format.md) may give others; the
+ * request's win, the card's fill the gaps ({@link #withDefaults}), and the accessors fill the rest
+ * with the plugin's defaults. Both are read by {@link #read}, so a card takes exactly the values a
+ * request takes.
+ */
+public final class MachOptions implements Writeable {
+    public static final List<String> NAMES = List.of(
+        "top_n", "decoding", "buckets_per_repetition", "min_repetitions", "score", "normalize", "combine", "normalization", "mach_weight",
+        "lexical_window"
+    );
+    public static final int DEFAULT_TOP_N = 100;
+    public static final int MAX_TOP_N = 10_000;
+    public static final int DEFAULT_BUCKETS_PER_REPETITION = 10;
+    public static final int MAX_BUCKETS_PER_REPETITION = 100_000;
+    /** Raw scores: a product the model is sure of (score ~1) weighs about one strong BM25 title match. Not tuned. */
+    public static final float DEFAULT_MACH_WEIGHT = 10f;
+    /** min_max: both sides weigh the same, as in neural-search's default. */
+    public static final float DEFAULT_MIN_MAX_WEIGHT = 0.5f;
+
+    private Integer topN;
+    private Decoder.Strategy decoding;
+    private Integer bucketsPerRepetition;
+    private Integer minRepetitions;
+    private Decoder.ScoreMode scoreMode;
+    private Boolean normalize;
+    private Combine combine;
+    private Normalization normalization;
+    private Float machWeight;
+    private Integer lexicalWindow;
+
+    public MachOptions() {}
+
+    public MachOptions(StreamInput in) throws IOException {
+        topN = in.readOptionalVInt();
+        decoding = readEnum(in, Decoder.Strategy::parse);
+        bucketsPerRepetition = in.readOptionalVInt();
+        minRepetitions = in.readOptionalVInt();
+        scoreMode = readEnum(in, Decoder.ScoreMode::parse);
+        normalize = in.readOptionalBoolean();
+        combine = readEnum(in, Combine::parse);
+        normalization = readEnum(in, Normalization::parse);
+        machWeight = in.readOptionalFloat();
+        lexicalWindow = in.readOptionalVInt();
+    }
+
+    @Override
+    public void writeTo(StreamOutput out) throws IOException {
+        out.writeOptionalVInt(topN);
+        out.writeOptionalString(decoding == null ? null : decoding.value());
+        out.writeOptionalVInt(bucketsPerRepetition);
+        out.writeOptionalVInt(minRepetitions);
+        out.writeOptionalString(scoreMode == null ? null : scoreMode.value());
+        out.writeOptionalBoolean(normalize);
+        out.writeOptionalString(combine == null ? null : combine.value());
+        out.writeOptionalString(normalization == null ? null : normalization.value());
+        out.writeOptionalFloat(machWeight);
+        out.writeOptionalVInt(lexicalWindow);
+    }
+
+    private static <E> E readEnum(StreamInput in, Function<String, E> parse) throws IOException {
+        String s = in.readOptionalString();
+        return s == null ? null : parse.apply(s);
+    }
+
+    /** Reads parameter {@code field} (one of {@link #NAMES}) strictly: a 400 naming it for a wrong type or value. */
+    public void read(String field, XContentParser p, String what) throws IOException {
+        switch (field) {
+            case "top_n" -> topN(StrictJson.integer(p, what, field, 1, MAX_TOP_N));
+            case "decoding" -> decoding(Decoder.Strategy.parse(StrictJson.text(p, what, field)));
+            case "buckets_per_repetition" -> bucketsPerRepetition(StrictJson.integer(p, what, field, 1, MAX_BUCKETS_PER_REPETITION));
+            case "min_repetitions" -> minRepetitions(StrictJson.integer(p, what, field, 1, Integer.MAX_VALUE));
+            case "score" -> scoreMode(Decoder.ScoreMode.parse(StrictJson.text(p, what, field)));
+            case "normalize" -> normalize(StrictJson.bool(p, what, field));
+            case "combine" -> combine(Combine.parse(StrictJson.text(p, what, field)));
+            case "normalization" -> normalization(Normalization.parse(StrictJson.text(p, what, field)));
+            case "mach_weight" -> machWeight(StrictJson.number(p, what, field));
+            case "lexical_window" -> lexicalWindow(StrictJson.integer(p, what, field, 1, MAX_TOP_N));
+            default -> throw new IllegalStateException("parameter [" + field + "] is not a mach option");
+        }
+    }
+
+    /**
+     * A model's {@code query_defaults} (absent: none), read like a request's parameters and checked as
+     * they would be with a lexical query; a bad value is a 400 naming the model and the field.
+     */
+    public static MachOptions fromCard(JsonNode defaults, String modelId) throws IOException {
+        MachOptions o = new MachOptions();
+        if (defaults == null || defaults.isMissingNode()) return o;
+        String what = "model [" + modelId + "] mach.json [query_defaults]";
+        try (
+            XContentParser p = JsonXContent.jsonXContent.createParser(
+                NamedXContentRegistry.EMPTY,
+                DeprecationHandler.THROW_UNSUPPORTED_OPERATION,
+                defaults.toString()
+            )
+        ) {
+            StrictJson.readObject(p, what, NAMES, (field, x) -> o.read(field, x, what));
+        }
+        o.validate(true, what);
+        return o;
+    }
+
+    /** The given parameters only, as the request's JSON fields. */
+    public void toXContent(XContentBuilder b) throws IOException {
+        if (topN != null) b.field("top_n", topN);
+        if (decoding != null) b.field("decoding", decoding.value());
+        if (bucketsPerRepetition != null) b.field("buckets_per_repetition", bucketsPerRepetition);
+        if (minRepetitions != null) b.field("min_repetitions", minRepetitions);
+        if (scoreMode != null) b.field("score", scoreMode.value());
+        if (normalize != null) b.field("normalize", normalize);
+        if (combine != null) b.field("combine", combine.value());
+        if (normalization != null) b.field("normalization", normalization.value());
+        if (machWeight != null) b.field("mach_weight", machWeight);
+        if (lexicalWindow != null) b.field("lexical_window", lexicalWindow);
+    }
+
+    // ------------------------------------------------------------------ setters (each value on its own)
+
+    public MachOptions topN(int n) {
+        if (n < 1 || n > MAX_TOP_N) throw new IllegalArgumentException("[mach] [top_n] must be between 1 and " + MAX_TOP_N + ", got [" + n + "]");
+        topN = n;
+        return this;
+    }
+
+    public MachOptions decoding(Decoder.Strategy s) {
+        decoding = Objects.requireNonNull(s);
+        return this;
+    }
+
+    public MachOptions bucketsPerRepetition(int m) {
+        if (m < 1 || m > MAX_BUCKETS_PER_REPETITION) {
+            throw new IllegalArgumentException(
+                "[mach] [buckets_per_repetition] must be between 1 and " + MAX_BUCKETS_PER_REPETITION + ", got [" + m + "]"
+            );
+        }
+        bucketsPerRepetition = m;
+        return this;
+    }
+
+    public MachOptions minRepetitions(int f) {
+        if (f < 1) throw new IllegalArgumentException("[mach] [min_repetitions] must be >= 1, got [" + f + "]");
+        minRepetitions = f;
+        return this;
+    }
+
+    public MachOptions scoreMode(Decoder.ScoreMode s) {
+        scoreMode = Objects.requireNonNull(s);
+        return this;
+    }
+
+    public MachOptions normalize(boolean n) {
+        normalize = n;
+        return this;
+    }
+
+    public MachOptions combine(Combine c) {
+        combine = c;
+        return this;
+    }
+
+    public MachOptions normalization(Normalization n) {
+        normalization = n;
+        return this;
+    }
+
+    /** Its range depends on the normalization: checked by {@link #validate}. */
+    public MachOptions machWeight(float w) {
+        if (!Float.isFinite(w)) throw new IllegalArgumentException("[mach] [mach_weight] must be a finite number, got [" + w + "]");
+        machWeight = w;
+        return this;
+    }
+
+    public MachOptions lexicalWindow(int n) {
+        if (n < 1 || n > MAX_TOP_N) {
+            throw new IllegalArgumentException("[mach] [lexical_window] must be between 1 and " + MAX_TOP_N + ", got [" + n + "]");
+        }
+        lexicalWindow = n;
+        return this;
+    }
+
+    // ------------------------------------------------------------------ effective values
+
+    public int topN() {
+        return topN != null ? topN : DEFAULT_TOP_N;
+    }
+
+    public Decoder.Options decoderOptions() {
+        return new Decoder.Options(
+            topN(),
+            decoding != null ? decoding : Decoder.Strategy.AUTO,
+            bucketsPerRepetition != null ? bucketsPerRepetition : DEFAULT_BUCKETS_PER_REPETITION,
+            minRepetitions != null ? minRepetitions : 1,
+            scoreMode != null ? scoreMode : Decoder.ScoreMode.MEAN
+        );
+    }
+
+    public boolean normalize() {
+        return normalize != null && normalize;
+    }
+
+    /** boost when a lexical query is given without a mode; null without a lexical query. */
+    public Combine combine(boolean hasLexical) {
+        return !hasLexical ? null : combine != null ? combine : Combine.BOOST;
+    }
+
+    public Normalization normalization() {
+        return normalization != null ? normalization : Normalization.NONE;
+    }
+
+    public float machWeight() {
+        if (machWeight != null) return machWeight;
+        return normalization() == Normalization.MIN_MAX ? DEFAULT_MIN_MAX_WEIGHT : DEFAULT_MACH_WEIGHT;
+    }
+
+    /** How many top lexical hits min_max reads the lexical score range from: top_n unless given. */
+    public int lexicalWindow() {
+        return lexicalWindow != null ? lexicalWindow : topN();
+    }
+
+    // ------------------------------------------------------------------ combining
+
+    /**
+     * These options with the gaps filled from a model's defaults. The fusion defaults (combine,
+     * normalization, mach_weight, lexical_window) apply only where they mean something: with a
+     * lexical query; the last three not when the combine mode is filter (scored by the lexical query
+     * alone); mach_weight and lexical_window only with the normalization the model gives them for
+     * (a weight on min-max scores means nothing on raw scores).
+     */
+    public MachOptions withDefaults(MachOptions d, boolean hasLexical) {
+        MachOptions o = copy();
+        o.topN = first(topN, d.topN);
+        o.decoding = first(decoding, d.decoding);
+        o.bucketsPerRepetition = first(bucketsPerRepetition, d.bucketsPerRepetition);
+        o.minRepetitions = first(minRepetitions, d.minRepetitions);
+        o.scoreMode = first(scoreMode, d.scoreMode);
+        o.normalize = first(normalize, d.normalize);
+        if (hasLexical) {
+            o.combine = first(combine, d.combine);
+            if (o.combine(true) != Combine.FILTER) {
+                o.normalization = first(normalization, d.normalization);
+                if (o.normalization() == d.normalization()) { // the model's weight and window are meant for its normalization
+                    o.machWeight = first(machWeight, d.machWeight);
+                    o.lexicalWindow = first(lexicalWindow, d.lexicalWindow);
+                }
+            }
+        }
+        return o;
+    }
+
+    private static <T> T first(T a, T b) {
+        return a != null ? a : b;
+    }
+
+    /** The checks across parameters; {@code what} prefixes the messages ("[mach]", or the card's field). */
+    public void validate(boolean hasLexical, String what) {
+        if (decoding == Decoder.Strategy.EXACT && minRepetitions != null && minRepetitions > 1) {
+            throw new IllegalArgumentException(
+                what + " [min_repetitions] applies to candidate decoding only; use [decoding] [candidates] or [auto] with it"
+            );
+        }
+        if (!hasLexical) {
+            if (combine != null) {
+                throw new IllegalArgumentException(
+                    what + " [combine] [" + combine.value() + "] needs a [lexical] query to combine with; add [lexical] or remove [combine]"
+                );
+            }
+            if (machWeight != null) {
+                throw new IllegalArgumentException(what + " [mach_weight] applies only with a [lexical] query; use [boost] to scale a bare mach query");
+            }
+            if (normalization != null) throw new IllegalArgumentException(what + " [normalization] applies only with a [lexical] query");
+        }
+        boolean minMax = normalization() == Normalization.MIN_MAX;
+        if (minMax && combine(true) == Combine.FILTER) {
+            throw new IllegalArgumentException(
+                what + " [normalization] [min_max] applies to [combine] [boost] and [hybrid]; [filter] ranks by the lexical score alone"
+            );
+        }
+        if (lexicalWindow != null && !minMax) {
+            throw new IllegalArgumentException(what + " [lexical_window] applies only with [normalization] [min_max]");
+        }
+        if (machWeight != null && minMax && (machWeight < 0 || machWeight > 1)) {
+            throw new IllegalArgumentException(
+                what + " [mach_weight] must be between 0 and 1 with [normalization] [min_max] (the MACH share of the score), got [" + machWeight + "]"
+            );
+        }
+        if (machWeight != null && !minMax && machWeight <= 0) {
+            throw new IllegalArgumentException(what + " [mach_weight] must be a number > 0, got [" + machWeight + "]");
+        }
+    }
+
+    MachOptions copy() {
+        MachOptions o = new MachOptions();
+        o.topN = topN;
+        o.decoding = decoding;
+        o.bucketsPerRepetition = bucketsPerRepetition;
+        o.minRepetitions = minRepetitions;
+        o.scoreMode = scoreMode;
+        o.normalize = normalize;
+        o.combine = combine;
+        o.normalization = normalization;
+        o.machWeight = machWeight;
+        o.lexicalWindow = lexicalWindow;
+        return o;
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        if (!(o instanceof MachOptions x)) return false;
+        return Objects.equals(topN, x.topN)
+            && decoding == x.decoding
+            && Objects.equals(bucketsPerRepetition, x.bucketsPerRepetition)
+            && Objects.equals(minRepetitions, x.minRepetitions)
+            && scoreMode == x.scoreMode
+            && Objects.equals(normalize, x.normalize)
+            && combine == x.combine
+            && normalization == x.normalization
+            && Objects.equals(machWeight, x.machWeight)
+            && Objects.equals(lexicalWindow, x.lexicalWindow);
+    }
+
+    @Override
+    public int hashCode() {
+        return Objects.hash(topN, decoding, bucketsPerRepetition, minRepetitions, scoreMode, normalize, combine, normalization, machWeight,
+            lexicalWindow);
+    }
+}
