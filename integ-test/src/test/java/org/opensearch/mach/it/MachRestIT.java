@@ -230,6 +230,33 @@ public class MachRestIT {
     }
 
     @Test
+    public void c3b_minMaxIsTheWeightedMeanOfNormalizedScores() throws IOException {
+        String text = "crimson sofa";
+        double w = 0.4;
+        int window = 20;
+        Map<String, Double> candidates = predict(text, 30);
+        List<Double> machScores = new ArrayList<>(candidates.values());
+        Map<String, Double> lexical = search(lexical(text), 300);
+        List<Double> lexScores = new ArrayList<>(lexical.values());
+        assertTrue("more lexical matches than the window", lexScores.size() > window);
+        double lexMax = lexScores.get(0), lexMin = lexScores.get(window - 1);
+        double machMax = machScores.get(0), machMin = machScores.get(machScores.size() - 1);
+        ObjectNode q = combined(text, 30, "hybrid", w);
+        q.put("normalization", "min_max");
+        q.put("lexical_window", window);
+        Map<String, Double> hits = search(Map.of("mach", q), 400);
+        Set<String> union = new HashSet<>(lexical.keySet());
+        union.addAll(candidates.keySet());
+        assertEquals(union, hits.keySet());
+        for (Map.Entry<String, Double> e : hits.entrySet()) {
+            double l = lexical.containsKey(e.getKey()) ? Math.max(0, (lexical.get(e.getKey()) - lexMin) / (lexMax - lexMin)) : 0;
+            double m = candidates.containsKey(e.getKey()) ? (candidates.get(e.getKey()) - machMin) / (machMax - machMin) : 0;
+            double expected = (1 - w) * l + w * m;
+            assertEquals("min_max score of " + e.getKey(), expected, e.getValue(), EPS);
+        }
+    }
+
+    @Test
     public void c4_machComposesInsideBool() throws IOException {
         String text = "crimson couch";
         Map<String, Double> predicted = predict(text, 20);
