@@ -6,6 +6,7 @@ import contextlib
 import datetime
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -299,6 +300,81 @@ def onnx_predictor(bundle_dir: str, card: dict):
     return predict
 
 
+# The mach query parameters a card's optional query_defaults may set (spec/bundle-format.md), with the
+# plugin's rules: (kind, allowed values or (min, max)).
+QUERY_DEFAULTS = {
+    "top_n": ("int", (1, 10000)), "decoding": ("enum", ("auto", "exact", "candidates")),
+    "buckets_per_repetition": ("int", (1, 100000)), "min_repetitions": ("int", (1, 2 ** 31 - 1)),
+    "score": ("enum", ("mean", "calibrated")), "normalize": ("bool", None),
+    "combine": ("enum", ("filter", "boost", "hybrid")), "normalization": ("enum", ("none", "min_max")),
+    "mach_weight": ("number", None), "lexical_window": ("int", (1, 10000)),
+}
+
+
+def _valid(v, kind: str, allowed) -> bool:
+    number = isinstance(v, (int, float)) and not isinstance(v, bool)  # JSON: true is not 1
+    if kind == "int":
+        return number and isinstance(v, int) and allowed[0] <= v <= allowed[1]
+    if kind == "enum":
+        return isinstance(v, str) and v in allowed
+    if kind == "bool":
+        return isinstance(v, bool)
+    return number and math.isfinite(v)
+
+
+def check_query_defaults(d) -> List[str]:
+    """The problems of a card's query_defaults, by the rules the plugin applies to a query's parameters."""
+    if not isinstance(d, dict):
+        return [f"query_defaults must be a JSON object, got {type(d).__name__}"]
+    p = []
+    for k, v in d.items():
+        if k not in QUERY_DEFAULTS:
+            p.append(f"query_defaults: unknown parameter {k!r}; known: {sorted(QUERY_DEFAULTS)}")
+            continue
+        kind, allowed = QUERY_DEFAULTS[k]
+        if not _valid(v, kind, allowed):
+            p.append(f"query_defaults: bad {k} {v!r} ({kind}{'' if allowed is None else ' ' + str(allowed)})")
+    if p:
+        return p
+    min_max = d.get("normalization") == "min_max"
+    if d.get("decoding") == "exact" and d.get("min_repetitions", 1) > 1:
+        p.append("query_defaults: min_repetitions applies to candidate decoding only")
+    if min_max and d.get("combine") == "filter":
+        p.append("query_defaults: normalization min_max applies to combine boost and hybrid, not filter")
+    if "lexical_window" in d and not min_max:
+        p.append("query_defaults: lexical_window applies only with normalization min_max")
+    w = d.get("mach_weight")
+    if w is not None and (not 0 <= w <= 1 if min_max else w <= 0):
+        p.append(f"query_defaults: mach_weight {w} must be {'between 0 and 1 with min_max' if min_max else '> 0'}")
+    return p
+
+
+def write_query_defaults(bundle_dir: str, defaults: dict) -> dict:
+    """Sets the card's query_defaults: mach.json replaced atomically (it is not among the checksummed
+    files), then the whole bundle checked again; on a problem the previous card is put back."""
+    problems = check_query_defaults(defaults)
+    if problems:
+        raise UserError("; ".join(problems))
+    path = os.path.join(bundle_dir, "mach.json")
+    card = load_card(bundle_dir)
+    with open(path, encoding="utf-8") as f:
+        before = f.read()
+    card["query_defaults"] = defaults
+
+    def replace(text: str) -> None:
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+
+    replace(json.dumps(card, ensure_ascii=False, indent=1) + "\n")
+    problems = check_bundle(bundle_dir)
+    if problems:
+        replace(before)
+        raise UserError(f"{bundle_dir} does not check with the new query_defaults (card left as it was): " + "; ".join(problems))
+    return card
+
+
 def check_bundle(bundle_dir: str, numeric: bool = True) -> List[str]:
     """Every rule of spec/bundle-format.md that a reader must enforce; numeric also re-runs
     parity.json through the bundle's ONNX graphs (NumPy evaluator) and its featurizer or tokenizer.
@@ -339,6 +415,8 @@ def check_bundle(bundle_dir: str, numeric: bool = True) -> List[str]:
             p.append("encoder pooling must be mean and normalize l2")
     if "mach.json" in files:
         p.append("files must not list mach.json")
+    if "query_defaults" in card:
+        p += check_query_defaults(card["query_defaults"])
     for f in set(needed) | set(files):
         if not os.path.isfile(os.path.join(bundle_dir, f)):
             p.append(f"missing file {f}")

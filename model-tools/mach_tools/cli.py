@@ -185,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     engine_eval.add_arguments(g)
     _add_conventions(g)
 
+    from mach_tools import tune
+    t = sub.add_parser("tune-fusion", help="through a node: pick combine, normalization and mach_weight on a judged dev "
+                                           "set and write them into the bundle card's query_defaults")
+    _add_catalog(t)
+    tune.add_arguments(t)
+    _add_conventions(t)
+
     q = sub.add_parser("quantize", help="copy a bundle with int8 output heads (same input/output; plugin unchanged)")
     q.add_argument("bundle")
     q.add_argument("--out", required=True, help="directory of the quantized bundle")
@@ -383,6 +390,12 @@ def cmd_engine_eval(args) -> int:
     return engine_eval.run(args, _read_catalog(args), go, rm)
 
 
+def cmd_tune_fusion(args) -> int:
+    from mach_tools import tune
+    go, rm = _conventions(args)
+    return tune.run(args, _read_catalog(args), go, rm)
+
+
 def cmd_quantize(args) -> int:
     from mach_tools.bundle import sizes
     from mach_tools.quantize import quantize_bundle
@@ -411,7 +424,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"synth": cmd_synth, "train": cmd_train, "evaluate": cmd_evaluate, "inspect": cmd_inspect,
-                "engine-eval": cmd_engine_eval, "deploy": cmd_deploy, "fusion": cmd_fusion,
+                "engine-eval": cmd_engine_eval, "tune-fusion": cmd_tune_fusion, "deploy": cmd_deploy, "fusion": cmd_fusion,
                 "quantize": cmd_quantize}[args.cmd](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

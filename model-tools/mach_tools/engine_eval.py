@@ -4,25 +4,31 @@ Against a running OpenSearch node with the plugin: indexes a catalog (skipped wh
 holds it), deploys a model bundle, runs every judged query through each method with _msearch and
 scores the rankings with mach_tools.metrics (the one metrics implementation, shared with `evaluate`).
 
+Tie-fair: OpenSearch breaks score ties by index order, so the catalog is indexed in a seeded shuffled
+order (one index per seed); with several seeds every metric is reported as the mean over seeds and
+its min..max spread.
+
 Two views per method (DESIGN.md section 3):
 - full catalog: the method's top 100 over the whole index; unjudged products count as not relevant;
 - judged only: the query's judged products re-ranked by the method's score (the same query with a
   terms filter on them), free of the unjudged-means-irrelevant bias.
 
 The last line of stdout is one JSON object:
-{"queries": N, "methods": {"bm25": {"ndcg@10": x, "recall@100": x, "mrr@10": x, "p@1": x, ...}, ...}}
+{"queries": N, "index_seeds": [0], "methods": {"bm25": {"ndcg@10": x, "recall@100": x, "mrr@10": x, "p@1": x, ...}, ...},
+ "spread": {"bm25": {"ndcg@10": [min, max], ...}, ...}}   (means and min..max over the seeds)
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-import os
+import random
 import sys
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 from mach_tools import metrics as M
 from mach_tools.data import Catalog, UserError, judgments_by_query, read_pairs
@@ -59,25 +65,49 @@ class Node:
             raise UserError(f"cannot reach {self.url} ({e.reason}); is the node running?")
 
 
-def index_catalog(node: Node, index: str, catalog: Catalog, id_field: str, batch: int = 2000,
+def index_order(n: int, seed: int) -> List[int]:
+    """The order the catalog is indexed in: a seeded shuffle. OpenSearch breaks score ties by index
+    order, so indexing a catalog sorted by product id would let the ids decide ties."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def seeded_index(base: str, seed: int) -> str:
+    return f"{base}-s{seed}"
+
+
+def catalog_fingerprint(catalog: Catalog) -> str:
+    h = hashlib.sha256()
+    for pid, fields in zip(catalog.ids, catalog.fields):
+        h.update(json.dumps([pid, fields], ensure_ascii=False).encode("utf-8"))
+    return h.hexdigest()
+
+
+def index_catalog(node: Node, index: str, catalog: Catalog, id_field: str, seed: int = 0, batch: int = 2000,
                   progress: bool = True) -> None:
-    """(Re)creates the index unless it already holds exactly this catalog's product count."""
-    existing = node.call("GET", f"/{index}/_count", ok404=True)
-    if existing is not None and existing.get("count") == len(catalog):
-        print(f"index [{index}] already holds {len(catalog)} products: reusing it", file=sys.stderr)
-        return
-    if existing is not None:
+    """(Re)creates the index, products in index_order(seed), unless it already holds this catalog in
+    that order: the reuse key (catalog fingerprint, product count, seed) is kept in the mapping's _meta."""
+    key = {"catalog_sha256": catalog_fingerprint(catalog), "products": len(catalog), "index_seed": seed}
+    mapping = node.call("GET", f"/{index}/_mapping", ok404=True)
+    if mapping is not None:
+        meta = next(iter(mapping.values()), {}).get("mappings", {}).get("_meta", {}).get("mach_eval")
+        if meta == key and node.call("GET", f"/{index}/_count").get("count") == len(catalog):
+            print(f"index [{index}] already holds these {len(catalog)} products in seed {seed}'s order: reusing it",
+                  file=sys.stderr)
+            return
         node.call("DELETE", f"/{index}")
     props = {id_field: {"type": "keyword"}}
     for f in catalog.field_names:
         props[f] = {"type": "text", "analyzer": "english"}
     node.call("PUT", f"/{index}", {"settings": {"number_of_shards": 1, "number_of_replicas": 0,
                                                  "refresh_interval": "-1"},
-                                    "mappings": {"properties": props}})
+                                    "mappings": {"_meta": {"mach_eval": key}, "properties": props}})
+    order = index_order(len(catalog), seed)
     bar = _progress(len(catalog), "indexing", progress)
     for start in range(0, len(catalog), batch):
         lines = []
-        for k in range(start, min(start + batch, len(catalog))):
+        for k in order[start:start + batch]:
             doc = {id_field: catalog.ids[k]}
             doc.update({f: v for f, v in zip(catalog.field_names, catalog.fields[k]) if v})
             lines.append(json.dumps({"index": {"_id": catalog.ids[k]}}))
@@ -109,6 +139,8 @@ class MachSettings:
     normalize: bool = False  # scores divided by the top product's: mach_weight then weighs its best guess
     min_repetitions: Optional[int] = None  # candidate decoding: f
     buckets_per_repetition: Optional[int] = None  # candidate decoding: m
+    normalization: Optional[str] = None  # none | min_max (boost, hybrid)
+    lexical_window: Optional[int] = None  # min_max: top lexical hits that give the lexical score range
 
 
 def method_query(method: str, text: str, fields: Sequence[str], mach: MachSettings) -> dict:
@@ -128,34 +160,52 @@ def method_query(method: str, text: str, fields: Sequence[str], mach: MachSettin
         q.update({"lexical": lexical, "combine": method})
         if mach.mach_weight is not None:
             q["mach_weight"] = mach.mach_weight
+        if mach.normalization is not None and method != "filter":
+            q["normalization"] = mach.normalization
+        if mach.lexical_window is not None and mach.normalization == "min_max" and method != "filter":
+            q["lexical_window"] = mach.lexical_window
     return {"mach": q}
 
 
 def run_queries(node: Node, index: str, judged: Dict[str, Dict[str, float]], methods: Sequence[str],
                 fields: Sequence[str], mach: MachSettings, progress: bool = True):
-    """Per method, per query: ranked ids of the top 100, {judged product: score}, and the top 100's scores."""
-    ranked: Dict[str, List[List[str]]] = {m: [] for m in methods}
-    judged_scores: Dict[str, List[Dict[str, float]]] = {m: [] for m in methods}
-    scores: Dict[str, List[List[float]]] = {m: [] for m in methods}
+    """run_searches with each method's query (method_query)."""
+    queries = {m: (lambda text, m=m: method_query(m, text, fields, mach)) for m in methods}
+    return run_searches(node, index, judged, queries, mach.id_field, progress)
+
+
+def run_searches(node: Node, index: str, judged: Dict[str, Dict[str, float]],
+                 queries: Mapping[str, Callable[[str], dict]], id_field: str, progress: bool = True,
+                 judged_only: bool = True):
+    """Per named query (text -> query DSL), per judged query: ranked ids of the top 100, {judged
+    product: score} (the judged-only view; None without judged_only), and the top 100's scores. One
+    _msearch per judged query."""
+    names = list(queries)
+    ranked: Dict[str, List[List[str]]] = {m: [] for m in names}
+    judged_scores: Dict[str, List[Optional[Dict[str, float]]]] = {m: [] for m in names}
+    scores: Dict[str, List[List[float]]] = {m: [] for m in names}
+    per_method = 2 if judged_only else 1
     bar = _progress(len(judged), "queries", progress)
     for text, rels in judged.items():
         lines = []
-        for m in methods:
-            q = method_query(m, text, fields, mach)
+        for m in names:
+            q = queries[m](text)
             lines += [json.dumps({"index": index}),
                       json.dumps({"query": q, "size": 100, "_source": False}, ensure_ascii=False)]
-            only_judged = {"bool": {"must": [q], "filter": [{"terms": {mach.id_field: sorted(rels)}}]}}
-            lines += [json.dumps({"index": index}),
-                      json.dumps({"query": only_judged, "size": len(rels), "_source": False}, ensure_ascii=False)]
+            if judged_only:
+                only_judged = {"bool": {"must": [q], "filter": [{"terms": {id_field: sorted(rels)}}]}}
+                lines += [json.dumps({"index": index}),
+                          json.dumps({"query": only_judged, "size": len(rels), "_source": False}, ensure_ascii=False)]
         resp = node.call("POST", "/_msearch", ndjson="\n".join(lines) + "\n")
-        for i, m in enumerate(methods):
-            full, only = resp["responses"][2 * i], resp["responses"][2 * i + 1]
-            for r in (full, only):
+        for i, m in enumerate(names):
+            answers = resp["responses"][per_method * i: per_method * (i + 1)]
+            for r in answers:
                 if "error" in r:
                     raise UserError(f"method {m}, query {text!r}: {json.dumps(r['error'])[:600]}")
+            full = answers[0]
             ranked[m].append([h["_id"] for h in full["hits"]["hits"]])
             scores[m].append([h["_score"] for h in full["hits"]["hits"]])
-            judged_scores[m].append({h["_id"]: h["_score"] for h in only["hits"]["hits"]})
+            judged_scores[m].append({h["_id"]: h["_score"] for h in answers[1]["hits"]["hits"]} if judged_only else None)
         bar.update(1)
     bar.close()
     return ranked, judged_scores, scores
@@ -181,9 +231,37 @@ def write_rankings(path: str, judged: Dict[str, Dict[str, float]], ranked, score
             f.write(json.dumps({"query": text, "judged": rels, "hits": hits}, ensure_ascii=False) + "\n")
 
 
-def summary_line(results: Dict[str, Dict[str, float]], n_queries: int) -> str:
+def over_seeds(per_seed: Sequence[Dict[str, Dict[str, float]]]):
+    """Results of several index seeds -> (mean per method and metric, (min, max) per method and metric)."""
+    mean: Dict[str, Dict[str, float]] = {}
+    spread: Dict[str, Dict[str, tuple]] = {}
+    for m in per_seed[0]:
+        mean[m], spread[m] = {}, {}
+        for k in per_seed[0][m]:
+            vals = [r[m][k] for r in per_seed]
+            mean[m][k] = sum(vals) / len(vals)
+            spread[m][k] = (min(vals), max(vals))
+    return mean, spread
+
+
+def summary_line(results: Dict[str, Dict[str, float]], n_queries: int, seeds: Sequence[int] = (0,),
+                 spread: Optional[Dict[str, Dict[str, tuple]]] = None) -> str:
     methods = {m: {JSON_KEYS[k]: round(v, 4) for k, v in r.items() if k in JSON_KEYS} for m, r in results.items()}
-    return json.dumps({"queries": n_queries, "methods": methods})
+    out = {"queries": n_queries, "index_seeds": list(seeds), "methods": methods}
+    if spread is not None:
+        out["spread"] = {m: {JSON_KEYS[k]: [round(lo, 4), round(hi, 4)] for k, (lo, hi) in r.items() if k in JSON_KEYS}
+                         for m, r in spread.items()}
+    return json.dumps(out)
+
+
+def format_spread(spread: Dict[str, Dict[str, tuple]]) -> str:
+    """Per method, each metric's min..max over the seeds."""
+    cols = [c for c in M.METRIC_NAMES if any(c in r for r in spread.values())]
+    width = max([len("spread")] + [len(m) for m in spread])
+    lines = ["  ".join(["spread".ljust(width)] + [c.rjust(15) for c in cols])]
+    for m, r in spread.items():
+        lines.append("  ".join([m.ljust(width)] + [(f"{r[c][0]:.4f}..{r[c][1]:.4f}" if c in r else "-").rjust(15) for c in cols]))
+    return "\n".join(lines)
 
 
 def plot(results: Dict[str, Dict[str, float]], path: str, title: str) -> None:
@@ -225,16 +303,32 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, file=sys.stderr, unit="q" if desc == "queries" else "doc")
 
 
+def parse_seeds(text: str) -> List[int]:
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"--index-seeds takes comma-separated integers, got {text!r}")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise UserError(f"--index-seeds needs distinct seeds, got {text!r}")
+    return seeds
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", default="http://127.0.0.1:9200", help="the node (default http://127.0.0.1:9200)")
     p.add_argument("--judgments", required=True, help="TSV: query, product_id, relevance")
     p.add_argument("--bundle", help="model bundle to deploy first over REST (uploaded in chunks, registered, deployed; "
                                      "skipped when the cluster already has this bundle under --model-id)")
     p.add_argument("--model-id", required=True, help="model id the queries name")
-    p.add_argument("--index", help="index name (default: the model id + '-eval')")
+    p.add_argument("--index", help="index name prefix (default: the model id + '-eval'); the index of seed S is PREFIX-sS")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--index-seed", type=int, default=0,
+                       help="index the catalog in this seed's shuffled order (default 0): score ties fall in random order")
+    seeds.add_argument("--index-seeds", help="comma-separated seeds (e.g. 0,1,2): one index and one run each; "
+                                             "reports each metric's mean and min..max over them")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     p.add_argument("--top-n", type=int, default=200, help="MACH candidates per query (default 200)")
     p.add_argument("--mach-weight", type=float, help="mach_weight of boost/hybrid (default: the plugin's)")
+    p.add_argument("--normalization", choices=["none", "min_max"], help="boost/hybrid normalization (default: the plugin's)")
     p.add_argument("--decoding", choices=["auto", "exact", "candidates"],
                    help="the mach query's decoding (default: the plugin's, auto)")
     p.add_argument("--normalize", action="store_true", help="the mach query's normalize: scores / top score")
@@ -243,41 +337,54 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="only the first N judged queries")
     p.add_argument("--out", help="write the full results JSON here")
     p.add_argument("--plot", help="write a bar chart PNG here")
-    p.add_argument("--rankings", help="write every query's top 100 per method (ids and scores, JSON lines) here")
+    p.add_argument("--rankings", help="write every query's top 100 per method (ids and scores, JSON lines) here (one seed only)")
     p.add_argument("--no-progress", action="store_true")
 
 
-def run(args, catalog: Catalog, gain_offset: float, relevant_min: float) -> int:
+def run(args, catalog: Catalog, gain_offset: float, relevant_min: float, node: Optional[Node] = None) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise UserError(f"unknown method(s) {bad}; choose from {METHODS}")
+    seeds = parse_seeds(args.index_seeds) if args.index_seeds else [args.index_seed]
+    if args.rankings and len(seeds) > 1:
+        raise UserError("--rankings writes one run's rankings: give it with a single --index-seed")
     if args.bundle:
         from mach_tools.deploy import ensure_deployed
         ensure_deployed(args.url, args.bundle, args.model_id, progress=not args.no_progress)
     judged = judgments_by_query(read_pairs(args.judgments))
     if args.limit:
         judged = dict(list(judged.items())[:args.limit])
-    node = Node(args.url)
-    index = args.index or f"{args.model_id}-eval"
+    node = node or Node(args.url)
+    base = args.index or f"{args.model_id}-eval"
     progress = not args.no_progress
-    index_catalog(node, index, catalog, args.id_field, progress=progress)
-    t0 = time.time()
     mach = MachSettings(args.model_id, args.id_field, args.top_n, args.mach_weight, args.decoding, args.normalize,
-                        args.min_repetitions, args.buckets_per_repetition)
-    ranked, judged_scores, scores = run_queries(node, index, judged, methods, catalog.field_names, mach, progress)
+                        args.min_repetitions, args.buckets_per_repetition, args.normalization)
+    t0 = time.time()
+    per_seed = []
+    for seed in seeds:
+        index = seeded_index(base, seed)
+        index_catalog(node, index, catalog, args.id_field, seed=seed, progress=progress)
+        ranked, judged_scores, scores = run_queries(node, index, judged, methods, catalog.field_names, mach, progress)
+        per_seed.append(score_methods(judged, ranked, judged_scores, gain_offset, relevant_min))
     secs = time.time() - t0
-    results = score_methods(judged, ranked, judged_scores, gain_offset, relevant_min)
+    results, spread = over_seeds(per_seed)
     print(M.format_table(results))
-    print(f"{len(judged)} queries x {len(methods)} methods in {secs:.1f}s; gain = relevance - {gain_offset:g}, "
-          f"relevant >= {relevant_min:g}; mach top_n {args.top_n}, mach_weight {args.mach_weight or 'plugin default'}")
+    if len(seeds) > 1:
+        print(f"mean over index seeds {seeds}; min..max:")
+        print(format_spread(spread))
+    print(f"{len(judged)} queries x {len(methods)} methods x {len(seeds)} index order(s) in {secs:.1f}s; gain = relevance - "
+          f"{gain_offset:g}, relevant >= {relevant_min:g}; mach top_n {args.top_n}, "
+          f"mach_weight {args.mach_weight or 'plugin default'}, normalization {args.normalization or 'plugin default'}")
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
-            json.dump({"judgments": args.judgments, "model_id": args.model_id, "index": index,
-                       "top_n": args.top_n, "mach_weight": args.mach_weight, "results": results}, f, indent=1)
+            json.dump({"judgments": args.judgments, "model_id": args.model_id, "indices": [seeded_index(base, s) for s in seeds],
+                       "index_seeds": seeds, "top_n": args.top_n, "mach_weight": args.mach_weight,
+                       "normalization": args.normalization, "results": results, "spread": spread,
+                       "per_seed": per_seed}, f, indent=1)
     if args.rankings:
         write_rankings(args.rankings, judged, ranked, scores)
     if args.plot:
         plot(results, args.plot, f"{args.model_id}: {len(judged)} queries")
-    print(summary_line(results, len(judged)))
+    print(summary_line(results, len(judged), seeds, spread))
     return 0

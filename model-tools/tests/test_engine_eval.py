@@ -1,7 +1,11 @@
 """engine-eval pieces that need no node: the queries it sends and the scoring of rankings."""
 import json
+import math
+
+import pytest
 
 from mach_tools import engine_eval as E
+from mach_tools.data import UserError
 
 
 def test_method_queries_name_the_plugin_parameters():
@@ -19,6 +23,11 @@ def test_method_queries_name_the_plugin_parameters():
     assert E.method_query("mach", "drill", ["title"], E.MachSettings("m1", "product_id", 50, decoding="exact"))["mach"]["decoding"] == "exact"
     assert E.method_query("boost", "drill", ["title"], E.MachSettings("m1", "product_id", 50, 1.0, normalize=True))["mach"]["normalize"] is True
     assert "normalize" not in E.method_query("boost", "drill", ["title"], E.MachSettings("m1", "product_id", 50, 1.0))["mach"]
+    mm = E.method_query("hybrid", "drill", ["title"], E.MachSettings("m1", "product_id", 50, 0.3, normalization="min_max",
+                                                                     lexical_window=20))["mach"]
+    assert mm["normalization"] == "min_max" and mm["lexical_window"] == 20 and mm["mach_weight"] == 0.3
+    assert "normalization" not in E.method_query("filter", "drill", ["title"], E.MachSettings(
+        "m1", "product_id", 50, normalization="min_max"))["mach"], "filter takes no normalization"
 
 
 def test_scores_and_summary_line():
@@ -33,3 +42,55 @@ def test_scores_and_summary_line():
     assert line["queries"] == 2
     assert set(line["methods"]) == {"bm25", "mach"}
     assert {"ndcg@10", "recall@100", "mrr@10", "p@1"} <= set(line["methods"]["bm25"])
+
+
+def _catalog(tmp_path, n=12):
+    from mach_tools.data import read_catalog
+    path = tmp_path / "products.tsv"
+    path.write_text("product_id\ttitle\n" + "".join(f"P{i:02d}\tdrill {i}\n" for i in range(n)))
+    return read_catalog(str(path))
+
+
+def test_the_catalog_is_indexed_in_a_seeded_shuffled_order_and_reused_only_for_that_seed(tmp_path):
+    from fake_node import FakeNode
+    catalog = _catalog(tmp_path)
+    assert sorted(E.index_order(12, 3)) == list(range(12))
+    assert E.index_order(12, 3) == E.index_order(12, 3) != E.index_order(12, 4)
+    node = FakeNode({}, {})
+    E.index_catalog(node, "x", catalog, "product_id", seed=3, progress=False)
+    assert node.indices["x"]["docs"] == [catalog.ids[k] for k in E.index_order(12, 3)]
+    E.index_catalog(node, "x", catalog, "product_id", seed=3, progress=False)
+    assert node.bulks == 1, "same catalog, same seed: the index is reused"
+    E.index_catalog(node, "x", catalog, "product_id", seed=4, progress=False)
+    assert node.bulks == 2 and node.indices["x"]["docs"] == [catalog.ids[k] for k in E.index_order(12, 4)]
+    other = _catalog(tmp_path)
+    other.fields[0] = ["another title"]
+    E.index_catalog(node, "x", other, "product_id", seed=4, progress=False)
+    assert node.bulks == 3, "another catalog of the same size: rebuilt"
+
+
+def test_several_index_seeds_report_the_mean_and_the_spread(tmp_path, capsys):
+    """Every product ties for BM25, one is relevant: its rank is the index order's choice."""
+    from fake_node import FakeNode
+    from mach_tools.cli import build_parser
+    catalog = _catalog(tmp_path)
+    (tmp_path / "dev.tsv").write_text("query\tproduct_id\trelevance\ndrill\tP07\t3\n")
+    node = FakeNode({"drill": {pid: 1.0 for pid in catalog.ids}}, {"drill": {"P07": 0.5}})
+    args = build_parser().parse_args(["engine-eval", "--catalog", str(tmp_path / "products.tsv"), "--judgments",
+                                      str(tmp_path / "dev.tsv"), "--model-id", "m", "--methods", "bm25,boost",
+                                      "--index-seeds", "0,1,2", "--no-progress"])
+    assert E.run(args, catalog, 1.0, 2.5, node=node) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["index_seeds"] == [0, 1, 2] and sorted(node.indices) == ["m-eval-s0", "m-eval-s1", "m-eval-s2"]
+    per_seed = []
+    for seed in (0, 1, 2):
+        rank = [catalog.ids[k] for k in E.index_order(12, seed)].index("P07")
+        per_seed.append(1 / math.log2(rank + 2) if rank < 10 else 0.0)
+    assert line["methods"]["bm25"]["ndcg@10"] == round(sum(per_seed) / 3, 4)
+    assert line["spread"]["bm25"]["ndcg@10"] == [round(min(per_seed), 4), round(max(per_seed), 4)]
+    assert min(per_seed) < max(per_seed), "the seeds order the tie differently"
+    assert line["methods"]["boost"]["ndcg@10"] == 1.0 and line["spread"]["boost"]["ndcg@10"] == [1.0, 1.0]
+    bad = build_parser().parse_args(["engine-eval", "--catalog", "c", "--judgments", "j", "--model-id", "m",
+                                     "--index-seeds", "0,0"])
+    with pytest.raises(UserError, match="distinct seeds"):
+        E.run(bad, catalog, 1.0, 2.5, node=node)
