@@ -45,14 +45,17 @@ public class AffineScoreQueryTests extends OpenSearchTestCase {
                 QueryUtils.check(random(), q, searcher);
                 Map<Integer, Float> mapped = scores(searcher, new BoostQuery(q, 0.7f));
                 assertEquals("same matches", raw.keySet(), mapped.keySet());
+                // the map amplifies a score's float rounding (and the few ulps by which BM25's explain differs
+                // from its scorer) by scale * max
+                float tolerance = 1e-5f * Math.max(1f, range.scale() * max);
                 int zeros = 0;
                 for (Map.Entry<Integer, Float> e : mapped.entrySet()) {
                     float expected = 0.7f * Math.max(0f, (raw.get(e.getKey()) - range.min()) / (max - range.min()));
-                    assertEquals(expected, e.getValue(), 1e-5f);
+                    assertEquals(expected, e.getValue(), tolerance);
                     zeros += e.getValue() == 0f ? 1 : 0;
                     Explanation ex = searcher.explain(new BoostQuery(q, 0.7f), e.getKey());
                     assertTrue(ex.isMatch());
-                    assertEquals(e.getValue(), ex.getValue().floatValue(), 1e-6f);
+                    assertEquals(e.getValue(), ex.getValue().floatValue(), 10 * tolerance);
                     assertTrue(ex.toString(), ex.getDescription().contains("computed as boost * max(0, scale * score + offset)"));
                 }
                 assertTrue("scores below the range map to 0", zeros > 0);
