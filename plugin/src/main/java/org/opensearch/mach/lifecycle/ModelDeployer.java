@@ -272,6 +272,16 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
         return d != null && d.state == State.DEPLOYED ? d.model : null;
     }
 
+    /** The models deployed and loaded on this node, by id. */
+    public Map<String, MachModel> deployedModels() {
+        Map<String, MachModel> out = new TreeMap<>();
+        for (Deployment d : deployments.values()) {
+            MachModel m = d.model;
+            if (d.state == State.DEPLOYED && m != null) out.put(d.entry.id(), m);
+        }
+        return out;
+    }
+
     public ModelStats stats(String id) {
         return stats.computeIfAbsent(id, k -> new ModelStats());
     }

@@ -206,6 +206,7 @@ public final class ModelLifecycleService {
                             return;
                         }
                         deploy(id, true, TimeValue.timeValueMinutes(2), ActionListener.wrap(d -> {
+                            out.put("deployed", true); // describe(entry) shows the record as registered, before the deploy
                             out.putAll(d);
                             listener.onResponse(out);
                         }, e -> listener.onFailure(

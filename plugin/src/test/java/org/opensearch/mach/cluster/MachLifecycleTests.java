@@ -289,7 +289,12 @@ public class MachLifecycleTests extends MachClusterTestCase {
         register("-bad-id", retried, chunks, sha, 400);
         assertEquals(chunks, store.countChunks(retried));
         // ... so the fixed request succeeds without uploading again, and only once: the chunks now belong to the model
-        assertEquals("deployed", JSON.readTree(register("m-retry", retried, chunks, sha, 201)).get("state").asText());
+        JsonNode registered = JSON.readTree(register("m-retry", retried, chunks, sha, 201));
+        assertEquals("deployed", registered.get("state").asText());
+        assertTrue("one answer: deployed flag and state agree " + registered, registered.get("deployed").asBoolean());
+        // GET _plugins/_mach/models lists the registered models this node serves as loaded
+        JsonNode loaded = rest("GET", "/_plugins/_mach/models", null, 200).get("loaded");
+        assertEquals(loaded.toString(), "registered", loaded.path("m-retry").path("source").asText());
         assertTrue(register("m-twice", retried, chunks, sha, 409).contains("registered model [m-retry]"));
         String chunk0 = "{\"data\": \"" + Base64.getEncoder().encodeToString(new byte[] { 1 }) + "\", \"sha256\": \"" + BundleStore.sha256(new byte[] { 1 }) + "\"}";
         assertTrue(rest("PUT", "/_plugins/_mach/uploads/" + retried + "/0", chunk0, 409).toString().contains("registered model [m-retry]"));
