@@ -222,7 +222,8 @@ def _progress(total: int, desc: str, enabled: bool):
         from tqdm import tqdm
     except ImportError:
         return _NoBar()
-    return tqdm(total=total, desc=desc, file=sys.stderr, unit="q" if desc == "queries" else "doc")
+    # disable=None: no bar (no carriage-return junk) when stderr is a file or a pipe
+    return tqdm(total=total, desc=desc, file=sys.stderr, unit="q" if desc == "queries" else "doc", disable=None)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
