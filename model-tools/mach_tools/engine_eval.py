@@ -190,7 +190,7 @@ def plot(results: Dict[str, Dict[str, float]], path: str, title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    names = ["NDCG@10", "judged_NDCG@10", "recall@100", "MRR@10", "P@1"]
+    names = [n for n in ["NDCG@10", "judged_NDCG@10", "recall@100", "MRR@10", "P@1"] if any(n in r for r in results.values())]
     methods = list(results)
     width = 0.8 / len(methods)
     fig, ax = plt.subplots(figsize=(9, 4))

@@ -89,3 +89,28 @@ def test_mvnw_writes_no_ansi_codes_to_a_pipe():
     assert r.returncode == 0, r.stdout[-2000:]
     assert "BUILD SUCCESS" in r.stdout
     assert "\x1b" not in r.stdout + r.stderr
+
+
+def test_plugin_zip_is_rebuilt_only_when_a_source_is_newer(tmp_path):
+    # a repository layout with a stub ./mvnw that counts its calls and "builds" the zip
+    for f in ("pom.xml", "plugin/pom.xml", "plugin/src/main/A.java"):
+        _write(str(tmp_path / f), "x\n")
+    _write(str(tmp_path / "mvnw"), f"""\
+        #!/bin/bash
+        echo call >> {tmp_path}/mvnw.calls
+        mkdir -p plugin/target/releases && touch plugin/target/releases/mach-retrieval-0.1.0.zip
+        """, 0o755)
+
+    def build():
+        r = subprocess.run(["bash", "-c", f"source {REPO}/scripts/lib.sh && build_plugin_zip"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "plugin/target/releases/mach-retrieval-0.1.0.zip"
+        return len(open(tmp_path / "mvnw.calls").read().split())
+
+    assert build() == 1
+    assert build() == 1, "nothing changed: no build"
+    src = tmp_path / "plugin/src/main/A.java"
+    later = os.path.getmtime(tmp_path / "plugin/target/releases/mach-retrieval-0.1.0.zip") + 5
+    os.utime(src, (later, later))
+    assert build() == 2, "a newer source: built again"
