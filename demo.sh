@@ -93,9 +93,11 @@ URL="http://127.0.0.1:$(cat "$NODE/http.port")"
 step "indexing and querying: BM25 | MACH | hybrid"
 $PY scripts/demo.py --url "$URL" --catalog "$CATALOG" --id-field "$ID_FIELD" --text-fields "$TEXT_FIELDS" \
   --judgments "$JUDGMENTS" --bundle "$BUNDLE" --model-id "demo-$NAME" \
-  --index "demo-$NAME" --preset "$PRESET"
+  --index "demo-$NAME" --preset "$PRESET" $([[ $KEEP -eq 1 ]] && echo --example)
 
 step "done"
 if [[ $KEEP -eq 1 ]]; then
-  echo "node left running at $URL (stop it: integ-test/src/test/scripts/node.sh stop $NODE)"
+  echo "node left running at $URL"
+  echo "  stop it:                       integ-test/src/test/scripts/node.sh stop $NODE"
+  echo "  start it again, with its data: integ-test/src/test/scripts/node.sh start $DIST $NODE $ZIP"
 fi

@@ -8,12 +8,15 @@ cd "$(dirname "$0")"
 scripts/setup.sh || exit 1
 
 start=$SECONDS
+echo "test.sh: ./mvnw verify: Java unit, in-JVM cluster and real-node REST tests (3-6 min on 2 cores)"
 ./mvnw -B -ntp verify "$@"
 mvn_rc=$?
 mvn_s=$(( SECONDS - start ))
 
 start=$SECONDS
-(cd model-tools && /usr/bin/python3 -m pytest -q -p no:cacheprovider)
+echo "test.sh: model-tools pytest (1-2 min; a dot per test)"
+# unbuffered: the dots show up as tests pass, also when the output goes to a pipe or a file
+(cd model-tools && PYTHONUNBUFFERED=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider)
 py_rc=$?
 py_s=$(( SECONDS - start ))
 

@@ -8,7 +8,9 @@ Reuses model-tools (mach_tools) for reading data, indexing and the queries.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import sys
 import textwrap
 
@@ -52,6 +54,8 @@ def main() -> int:
     ap.add_argument("--top-n", type=int, default=200, help="MACH candidates per query")
     ap.add_argument("--mach-weight", type=float, default=10.0, help="boost/hybrid weight (the plugin default)")
     ap.add_argument("--limit", type=int, default=300, help="judged queries for the metrics (0 = all)")
+    ap.add_argument("--alias", help="model alias the index is bound to (default: <model id>-live)")
+    ap.add_argument("--example", action="store_true", help="end with a curl request to try on the node")
     args = ap.parse_args()
 
     fields = [f.strip() for f in args.text_fields.split(",")] if args.text_fields else None
@@ -64,7 +68,13 @@ def main() -> int:
     node = E.Node(args.url)
     ensure_deployed(args.url, args.bundle, args.model_id, progress=False)
     E.index_catalog(node, args.index, catalog, args.id_field, progress=False)
-    print(f"indexed {len(catalog)} products into [{args.index}]; model [{args.model_id}] from {args.bundle}\n")
+    # as in production: an alias to the model and the index bound to it, so a search needs only the text
+    alias = args.alias or f"{args.model_id}-live"
+    node.call("PUT", f"/_plugins/_mach/aliases/{alias}", {"model_id": args.model_id})
+    node.call("PUT", f"/{args.index}/_settings",
+              {"index.mach.model": alias, "index.mach.product_id_field": args.id_field})
+    print(f"indexed {len(catalog)} products into [{args.index}]; model [{args.model_id}] from {args.bundle}, "
+          f"alias [{alias}], index bound to it\n")
 
     mach = E.MachSettings(args.model_id, args.id_field, args.top_n, args.mach_weight)
     width = 38
@@ -95,7 +105,22 @@ def main() -> int:
     results = E.score_methods(subset, ranked, judged_scores, gain_offset, relevant_min)
     print(f"relevance over {len(subset)} judged queries (whole catalog; '*' above = relevance >= {relevant_min:g}):")
     print(textwrap.indent(M.format_table(results), "  "))
+    if "judged_NDCG@10" not in results.get("bm25", {}):
+        print("  (no judged_NDCG@10: every judged product has the same grade, so any order of them would score 1)")
+    if args.example:
+        print_example(node, args.url, args.index, next(iter(judged)))
     return 0
+
+
+def print_example(node, url: str, index: str, text: str) -> None:
+    """A request to try on the node, run once here first so that what is printed works."""
+    body = {"size": 3, "_source": False, "query": {"mach": {"query_text": text}}}
+    hits = node.call("POST", f"/{index}/_search", body)["hits"]["hits"]
+    if not hits:
+        raise UserError(f"the example query {text!r} found nothing through the index binding")
+    print(f"\ntry it (index [{index}] is bound to the model alias, so the text is all a search needs):")
+    print(f"  curl -s -XPOST {shlex.quote(f'{url}/{index}/_search?pretty')} -H 'Content-Type: application/json' \\")
+    print(f"    -d {shlex.quote(json.dumps(body))}")
 
 
 if __name__ == "__main__":

@@ -21,23 +21,28 @@ missing_debs() { # prints the packages of "$@" that are not installed
   done
 }
 
+source "$(dirname "$0")/apt.sh"
+
 APT_UPDATED=0
+SUDO=()
 apt_install() {
-  local -a sudo=()
   if [[ $(id -u) -ne 0 ]]; then
-    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo=(sudo -n); else
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO=(sudo -n); else
       log "missing: $*"
       log "run as root: apt-get update && apt-get install -y --no-install-recommends $*"
       exit 1
     fi
   fi
   if (( APT_UPDATED == 0 )); then
-    log "apt-get update"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    log "apt-get update (10-60 s)"
+    apt_get update -qq
     APT_UPDATED=1
   fi
-  log "apt-get install $*"
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  local note=""; [[ " $* " == *" python3-torch "* ]] && note=", PyTorch and its libraries are ~900 MB: 1-3 min"
+  log "apt-get install $* (no output until done$note)"
+  local t0=$SECONDS
+  apt_get install -y -qq --no-install-recommends "$@" >/dev/null
+  log "installed in $(( SECONDS - t0 )) s"
 }
 
 apt_candidate() { # true when apt can install package $1
@@ -50,7 +55,7 @@ command -v dpkg-query >/dev/null || { log "not a Debian-like system: install a J
 
 # Java: a JDK 21+ and Maven.
 if ! have_jdk21; then
-  if (( APT_UPDATED == 0 )) && [[ $(id -u) -eq 0 ]]; then DEBIAN_FRONTEND=noninteractive apt-get update -qq; APT_UPDATED=1; fi
+  if (( APT_UPDATED == 0 )) && [[ $(id -u) -eq 0 ]]; then log "apt-get update (10-60 s)"; apt_get update -qq; APT_UPDATED=1; fi
   jdk=""
   for p in openjdk-21-jdk-headless temurin-21-jdk openjdk-25-jdk-headless temurin-25-jdk; do
     if apt_candidate "$p"; then jdk=$p; break; fi

@@ -71,7 +71,7 @@ def deploy(url: str, bundle: str, model_id: str, chunk_mb: float = 8.0, deploy_i
         upload_id = node.call("POST", "/_plugins/_mach/uploads")["upload_id"]
         from tqdm import tqdm
         with open(zip_path, "rb") as f, tqdm(total=size, unit="B", unit_scale=True, desc=f"upload {model_id}",
-                                             disable=not progress, file=sys.stderr) as bar:
+                                             disable=None if progress else True, file=sys.stderr) as bar:  # None: off unless a terminal
             for i in range(chunks):
                 data = f.read(chunk_bytes)
                 whole.update(data)

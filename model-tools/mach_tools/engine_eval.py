@@ -268,7 +268,7 @@ def plot(results: Dict[str, Dict[str, float]], path: str, title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    names = ["NDCG@10", "judged_NDCG@10", "recall@100", "MRR@10", "P@1"]
+    names = [n for n in ["NDCG@10", "judged_NDCG@10", "recall@100", "MRR@10", "P@1"] if any(n in r for r in results.values())]
     methods = list(results)
     width = 0.8 / len(methods)
     fig, ax = plt.subplots(figsize=(9, 4))
@@ -300,7 +300,8 @@ def _progress(total: int, desc: str, enabled: bool):
         from tqdm import tqdm
     except ImportError:
         return _NoBar()
-    return tqdm(total=total, desc=desc, file=sys.stderr, unit="q" if desc == "queries" else "doc")
+    # disable=None: no bar (no carriage-return junk) when stderr is a file or a pipe
+    return tqdm(total=total, desc=desc, file=sys.stderr, unit="q" if desc == "queries" else "doc", disable=None)
 
 
 def parse_seeds(text: str) -> List[int]:

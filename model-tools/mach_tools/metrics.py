@@ -4,7 +4,8 @@ Conventions: the ranking is over the whole catalog and unjudged products count a
 NDCG uses linear gains, gain = max(relevance - gain_offset, 0) (Home Depot: offset 1, ESCI: 0),
 and is averaged over queries with a non-zero ideal DCG. "Relevant" (P@k, recall@k, MRR@10) means
 relevance >= relevant_min (Home Depot 2.5, ESCI 3); those are averaged over queries that have at
-least one relevant product. The judged-only view re-ranks each query's judged products by score.
+least one relevant product. The judged-only view re-ranks each query's judged products by score; it
+is averaged over queries whose judged products have at least two different gains (absent otherwise).
 """
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ def query_metrics(ranked: Sequence[str], judged: Mapping[str, float], gain_offse
     ideal = _dcg(sorted(gain.values(), reverse=True)[:10])
     if ideal > 0:
         out["NDCG@10"] = _dcg([gain.get(p, 0.0) for p in ranked[:10]]) / ideal
-        if judged_scores is not None:
+        # Only judged products of different grades can be put in a wrong order: with one grade (the
+        # synthetic shop judges only relevant products) any order scores 1, so such a query does not count.
+        if judged_scores is not None and len(set(gain.values())) > 1:
             # Stable order: ties keep the judgments' order, so it is deterministic.
             order = sorted(judged, key=lambda p: -judged_scores.get(p, 0.0))
             out["judged_NDCG@10"] = _dcg([gain[p] for p in order[:10]]) / ideal

@@ -297,7 +297,7 @@ def train(catalog: Catalog, pairs: Optional[Pairs], recipe: Recipe, out_dir: str
         perm = perm_rng.permutation(n)
         total_loss, total_w = 0.0, 0.0
         batches = range(0, n, recipe.batch_size)
-        bar = tqdm(batches, desc=f"epoch {epoch}/{recipe.epochs}", unit="batch", disable=not progress,
+        bar = tqdm(batches, desc=f"epoch {epoch}/{recipe.epochs}", unit="batch", disable=None if progress else True,  # None: no bar when stderr is not a terminal
                    file=sys.stderr, mininterval=2.0) if tqdm else batches
         for s in bar:
             rows = perm[s:s + recipe.batch_size]

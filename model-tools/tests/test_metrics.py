@@ -32,6 +32,13 @@ def test_judged_view_reranks_judged_products():
     assert m["judged_NDCG@10"] == 1.0 and m["NDCG@10"] == 0.0
 
 
+def test_judged_view_needs_two_grades():
+    # one grade (only relevant products judged): every order would score 1, so the query does not count
+    m = M.query_metrics(["x"], {"a": 1, "b": 1}, 0, 1, judged_scores={"a": 0.1, "b": 0.9})
+    assert "judged_NDCG@10" not in m and m["NDCG@10"] == 0.0
+    assert "judged_NDCG@10" not in M.format_table({"mach": M.aggregate([m])})
+
+
 def test_table_formats():
     t = M.format_table({"m": {"P@1": 0.5, "NDCG@10": 0.25}})
     assert "0.5000" in t and "0.2500" in t

@@ -47,17 +47,12 @@ fi
 
 (cd "$ROOT" && ./mvnw -B -q -ntp -pl plugin -am package -DskipTests)   # never a stale zip
 ZIP=$(ls -t "$ROOT"/plugin/target/releases/mach-retrieval-*.zip | head -1)
-DIST="$ROOT/integ-test/target/distribution/opensearch-3.6.0"
-if [[ ! -f "$DIST/bin/opensearch" ]]; then
-  (cd "$ROOT" && ./mvnw -B -q -ntp -N org.apache.maven.plugins:maven-dependency-plugin:3.8.1:unpack \
-    -Dartifact=org.opensearch.distribution.integ-test-zip:opensearch:3.6.0:zip \
-    -DoutputDirectory="$ROOT/integ-test/target/distribution")
-fi
+DIST=$(cd "$ROOT" && source scripts/lib.sh && ensure_distribution)
 
 NODE="$OUT/node"
 trap '"$SCRIPTS/node.sh" stop "$NODE"' EXIT
 export MACH_NODE_WATCH_PID=$$ MACH_NODE_HEAP=$HEAP
-"$SCRIPTS/node.sh" start "$DIST" "$NODE" "$ZIP"
+"$SCRIPTS/node.sh" start --fresh "$DIST" "$NODE" "$ZIP"
 URL="http://127.0.0.1:$(cat "$NODE/http.port")"
 PID=$(cat "$NODE/node.pid")
 JCMD="$(dirname "$(readlink -f "/proc/$PID/exe")")/jcmd"

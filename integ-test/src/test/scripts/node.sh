@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Start / stop one local OpenSearch node for the REST tests and the demo.
 #
-#   node.sh start DIST_DIR NODE_DIR [PLUGIN_ZIP]   fresh NODE_DIR from the unpacked DIST_DIR,
-#                                                  plugin installed, node started, waits for yellow
+#   node.sh start [--fresh] DIST_DIR NODE_DIR [PLUGIN_ZIP]
+#       starts a node in NODE_DIR and waits for yellow. A NODE_DIR that holds data (a node kept by
+#       ./demo.sh --keep, say) is started again with its data, indices and models, its plugin
+#       reinstalled only when PLUGIN_ZIP changed; a node already running there with that plugin is
+#       left running. Otherwise, or with --fresh, NODE_DIR is made anew from the unpacked DIST_DIR
+#       (anything in it deleted) and the plugin installed.
 #   node.sh stop NODE_DIR                          stops it (TERM, then KILL), leaves no process
 #
 # Environment:
@@ -21,6 +25,8 @@ set -euo pipefail
 
 CLUSTER=mach-it
 RUN_USER="${MACH_NODE_USER:-opensearch-it}"
+AS_ROOT=0; [[ $(id -u) -eq 0 ]] && AS_ROOT=1
+FRESH=0
 
 die() { echo "node.sh: $*" >&2; exit 1; }
 
@@ -87,25 +93,22 @@ stop_node() { # node_dir
   echo "node.sh: node $pid stopped"
 }
 
-start_node() { # dist_dir node_dir [plugin_zip]
-  local dist=$1 dir=$2 plugin=${3:-}
-  [[ -x "$dist/bin/opensearch" || -f "$dist/bin/opensearch" ]] || die "no OpenSearch distribution at $dist"
-  [[ -z "$plugin" || -f "$plugin" ]] || die "plugin zip not found: $plugin (build it first: ./mvnw -pl plugin package)"
-  local java_home; java_home=$(find_java_home)
-  dist=$(readlink -f "$dist")
-  local as_root=0; [[ $(id -u) -eq 0 ]] && as_root=1
-  if (( as_root )) && ! id "$RUN_USER" >/dev/null 2>&1; then
-    # OpenSearch refuses to run as root: it runs as this unprivileged user
-    useradd --system --no-create-home --shell /usr/sbin/nologin "$RUN_USER" 2>/dev/null \
-      || useradd -r -M -s /bin/false "$RUN_USER" || die "cannot create user $RUN_USER"
-  fi
+# Installs the plugin zip into a node home and records its sha256 (a later start compares it).
+install_plugin() { # node_home plugin_zip plugin_sha java_home
+  local dir=$1 plugin=$2
+  echo "node.sh: installing $(basename "$plugin")"
+  OPENSEARCH_JAVA_HOME="$4" "$dir/bin/opensearch-plugin" install --batch "file://$(readlink -f "$plugin")" \
+    > "$dir/logs/plugin-install.log" 2>&1 || { cat "$dir/logs/plugin-install.log" >&2; die "plugin install failed"; }
+  echo "$3" > "$dir/plugin.sha256"
+}
 
-  # A node left over from an earlier run in the same place would hold the ports and files.
-  if [[ -f "$dir/node.pid" ]]; then stop_node "$dir"; fi
+# A new node home: NODE_DIR deleted, the distribution copied, the plugin installed.
+new_node_home() { # dist node_dir plugin plugin_sha java_home
+  local dist=$1 dir=$2 plugin=$3
   if [[ -L "$dir" ]]; then rm -rf "$(readlink -f "$dir")"; rm -f "$dir"; fi
   rm -rf "$dir"
   mkdir -p "$(dirname "$dir")"
-  if (( as_root )) && ! runuser -u "$RUN_USER" -- test -x "$(dirname "$dir")" 2>/dev/null; then
+  if (( AS_ROOT )) && ! runuser -u "$RUN_USER" -- test -x "$(dirname "$dir")" 2>/dev/null; then
     # a parent directory is closed to the node's user (a private home, say): keep the node
     # home under /tmp and leave a link where the caller expects it
     local real; real=$(mktemp -d /tmp/mach-node.XXXXXX)
@@ -115,18 +118,52 @@ start_node() { # dist_dir node_dir [plugin_zip]
   else
     cp -a "$dist" "$dir"
   fi
-  dir=$(readlink -f "$dir") # the real home: the node's user may not pass through the link
+  dir=$(readlink -f "$dir")
   chmod +x "$dir"/bin/*
   mkdir -p "$dir/models" "$dir/data" "$dir/logs"
+  if [[ -n "$plugin" ]]; then install_plugin "$dir" "$plugin" "$4" "$5"; fi
+}
 
-  if [[ -n "$plugin" ]]; then
-    echo "node.sh: installing $(basename "$plugin")"
-    OPENSEARCH_JAVA_HOME="$java_home" "$dir/bin/opensearch-plugin" install --batch "file://$(readlink -f "$plugin")" \
-      > "$dir/logs/plugin-install.log" 2>&1 || { cat "$dir/logs/plugin-install.log" >&2; die "plugin install failed"; }
+# A node home kept with its data: only the plugin is replaced, when the zip changed.
+keep_node_home() { # node_dir plugin plugin_sha java_home
+  local dir; dir=$(readlink -f "$1")
+  echo "node.sh: $1 holds a node's data: starting it again with its indices and models (--fresh for an empty node)"
+  mkdir -p "$dir/models" "$dir/logs"
+  if [[ -n "$2" && "$(cat "$dir/plugin.sha256" 2>/dev/null)" != "$3" ]]; then
+    OPENSEARCH_JAVA_HOME="$4" "$dir/bin/opensearch-plugin" remove mach-retrieval > "$dir/logs/plugin-remove.log" 2>&1 || true
+    install_plugin "$dir" "$2" "$3" "$4"
+  fi
+}
+
+start_node() { # dist_dir node_dir [plugin_zip]
+  local dist=$1 dir=$2 plugin=${3:-}
+  [[ -x "$dist/bin/opensearch" || -f "$dist/bin/opensearch" ]] || die "no OpenSearch distribution at $dist"
+  [[ -z "$plugin" || -f "$plugin" ]] || die "plugin zip not found: $plugin (build it first: ./mvnw -pl plugin package)"
+  local java_home; java_home=$(find_java_home)
+  dist=$(readlink -f "$dist")
+  if (( AS_ROOT )) && ! id "$RUN_USER" >/dev/null 2>&1; then
+    # OpenSearch refuses to run as root: it runs as this unprivileged user
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$RUN_USER" 2>/dev/null \
+      || useradd -r -M -s /bin/false "$RUN_USER" || die "cannot create user $RUN_USER"
   fi
 
+  local plugin_sha=""
+  [[ -n "$plugin" ]] && plugin_sha=$(sha256sum "$plugin" | cut -d' ' -f1)
+  if (( ! FRESH )) && [[ -f "$dir/node.pid" && -f "$dir/http.port" ]] && kill -0 "$(cat "$dir/node.pid")" 2>/dev/null \
+      && [[ "$(cat "$dir/plugin.sha256" 2>/dev/null)" == "$plugin_sha" ]]; then
+    echo "node.sh: node $(cat "$dir/node.pid") already running at http://127.0.0.1:$(cat "$dir/http.port") with this plugin: reusing it"
+    return 0
+  fi
+  # A node left over from an earlier run in the same place would hold the ports and files.
+  if [[ -f "$dir/node.pid" ]]; then stop_node "$dir"; fi
+  if (( ! FRESH )) && [[ -f "$dir/bin/opensearch" && -n "$(ls -A "$dir/data" 2>/dev/null)" ]]; then
+    keep_node_home "$dir" "$plugin" "$plugin_sha" "$java_home"
+  else
+    new_node_home "$dist" "$dir" "$plugin" "$plugin_sha" "$java_home"
+  fi
+  dir=$(readlink -f "$dir") # the real home: the node's user may not pass through the link
   local -a run=(env "OPENSEARCH_JAVA_HOME=$java_home")
-  if (( as_root )); then
+  if (( AS_ROOT )); then
     chown -R "$RUN_USER" "$dir/"
     runuser -u "$RUN_USER" -- test -r "$dir/bin/opensearch" \
       || die "user $RUN_USER cannot read $dir (a parent directory is not world-readable)"
@@ -156,7 +193,7 @@ EOF
     if [[ -n "$plugin" ]]; then echo "mach.models.dir: $dir/models" >> "$dir/config/opensearch.yml"; fi
     printf -- '-Xms%s\n-Xmx%s\n' "${MACH_NODE_HEAP:-1g}" "${MACH_NODE_HEAP:-1g}" > "$dir/config/jvm.options.d/heap.options"
     echo "$http_port" > "$dir/http.port"
-    if (( as_root )); then chown -R "$RUN_USER" "$dir/config" "$dir/logs"; fi
+    if (( AS_ROOT )); then chown -R "$RUN_USER" "$dir/config" "$dir/logs"; fi
     rm -f "$dir/logs/console.log"
 
     # -d daemonizes; output goes to a file (a pipe would be held open by the daemon).
@@ -164,8 +201,13 @@ EOF
       || { cat "$dir/logs/console.log" >&2; die "node failed to start"; }
 
     health="" node_pid=""
-    local deadline=$(( SECONDS + ${MACH_NODE_START_TIMEOUT:-180} ))
+    local started=$SECONDS deadline=$(( SECONDS + ${MACH_NODE_START_TIMEOUT:-180} )) next_note=$(( SECONDS + 15 ))
+    echo "node.sh: starting the node on port $http_port (20-90 s)"
     while (( SECONDS < deadline )); do
+      if (( SECONDS >= next_note )); then
+        echo "node.sh: still starting after $(( SECONDS - started )) s (log: $dir/logs/$CLUSTER.log)"
+        next_note=$(( SECONDS + 15 ))
+      fi
       [[ -f "$dir/node.pid" ]] && node_pid=$(cat "$dir/node.pid")
       if [[ -n "$node_pid" ]] && ! kill -0 "$node_pid" 2>/dev/null; then health="died"; break; fi
       # with -d a failed start can still exit 0 and write no pid file
@@ -207,8 +249,10 @@ EOF
   echo "node.sh: node $node_pid up at http://127.0.0.1:$http_port (home $dir)"
 }
 
-case "${1:-}" in
-  start) [[ $# -ge 3 ]] || die "usage: node.sh start DIST_DIR NODE_DIR [PLUGIN_ZIP]"; start_node "$2" "$(abs_path "$3")" "${4:-}" ;;
-  stop)  [[ $# -eq 2 ]] || die "usage: node.sh stop NODE_DIR"; stop_node "$(abs_path "$2")" ;;
-  *) die "usage: node.sh start DIST_DIR NODE_DIR [PLUGIN_ZIP] | stop NODE_DIR" ;;
+cmd=${1:-}; shift || true
+if [[ "$cmd" == start && "${1:-}" == --fresh ]]; then FRESH=1; shift; fi
+case "$cmd" in
+  start) [[ $# -ge 2 ]] || die "usage: node.sh start [--fresh] DIST_DIR NODE_DIR [PLUGIN_ZIP]"; start_node "$1" "$(abs_path "$2")" "${3:-}" ;;
+  stop)  [[ $# -eq 1 ]] || die "usage: node.sh stop NODE_DIR"; stop_node "$(abs_path "$1")" ;;
+  *) die "usage: node.sh start [--fresh] DIST_DIR NODE_DIR [PLUGIN_ZIP] | stop NODE_DIR" ;;
 esac

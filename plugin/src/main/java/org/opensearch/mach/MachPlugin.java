@@ -29,7 +29,10 @@ import org.opensearch.mach.lifecycle.NodesModelsAction;
 import org.opensearch.mach.lifecycle.TransportUpdateModelsAction;
 import org.opensearch.mach.lifecycle.UpdateModelsRequest;
 import org.opensearch.mach.inference.PredictionCache;
+import org.opensearch.mach.model.BundleZip;
 import org.opensearch.mach.model.ModelRegistry;
+import org.opensearch.secure_sm.AccessController;
+import org.apache.logging.log4j.LogManager;
 import org.opensearch.mach.query.IndexBinding;
 import org.opensearch.mach.query.AffineScoreQueryBuilder;
 import org.opensearch.mach.query.MachProductsQueryBuilder;
@@ -169,7 +172,8 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, Sy
     ) {
         Settings settings = environment.settings();
         Path modelsDir = environment.configDir().resolve(MODELS_DIR.get(settings));
-        registry = new ModelRegistry(modelsDir, CUDA.get(settings), INTRA_OP_THREADS.get(settings));
+        Path tmp = tmpDir(nodeEnvironment);
+        registry = new ModelRegistry(modelsDir, CUDA.get(settings), INTRA_OP_THREADS.get(settings), tmp);
         int workers = threadPool.info(MachInferenceService.THREAD_POOL).getMax();
         MachInferenceService inference = new MachInferenceService(
             registry, threadPool, new PredictionCache(CACHE_SIZE.get(clusterService.getSettings())), workers, BATCH_SIZE.get(settings)
@@ -177,16 +181,33 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, Sy
         clusterService.getClusterSettings().addSettingsUpdateConsumer(CACHE_SIZE, inference::resizeCache);
         BundleStore store = new BundleStore(client);
         ClusterSettings clusterSettings = clusterService.getClusterSettings();
-        deployer = new ModelDeployer(store, threadPool, CUDA.get(settings), INTRA_OP_THREADS.get(settings), () -> clusterSettings.get(MEMORY_LIMIT).getBytes());
+        deployer = new ModelDeployer(store, threadPool, CUDA.get(settings), INTRA_OP_THREADS.get(settings), () -> clusterSettings.get(MEMORY_LIMIT).getBytes(), tmp);
         clusterService.addListener(deployer);
         inference.attachCluster(clusterService::state, deployer, indexNameExpressionResolver);
         String registerDir = REGISTER_DIR.get(settings);
         lifecycle = new ModelLifecycleService(
-            client, clusterService, threadPool, store, registerDir.isEmpty() ? modelsDir : environment.configDir().resolve(registerDir)
+            client, clusterService, threadPool, store, registerDir.isEmpty() ? modelsDir : environment.configDir().resolve(registerDir), tmp
         );
         service = inference;
         return List.of(registry, inference, deployer, lifecycle);
     }
+
+    /**
+     * This node's directory for temporary bundle files (zips assembled from uploads or read from the
+     * store, extracted bundles): {@code <data path>/mach-tmp}, owned by this node (the data path is
+     * locked to it) and kept across restarts, unlike java.io.tmpdir, which OpenSearch makes anew at
+     * every start. Nothing is loading yet, so what is there was left by a node killed mid-register or
+     * mid-deploy: deleted here.
+     */
+    static Path tmpDir(NodeEnvironment nodeEnvironment) {
+        Path tmp = nodeEnvironment.nodeDataPaths()[0].resolve(TMP_DIR);
+        long freed = AccessController.doPrivileged(() -> BundleZip.clear(tmp));
+        if (freed > 0) LogManager.getLogger(MachPlugin.class).info("deleted {} bytes of temporary bundle files left in [{}]", freed, tmp);
+        return tmp;
+    }
+
+    /** The name of {@link #tmpDir} under a node's data path. */
+    public static final String TMP_DIR = "mach-tmp";
 
     private MachInferenceService service() {
         return service;

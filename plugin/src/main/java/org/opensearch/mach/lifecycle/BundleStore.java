@@ -10,20 +10,28 @@ import org.opensearch.action.index.IndexRequest;
 import org.opensearch.action.search.SearchResponse;
 import org.opensearch.common.settings.Settings;
 import org.opensearch.common.util.concurrent.ThreadContext;
+import org.opensearch.common.xcontent.XContentType;
+import org.opensearch.core.common.bytes.BytesReference;
 import org.opensearch.core.rest.RestStatus;
 import org.opensearch.index.query.QueryBuilders;
 import org.opensearch.search.SearchHit;
 import org.opensearch.search.builder.SearchSourceBuilder;
 import org.opensearch.transport.client.Client;
 
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.StreamReadConstraints;
+
+import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.DigestOutputStream;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import java.util.Base64;
 import java.util.HexFormat;
 import java.util.Map;
 
@@ -69,7 +77,7 @@ public final class BundleStore {
         try (ThreadContext.StoredContext ignored = stash()) {
             if (client.admin().indices().prepareExists(INDEX).get().isExists()) {
                 if (!mappingChecked) {
-                    client.admin().indices().preparePutMapping(INDEX).setSource(MAPPING, org.opensearch.common.xcontent.XContentType.JSON).get();
+                    client.admin().indices().preparePutMapping(INDEX).setSource(MAPPING, XContentType.JSON).get();
                     mappingChecked = true;
                 }
                 return;
@@ -130,7 +138,8 @@ public final class BundleStore {
             "storage_id", storageId, "chunk", chunk, "sha256", sha, "size", data.length, "created", System.currentTimeMillis(), "data", data
         );
         try (ThreadContext.StoredContext ignored = stash()) {
-            client.index(new IndexRequest(INDEX).id(docId(storageId, chunk)).source(source).create(true)).actionGet();
+            // JSON whatever the default content type: readBundle streams the base64 text out of it
+            client.index(new IndexRequest(INDEX).id(docId(storageId, chunk)).source(source, XContentType.JSON).create(true)).actionGet();
         } catch (Exception e) {
             if (!(org.opensearch.ExceptionsHelper.unwrapCause(e) instanceof org.opensearch.index.engine.VersionConflictEngineException)) throw e;
             Object stored;
@@ -160,12 +169,19 @@ public final class BundleStore {
 
     /**
      * Writes chunks 0..chunks-1 to {@code out} in order and checks each chunk's and the whole file's
-     * SHA-256; a missing chunk or a mismatch is a 400 that says which.
+     * SHA-256; a missing chunk or a mismatch is a 400 that says which. Each chunk's base64 text is
+     * decoded straight from its stored source into the file, 64 KB at a time: the heap holds one
+     * chunk's source (what the get returns) and never a decoded copy, a Java string or a map of it,
+     * so deploying a large model while queries run stays clear of the circuit breakers.
      */
     public void readBundle(String storageId, int chunks, String expectedSha256, Path out) throws IOException {
         MessageDigest whole = digest();
         long bytes = 0;
-        try (OutputStream os = Files.newOutputStream(out); ThreadContext.StoredContext ignored = stash()) {
+        try (
+            OutputStream file = new BufferedOutputStream(Files.newOutputStream(out), 1 << 16);
+            ThreadContext.StoredContext ignored = stash()
+        ) {
+            OutputStream toFile = new DigestOutputStream(file, whole);
             for (int n = 0; n < chunks; n++) {
                 GetResponse got = client.prepareGet(INDEX, docId(storageId, n)).get();
                 if (got.isExists() == false) {
@@ -174,17 +190,14 @@ public final class BundleStore {
                         RestStatus.BAD_REQUEST
                     );
                 }
-                Map<String, Object> src = got.getSourceAsMap();
-                Object raw = src.get("data"); // base64 text in JSON sources; raw bytes from a binary (SMILE/CBOR) source
-                byte[] data = raw instanceof byte[] b ? b : Base64.getDecoder().decode((String) raw);
-                if (!sha256(data).equals(src.get("sha256"))) {
+                MessageDigest chunkDigest = digest();
+                CopiedChunk copied = copyData(got.getSourceAsBytesRef(), new DigestOutputStream(toFile, chunkDigest), n, storageId);
+                if (!HexFormat.of().formatHex(chunkDigest.digest()).equals(copied.sha256())) {
                     throw new OpenSearchStatusException(
                         "stored chunk [" + n + "] of [" + storageId + "] does not match its checksum", RestStatus.INTERNAL_SERVER_ERROR
                     );
                 }
-                whole.update(data);
-                os.write(data);
-                bytes += data.length;
+                bytes += copied.bytes();
             }
         } catch (org.opensearch.index.IndexNotFoundException e) {
             throw new OpenSearchStatusException("no chunks were uploaded for [" + storageId + "]", RestStatus.BAD_REQUEST);
@@ -196,6 +209,43 @@ public final class BundleStore {
                 RestStatus.BAD_REQUEST
             );
         }
+    }
+
+    private static final JsonFactory JSON = JsonFactory.builder()
+        .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(Integer.MAX_VALUE).build())
+        .build();
+
+    private record CopiedChunk(String sha256, long bytes) {}
+
+    /**
+     * Streams the decoded {@code data} field of a chunk's JSON source (always JSON: {@link #putChunk}) to
+     * {@code out}; returns the chunk's stored {@code sha256} and the bytes written.
+     */
+    private static CopiedChunk copyData(BytesReference source, OutputStream out, int n, String storageId) {
+        String sha = null;
+        long copied = -1;
+        try (JsonParser p = JSON.createParser(source.streamInput())) {
+            if (p.nextToken() != JsonToken.START_OBJECT) throw new IOException("not a JSON object");
+            while (p.nextToken() == JsonToken.FIELD_NAME) {
+                String field = p.currentName();
+                p.nextToken();
+                if ("data".equals(field)) {
+                    copied = p.readBinaryValue(out);
+                } else if ("sha256".equals(field)) {
+                    sha = p.getText();
+                } else {
+                    p.skipChildren();
+                }
+            }
+        } catch (IOException e) {
+            throw new OpenSearchStatusException(
+                "stored chunk [" + n + "] of [" + storageId + "] cannot be read: " + e.getMessage(), RestStatus.INTERNAL_SERVER_ERROR, e
+            );
+        }
+        if (copied < 0 || sha == null) {
+            throw new OpenSearchStatusException("stored chunk [" + n + "] of [" + storageId + "] has no data or sha256", RestStatus.INTERNAL_SERVER_ERROR);
+        }
+        return new CopiedChunk(sha, copied);
     }
 
     /** Number of chunks stored under an id (0 when none). */

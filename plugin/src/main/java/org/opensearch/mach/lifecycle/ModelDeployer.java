@@ -69,11 +69,14 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
     private final boolean tryCuda;
     private final int intraOpThreads;
     private final LongSupplier memoryLimit;
+    /** This node's directory for the bundle zip read from the store and its extracted files. */
+    private final Path tmpRoot;
     private final Map<String, Deployment> deployments = new ConcurrentHashMap<>();
     private final Map<String, ModelStats> stats = new ConcurrentHashMap<>();
     private volatile boolean closed;
 
-    public ModelDeployer(BundleStore store, ThreadPool threadPool, boolean tryCuda, int intraOpThreads, LongSupplier memoryLimit) {
+    public ModelDeployer(BundleStore store, ThreadPool threadPool, boolean tryCuda, int intraOpThreads, LongSupplier memoryLimit, Path tmpRoot) {
+        this.tmpRoot = tmpRoot;
         this.store = store;
         this.threadPool = threadPool;
         this.tryCuda = tryCuda;
@@ -143,13 +146,13 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
                     RestStatus.BAD_REQUEST
                 );
             }
-            zip = AccessController.doPrivilegedChecked(() -> BundleZip.newTempZip(e.id()));
+            zip = AccessController.doPrivilegedChecked(() -> BundleZip.newTempZip(tmpRoot, e.id()));
             Path file = zip;
             AccessController.doPrivilegedChecked(() -> {
                 store.readBundle(e.storageId(), e.chunks(), e.sha256(), file);
                 return null;
             });
-            model = AccessController.doPrivilegedChecked(() -> BundleLoader.loadZip(e.id(), file, BundleZip.tmpRoot(), tryCuda, intraOpThreads));
+            model = AccessController.doPrivilegedChecked(() -> BundleLoader.loadZip(e.id(), file, tmpRoot, tryCuda, intraOpThreads));
         } catch (Exception ex) {
             if (!d.retryable) d.retryable = isTransient(ex);
             fail(d, ex);
@@ -270,6 +273,16 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
     public MachModel deployed(String id) {
         Deployment d = deployments.get(id);
         return d != null && d.state == State.DEPLOYED ? d.model : null;
+    }
+
+    /** The models deployed and loaded on this node, by id. */
+    public Map<String, MachModel> deployedModels() {
+        Map<String, MachModel> out = new TreeMap<>();
+        for (Deployment d : deployments.values()) {
+            MachModel m = d.model;
+            if (d.state == State.DEPLOYED && m != null) out.put(d.entry.id(), m);
+        }
+        return out;
     }
 
     public ModelStats stats(String id) {

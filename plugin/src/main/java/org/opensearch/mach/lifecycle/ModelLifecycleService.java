@@ -52,12 +52,17 @@ public final class ModelLifecycleService {
     private final BundleStore store;
     /** The only directory {@code _register {"path": ...}} reads from (absolute, normalized). */
     private final Path registerDir;
+    /** This node's directory for bundles being registered (assembled zip, extracted files). */
+    private final Path tmpRoot;
 
     /** The node setting that names {@link #registerDir} (its default: mach.models.dir). */
     public static final String REGISTER_DIR_SETTING = "mach.models.register_dir";
 
-    public ModelLifecycleService(Client client, ClusterService clusterService, ThreadPool threadPool, BundleStore store, Path registerDir) {
+    public ModelLifecycleService(
+        Client client, ClusterService clusterService, ThreadPool threadPool, BundleStore store, Path registerDir, Path tmpRoot
+    ) {
         this.registerDir = registerDir.toAbsolutePath().normalize();
+        this.tmpRoot = tmpRoot;
         this.client = client;
         this.clusterService = clusterService;
         this.threadPool = threadPool;
@@ -166,7 +171,7 @@ public final class ModelLifecycleService {
                         throw new IllegalArgumentException("[sha256] must be the hex SHA-256 of the whole bundle zip");
                     }
                 }
-                Path zip = AccessController.doPrivilegedChecked(() -> BundleZip.newTempZip(id));
+                Path zip = AccessController.doPrivilegedChecked(() -> BundleZip.newTempZip(tmpRoot, id));
                 try {
                     String sha, storageId;
                     int chunks;
@@ -206,6 +211,7 @@ public final class ModelLifecycleService {
                             return;
                         }
                         deploy(id, true, TimeValue.timeValueMinutes(2), ActionListener.wrap(d -> {
+                            out.put("deployed", true); // describe(entry) shows the record as registered, before the deploy
                             out.putAll(d);
                             listener.onResponse(out);
                         }, e -> listener.onFailure(
@@ -271,10 +277,10 @@ public final class ModelLifecycleService {
     }
 
     /** Loads the bundle once (full validation: card vs ONNX graph, checksums, parity) and describes it. */
-    private static ModelEntry validate(String id, Path zip, String storageId, String sha, int chunks) throws Exception {
+    private ModelEntry validate(String id, Path zip, String storageId, String sha, int chunks) throws Exception {
         MachModel model;
         try {
-            model = AccessController.doPrivilegedChecked(() -> BundleLoader.loadZip(id, zip, BundleZip.tmpRoot(), false, 1));
+            model = AccessController.doPrivilegedChecked(() -> BundleLoader.loadZip(id, zip, tmpRoot, false, 1));
         } catch (MachBundleException e) {
             throw new OpenSearchStatusException("model [" + id + "] is not a valid bundle: " + e.getMessage(), RestStatus.BAD_REQUEST);
         }

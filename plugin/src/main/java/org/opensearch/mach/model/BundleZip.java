@@ -26,15 +26,38 @@ import java.util.zip.ZipInputStream;
  * directory deleted (the session keeps the model in memory).
  */
 public final class BundleZip {
-    /** Where zips are extracted and assembled (ONNX Runtime reads a file path); every codebase may write java.io.tmpdir. */
+    /**
+     * Where zips are extracted and assembled (ONNX Runtime reads a file path) when no node work
+     * directory is given (tests, benchmarks); every codebase may write java.io.tmpdir. A node uses its
+     * own directory instead (MachPlugin), which it empties at start.
+     */
     public static Path tmpRoot() {
         return Path.of(System.getProperty("java.io.tmpdir"), "mach-bundles");
     }
 
-    /** A new empty file {@code <prefix>-*.zip} under {@link #tmpRoot()}; the caller deletes it. */
-    public static Path newTempZip(String prefix) throws IOException {
-        Files.createDirectories(tmpRoot());
-        return Files.createTempFile(tmpRoot(), prefix + "-", ".zip");
+    /** A new empty file {@code <prefix>-*.zip} under {@code root}; the caller deletes it. */
+    public static Path newTempZip(Path root, String prefix) throws IOException {
+        Files.createDirectories(root);
+        return Files.createTempFile(root, prefix + "-", ".zip");
+    }
+
+    /**
+     * Deletes everything under {@code root} (what a node killed during a register or deploy left) and
+     * returns the bytes freed. Only for a directory no load is using: a node's own, at its start.
+     */
+    public static long clear(Path root) {
+        if (!Files.isDirectory(root)) return 0;
+        long[] freed = { 0 };
+        try (Stream<Path> files = Files.walk(root)) {
+            files.sorted(Comparator.reverseOrder()).filter(p -> !p.equals(root)).forEach(p -> {
+                try {
+                    long size = Files.isRegularFile(p) ? Files.size(p) : 0;
+                    Files.delete(p);
+                    freed[0] += size;
+                } catch (IOException ignored) {}
+            });
+        } catch (IOException ignored) {}
+        return freed[0];
     }
 
     /** Refuse zips that inflate beyond this (a zip bomb, or not a bundle). */

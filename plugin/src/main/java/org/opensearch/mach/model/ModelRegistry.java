@@ -39,15 +39,18 @@ public final class ModelRegistry implements Closeable {
     private final Path modelsDir;
     private final boolean tryCuda;
     private final int intraOpThreads;
+    /** Where zipped bundles are extracted to be loaded. */
+    private final Path tmpRoot;
     private final Map<String, MachModel> loaded = new ConcurrentHashMap<>();
     private volatile boolean closed;
 
     public ModelRegistry(Path modelsDir, boolean tryCuda) {
-        this(modelsDir, tryCuda, 1);
+        this(modelsDir, tryCuda, 1, BundleZip.tmpRoot());
     }
 
-    public ModelRegistry(Path modelsDir, boolean tryCuda, int intraOpThreads) {
+    public ModelRegistry(Path modelsDir, boolean tryCuda, int intraOpThreads, Path tmpRoot) {
         this.modelsDir = modelsDir.toAbsolutePath().normalize();
+        this.tmpRoot = tmpRoot;
         this.tryCuda = tryCuda;
         this.intraOpThreads = intraOpThreads;
     }
@@ -83,7 +86,7 @@ public final class ModelRegistry implements Closeable {
                     }
                     return Files.isDirectory(dir)
                         ? BundleLoader.load(modelId, dir, tryCuda, intraOpThreads)
-                        : BundleLoader.loadZip(modelId, zip, BundleZip.tmpRoot(), tryCuda, intraOpThreads);
+                        : BundleLoader.loadZip(modelId, zip, tmpRoot, tryCuda, intraOpThreads);
                 });
             } catch (MachBundleException e) {
                 throw new OpenSearchStatusException("model [" + modelId + "] cannot be loaded: " + e.getMessage(), RestStatus.BAD_REQUEST);

@@ -25,7 +25,8 @@ import java.util.function.Supplier;
 
 /**
  * {@code GET _plugins/_mach/models}: the registered models and aliases of the cluster, then the
- * models directory of the node handling the request, the bundles available there and the ones loaded.
+ * models directory of the node handling the request, the bundles available there, and the models this
+ * node holds loaded: the registered models it serves and the bundles of its models dir.
  * {@code GET _plugins/_mach/models/{id}} (an id or an alias): for a registered model its record and
  * every node's state and statistics; for a bundle under the models directory, loads it if needed and
  * returns its card (bad bundles answer 400 with the reason).
@@ -69,10 +70,23 @@ public class RestMachModelsAction extends BaseRestHandler {
                 b.field("models_dir", registry.modelsDir().toString());
                 b.field("available", registry.available());
                 cache(b, service.cache(), null);
+                // what this node holds in memory: registered models it serves, then bundles of its models dir
+                Map<String, MachModel> loaded = new TreeMap<>();
+                if (service.deployer() != null) loaded.putAll(service.deployer().deployedModels());
+                Map<String, MachModel> fromDir = registry.loaded();
                 b.startObject("loaded");
-                for (Map.Entry<String, MachModel> e : registry.loaded().entrySet()) {
+                for (Map.Entry<String, MachModel> e : loaded.entrySet()) {
                     b.startObject(e.getKey());
-                    summary(b, e.getValue());
+                    b.field("source", "registered");
+                    summary(b, e.getValue(), false);
+                    cache(b, service.cache(), e.getKey());
+                    b.endObject();
+                }
+                for (Map.Entry<String, MachModel> e : fromDir.entrySet()) {
+                    if (loaded.containsKey(e.getKey())) continue; // a registered model shadows a bundle of the same id
+                    b.startObject(e.getKey());
+                    b.field("source", "models_dir");
+                    summary(b, e.getValue(), true);
                     cache(b, service.cache(), e.getKey());
                     b.endObject();
                 }
@@ -113,7 +127,7 @@ public class RestMachModelsAction extends BaseRestHandler {
             XContentBuilder b = channel.newBuilder();
             b.startObject();
             b.field("model_id", id);
-            summary(b, model);
+            summary(b, model, true);
             cache(b, service.cache(), id);
             b.field("card", CARD_MAPPER.convertValue(model.card().raw, Map.class));
             b.endObject();
@@ -137,9 +151,10 @@ public class RestMachModelsAction extends BaseRestHandler {
         b.endObject();
     }
 
-    static void summary(XContentBuilder b, MachModel m) throws IOException {
+    /** @param withDirectory a registered model's files are temporary copies: no directory to show */
+    static void summary(XContentBuilder b, MachModel m, boolean withDirectory) throws IOException {
         b.field("name", m.card().name);
-        b.field("directory", m.directory().toString());
+        if (withDirectory) b.field("directory", m.directory().toString());
         b.field("R", m.card().repetitions);
         b.field("B", m.card().buckets);
         b.field("products", m.productCount());

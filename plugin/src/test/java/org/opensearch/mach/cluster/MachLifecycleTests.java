@@ -238,6 +238,132 @@ public class MachLifecycleTests extends MachClusterTestCase {
         assertTrue(e.toString(), e.toString().contains("alias [prod] points to it"));
     }
 
+    private static Path tmpDir(String node) {
+        return internalCluster().getInstance(org.opensearch.env.NodeEnvironment.class, node).nodeDataPaths()[0]
+            .resolve(org.opensearch.mach.MachPlugin.TMP_DIR);
+    }
+
+    private static List<Path> filesUnder(Path dir) throws Exception {
+        if (!Files.isDirectory(dir)) return List.of();
+        try (var s = Files.list(dir)) {
+            return s.toList();
+        }
+    }
+
+    /** A register and a deploy leave no temporary file; what a killed node left is deleted when it starts again. */
+    public void testTemporaryBundleFilesAreDeletedAtNodeStart() throws Exception {
+        registerFromPath("tiny", true);
+        for (String node : internalCluster().getNodeNames()) assertEquals(node, List.of(), filesUnder(tmpDir(node)));
+
+        // what a node killed mid-register or mid-deploy leaves: an assembled zip and an extracted bundle
+        String node = internalCluster().getNodeNames()[0];
+        Path tmp = tmpDir(node);
+        Files.createDirectories(tmp.resolve("bundle-1"));
+        Files.write(tmp.resolve("tiny-1.zip"), new byte[1 << 20]);
+        Files.write(tmp.resolve("bundle-1").resolve("model.onnx"), new byte[1 << 20]);
+        internalCluster().restartNode(node);
+        // (the restarted node may already be loading tiny again: only the files planted above must be gone)
+        assertFalse(Files.exists(tmp.resolve("tiny-1.zip")));
+        assertFalse(Files.exists(tmp.resolve("bundle-1")));
+        ensureGreen();
+        assertBusy(() -> assertNotNull(internalCluster().getInstance(MachInferenceService.class, node).deployer().deployed("tiny")));
+    }
+
+    /** The fixture bundle plus an incompressible file of {@code padBytes} that its card lists: a valid bundle of any size. */
+    private static Path paddedBundleZip(int padBytes) throws Exception {
+        Path dir = createTempDir().resolve("padded");
+        Files.createDirectories(dir);
+        for (Path f : (Iterable<Path>) Files.list(bundleDir())::iterator) Files.copy(f, dir.resolve(f.getFileName().toString()));
+        byte[] pad = new byte[padBytes];
+        random().nextBytes(pad);
+        Files.write(dir.resolve("padding.bin"), pad);
+        var card = (com.fasterxml.jackson.databind.node.ObjectNode) JSON.readTree(dir.resolve("mach.json").toFile());
+        ((com.fasterxml.jackson.databind.node.ObjectNode) card.get("files")).put("padding.bin", BundleStore.sha256(pad));
+        JSON.writeValue(dir.resolve("mach.json").toFile(), card);
+        Path zip = createTempDir().resolve("padded.zip");
+        BundleZip.zipDirectory(dir, zip);
+        return zip;
+    }
+
+    /**
+     * A bundle of tens of MB, uploaded in 8 MB chunks as mach_tools deploy sends them, redeployed under a
+     * query loop on every node: no query fails. Reading it back from the store streams each chunk into
+     * the file: the reading thread allocates a small fraction of the bundle (decoding a chunk's source
+     * into a map, a string and a byte array allocated several times the bundle).
+     */
+    public void testRedeployOfALargeBundleUnderQueries() throws Exception {
+        indexProducts(INDEX, 2, 0);
+        Path zip = paddedBundleZip(40 << 20);
+        long size = Files.size(zip);
+        String sha = BundleLoader.sha256(zip);
+        int chunkBytes = 8 << 20;
+        int chunks = (int) ((size + chunkBytes - 1) / chunkBytes);
+        String uploadId = lifecycle().createUpload();
+        try (var in = Files.newInputStream(zip)) {
+            for (int i = 0; i < chunks; i++) {
+                byte[] data = in.readNBytes(chunkBytes);
+                lifecycle().putChunk(uploadId, i, data, BundleStore.sha256(data));
+            }
+        }
+        PlainActionFuture<Map<String, Object>> registered = PlainActionFuture.newFuture();
+        lifecycle().register("big", ModelLifecycleService.Source.upload(uploadId, chunks, sha), true, registered);
+        assertDeployedOnEveryNode(registered.actionGet(TimeValue.timeValueMinutes(2)), 2);
+
+        var threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        Path copy = createTempDir().resolve("copy.zip");
+        long before = threads.getCurrentThreadAllocatedBytes();
+        new BundleStore(client()).readBundle(uploadId, chunks, sha, copy);
+        long allocated = threads.getCurrentThreadAllocatedBytes() - before;
+        assertEquals(sha, BundleLoader.sha256(copy));
+        logger.info("reading the {} byte bundle ({} chunks) allocated {} bytes on the reading thread", size, chunks, allocated);
+        assertTrue("reading a " + size + " byte bundle allocated " + allocated + " bytes", allocated < size / 4);
+
+        String text = "crimson couch";
+        List<String> want = expected(text);
+        AtomicBoolean stop = new AtomicBoolean();
+        AtomicInteger ok = new AtomicInteger();
+        List<Throwable> failures = new CopyOnWriteArrayList<>();
+        List<Thread> loops = new ArrayList<>();
+        for (String node : internalCluster().getNodeNames()) {
+            Thread t = new Thread(() -> {
+                while (!stop.get()) {
+                    try {
+                        // tiny serves while big is redeployed: queries on one model, loads of another
+                        List<String> got = search(node, "tiny", "product_id", text);
+                        if (!got.equals(want)) failures.add(new AssertionError("wrong hits " + got));
+                        else ok.incrementAndGet();
+                    } catch (Throwable e) {
+                        failures.add(e);
+                    }
+                }
+            }, "query-loop-" + node);
+            loops.add(t);
+        }
+        registerFromPath("tiny", true);
+        loops.forEach(Thread::start);
+        long maxHeap = 0;
+        try {
+            for (int round = 0; round < 3; round++) {
+                ack(f -> lifecycle().undeploy("big", f));
+                PlainActionFuture<Map<String, Object>> f = PlainActionFuture.newFuture();
+                lifecycle().deploy("big", true, TimeValue.timeValueMinutes(2), f);
+                while (!f.isDone()) {
+                    // both nodes run in this JVM: its heap is theirs
+                    maxHeap = Math.max(maxHeap, java.lang.management.ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed());
+                    Thread.sleep(50);
+                }
+                assertDeployedOnEveryNode(f.actionGet(), 2);
+            }
+        } finally {
+            stop.set(true);
+            for (Thread t : loops) t.join();
+        }
+        logger.info("3 redeploys of a {} byte bundle: {} queries, {} failed; heap used at most {} bytes (test JVM heap {})",
+            size, ok.get(), failures.size(), maxHeap, Runtime.getRuntime().maxMemory());
+        assertTrue("queries ran during the redeploys: " + ok.get(), ok.get() > 10);
+        assertEquals("failed queries: " + failures, 0, failures.size());
+    }
+
     // ------------------------------------------------------------------ REST: chunked upload and bad input
 
     /** Uploads a bundle zip in chunks over REST; returns the upload id. */
@@ -289,7 +415,12 @@ public class MachLifecycleTests extends MachClusterTestCase {
         register("-bad-id", retried, chunks, sha, 400);
         assertEquals(chunks, store.countChunks(retried));
         // ... so the fixed request succeeds without uploading again, and only once: the chunks now belong to the model
-        assertEquals("deployed", JSON.readTree(register("m-retry", retried, chunks, sha, 201)).get("state").asText());
+        JsonNode registered = JSON.readTree(register("m-retry", retried, chunks, sha, 201));
+        assertEquals("deployed", registered.get("state").asText());
+        assertTrue("one answer: deployed flag and state agree " + registered, registered.get("deployed").asBoolean());
+        // GET _plugins/_mach/models lists the registered models this node serves as loaded
+        JsonNode loaded = rest("GET", "/_plugins/_mach/models", null, 200).get("loaded");
+        assertEquals(loaded.toString(), "registered", loaded.path("m-retry").path("source").asText());
         assertTrue(register("m-twice", retried, chunks, sha, 409).contains("registered model [m-retry]"));
         String chunk0 = "{\"data\": \"" + Base64.getEncoder().encodeToString(new byte[] { 1 }) + "\", \"sha256\": \"" + BundleStore.sha256(new byte[] { 1 }) + "\"}";
         assertTrue(rest("PUT", "/_plugins/_mach/uploads/" + retried + "/0", chunk0, 409).toString().contains("registered model [m-retry]"));
@@ -382,9 +513,9 @@ public class MachLifecycleTests extends MachClusterTestCase {
             "{\"upload_id\": \"" + brokenUpload + "\", \"chunks\": " + chunks + ", \"sha256\": \"" + sha + "\"}", 201);
         byte[] damaged = java.util.Arrays.copyOf(zip, chunkBytes);
         damaged[100] ^= 1; // the stored chunk is consistent with its own checksum, not with the bundle's
-        try (var ignored = client().threadPool().getThreadContext().stashContext()) {
+        try (var ignored = client().threadPool().getThreadContext().stashContext()) { // JSON, as BundleStore writes chunks
             client().prepareIndex(BundleStore.INDEX).setId(brokenUpload + "#0")
-                .setSource(Map.of("storage_id", brokenUpload, "chunk", 0, "sha256", BundleStore.sha256(damaged), "size", damaged.length, "data", damaged))
+                .setSource(Map.of("storage_id", brokenUpload, "chunk", 0, "sha256", BundleStore.sha256(damaged), "size", damaged.length, "data", damaged), org.opensearch.common.xcontent.XContentType.JSON)
                 .get();
         }
         String failed = rest("POST", "/_plugins/_mach/models/m-broken/_deploy", null, 503).toString();
