@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest = name.replace("-", "_")
         default = getattr(d, dest)
         kind_ = _positive(kind) if dest not in ("word_dropout", "min_relevance", "hidden2", "seed",
-                                                "augment_per_product") else kind
+                                                "augment_per_product", "epochs") else kind
         # None = not given: the recipe's default (hashed and encoder models differ for R, B, lr, ...)
         enc_default = getattr(EncoderRecipe, dest, None)
         shown = f"default {default}" + (f"; with --encoder {enc_default}" if enc_default not in (None, default) else "")
@@ -238,6 +238,8 @@ def cmd_train(args) -> int:
             raise UserError(f"--{flag.replace('_', '-')} applies to encoder models only (give --encoder)")
     recipe = Recipe(**{f.name: getattr(args, f.name) for f in fields(Recipe) if getattr(args, f.name, None) is not None})
     recipe.lr_decay = not args.no_lr_decay
+    if recipe.epochs < 1:
+        raise UserError("--epochs must be at least 1 (0 is for --encoder models: the catalog sketch untrained)")
     if recipe.D < 2:
         raise UserError("--D must be at least 2")
     _input_layer_options(args, recipe)
@@ -280,6 +282,8 @@ def _train_encoder(args) -> int:
         raise UserError("--no-lr-decay applies to the hashed n-gram network (encoder heads train at a constant rate)")
     recipe = EncoderRecipe(**{f.name: getattr(args, f.name) for f in fields(EncoderRecipe)
                               if getattr(args, f.name, None) is not None})
+    if recipe.epochs < 0:
+        raise UserError("--epochs must be >= 0 (0: the catalog sketch, untrained)")
     try:
         encoder = SentenceEncoder.from_dir(args.encoder, cache_dir=args.embed_cache)
     except (FileNotFoundError, ValueError) as e:
