@@ -262,10 +262,14 @@ def load_card(bundle_dir: str) -> dict:
 
 
 def sizes(bundle_dir: str, card: dict) -> dict:
-    """Input-layer kind and bytes (a card without `input_layer` has the uniform D x H float32 table)
-    and the size of model.onnx on disk."""
-    layer = card.get("input_layer") or {"kind": "uniform",
-                                        "bytes": 4 * int(card["featurizer"]["dimension"]) * int(card["H"])}
+    """Input-layer kind and bytes (a card without `input_layer` has the uniform D x H float32 table;
+    an encoder bundle's heads read the encoder's embedding: no input layer of their own) and the size
+    of model.onnx on disk."""
+    if "featurizer" not in card:
+        layer = {"kind": "encoder", "bytes": 0}
+    else:
+        layer = card.get("input_layer") or {"kind": "uniform",
+                                            "bytes": 4 * int(card["featurizer"]["dimension"]) * int(card["H"])}
     return {"input_layer": layer.get("kind"), "input_layer_bytes": layer.get("bytes"),
             "model_onnx_bytes": os.path.getsize(os.path.join(bundle_dir, card["onnx"]["file"]))}
 

@@ -116,9 +116,15 @@ def quantize_bundle(src: str, out: str, force: bool = False, name: Optional[str]
         onnx.save(model, os.path.join(tmp, card["onnx"]["file"]))
         with open(os.path.join(src, "parity.json"), encoding="utf-8") as f:
             parity = json.load(f)
-        net = OnnxNumpyModel(model)
+        if "encoder" in card:  # format 2: the heads read the encoder's embedding; parity through both graphs
+            from mach_tools.bundle import make_encoder_parity
+            shutil.copyfile(os.path.join(src, "mach.json"), os.path.join(tmp, "mach.json"))
+            new_parity = make_encoder_parity(tmp, [c["text"] for c in parity["cases"]], top=int(parity["top"]),
+                                             tolerance=max(float(parity["tolerance"]), PARITY_TOLERANCE))
+        else:
+            new_parity = _parity(OnnxNumpyModel(model), card, parity["cases"], int(parity["top"]))
         with open(os.path.join(tmp, "parity.json"), "w", encoding="utf-8") as f:
-            json.dump(_parity(net, card, parity["cases"], int(parity["top"])), f, ensure_ascii=False, indent=1)
+            json.dump(new_parity, f, ensure_ascii=False, indent=1)
         card = dict(card)
         if name:
             card["name"] = name

@@ -8,13 +8,32 @@
 # With --mixed: fixtures/tiny-mixed/bundle/ instead, the same model with a mixed-dimension input layer
 # (docs/embeddings.md) of at most 128 KiB, 4x smaller than the uniform 4096 x 32 table; it trains on
 # the tiny fixture's data (regenerated in place, identical: synth is seeded).
-#   usage: make_plugin_fixture.sh [--mixed] [out-dir]
+# With --encoder: fixtures/tiny-encoder/ instead, a format 2 bundle (R=4, B=64 heads over the int8
+# all-MiniLM-L6-v2, trained on the same data) without encoder.onnx and vocab.txt: those come from the
+# Maven-unpacked encoder (plugin/target/encoders/all-minilm-l6-v2-q, byte for byte what the card's
+# sha256 names) and are copied in by the tests that use it (integ-test EncoderRestIT).
+#   usage: make_plugin_fixture.sh [--mixed | --encoder] [out-dir]
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
 fixtures=../plugin/src/test/resources/fixtures  # relative: the card records these paths
 py="${PYTHON:-/usr/bin/python3}"
 layer=() name=tiny-synth-r4-b64 data="${fixtures}/tiny"
+if [ "${1:-}" = "--encoder" ]; then
+  shift
+  out="${1:-${fixtures}/tiny-encoder}"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  "$py" -m mach_tools train --encoder ../plugin/target/encoders/all-minilm-l6-v2-q \
+    --catalog "$data/products.tsv" --pairs "$data/queries.tsv" --dev "$data/judgments-dev.tsv" --preset synth \
+    --out "$tmp/bundle" --name tiny-synth-encoder-r4-b64 --R 4 --B 64 --epochs 10 --lr 0.01 --seed 13 --threads 2 --no-progress
+  "$py" -m mach_tools inspect "$tmp/bundle" | tail -2
+  rm -f "$tmp/bundle/encoder.onnx" "$tmp/bundle/vocab.txt"
+  mkdir -p "$out" && rm -f "$out"/* && cp "$tmp/bundle"/* "$out"/
+  du -sh "$out"
+  exit 0
+fi
+
 if [ "${1:-}" = "--mixed" ]; then
   shift
   layer=(--input-layer mixed --emb-budget 128K --emb-blocks 4)

@@ -68,3 +68,28 @@ def test_refuses_a_second_quantization_and_an_existing_output(tmp_path):
     with pytest.raises(UserError, match="not a valid bundle"):
         Q.quantize_bundle(str(broken), str(tmp_path / "qb"))
     assert not (tmp_path / "qb").exists()
+
+
+def test_quantizes_the_heads_of_an_encoder_bundle(tmp_path):
+    # the committed tiny encoder heads (R 4, B 64 over all-MiniLM-L6-v2) completed with the unpacked encoder
+    from conftest import encoder_dir
+    from mach_tools.wordpiece import WordPiece, encoder_files
+    src = tmp_path / "v2"
+    shutil.copytree(os.path.join(FIXTURE, "..", "..", "tiny-encoder"), src)
+    onnx_path, tokenizer = encoder_files(encoder_dir())
+    shutil.copyfile(onnx_path, src / "encoder.onnx")
+    WordPiece.from_tokenizer_json(tokenizer).write_vocab(str(src / "vocab.txt"))
+    assert check_bundle(str(src), numeric=False) == []
+
+    card = Q.quantize_bundle(str(src), str(tmp_path / "q"))
+    assert card["heads"]["dtype"] == "int8" and card["format_version"] == 2
+    assert check_bundle(str(tmp_path / "q"), numeric=True) == []  # parity re-run through encoder + int8 heads
+    assert "MatMulInteger" in [n.op_type for n in onnx.load(str(tmp_path / "q" / "model.onnx")).graph.node]
+    with open(src / "parity.json") as f:
+        before = json.load(f)["cases"]
+    with open(tmp_path / "q" / "parity.json") as f:
+        after = json.load(f)["cases"]
+    assert [c["token_ids"] for c in after] == [c["token_ids"] for c in before]
+    # the top bucket of each repetition mostly stays (7-bit weights)
+    top1 = [a[0] == b[0] for x, y in zip(before, after) for a, b in zip(x["top_buckets"], y["top_buckets"])]
+    assert np.mean(top1) >= 0.75

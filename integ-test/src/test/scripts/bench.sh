@@ -10,12 +10,14 @@
 #            --heap 2g (node heap, default 2g)   --out DIR
 #            --jfr  record the node with Java Flight Recorder during the load run: OUT/node.jfr and
 #                   OUT/hot-methods.txt (the methods most often on CPU, by jfr-summary.py)
-# Every other option goes to loadgen.py (--clients, --seconds, --rounds, --phases, ...).
+#            --clients 1,4  one load run per client count on the same node and index
+#                   (OUT/loadgen-c1.md, OUT/loadgen-c4.md, ...; a single count: OUT/loadgen.md)
+# Every other option goes to loadgen.py (--seconds, --rounds, --phases, ...).
 set -euo pipefail
 SCRIPTS=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$SCRIPTS/../../../.." && pwd)
 PY=/usr/bin/python3
-NAME="" CATALOG="" QUERIES="" BUNDLE="" TRAIN="" HEAP=2g OUT="" LOADGEN=()
+NAME="" CATALOG="" QUERIES="" BUNDLE="" TRAIN="" HEAP=2g OUT="" CLIENTS=4 LOADGEN=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --name) NAME=$2; shift 2 ;;
@@ -26,6 +28,7 @@ while [[ $# -gt 0 ]]; do
     --heap) HEAP=$2; shift 2 ;;
     --out) OUT=$(readlink -m "$2"); shift 2 ;;
     --jfr) JFR=1; shift ;;
+    --clients) CLIENTS=$2; shift 2 ;;
     -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) LOADGEN+=("$1"); shift ;;
   esac
@@ -76,8 +79,11 @@ if [[ ${JFR:-0} -eq 1 ]]; then
   # the recording is written by the node's user: into its home, then moved to OUT
   runuser -u "$OWNER" -- "$JCMD" "$PID" JFR.start name=bench settings=profile filename="$NODE/node.jfr" >/dev/null
 fi
-$PY "$SCRIPTS/loadgen.py" --url "$URL" --index "$NAME" --model-id "$NAME" --queries "$QUERIES" \
-  --json "$OUT/loadgen.json" ${LOADGEN[@]+"${LOADGEN[@]}"} | tee "$OUT/loadgen.md"
+for c in ${CLIENTS//,/ }; do
+  [[ "$CLIENTS" == *,* ]] && result="$OUT/loadgen-c$c" || result="$OUT/loadgen"
+  $PY "$SCRIPTS/loadgen.py" --url "$URL" --index "$NAME" --model-id "$NAME" --queries "$QUERIES" --clients "$c" \
+    --json "$result.json" ${LOADGEN[@]+"${LOADGEN[@]}"} | tee "$result.md"
+done
 if [[ ${JFR:-0} -eq 1 ]]; then
   runuser -u "$OWNER" -- "$JCMD" "$PID" JFR.stop name=bench >/dev/null
   mv "$NODE/node.jfr" "$OUT/node.jfr"

@@ -55,6 +55,9 @@ def main(argv=None):
             card = model.get("card", {})
             files = os.path.join(model["directory"], card.get("onnx", {}).get("file", "model.onnx"))
             row["model"]["onnx_bytes"] = os.path.getsize(files) if os.path.exists(files) else None
+            if "encoder" in card:  # bundle format 2: the sentence encoder is a second ONNX file
+                enc = os.path.join(model["directory"], card["encoder"]["file"])
+                row["model"]["encoder_onnx_bytes"] = os.path.getsize(enc) if os.path.exists(enc) else None
         stats = node.call("GET", "/_nodes/_local/stats/jvm")
         jvm = next(iter(stats["nodes"].values()))["jvm"]["mem"]
         row.update({"rss_bytes": rss_bytes(args.pid), "heap_used_bytes": jvm["heap_used_in_bytes"],

@@ -12,7 +12,7 @@ import java.util.Locale;
 
 /**
  * Memory of one loaded bundle outside OpenSearch, measured as bench.sh measures the node: the heap
- * used after a full GC (labels, product index) and the process RSS (ONNX Runtime's native memory;
+ * used after a full GC (labels, product index, tokenizer vocabulary) and the process RSS (ONNX Runtime's native memory;
  * run with a pre-touched fixed heap so that the heap adds nothing to the RSS delta):
  * <pre>java -Xms4g -Xmx4g -XX:+AlwaysPreTouch -cp "$(ls benchmarks/target/mach-benchmarks-*.jar):$(cat benchmarks/target/classpath.txt)" \
  *     org.opensearch.mach.bench.ModelMemory BUNDLE_DIR</pre>
@@ -26,16 +26,17 @@ public final class ModelMemory {
             System.exit(2);
         }
         Path bundle = BenchData.existing("bundle", args[0]);
-        long onnx = Files.size(bundle.resolve("model.onnx"));
         long heap0 = heapAfterGc(), rss0 = rss();
         long t0 = System.nanoTime();
         try (MachModel model = BundleLoader.load("memory", bundle, false)) {
             long loadMs = (System.nanoTime() - t0) / 1_000_000;
             long heap1 = heapAfterGc(), rss1 = rss();
+            long onnx = 0; // the network's weights: model.onnx, and an encoder bundle's encoder.onnx
+            for (String f : model.card().networkFiles()) onnx += Files.size(bundle.resolve(f));
             double mb = 1e6; // decimal MB, as docs/performance.md
-            System.out.printf(Locale.ROOT, "%s: R=%d B=%d K=%d, model.onnx %.1f MB, load + validation %d ms%n", bundle, model.card().repetitions,
-                model.card().buckets, model.productCount(), onnx / mb, loadMs);
-            System.out.printf(Locale.ROOT, "native (RSS delta) %.1f MB, heap (after GC) %.1f MB, total %.1f MB = %.2f x model.onnx; native %.2f x%n",
+            System.out.printf(Locale.ROOT, "%s: R=%d B=%d K=%d, %s %.1f MB, load + validation %d ms%n", bundle, model.card().repetitions,
+                model.card().buckets, model.productCount(), String.join(" + ", model.card().networkFiles()), onnx / mb, loadMs);
+            System.out.printf(Locale.ROOT, "native (RSS delta) %.1f MB, heap (after GC) %.1f MB, total %.1f MB = %.2f x the ONNX files; native %.2f x%n",
                 (rss1 - rss0) / mb, (heap1 - heap0) / mb, (rss1 - rss0 + heap1 - heap0) / mb, (double) (rss1 - rss0 + heap1 - heap0) / onnx,
                 (double) (rss1 - rss0) / onnx);
         }

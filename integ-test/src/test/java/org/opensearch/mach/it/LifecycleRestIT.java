@@ -86,12 +86,17 @@ public class LifecycleRestIT {
 
     /** Uploads {@code data} in chunks; chunk {@code corrupt} (if >= 0) is sent damaged (expects 400), chunk {@code skip} not at all. */
     static String upload(byte[] data, int corrupt, int skip) throws Exception {
+        return upload(rest, data, CHUNK, corrupt, skip);
+    }
+
+    /** {@link #upload(byte[], int, int)} to the node of {@code rest}, in chunks of {@code size} bytes. */
+    static String upload(Rest rest, byte[] data, int size, int corrupt, int skip) throws Exception {
         Rest.Response start = rest.post("/_plugins/_mach/uploads", null);
         assertEquals(start.toString(), 200, start.status());
         String id = start.json().get("upload_id").asText();
-        for (int i = 0; i * CHUNK < data.length; i++) {
+        for (int i = 0; (long) i * size < data.length; i++) {
             if (i == skip) continue;
-            byte[] chunk = Arrays.copyOfRange(data, i * CHUNK, Math.min(data.length, (i + 1) * CHUNK));
+            byte[] chunk = Arrays.copyOfRange(data, i * size, Math.min(data.length, (i + 1) * size));
             String sha = sha256(chunk);
             if (i == corrupt) chunk[chunk.length / 2] ^= 0x40;
             Rest.Response r = rest.put("/_plugins/_mach/uploads/" + id + "/" + i,

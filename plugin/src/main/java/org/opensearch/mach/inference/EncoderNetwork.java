@@ -55,7 +55,12 @@ public final class EncoderNetwork implements QueryNetwork {
 
     @Override
     public float[][][] run(List<QueryInput> inputs) throws OrtException {
-        try (OnnxTensor embedding = OnnxTensor.createTensor(env, embed(inputs))) {
+        return heads(embed(inputs), inputs);
+    }
+
+    /** The MACH heads on sentence embeddings [n][dimension] (and, with features, the inputs' feature ids): [n][R][B]. */
+    public float[][][] heads(float[][] embeddings, List<QueryInput> inputs) throws OrtException {
+        try (OnnxTensor embedding = OnnxTensor.createTensor(env, embeddings)) {
             if (featurizer == null) return FeatureNetwork.run(heads, Map.of(embeddingName, embedding), outputName);
             long[][] rows = new long[inputs.size()][];
             for (int i = 0; i < rows.length; i++) {
@@ -74,7 +79,7 @@ public final class EncoderNetwork implements QueryNetwork {
      * so in a batch a text's embedding would depend on its batch-mates (probabilities moved by up to
      * 0.002 in EncoderBundleTests); alone, it is deterministic and needs no padding.
      */
-    float[][] embed(List<QueryInput> inputs) throws OrtException {
+    public float[][] embed(List<QueryInput> inputs) throws OrtException {
         float[][] out = new float[inputs.size()][];
         for (int i = 0; i < out.length; i++) {
             out[i] = embed(inputs.get(i).tokenIds());
