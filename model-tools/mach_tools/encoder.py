@@ -89,8 +89,12 @@ class SentenceEncoder:
         return pool(h[self.net.outputs[0]], mask)
 
     def embed(self, texts: Sequence[str], batch: int = 64, progress: bool = False, desc: str = "embed") -> np.ndarray:
-        """[n, dim] float32. Texts are run in batches of similar length (little padding); a batch's
-        int8 activation scale is shared, which moves an embedding by ~1e-3 against a run alone."""
+        """[n, dim] float32. Texts are run in batches of similar length (little padding). The int8
+        encoder quantizes activations with one scale per batch, so a text embedded in a batch is
+        not bit-identical to the same text alone, as the plugin embeds a query (cosine ~0.99; on
+        ESCI, MACH alone through the node NDCG@10 0.6946 vs 0.6954 offline): training tolerates
+        it, and batches are what make a catalog affordable (128 short titles: 6.8 s batched, 94 s one
+        at a time, on 2 busy cores)."""
         out = np.zeros((len(texts), self.dimension), np.float32)
         todo: List[int] = []
         for i, t in enumerate(texts):
