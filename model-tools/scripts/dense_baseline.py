@@ -49,6 +49,7 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", choices=sorted(M.PRESETS), default="homedepot")
     ap.add_argument("--encoder", required=True, help="encoder directory (encoder.onnx + tokenizer.json)")
     ap.add_argument("--embed-cache")
+    ap.add_argument("--out", help="write {method: metrics} JSON here (the shape of engine-eval's results)")
     args = ap.parse_args(argv)
     conv = M.PRESETS[args.preset]
     cat = read_catalog(args.catalog, args.id_field, args.text_fields.split(",") if args.text_fields else None)
@@ -75,6 +76,9 @@ def main(argv=None) -> int:
     results = {name: M.aggregate([M.query_metrics(r, judged[q], conv["gain_offset"], conv["relevant_min"])
                                   for q, r in zip(queries, ranked)]) for name, ranked in runs.items()}
     print(M.format_table(results))
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump({"results": results}, f, indent=1)
     print(json.dumps({name: round(m.get("NDCG@10", 0.0), 4) for name, m in results.items()}))
     return 0
 
