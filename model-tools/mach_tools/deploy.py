@@ -13,12 +13,13 @@ import math
 import os
 import sys
 import tempfile
+import time
 import zipfile
 from typing import Optional
 
 from mach_tools.bundle import sha256_file
 from mach_tools.data import UserError
-from mach_tools.engine_eval import Node
+from mach_tools.engine_eval import HttpError, Node
 
 
 def zip_bundle(bundle: str, out_path: str) -> str:
@@ -56,8 +57,23 @@ def ensure_deployed(url: str, bundle: str, model_id: str, progress: bool = True)
     return node.call("POST", f"/_plugins/_mach/models/{model_id}/_deploy")
 
 
+def put_chunk(node, upload_id: str, i: int, data: bytes, retry_wait: float = 2.0, tries: int = 6) -> None:
+    """PUTs chunk i; a 429 (the node's circuit breaker: its heap is busy, e.g. loading a model) is
+    retried after 2, 4, 8, ... seconds. Safe: a chunk's same bytes sent again change nothing."""
+    body = {"data": base64.b64encode(data).decode("ascii"), "sha256": hashlib.sha256(data).hexdigest()}
+    for attempt in range(tries):
+        try:
+            node.call("PUT", f"/_plugins/_mach/uploads/{upload_id}/{i}", body)
+            return
+        except HttpError as e:
+            if e.status != 429 or attempt == tries - 1:
+                raise
+            print(f"chunk {i}: the node is busy (HTTP 429), retrying in {retry_wait * 2 ** attempt:g}s", file=sys.stderr)
+            time.sleep(retry_wait * 2 ** attempt)
+
+
 def deploy(url: str, bundle: str, model_id: str, chunk_mb: float = 8.0, deploy_it: bool = True,
-           alias: Optional[str] = None, progress: bool = True) -> dict:
+           alias: Optional[str] = None, progress: bool = True, retry_wait: float = 2.0) -> dict:
     """Uploads, registers (and deploys, and points `alias` to) a bundle; returns the register reply."""
     chunk_bytes = int(chunk_mb * (1 << 20))
     if not 1 <= chunk_bytes <= 16 << 20:
@@ -75,8 +91,7 @@ def deploy(url: str, bundle: str, model_id: str, chunk_mb: float = 8.0, deploy_i
             for i in range(chunks):
                 data = f.read(chunk_bytes)
                 whole.update(data)
-                node.call("PUT", f"/_plugins/_mach/uploads/{upload_id}/{i}",
-                          {"data": base64.b64encode(data).decode("ascii"), "sha256": hashlib.sha256(data).hexdigest()})
+                put_chunk(node, upload_id, i, data, retry_wait)
                 bar.update(len(data))
     reply = node.call("POST", f"/_plugins/_mach/models/{model_id}/_register",
                       {"upload_id": upload_id, "chunks": chunks, "sha256": whole.hexdigest(), "deploy": deploy_it})

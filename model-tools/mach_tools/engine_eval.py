@@ -39,6 +39,14 @@ JSON_KEYS = {"NDCG@10": "ndcg@10", "recall@100": "recall@100", "MRR@10": "mrr@10
              "P@5": "p@5", "judged_NDCG@10": "judged_ndcg@10"}
 
 
+class HttpError(UserError):
+    """A non-2xx answer; `status` lets a caller retry what is worth retrying (429: a busy node)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
 class Node:
     """The few REST calls this needs, over plain HTTP with JSON bodies."""
 
@@ -60,7 +68,7 @@ class Node:
             if ok404 and e.code == 404:
                 return None
             detail = e.read().decode("utf-8", "replace")[:800]
-            raise UserError(f"{method} {path}: HTTP {e.code}: {detail}")
+            raise HttpError(e.code, f"{method} {path}: HTTP {e.code}: {detail}")
         except urllib.error.URLError as e:
             raise UserError(f"cannot reach {self.url} ({e.reason}); is the node running?")
 

@@ -18,6 +18,7 @@ class FakeLifecycle(BaseHTTPRequestHandler):
     chunks = {}
     registered = {}
     deploys = 0
+    busy = 0  # answer this many chunk PUTs with 429 (the circuit breaker) first
 
     def log_message(self, *a):
         pass
@@ -58,6 +59,9 @@ class FakeLifecycle(BaseHTTPRequestHandler):
     def do_PUT(self):
         body = self._body()
         if "/uploads/" in self.path:
+            if FakeLifecycle.busy > 0:
+                FakeLifecycle.busy -= 1
+                return self._reply(429, {"error": {"type": "circuit_breaking_exception"}})
             data = base64.b64decode(body["data"])
             if hashlib.sha256(data).hexdigest() != body["sha256"]:
                 return self._reply(400, {"error": "corrupt chunk"})
@@ -68,7 +72,7 @@ class FakeLifecycle(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def server():
-    FakeLifecycle.chunks, FakeLifecycle.registered, FakeLifecycle.deploys = {}, {}, 0
+    FakeLifecycle.chunks, FakeLifecycle.registered, FakeLifecycle.deploys, FakeLifecycle.busy = {}, {}, 0, 0
     httpd = HTTPServer(("127.0.0.1", 0), FakeLifecycle)
     t = threading.Thread(target=httpd.serve_forever, daemon=True)
     t.start()
@@ -120,3 +124,17 @@ def test_the_zip_is_reproducible_and_an_unchanged_bundle_is_not_uploaded_again(s
     (d / "model.onnx").write_bytes(b"other weights")
     with pytest.raises(UserError, match="registered with another bundle"):
         deploy.ensure_deployed(server, str(d), "m1", progress=False)
+
+
+def test_a_busy_node_is_retried_then_given_up(server, tmp_path):
+    d = _bundle(tmp_path)
+    FakeLifecycle.busy = 3  # three 429s in a row, then the node takes chunks again
+    reply = deploy.deploy(server, str(d), "m2", chunk_mb=3000 / (1 << 20), progress=False, retry_wait=0.01)
+    assert reply["state"] == "deployed" and FakeLifecycle.busy == 0
+    zpath = tmp_path / "got.zip"
+    zpath.write_bytes(FakeLifecycle.registered["m2"])
+    with zipfile.ZipFile(zpath) as z:
+        assert z.read("model.onnx") == (d / "model.onnx").read_bytes()
+    FakeLifecycle.busy = 100  # a node that stays busy: give up after the last try, with the node's answer
+    with pytest.raises(deploy.UserError, match="HTTP 429"):
+        deploy.deploy(server, str(d), "m3", chunk_mb=3000 / (1 << 20), progress=False, retry_wait=0.001)
