@@ -1,4 +1,4 @@
-"""Paired per-query comparison of two bundles on one judgment file (docs/embeddings.md, fifth slice):
+"""Paired per-query comparison of two bundles on one judgment file (docs/embeddings.md, "How finely one pair of runs resolves the 1% bound"):
 the mean difference B - A of NDCG@10 and recall@100 with its query-sampling standard error, and, when
 B has a mixed input layer, the same split by the least frequent block any of a query's ids falls in.
   usage: python3 scripts/per_query_diff.py BUNDLE_A BUNDLE_B JUDGMENTS.tsv [--preset homedepot]
