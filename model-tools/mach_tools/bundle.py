@@ -108,18 +108,35 @@ def check_onnx(path: str, card: dict) -> List[str]:
     return problems
 
 
+def parity_case(text: str, probs: np.ndarray, top: int, **inputs) -> dict:
+    """One parity.json case: the text, its network inputs (feature_ids / token_ids) and, per
+    repetition, the `top` highest buckets of probs [R, B] (descending, stable) with their values."""
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :top]
+    return {"text": text, **inputs, "top_buckets": order.tolist(),
+            "top_probs": [[float(probs[r, b]) for b in row] for r, row in enumerate(order)]}
+
+
 def make_parity(model: MachModel, texts: Sequence[str], spec: FeaturizerSpec, top: int = 5,
                 tolerance: float = 1e-4) -> dict:
     model = model.eval().cpu()
     with torch.no_grad():
         probs = model(torch.tensor(featurize_padded(texts, spec), dtype=torch.int64)).numpy()
-    cases = []
-    for t, p in zip(texts, probs):
-        order = np.argsort(-p, axis=1, kind="stable")[:, :top]
-        cases.append({"text": t, "feature_ids": featurize(t, spec),
-                      "top_buckets": order.tolist(),
-                      "top_probs": [[float(p[r, b]) for b in row] for r, row in enumerate(order)]})
+    cases = [parity_case(t, p, top, feature_ids=featurize(t, spec)) for t, p in zip(texts, probs)]
     return {"tolerance": tolerance, "top": top, "cases": cases}
+
+
+def _write_labels_and_extras(tmp: str, labels: Sequence[str], extra_files: Optional[Dict[str, str]]) -> None:
+    with open(os.path.join(tmp, "labels.txt"), "w", encoding="utf-8", newline="\n") as f:
+        f.writelines(p + "\n" for p in labels)
+    for fname, src in (extra_files or {}).items():
+        shutil.copyfile(src, os.path.join(tmp, fname))
+
+
+def _card_head(version: int, name: str, net, product_hash: ProductHash) -> dict:
+    """The fields every card starts with (net: the MachModel or EncoderHeads written)."""
+    return {"format_version": version, "name": name,
+            "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "R": net.R, "B": net.B, "H": net.H, "product_hash": product_hash.to_card()}
 
 
 def write_bundle(out_dir: str, model: MachModel, name: str, labels: Sequence[str], spec: FeaturizerSpec,
@@ -129,18 +146,11 @@ def write_bundle(out_dir: str, model: MachModel, name: str, labels: Sequence[str
     so a failure leaves no half-written bundle. extra_files: name -> path of a file to copy in."""
     with staged_bundle(out_dir, force) as (out_dir, tmp):
         export_onnx(model, os.path.join(tmp, "model.onnx"), spec.max_features)
-        with open(os.path.join(tmp, "labels.txt"), "w", encoding="utf-8", newline="\n") as f:
-            f.writelines(p + "\n" for p in labels)
+        _write_labels_and_extras(tmp, labels, extra_files)
         with open(os.path.join(tmp, "parity.json"), "w", encoding="utf-8") as f:
             json.dump(make_parity(model, parity_texts, spec), f, ensure_ascii=False, indent=1)
-        for fname, src in (extra_files or {}).items():
-            shutil.copyfile(src, os.path.join(tmp, fname))
         card = {
-            "format_version": FORMAT_VERSION,
-            "name": name,
-            "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "R": model.R, "B": model.B, "H": model.H,
-            "product_hash": product_hash.to_card(),
+            **_card_head(FORMAT_VERSION, name, model, product_hash),
             "featurizer": spec.to_card(),
             "onnx": {"file": "model.onnx", "opset": 17,
                      "input": {"name": INPUT_NAME, "dtype": "int64", "shape": [-1, spec.max_features]},
@@ -153,23 +163,20 @@ def write_bundle(out_dir: str, model: MachModel, name: str, labels: Sequence[str
         return finish_bundle(tmp, out_dir, card)
 
 
-def make_encoder_parity(bundle_dir: str, texts: Sequence[str], top: int = 5, tolerance: float = 2e-3) -> dict:
+def make_encoder_parity(bundle_dir: str, card: dict, texts: Sequence[str], top: int = 5,
+                        tolerance: float = 2e-3) -> dict:
     """Parity of an encoder bundle, computed from its own files (encoder.onnx and model.onnx through
     the NumPy evaluator, each text alone as the plugin embeds a query). The tolerance covers
     ONNX Runtime's int8 kernels rounding activations differently at a .5 boundary."""
     from mach_tools.encoder import SentenceEncoder
     from mach_tools.onnx_numpy import OnnxNumpyModel
-    with open(os.path.join(bundle_dir, "mach.json"), encoding="utf-8") as f:
-        card = json.load(f)
     enc = SentenceEncoder.from_bundle(bundle_dir, card)
     heads = OnnxNumpyModel(os.path.join(bundle_dir, card["onnx"]["file"]))
     cases = []
     for t in texts:
         ids = enc.tokenizer.encode(t)
         p = heads.run({EMBEDDING_NAME: enc.embed_ids([ids])})[OUTPUT_NAME][0]
-        order = np.argsort(-p, axis=1, kind="stable")[:, :top]
-        cases.append({"text": t, "token_ids": ids, "top_buckets": order.tolist(),
-                      "top_probs": [[float(p[r, b]) for b in row] for r, row in enumerate(order)]})
+        cases.append(parity_case(t, p, top, token_ids=ids))
     return {"tolerance": tolerance, "top": top, "cases": cases}
 
 
@@ -182,16 +189,9 @@ def write_encoder_bundle(out_dir: str, heads: EncoderHeads, name: str, labels: S
         shutil.copyfile(encoder.onnx_path, os.path.join(tmp, "encoder.onnx"))
         encoder.tokenizer.write_vocab(os.path.join(tmp, "vocab.txt"))
         export_heads_onnx(heads, os.path.join(tmp, "model.onnx"))
-        with open(os.path.join(tmp, "labels.txt"), "w", encoding="utf-8", newline="\n") as f:
-            f.writelines(p + "\n" for p in labels)
-        for fname, src in (extra_files or {}).items():
-            shutil.copyfile(src, os.path.join(tmp, fname))
+        _write_labels_and_extras(tmp, labels, extra_files)
         card = {
-            "format_version": ENCODER_FORMAT_VERSION,
-            "name": name,
-            "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "R": heads.R, "B": heads.B, "H": heads.H,
-            "product_hash": product_hash.to_card(),
+            **_card_head(ENCODER_FORMAT_VERSION, name, heads, product_hash),
             "input": "encoder",
             "encoder": encoder.card(),
             "onnx": {"file": "model.onnx", "opset": 17,
@@ -199,12 +199,10 @@ def write_encoder_bundle(out_dir: str, heads: EncoderHeads, name: str, labels: S
                      "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": [-1, heads.R, heads.B]}},
             "labels": {"file": "labels.txt", "count": len(labels)},
             "training": training,
-            "files": None,
+            "files": None,  # filled by finish_bundle
         }
-        with open(os.path.join(tmp, "mach.json"), "w", encoding="utf-8") as f:
-            json.dump(card, f)  # make_encoder_parity reads the card; finish_bundle rewrites it
         with open(os.path.join(tmp, "parity.json"), "w", encoding="utf-8") as f:
-            json.dump(make_encoder_parity(tmp, parity_texts), f, ensure_ascii=False, indent=1)
+            json.dump(make_encoder_parity(tmp, card, parity_texts), f, ensure_ascii=False, indent=1)
         return finish_bundle(tmp, out_dir, card)
 
 

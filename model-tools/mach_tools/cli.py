@@ -229,7 +229,6 @@ _HASHED_ONLY = ("H", "D", "L", "emb_lr", "augment_per_product", "max_span", "wor
 
 
 def cmd_train(args) -> int:
-    from mach_tools.data import check_known, judgments_by_query, read_pairs
     from mach_tools.train import Recipe, train
     if args.encoder:
         return _train_encoder(args)
@@ -243,15 +242,7 @@ def cmd_train(args) -> int:
     if recipe.D < 2:
         raise UserError("--D must be at least 2")
     _input_layer_options(args, recipe)
-    catalog = _read_catalog(args)
-    index = catalog.index()
-    pairs = None
-    if args.pairs:
-        pairs = check_known(read_pairs(args.pairs), index, args.pairs, "catalog", args.skip_unknown)
-    dev = None
-    if args.dev:
-        dev_pairs = check_known(read_pairs(args.dev), index, args.dev, "catalog", args.skip_unknown)
-        dev = judgments_by_query(dev_pairs)
+    catalog, pairs, dev = _read_training_data(args)
     go, rm = _conventions(args)
     name = args.name or os.path.basename(os.path.abspath(args.out))
     facts = {"catalog": args.catalog, "text_fields": catalog.field_names, "pairs": args.pairs, "dev": args.dev}

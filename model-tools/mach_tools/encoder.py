@@ -17,6 +17,7 @@ import numpy as np
 
 from mach_tools.bundle import sha256_file
 from mach_tools.onnx_numpy import OnnxNumpyModel
+from mach_tools.progress import bar as progress_bar
 from mach_tools.wordpiece import WordPiece, encoder_files
 
 # The two encoders the plugin build unpacks from Maven Central (plugin/pom.xml).
@@ -29,14 +30,6 @@ KNOWN = {
 # Where `./mvnw verify` (or `./mvnw -pl plugin generate-test-resources`) unpacks the int8 encoder.
 DEFAULT_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "plugin", "target", "encoders",
                                             "all-minilm-l6-v2-q"))
-
-
-def _progress(total: int, desc: str):
-    try:
-        from tqdm import tqdm
-        return tqdm(total=total, desc=desc, unit="text", mininterval=2.0, ascii=True, dynamic_ncols=False)
-    except ImportError:  # pragma: no cover
-        return None
 
 
 class SentenceEncoder:
@@ -109,7 +102,7 @@ class SentenceEncoder:
         keys = list(uniq)
         ids = [self.tokenizer.encode(t) for t in keys]
         order = np.argsort([len(r) for r in ids], kind="stable")
-        bar = _progress(len(keys), desc) if progress and keys else None
+        bar = progress_bar(total=len(keys), desc=desc, unit="text", enabled=progress and bool(keys), mininterval=2.0)
         new: Dict[str, np.ndarray] = {}
         for s in range(0, len(order), batch):
             chunk = order[s:s + batch]
@@ -118,10 +111,8 @@ class SentenceEncoder:
                 new[keys[j]] = v
                 for i in uniq[keys[j]]:
                     out[i] = v
-            if bar:
-                bar.update(len(chunk))
-        if bar:
-            bar.close()
+            bar.update(len(chunk))
+        bar.close()
         self._memo.update(new)
         self._save_cache(new)
         return out

@@ -32,6 +32,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 from mach_tools import metrics as M
 from mach_tools.data import Catalog, UserError, judgments_by_query, read_pairs
+from mach_tools.progress import bar as progress_bar
 
 METHODS = ["bm25", "mach", "filter", "boost", "hybrid"]
 # metrics.py names -> the keys of the final JSON line
@@ -112,7 +113,7 @@ def index_catalog(node: Node, index: str, catalog: Catalog, id_field: str, seed:
                                                  "refresh_interval": "-1"},
                                     "mappings": {"_meta": {"mach_eval": key}, "properties": props}})
     order = index_order(len(catalog), seed)
-    bar = _progress(len(catalog), "indexing", progress)
+    bar = progress_bar(total=len(catalog), desc="indexing", unit="doc", enabled=progress)
     for start in range(0, len(catalog), batch):
         lines = []
         for k in order[start:start + batch]:
@@ -193,7 +194,7 @@ def run_searches(node: Node, index: str, judged: Dict[str, Dict[str, float]],
     judged_scores: Dict[str, List[Optional[Dict[str, float]]]] = {m: [] for m in names}
     scores: Dict[str, List[List[float]]] = {m: [] for m in names}
     per_method = 2 if judged_only else 1
-    bar = _progress(len(judged), "queries", progress)
+    bar = progress_bar(total=len(judged), desc="queries", unit="q", enabled=progress)
     for text, rels in judged.items():
         lines = []
         for m in names:
@@ -291,25 +292,6 @@ def plot(results: Dict[str, Dict[str, float]], path: str, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def close(self):
-        pass
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _NoBar()
-    # disable=None: no bar (no carriage-return junk) when stderr is a file or a pipe
-    return tqdm(total=total, desc=desc, file=sys.stderr, unit="q" if desc == "queries" else "doc", disable=None)
 
 
 def parse_seeds(text: str) -> List[int]:

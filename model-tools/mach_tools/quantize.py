@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper, TensorProto
 
-from mach_tools.bundle import check_bundle, finish_bundle, load_card, staged_bundle
+from mach_tools.bundle import check_bundle, finish_bundle, load_card, parity_case, staged_bundle
 from mach_tools.data import UserError
 
 PARITY_TOLERANCE = 1e-3
@@ -93,9 +93,7 @@ def _parity(net, card: dict, cases: list, top: int) -> dict:
         x = np.zeros((1, L), dtype=np.int64)
         x[0, :len(ids)] = ids
         probs = net.run({ox["input"]["name"]: x})[ox["output"]["name"]][0]
-        top_buckets = np.argsort(-probs, axis=1, kind="stable")[:, :top]
-        out_cases.append({"text": c["text"], "feature_ids": ids, "top_buckets": top_buckets.tolist(),
-                          "top_probs": np.take_along_axis(probs, top_buckets, axis=1).tolist()})
+        out_cases.append(parity_case(c["text"], probs, top, feature_ids=ids))
     return {"tolerance": PARITY_TOLERANCE, "top": top, "cases": out_cases}
 
 
@@ -118,8 +116,7 @@ def quantize_bundle(src: str, out: str, force: bool = False, name: Optional[str]
             parity = json.load(f)
         if "encoder" in card:  # format 2: the heads read the encoder's embedding; parity through both graphs
             from mach_tools.bundle import make_encoder_parity
-            shutil.copyfile(os.path.join(src, "mach.json"), os.path.join(tmp, "mach.json"))
-            new_parity = make_encoder_parity(tmp, [c["text"] for c in parity["cases"]], top=int(parity["top"]),
+            new_parity = make_encoder_parity(tmp, card, [c["text"] for c in parity["cases"]], top=int(parity["top"]),
                                              tolerance=max(float(parity["tolerance"]), PARITY_TOLERANCE))
         else:
             new_parity = _parity(OnnxNumpyModel(model), card, parity["cases"], int(parity["top"]))

@@ -5,7 +5,6 @@ import json
 import math
 import os
 import random
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, asdict
@@ -22,6 +21,7 @@ from mach_tools.decode import label_buckets, rank_queries
 from mach_tools.features import CachedFeaturizer, RaggedIds, flat_batch, pad_batch
 from mach_tools.featurize import FeaturizerSpec, ProductHash, featurize_padded
 from mach_tools.model import MachModel, MixedInput, QRInput, UniformInput, mixed_plan, qr_m_for_budget
+from mach_tools.progress import bar as progress_bar
 
 
 @dataclass
@@ -282,10 +282,6 @@ def train(catalog: Catalog, pairs: Optional[Pairs], recipe: Recipe, out_dir: str
         for g in opt_dense.param_groups:
             g["lr"] = g["base_lr"] * f
 
-    try:
-        from tqdm import tqdm
-    except ImportError:  # optional dependency
-        tqdm = None
     history: List[dict] = []
     perm_rng = np.random.default_rng(recipe.seed)
     step = 0
@@ -297,8 +293,8 @@ def train(catalog: Catalog, pairs: Optional[Pairs], recipe: Recipe, out_dir: str
         perm = perm_rng.permutation(n)
         total_loss, total_w = 0.0, 0.0
         batches = range(0, n, recipe.batch_size)
-        bar = tqdm(batches, desc=f"epoch {epoch}/{recipe.epochs}", unit="batch", disable=None if progress else True,  # None: no bar when stderr is not a terminal
-                   file=sys.stderr, mininterval=2.0) if tqdm else batches
+        bar = progress_bar(batches, desc=f"epoch {epoch}/{recipe.epochs}", unit="batch", enabled=progress,
+                           mininterval=2.0)
         for s in bar:
             rows = perm[s:s + recipe.batch_size]
             ids_np, starts_np = flat_batch(flat, offsets, rows)
@@ -321,7 +317,7 @@ def train(catalog: Catalog, pairs: Optional[Pairs], recipe: Recipe, out_dir: str
             step += 1
             total_loss += float((loss_per.detach() * w).sum())
             total_w += float(w.sum())
-            if tqdm and progress and step % 20 == 0:
+            if step % 20 == 0:
                 bar.set_postfix(loss=f"{total_loss / max(total_w, 1e-9) / recipe.R:.3f}")
         secs = time.time() - t0
         train_seconds += secs

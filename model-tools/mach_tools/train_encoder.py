@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -31,6 +30,7 @@ from mach_tools.decode import label_buckets
 from mach_tools.encoder import SentenceEncoder
 from mach_tools.featurize import ProductHash
 from mach_tools.model import EncoderHeads
+from mach_tools.progress import bar as progress_bar
 from mach_tools.train import bundle_bytes, evaluate_model, pick_device, plot_history
 
 
@@ -132,10 +132,6 @@ def train_encoder(catalog: Catalog, pairs: Optional[Pairs], recipe: EncoderRecip
     teacher = catalog_vecs.to(dev_t) if recipe.distill > 0 else None
     predict = heads_predictor(heads, encoder)
 
-    try:
-        from tqdm import tqdm
-    except ImportError:  # optional dependency
-        tqdm = None
     history: List[dict] = []
 
     def dev_record(epoch: int, loss: Optional[float], secs: float) -> dict:
@@ -155,8 +151,8 @@ def train_encoder(catalog: Catalog, pairs: Optional[Pairs], recipe: EncoderRecip
         perm = torch.randperm(n)
         total, total_w = 0.0, 0.0
         batches = range(0, n, recipe.batch_size)
-        bar = tqdm(batches, desc=f"epoch {epoch}/{recipe.epochs}", unit="batch", disable=not progress,
-                   file=sys.stderr, mininterval=2.0, ascii=True) if tqdm else batches
+        bar = progress_bar(batches, desc=f"epoch {epoch}/{recipe.epochs}", unit="batch", enabled=progress,
+                           mininterval=2.0)
         for s in bar:
             rows = perm[s:s + recipe.batch_size]
             x, y, w = X[rows].to(dev_t), y_all[rows].to(dev_t), w_all[rows].to(dev_t)
