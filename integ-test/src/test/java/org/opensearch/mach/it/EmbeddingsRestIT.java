@@ -10,8 +10,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -47,10 +45,7 @@ public class EmbeddingsRestIT {
         MachRestIT.copyBundle(bundle, nodeDir.resolve("models").resolve(MODEL));
 
         products = MachRestIT.readTsv(fixture.resolve("products.tsv"));
-        queries = new LinkedHashMap<>();
-        for (String[] row : MachRestIT.readTsv(fixture.resolve("queries.tsv"))) {
-            queries.computeIfAbsent(row[0], q -> new LinkedHashSet<>()).add(row[1]);
-        }
+        queries = MachRestIT.readQueryLog(fixture.resolve("queries.tsv"));
         MachRestIT.indexProducts(rest, INDEX, 2, products);
     }
 
@@ -106,23 +101,11 @@ public class EmbeddingsRestIT {
     }
 
     static Map<String, Double> predict(String text, int topN) throws IOException {
-        Rest.Response r = rest.post("/_plugins/_mach/models/" + MODEL + "/_predict", Map.of("query_text", text, "top_n", topN));
-        assertEquals(r.toString(), 200, r.status());
-        Map<String, Double> out = new LinkedHashMap<>();
-        for (JsonNode p : r.json().path("products")) {
-            out.put(p.path("product_id").asText(), p.path("score").asDouble());
-        }
-        return out;
+        return MachRestIT.predict(rest, MODEL, text, topN);
     }
 
     static Map<String, Double> search(String text, int topN) throws IOException {
         Map<String, Object> mach = Map.of("model_id", MODEL, "query_text", text, "product_id_field", "product_id", "top_n", topN);
-        Rest.Response r = rest.post("/" + INDEX + "/_search", Map.of("query", Map.of("mach", mach), "size", topN));
-        assertEquals(r.toString(), 200, r.status());
-        Map<String, Double> out = new LinkedHashMap<>();
-        for (JsonNode h : r.json().path("hits").path("hits")) {
-            out.put(h.path("_source").path("product_id").asText(), h.path("_score").asDouble());
-        }
-        return out;
+        return MachRestIT.search(rest, INDEX, Map.of("mach", mach), topN);
     }
 }

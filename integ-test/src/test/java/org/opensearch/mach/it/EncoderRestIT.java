@@ -16,7 +16,6 @@ import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -74,10 +73,7 @@ public class EncoderRestIT {
         products = MachRestIT.readTsv(fixture.resolve("products.tsv"));
         titles = new LinkedHashMap<>();
         for (String[] p : products) titles.put(p[0], p[1]);
-        queries = new LinkedHashMap<>();
-        for (String[] row : MachRestIT.readTsv(fixture.resolve("queries.tsv"))) {
-            queries.computeIfAbsent(row[0], q -> new LinkedHashSet<>()).add(row[1]);
-        }
+        queries = MachRestIT.readQueryLog(fixture.resolve("queries.tsv"));
         MachRestIT.indexProducts(rest, INDEX, 2, products);
     }
 
@@ -199,19 +195,11 @@ public class EncoderRestIT {
     }
 
     static Map<String, Double> predict(String text, int topN) throws IOException {
-        Rest.Response r = rest.post("/_plugins/_mach/models/" + MODEL + "/_predict", Map.of("query_text", text, "top_n", topN));
-        assertEquals(r.toString(), 200, r.status());
-        Map<String, Double> out = new LinkedHashMap<>();
-        for (JsonNode p : r.json().path("products")) out.put(p.path("product_id").asText(), p.path("score").asDouble());
-        return out;
+        return MachRestIT.predict(rest, MODEL, text, topN);
     }
 
     static Map<String, Double> search(Map<String, ?> query, int size) throws IOException {
-        Rest.Response r = rest.post("/" + INDEX + "/_search", Map.of("query", query, "size", size));
-        assertEquals(r.toString(), 200, r.status());
-        Map<String, Double> out = new LinkedHashMap<>();
-        for (JsonNode h : r.json().path("hits").path("hits")) out.put(h.path("_source").path("product_id").asText(), h.path("_score").asDouble());
-        return out;
+        return MachRestIT.search(rest, INDEX, query, size);
     }
 
     static List<String> titlesOf(List<String> ids) {

@@ -61,10 +61,7 @@ public class MachRestIT {
         copyBundle(fixture.resolve("bundle"), nodeDir.resolve("models").resolve(MODEL));
 
         products = readTsv(fixture.resolve("products.tsv"));
-        queries = new LinkedHashMap<>();
-        for (String[] row : readTsv(fixture.resolve("queries.tsv"))) {
-            queries.computeIfAbsent(row[0], q -> new LinkedHashSet<>()).add(row[1]);
-        }
+        queries = readQueryLog(fixture.resolve("queries.tsv"));
 
         rest.delete("/" + INDEX);
         Rest.Response created = rest.put("/" + INDEX, Rest.JSON.readTree("""
@@ -406,7 +403,12 @@ public class MachRestIT {
 
     /** product id -> score of the top products the model predicts for a text. */
     static Map<String, Double> predict(String text, int topN) throws IOException {
-        Rest.Response r = rest.post("/_plugins/_mach/models/" + MODEL + "/_predict", Map.of("query_text", text, "top_n", topN));
+        return predict(rest, MODEL, text, topN);
+    }
+
+    /** product id -> score of a model's _predict answer, in rank order (shared by the real-node ITs). */
+    static Map<String, Double> predict(Rest rest, String model, String text, int topN) throws IOException {
+        Rest.Response r = rest.post("/_plugins/_mach/models/" + model + "/_predict", Map.of("query_text", text, "top_n", topN));
         assertEquals(r.toString(), 200, r.status());
         JsonNode list = r.json().path("products");
         assertTrue("predict answer has no products list: " + r.body(), list.isArray());
@@ -417,9 +419,13 @@ public class MachRestIT {
         return out;
     }
 
-    /** product id -> score of the hits, in rank order. */
     static Map<String, Double> search(Map<String, ?> query, int size) throws IOException {
-        Rest.Response r = rest.post("/" + INDEX + "/_search", Map.of("query", query, "size", size));
+        return search(rest, INDEX, query, size);
+    }
+
+    /** product id -> score of the hits, in rank order (shared by the real-node ITs). */
+    static Map<String, Double> search(Rest rest, String index, Map<String, ?> query, int size) throws IOException {
+        Rest.Response r = rest.post("/" + index + "/_search", Map.of("query", query, "size", size));
         assertEquals(r.toString(), 200, r.status());
         Map<String, Double> out = new LinkedHashMap<>();
         for (JsonNode h : r.json().path("hits").path("hits")) {
@@ -499,6 +505,15 @@ public class MachRestIT {
             }
         }
         return rows;
+    }
+
+    /** A query log TSV (query, product_id) as query -> its logged products, in file order. */
+    static Map<String, Set<String>> readQueryLog(Path file) throws IOException {
+        Map<String, Set<String>> log = new LinkedHashMap<>();
+        for (String[] row : readTsv(file)) {
+            log.computeIfAbsent(row[0], q -> new LinkedHashSet<>()).add(row[1]);
+        }
+        return log;
     }
 
     static String requiredProperty(String name) {
