@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
 import org.opensearch.mach.featurize.Featurizer;
+import org.opensearch.mach.featurize.HashFamily;
 import org.opensearch.mach.featurize.ProductHash;
 import org.opensearch.mach.featurize.WordPieceTokenizer;
 
@@ -79,6 +80,8 @@ public final class ModelCard {
     public final int repetitions;
     public final int buckets;
     public final long[] productHashSeeds;
+    /** The product hash as a named family (spec: "Hash families"), or null when its seeds are not a family's. */
+    public final HashFamily hashFamily;
     public final Input input;
     /** the featurizer's fields are set only when {@link Input#usesFeatures()} */
     public final long featurizerSeed;
@@ -133,6 +136,16 @@ public final class ModelCard {
         for (int r = 0; r < repetitions; r++) {
             if (!seeds.get(r).canConvertToLong()) throw new MachBundleException("mach.json: product_hash.seeds[" + r + "] is not an integer");
             productHashSeeds[r] = seeds.get(r).asLong();
+        }
+        this.hashFamily = HashFamily.of(productHashSeeds, buckets);
+        if (ph.has("family")) {
+            String named = ph.get("family").asText();
+            if (hashFamily == null || !hashFamily.name().equals(named)) {
+                throw new MachBundleException(
+                    "mach.json: product_hash.family [" + named + "] does not match product_hash's seeds and buckets"
+                        + (hashFamily == null ? " (they are not a hash family's)" : " (they are family [" + hashFamily.name() + "])")
+                );
+            }
         }
 
         this.input = formatVersion == 1 ? Input.FEATURES : input(root);
