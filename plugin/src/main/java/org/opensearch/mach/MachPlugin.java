@@ -40,7 +40,11 @@ import org.opensearch.mach.query.MachQueryBuilder;
 import org.opensearch.mach.rest.RestMachLifecycleAction;
 import org.opensearch.mach.rest.RestMachModelsAction;
 import org.opensearch.mach.rest.RestMachPredictAction;
+import org.opensearch.index.mapper.Mapper;
+import org.opensearch.mach.index.BucketFields;
+import org.opensearch.mach.index.MachBucketsFieldMapper;
 import org.opensearch.plugins.ActionPlugin;
+import org.opensearch.plugins.MapperPlugin;
 import org.opensearch.plugins.Plugin;
 import org.opensearch.plugins.SearchPlugin;
 import org.opensearch.plugins.SystemIndexPlugin;
@@ -58,14 +62,15 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Collection;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Supplier;
 
 /**
  * MACH retrieval: the {@code mach} and {@code mach_products} queries, the model registry of this node
- * (bundles under {@code mach.models.dir}), the {@code mach_inference} thread pool and the
+ * (bundles under {@code mach.models.dir}), the {@code mach_inference} thread pool, the {@code mach_buckets} field (index-side MACH) and the
  * {@code _plugins/_mach} REST endpoints.
  */
-public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, SystemIndexPlugin {
+public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, SystemIndexPlugin, MapperPlugin {
 
     /** Directory of model bundles; model id X is the bundle directory X under it. Relative paths resolve against the config dir. */
     public static final Setting<String> MODELS_DIR = Setting.simpleString("mach.models.dir", "mach-models", Setting.Property.NodeScope);
@@ -211,6 +216,11 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, Sy
 
     private MachInferenceService service() {
         return service;
+    }
+
+    @Override
+    public Map<String, Mapper.TypeParser> getMappers() {
+        return Map.of(BucketFields.TYPE, MachBucketsFieldMapper.PARSER);
     }
 
     @Override
