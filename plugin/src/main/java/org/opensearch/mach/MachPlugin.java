@@ -35,7 +35,9 @@ import org.opensearch.secure_sm.AccessController;
 import org.apache.logging.log4j.LogManager;
 import org.opensearch.mach.query.IndexBinding;
 import org.opensearch.mach.query.AffineScoreQueryBuilder;
+import org.opensearch.mach.query.MachBucketsQueryBuilder;
 import org.opensearch.mach.query.MachProductsQueryBuilder;
+import org.opensearch.mach.query.MachScoreQueryBuilder;
 import org.opensearch.mach.query.MachQueryBuilder;
 import org.opensearch.mach.rest.RestMachLifecycleAction;
 import org.opensearch.mach.rest.RestMachModelsAction;
@@ -122,7 +124,7 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, Sy
 
     @Override
     public List<Setting<?>> getSettings() {
-        return List.of(MODELS_DIR, REGISTER_DIR, CUDA, INTRA_OP_THREADS, BATCH_SIZE, CACHE_SIZE, MEMORY_LIMIT, IndexBinding.MODEL, IndexBinding.PRODUCT_ID_FIELD);
+        return List.of(MODELS_DIR, REGISTER_DIR, CUDA, INTRA_OP_THREADS, BATCH_SIZE, CACHE_SIZE, MEMORY_LIMIT, IndexBinding.MODEL, IndexBinding.PRODUCT_ID_FIELD, IndexBinding.BUCKET_FIELD);
     }
 
     @Override
@@ -229,7 +231,9 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, Sy
         return List.of(
             new QuerySpec<>(MachQueryBuilder.NAME, in -> new MachQueryBuilder(in, services), p -> MachQueryBuilder.fromXContent(p, services)),
             new QuerySpec<>(MachProductsQueryBuilder.NAME, MachProductsQueryBuilder::new, MachProductsQueryBuilder::fromXContent),
-            new QuerySpec<>(AffineScoreQueryBuilder.NAME, AffineScoreQueryBuilder::new, AffineScoreQueryBuilder::fromXContent)
+            new QuerySpec<>(AffineScoreQueryBuilder.NAME, AffineScoreQueryBuilder::new, AffineScoreQueryBuilder::fromXContent),
+            new QuerySpec<>(MachBucketsQueryBuilder.NAME, MachBucketsQueryBuilder::new, MachBucketsQueryBuilder::fromXContent),
+            new QuerySpec<>(MachScoreQueryBuilder.NAME, MachScoreQueryBuilder::new, MachScoreQueryBuilder::fromXContent)
         );
     }
 

@@ -5,7 +5,14 @@ import org.opensearch.core.common.io.stream.StreamInput;
 import org.opensearch.core.common.io.stream.StreamOutput;
 import org.opensearch.core.common.io.stream.Writeable;
 import org.opensearch.core.xcontent.XContentBuilder;
+import org.opensearch.core.xcontent.XContentParser;
+import org.opensearch.index.mapper.MappedFieldType;
+import org.opensearch.index.query.QueryShardContext;
+import org.opensearch.index.query.QueryShardException;
 import org.opensearch.mach.featurize.HashFamily;
+import org.opensearch.mach.index.BucketFields;
+import org.opensearch.mach.index.MachBucketsFieldMapper;
+import org.opensearch.mach.rest.StrictJson;
 import org.opensearch.mach.inference.Decoder;
 
 import java.io.IOException;
@@ -107,6 +114,58 @@ public record BucketScoring(String family, BucketTable table, Decoder.ScoreMode 
         if (m <= 0) return false;
         for (int t : table.topBuckets(r, m)) if (t == b) return true;
         return false;
+    }
+
+    /** The JSON fields of a scoring, as a query builder writes them. */
+    static final List<String> FIELDS = List.of("hash_family", "score", "scale", "offset", "table");
+
+    /** The scoring fields of a query builder's JSON, read one by one ({@link #read}), then checked together ({@link #build}). */
+    static final class Parsed {
+        String family;
+        Decoder.ScoreMode mode = Decoder.ScoreMode.MEAN;
+        float scale = 1f, offset = 0f;
+        BucketTable table;
+
+        void read(String field, XContentParser p, String what) throws IOException {
+            switch (field) {
+                case "hash_family" -> family = StrictJson.text(p, what, field);
+                case "score" -> mode = Decoder.ScoreMode.parse(StrictJson.text(p, what, field));
+                case "scale" -> scale = StrictJson.number(p, what, field);
+                case "offset" -> offset = StrictJson.number(p, what, field);
+                case "table" -> table = BucketTable.fromXContent(p, what + " [table]");
+                default -> throw new IllegalStateException("[" + field + "] is not a scoring field");
+            }
+        }
+
+        BucketScoring build(String what) {
+            if (family == null || table == null) throw new IllegalArgumentException(what + " requires [hash_family] and [table]");
+            try {
+                return new BucketScoring(family, table, mode, scale, offset);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(what + " " + e.getMessage(), e);
+            }
+        }
+    }
+
+    /**
+     * Checks on a shard that {@code field} is a {@code mach_buckets} field of this scoring's hash family
+     * (the model's): a 400 naming the field, its family and the model's otherwise.
+     */
+    public void checkField(QueryShardContext context, String field, String what) {
+        MappedFieldType type = context.fieldMapper(field);
+        if (type == null) {
+            throw new QueryShardException(context, what + " [field] [" + field + "] is not mapped; it must be a [" + BucketFields.TYPE + "] field of hash family [" + family + "]");
+        }
+        if (!(type instanceof MachBucketsFieldMapper.BucketsFieldType buckets)) {
+            throw new QueryShardException(context, what + " [field] [" + field + "] is of type [" + type.typeName() + "]; it must be a [" + BucketFields.TYPE + "] field of hash family [" + family + "]");
+        }
+        if (!buckets.family().name().equals(family)) {
+            throw new QueryShardException(
+                context,
+                what + " [field] [" + field + "] holds buckets of hash family [" + buckets.family().name() + "], but the model was trained with hash family ["
+                    + family + "]; index the products with the model's family or use a model of the field's"
+            );
+        }
     }
 
     public void toXContent(XContentBuilder b) throws IOException {

@@ -28,7 +28,7 @@ import java.util.function.Function;
 public final class MachOptions implements Writeable {
     public static final List<String> NAMES = List.of(
         "top_n", "decoding", "buckets_per_repetition", "min_repetitions", "score", "normalize", "combine", "normalization", "mach_weight",
-        "lexical_window"
+        "lexical_window", "scored_buckets"
     );
     public static final int DEFAULT_TOP_N = 100;
     public static final int MAX_TOP_N = 10_000;
@@ -38,6 +38,13 @@ public final class MachOptions implements Writeable {
     public static final float DEFAULT_MACH_WEIGHT = 10f;
     /** min_max: both sides weigh the same, as in neural-search's default. */
     public static final float DEFAULT_MIN_MAX_WEIGHT = 0.5f;
+    /**
+     * Index-side MACH ({@code bucket_field}): buckets per repetition sent to the shards with their own
+     * probability; the rest share the residual. 256 of 4,096 (R 16) is ~20 KB per shard request, 256 of
+     * 20,000 (R 32) ~50 KB, against 256 KB and 2.5 MB exact (BucketTableSizeTests).
+     */
+    public static final int DEFAULT_SCORED_BUCKETS = 256;
+    public static final int MAX_SCORED_BUCKETS = 1 << 24;
 
     private Integer topN;
     private Decoder.Strategy decoding;
@@ -49,6 +56,7 @@ public final class MachOptions implements Writeable {
     private Normalization normalization;
     private Float machWeight;
     private Integer lexicalWindow;
+    private Integer scoredBuckets;
 
     public MachOptions() {}
 
@@ -63,6 +71,7 @@ public final class MachOptions implements Writeable {
         normalization = readEnum(in, Normalization::parse);
         machWeight = in.readOptionalFloat();
         lexicalWindow = in.readOptionalVInt();
+        scoredBuckets = in.readOptionalVInt();
     }
 
     @Override
@@ -77,6 +86,7 @@ public final class MachOptions implements Writeable {
         out.writeOptionalString(normalization == null ? null : normalization.value());
         out.writeOptionalFloat(machWeight);
         out.writeOptionalVInt(lexicalWindow);
+        out.writeOptionalVInt(scoredBuckets);
     }
 
     private static <E> E readEnum(StreamInput in, Function<String, E> parse) throws IOException {
@@ -97,6 +107,7 @@ public final class MachOptions implements Writeable {
             case "normalization" -> normalization(Normalization.parse(StrictJson.text(p, what, field)));
             case "mach_weight" -> machWeight(StrictJson.number(p, what, field));
             case "lexical_window" -> lexicalWindow(StrictJson.integer(p, what, field, 1, MAX_TOP_N));
+            case "scored_buckets" -> scoredBuckets(StrictJson.integer(p, what, field, 1, MAX_SCORED_BUCKETS));
             default -> throw new IllegalStateException("parameter [" + field + "] is not a mach option");
         }
     }
@@ -134,6 +145,7 @@ public final class MachOptions implements Writeable {
         if (normalization != null) b.field("normalization", normalization.value());
         if (machWeight != null) b.field("mach_weight", machWeight);
         if (lexicalWindow != null) b.field("lexical_window", lexicalWindow);
+        if (scoredBuckets != null) b.field("scored_buckets", scoredBuckets);
     }
 
     // ------------------------------------------------------------------ setters (each value on its own)
@@ -200,7 +212,29 @@ public final class MachOptions implements Writeable {
         return this;
     }
 
+    public MachOptions scoredBuckets(int s) {
+        if (s < 1 || s > MAX_SCORED_BUCKETS) {
+            throw new IllegalArgumentException("[mach] [scored_buckets] must be between 1 and " + MAX_SCORED_BUCKETS + ", got [" + s + "]");
+        }
+        scoredBuckets = s;
+        return this;
+    }
+
+    /** Whether the query itself gives scored_buckets (it applies to bucket_field only). */
+    public boolean hasScoredBuckets() {
+        return scoredBuckets != null;
+    }
+
     // ------------------------------------------------------------------ effective values
+
+    /**
+     * Buckets per repetition sent to the shards for a model of B buckets: at least
+     * buckets_per_repetition (the candidates come from the top ones), at most B (exact).
+     */
+    public int scoredBucketsFor(int buckets) {
+        int s = scoredBuckets != null ? scoredBuckets : DEFAULT_SCORED_BUCKETS;
+        return Math.min(buckets, Math.max(s, decoderOptions().bucketsPerRepetition()));
+    }
 
     public int topN() {
         return topN != null ? topN : DEFAULT_TOP_N;
@@ -256,6 +290,7 @@ public final class MachOptions implements Writeable {
         o.minRepetitions = first(minRepetitions, d.minRepetitions);
         o.scoreMode = first(scoreMode, d.scoreMode);
         o.normalize = first(normalize, d.normalize);
+        o.scoredBuckets = first(scoredBuckets, d.scoredBuckets);
         if (hasLexical) {
             o.combine = first(combine, d.combine);
             if (o.combine(true) != Combine.FILTER) {
@@ -322,6 +357,7 @@ public final class MachOptions implements Writeable {
         o.normalization = normalization;
         o.machWeight = machWeight;
         o.lexicalWindow = lexicalWindow;
+        o.scoredBuckets = scoredBuckets;
         return o;
     }
 
@@ -337,12 +373,13 @@ public final class MachOptions implements Writeable {
             && combine == x.combine
             && normalization == x.normalization
             && Objects.equals(machWeight, x.machWeight)
-            && Objects.equals(lexicalWindow, x.lexicalWindow);
+            && Objects.equals(lexicalWindow, x.lexicalWindow)
+            && Objects.equals(scoredBuckets, x.scoredBuckets);
     }
 
     @Override
     public int hashCode() {
         return Objects.hash(topN, decoding, bucketsPerRepetition, minRepetitions, scoreMode, normalize, combine, normalization, machWeight,
-            lexicalWindow);
+            lexicalWindow, scoredBuckets);
     }
 }
