@@ -94,7 +94,9 @@ public record BucketScoring(String family, BucketTable table, Decoder.ScoreMode 
             float p = dense[codes[r]];
             String how = table.isSent(r, b)
                 ? (isTop(r, b, bucketsPerRepetition) ? "one of the top " + bucketsPerRepetition + " buckets" : "a scored bucket")
-                : "not scored: the mean probability of the " + (B - table.sentBuckets(r)) + " buckets not sent";
+                : table.quantizedTail(r)
+                    ? "not sent exactly: its 8-bit quantized probability"
+                    : "not sent: the mean probability of the " + (B - table.sentBuckets(r)) + " buckets not sent";
             reps.add(Explanation.match((float) (p / R), "repetition " + r + ", bucket " + b + " (" + how + "): probability " + p + " / R " + R));
         }
         Explanation meanExp = Explanation.match((float) mean, "mean bucket probability over " + R + " repetitions, sum of:", reps);

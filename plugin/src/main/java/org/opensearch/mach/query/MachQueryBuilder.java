@@ -216,7 +216,7 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
             );
         }
         if (productIdField != null && options.hasScoredBuckets()) {
-            throw new IllegalArgumentException("[mach] [scored_buckets] applies only with [bucket_field]");
+            throw new IllegalArgumentException("[mach] [scored_buckets] and [rest_buckets] apply only with [bucket_field]");
         }
         return this;
     }
@@ -354,7 +354,7 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
             return;
         }
         if (options.hasScoredBuckets()) {
-            listener.onFailure(new IllegalArgumentException("[mach] [scored_buckets] applies only with [bucket_field]"));
+            listener.onFailure(new IllegalArgumentException("[mach] [scored_buckets] and [rest_buckets] apply only with [bucket_field]"));
             return;
         }
         service.acquire(modelId, ActionListener.wrap(model -> {
@@ -412,7 +412,7 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
                     listener.onResponse(withoutMach(effective));
                     return;
                 }
-                BucketTable table = BucketTable.of(prediction.probabilities(), effective.scoredBucketsFor(family.buckets()));
+                BucketTable table = BucketTable.of(prediction.probabilities(), effective.scoredBucketsFor(family.buckets()), effective.quantizeRest());
                 BucketScoring raw = new BucketScoring(family.name(), table, effective.decoderOptions().scoreMode(), 1f, 0f);
                 if (!minMax) {
                     float top = raw.score(table.maxMean());

@@ -86,6 +86,10 @@ public class MachBucketsQueryBuilderTests extends OpenSearchTestCase {
         assertEquals("at least m, at most B", 8, q.options().scoredBucketsFor(8));
         assertEquals(64, q.options().scoredBucketsFor(4096));
         assertRoundTrips(q);
+        assertTrue("the rest is quantized by default", q.options().quantizeRest());
+        MachQueryBuilder residual = (MachQueryBuilder) parse(mach(", \"rest_buckets\": \"residual\""));
+        assertFalse(residual.options().quantizeRest());
+        assertRoundTrips(residual);
         MachQueryBuilder d = (MachQueryBuilder) parse(mach(", \"buckets_per_repetition\": 300"));
         assertEquals("scored_buckets defaults to 256, raised to m", 300, d.options().scoredBucketsFor(4096));
         assertEquals(MachOptions.DEFAULT_SCORED_BUCKETS, ((MachQueryBuilder) parse(mach(""))).options().scoredBucketsFor(4096));
@@ -104,7 +108,11 @@ public class MachBucketsQueryBuilderTests extends OpenSearchTestCase {
         assertTrue(parseError("{\"mach\": {\"model_id\": \"m\", \"query_text\": \"x\", \"bucket_field\": 3}}").contains("[bucket_field] must be a string"));
         assertTrue(parseError("{\"mach\": {\"model_id\": \"m\", \"query_text\": \"x\", \"bucket_field\": \" \"}}").contains("[bucket_field] must not be empty"));
         String e = parseError("{\"mach\": {\"model_id\": \"m\", \"query_text\": \"x\", \"product_id_field\": \"p\", \"scored_buckets\": 5}}");
-        assertTrue(e, e.contains("[scored_buckets] applies only with [bucket_field]"));
+        assertTrue(e, e.contains("[scored_buckets] and [rest_buckets] apply only with [bucket_field]"));
+        e = parseError(mach(", \"rest_buckets\": \"some\""));
+        assertTrue(e, e.contains("[rest_buckets] must be [quantized] or [residual]"));
+        e = parseError(mach(", \"rest_buckets\": 1"));
+        assertTrue(e, e.contains("[rest_buckets] must be a string"));
     }
 
     public void testIndexBindingNeedsExactlyOneField() {
@@ -124,6 +132,9 @@ public class MachBucketsQueryBuilderTests extends OpenSearchTestCase {
         assertRoundTrips(b);
         MachScoreQueryBuilder w = new MachScoreQueryBuilder(new MatchQueryBuilder("title", "x"), "buckets", s, 3f);
         assertRoundTrips(w);
+        BucketScoring quantized = new BucketScoring(FAMILY.name(), BucketTable.of(probabilities(3, 8), 2, true), Decoder.ScoreMode.CALIBRATED, 1f, 0f);
+        assertRoundTrips(new MachBucketsQueryBuilder("buckets", quantized, 2, 1));
+        assertNotEquals(new MachBucketsQueryBuilder("buckets", quantized, 2, 1), new MachBucketsQueryBuilder("buckets", scoring(2), 2, 1));
         assertNotEquals(w, new MachScoreQueryBuilder(new MatchQueryBuilder("title", "x"), "buckets", s, 4f));
         assertNotEquals(b, new MachBucketsQueryBuilder("buckets", s, 1, 2));
         String table = "\"table\": {\"buckets\": 8, \"repetitions\": [" + "{\"buckets\": [1, 4], \"probabilities\": [0.5, 0.25], \"residual\": 0.04},".repeat(2)

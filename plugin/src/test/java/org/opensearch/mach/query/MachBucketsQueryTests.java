@@ -219,6 +219,16 @@ public class MachBucketsQueryTests extends OpenSearchTestCase {
         }
     }
 
+    static double maxMean(float[][] probs) {
+        double sum = 0;
+        for (float[] row : probs) {
+            float max = 0;
+            for (float p : row) max = Math.max(max, p);
+            sum += max;
+        }
+        return sum / probs.length;
+    }
+
     public void testWireRoundTripEqualityAndSize() throws Exception {
         int R = randomIntBetween(1, 16), B = randomIntBetween(2, 5000);
         float[][] probs = new float[R][B];
@@ -235,6 +245,22 @@ public class MachBucketsQueryTests extends OpenSearchTestCase {
                 // ids as gaps (<= 2 bytes each below B 16k) + 4-byte probabilities; a complete repetition has no ids
                 assertTrue(out.size() <= 10 + R * (5 + 4 + sent * (sent == B ? 4 : 6)));
             }
+        }
+        // a quantized tail: every unsent bucket within ~3% of its probability (values within 7 decades of the largest)
+        BucketTable q = BucketTable.of(probs, 1, true);
+        try (BytesStreamOutput out = new BytesStreamOutput()) {
+            q.writeTo(out);
+            BucketTable read = new BucketTable(out.bytes().streamInput());
+            assertEquals(q, read);
+            float[] dense = read.dense();
+            for (int r = 0; r < R; r++) {
+                assertTrue(read.quantizedTail(r));
+                for (int b = 0; b < B; b++) {
+                    float p = probs[r][b];
+                    assertEquals("r " + r + " b " + b, p, dense[r * B + b], Math.max(0.03f * p, 1e-6f));
+                }
+            }
+            assertTrue(read.maxMean() * 1.0001 >= maxMean(probs));
         }
         BucketScoring a = new BucketScoring(new HashFamily(R, B, 7).name(), BucketTable.of(probs, 3), Decoder.ScoreMode.MEAN, 1f, 0f);
         assertEquals(a, new BucketScoring(a.family(), BucketTable.of(probs, 3), Decoder.ScoreMode.MEAN, 1f, 0f));
