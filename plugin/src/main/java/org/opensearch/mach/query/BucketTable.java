@@ -398,8 +398,17 @@ public final class BucketTable implements Writeable {
             && Arrays.equals(tail, t.tail);
     }
 
+    /** Cached: the query cache hashes queries often, and a table holds R x s values. */
+    private int hash;
+
     @Override
     public int hashCode() {
+        int h = hash;
+        if (h == 0) hash = h = computeHash();
+        return h;
+    }
+
+    private int computeHash() {
         return 31 * (31 * (31 * buckets + Arrays.deepHashCode(sent)) + Arrays.deepHashCode(probabilities)) + 31 * Arrays.hashCode(residual) + Arrays.hashCode(tail);
     }
 

@@ -127,6 +127,11 @@ public class MachBucketsQueryClusterTests extends MachClusterTestCase {
             + "\", \"scored_buckets\": " + B + ", \"lexical\": {\"match\": {\"title\": \"" + text + "\"}}, \"combine\": \"boost\", \"mach_weight\": " + w + "}}}", 200));
         assertEquals(bm25.keySet(), fused.keySet());
         for (var e : bm25.entrySet()) assertEquals(e.getKey(), e.getValue() + w * exact.get(e.getKey()), fused.get(e.getKey()), 1e-4f);
+        // a text the network cannot read: no MACH side (nothing alone, the lexical hits in boost)
+        assertEquals(0, hits(rest("POST", "/" + IDX + "/_search", "{\"query\": {\"mach\": {\"query_text\": \"!!!\"}}}", 200)).size());
+        Map<String, Float> unread = hits(rest("POST", "/" + IDX + "/_search", "{\"size\": 400, \"query\": {\"mach\": {\"query_text\": \"!!!\", "
+            + "\"lexical\": {\"match\": {\"title\": \"" + text + "\"}}}}}", 200));
+        assertEquals(bm25, unread);
         // hybrid: MACH's candidates join, all scored the same way
         Map<String, Float> hybrid = hits(rest("POST", "/" + IDX + "/_search", "{\"size\": 400, \"query\": {\"mach\": {\"query_text\": \"" + text
             + "\", \"scored_buckets\": " + B + ", \"lexical\": {\"match\": {\"title\": \"" + text + "\"}}, \"combine\": \"hybrid\", \"mach_weight\": " + w + "}}}", 200));
