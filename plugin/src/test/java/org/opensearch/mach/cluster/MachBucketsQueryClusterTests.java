@@ -140,6 +140,34 @@ public class MachBucketsQueryClusterTests extends MachClusterTestCase {
         for (var e : hybrid.entrySet()) assertEquals(e.getKey(), bm25.getOrDefault(e.getKey(), 0f) + w * exact.get(e.getKey()), e.getValue(), 1e-4f);
     }
 
+    public void testNormalizeAndMinMax() throws IOException {
+        indexed();
+        String text = "black bamboo";
+        Prediction p = MachInferenceService.predict(model, text, new Decoder.Options(300, Decoder.Strategy.EXACT, 1, 1, Decoder.ScoreMode.MEAN));
+        Map<String, Float> exact = decoded(p);
+        // normalize: divided by the table's bound, the same for every document
+        Map<String, Float> raw = hits(rest("POST", "/" + IDX + "/_search", "{\"size\": 400, \"query\": {\"mach\": {\"query_text\": \"" + text + "\"}}}", 200));
+        Map<String, Float> normalized = hits(rest("POST", "/" + IDX + "/_search", "{\"size\": 400, \"query\": {\"mach\": {\"query_text\": \"" + text
+            + "\", \"normalize\": true}}}", 200));
+        assertEquals(raw.keySet(), normalized.keySet());
+        String any = raw.keySet().iterator().next();
+        float bound = raw.get(any) / normalized.get(any);
+        assertTrue("the bound is at least the best score", bound >= p.result().scores()[0] - 1e-6f);
+        for (var e : raw.entrySet()) {
+            assertEquals(e.getKey(), e.getValue() / bound, normalized.get(e.getKey()), 1e-5f);
+            assertTrue(normalized.get(e.getKey()) <= 1f);
+        }
+        // min_max hybrid: each side on [0, 1], weighted; the best MACH candidate gets the whole MACH share
+        float w = 0.4f;
+        Map<String, Float> mm = hits(rest("POST", "/" + IDX + "/_search", "{\"size\": 400, \"query\": {\"mach\": {\"query_text\": \"" + text
+            + "\", \"lexical\": {\"match\": {\"title\": \"" + text + "\"}}, \"combine\": \"hybrid\", \"normalization\": \"min_max\", "
+            + "\"mach_weight\": " + w + "}}}", 200));
+        String best = p.productId(0);
+        assertTrue(mm.toString(), mm.get(best) >= w - 1e-5f);
+        for (var e : mm.entrySet()) assertTrue(e.toString(), e.getValue() >= 0f && e.getValue() <= 1f + 1e-5f);
+        assertTrue(exact.size() >= mm.size());
+    }
+
     public void testWrongFieldOrFamilyIsA400() throws IOException {
         indexed();
         String other = "murmur3_x86_32-r4-b64-s7";
