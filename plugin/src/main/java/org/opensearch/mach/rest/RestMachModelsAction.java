@@ -162,6 +162,6 @@ public class RestMachModelsAction extends BaseRestHandler {
         b.field("load_ms", m.loadMillis());
         b.field("catalog_loaded", m.catalogLoaded()); // labels + product index: loaded by the first request that decodes
         b.field("catalog_bytes", m.catalogBytes());
-        b.field("memory_bytes", m.memoryBytes());
+        b.field("heap_and_native_bytes", m.memoryBytes()); // what the model holds now
     }
 }
