@@ -113,7 +113,7 @@ public final class ModelLifecycleService {
     }
 
     /** Stores one uploaded chunk (blocking; call on a generic thread). */
-    public void putChunk(String uploadId, int chunk, byte[] data, String sha256) {
+    public void putChunk(String uploadId, int chunk, ChunkBytes data, String sha256) {
         checkOpenUpload(uploadId, "take chunks");
         store.putChunk(uploadId, chunk, data, sha256);
     }
@@ -126,7 +126,7 @@ public final class ModelLifecycleService {
         checkUploadId(uploadId);
         ModelEntry owner = owner(uploadId);
         if (owner != null) throw conflict("upload [" + uploadId + "] holds registered model [" + owner.id() + "]; delete the model");
-        if (!store.uploadExists(uploadId) && store.countChunks(uploadId) == 0) {
+        if (!store.uploadExists(uploadId) && !store.holdsAnything(uploadId)) {
             throw new ResourceNotFoundException("upload [" + uploadId + "] does not exist");
         }
         store.delete(uploadId);

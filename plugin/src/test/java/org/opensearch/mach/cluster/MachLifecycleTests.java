@@ -13,6 +13,7 @@ import org.opensearch.mach.inference.Decoder;
 import org.opensearch.mach.inference.MachInferenceService;
 import org.opensearch.mach.inference.Prediction;
 import org.opensearch.mach.lifecycle.BundleStore;
+import org.opensearch.mach.lifecycle.ChunkBytes;
 import org.opensearch.mach.lifecycle.MachModelsMetadata;
 import org.opensearch.mach.lifecycle.ModelLifecycleService;
 import org.opensearch.mach.model.BundleLoader;
@@ -302,7 +303,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
         try (var in = Files.newInputStream(zip)) {
             for (int i = 0; i < chunks; i++) {
                 byte[] data = in.readNBytes(chunkBytes);
-                lifecycle().putChunk(uploadId, i, data, BundleStore.sha256(data));
+                lifecycle().putChunk(uploadId, i, ChunkBytes.of(data), BundleStore.sha256(data));
             }
         }
         PlainActionFuture<Map<String, Object>> registered = PlainActionFuture.newFuture();
