@@ -256,6 +256,12 @@ def leftovers(node, models_expected):
     stored = c.get("count") if status == 200 else None
     if stored != want:
         problems.append(f"system index holds {stored} chunks, the registered models {sorted(reg)} own {want}")
+    # every document (upload record, chunk, part) belongs to a model: one storage id per model
+    status, agg = node.call("POST", "/.plugins-mach-bundles/_search",
+                            {"size": 0, "aggs": {"ids": {"terms": {"field": "storage_id", "size": 1000}}}})
+    ids = [b["key"] for b in agg["aggregations"]["ids"]["buckets"]] if status == 200 else None
+    if ids is None or len(ids) != len(reg):
+        problems.append(f"system index holds documents of {ids} storage ids, for {len(reg)} registered models")
     if sorted(reg) != sorted(models_expected):
         problems.append(f"registered models {sorted(reg)}, expected {sorted(models_expected)}")
     tmp = node.tmp_files()
@@ -330,7 +336,6 @@ def cmd_soak(args):
     lat = sorted(load.latencies)
     p50 = lat[len(lat) // 2] if lat else 0
     p99 = lat[int(len(lat) * 0.99)] if lat else 0
-    time.sleep(2)  # the delete's chunk removal runs after its answer
     problems, stored = leftovers(node, [current])
     print(f"soak: {load.requests} queries in {elapsed:.0f} s ({p50:.0f} ms p50, {p99:.0f} ms p99), "
           f"{len(load.failures)} failed, {len(load.wrong)} wrong; {sampler.summary()}")
@@ -485,7 +490,6 @@ def cmd_crash(args):
         problems.append(f"retrying the register: HTTP {st} {str(out)[:300]}")
     else:
         node.ok("DELETE", "/_plugins/_mach/models/crash-reg")
-        time.sleep(2)
     p2, _ = leftovers(node, [serving])
     report("kill -9 mid-register (upload)", problems + p2, f" (restart {took:.0f} s; upload kept, register retried: {st})")
 
@@ -539,7 +543,6 @@ def cmd_crash(args):
         problems.append(str(e))
     node.ok("POST", "/_plugins/_mach/models/crash-dep/_undeploy")
     node.ok("DELETE", "/_plugins/_mach/models/crash-dep")
-    time.sleep(2)
     p2, _ = leftovers(node, [serving])
     report("kill -9 mid-deploy", problems + p2, f" (restart {took:.0f} s; the deploy finished after the restart)")
 

@@ -375,13 +375,17 @@ public final class ModelLifecycleService {
         update(UpdateModelsRequest.undeploy(id), listener);
     }
 
-    /** Removes the model from the cluster state, then its chunks. */
+    /**
+     * Removes the model from the cluster state, then its stored bundle, and answers once both are gone
+     * (answering first left the model's remaining chunks listed as an upload for a few seconds). A node
+     * that dies in between leaves them listed by GET _plugins/_mach/uploads, where DELETE reclaims them.
+     */
     public void delete(String id, ActionListener<AcknowledgedResponse> listener) {
         ModelEntry e = metadata().models().get(id);
-        update(UpdateModelsRequest.delete(id), ActionListener.wrap(ack -> {
-            if (e != null) threadPool.generic().execute(() -> deleteStorage(e.storageId()));
+        update(UpdateModelsRequest.delete(id), ActionListener.wrap(ack -> threadPool.generic().execute(() -> {
+            if (e != null) deleteStorage(e.storageId());
             listener.onResponse(ack);
-        }, listener::onFailure));
+        }), listener::onFailure));
     }
 
     /** Points an alias to a model that at least one node serves (409 otherwise: every query through it would fail). */
