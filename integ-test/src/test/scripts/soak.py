@@ -290,6 +290,7 @@ def setup(node, zip_path, index, model_id=IDS[0]):
     current = have[0]
     if not reg.get(current, {}).get("deployed", True):
         node.ok("POST", f"/_plugins/_mach/models/{current}/_deploy")
+    wait_deployed(node, current)  # a node just started is still loading it
     node.ok("PUT", f"/_plugins/_mach/aliases/{ALIAS}", {"model_id": current})
     node.ok("PUT", f"/{index}/_settings", {"index": {"mach.model": ALIAS, "mach.product_id_field": "product_id"}})
     return current
