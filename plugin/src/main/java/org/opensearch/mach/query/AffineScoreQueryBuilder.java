@@ -1,14 +1,11 @@
 package org.opensearch.mach.query;
 
 import org.apache.lucene.search.Query;
-import org.opensearch.core.common.ParsingException;
 import org.opensearch.core.common.io.stream.StreamInput;
 import org.opensearch.core.common.io.stream.StreamOutput;
 import org.opensearch.core.xcontent.XContentBuilder;
-import org.opensearch.core.xcontent.XContentLocation;
 import org.opensearch.core.xcontent.XContentParser;
 import org.opensearch.index.query.AbstractQueryBuilder;
-import org.opensearch.index.query.MatchNoneQueryBuilder;
 import org.opensearch.index.query.QueryBuilder;
 import org.opensearch.index.query.QueryRewriteContext;
 import org.opensearch.index.query.QueryShardContext;
@@ -28,7 +25,7 @@ import java.util.Objects;
  */
 public class AffineScoreQueryBuilder extends AbstractQueryBuilder<AffineScoreQueryBuilder> {
     public static final String NAME = "mach_affine";
-    static final List<String> PARAMETERS = List.of("query", "scale", "offset", "boost", "_name");
+    static final List<String> PARAMETERS = QueryJson.parameters(List.of("query", "scale", "offset"));
 
     private final QueryBuilder query;
     private final float scale;
@@ -84,43 +81,29 @@ public class AffineScoreQueryBuilder extends AbstractQueryBuilder<AffineScoreQue
     }
 
     public static AffineScoreQueryBuilder fromXContent(XContentParser parser) throws IOException {
-        XContentLocation start = parser.getTokenLocation();
         String what = "[" + NAME + "]";
         Parsed q = new Parsed();
-        StrictJson.readObject(parser, what, PARAMETERS, (field, p) -> {
+        return QueryJson.read(parser, what, PARAMETERS, (field, p) -> {
             switch (field) {
-                case "query" -> {
-                    if (p.currentToken() != XContentParser.Token.START_OBJECT) throw StrictJson.wrongType(p, what, field, "a query object");
-                    q.query = parseInnerQueryBuilder(p);
-                }
+                case "query" -> q.query = QueryJson.innerQuery(p, what, field);
                 case "scale" -> q.scale = StrictJson.number(p, what, field);
                 case "offset" -> q.offset = StrictJson.number(p, what, field);
-                case "boost" -> q.boost = StrictJson.number(p, what, field);
-                case "_name" -> q.queryName = StrictJson.text(p, what, field);
                 default -> throw new IllegalStateException("parameter [" + field + "] is listed but not read");
             }
-        });
-        try {
+        }, () -> {
             if (q.query == null || q.scale == null || q.offset == null) throw new IllegalArgumentException(what + " requires [query], [scale] and [offset]");
-            return new AffineScoreQueryBuilder(q.query, q.scale, q.offset).boost(q.boost).queryName(q.queryName);
-        } catch (IllegalArgumentException e) {
-            throw new ParsingException(start, e.getMessage(), e);
-        }
+            return new AffineScoreQueryBuilder(q.query, q.scale, q.offset);
+        });
     }
 
     private static final class Parsed {
         QueryBuilder query;
         Float scale, offset;
-        float boost = DEFAULT_BOOST;
-        String queryName;
     }
 
     @Override
     protected QueryBuilder doRewrite(QueryRewriteContext context) throws IOException {
-        QueryBuilder rewritten = query.rewrite(context);
-        if (rewritten instanceof MatchNoneQueryBuilder) return rewritten;
-        if (rewritten == query) return this;
-        return new AffineScoreQueryBuilder(rewritten, scale, offset).boost(boost).queryName(queryName);
+        return QueryJson.rewriteWrapped(this, query, context, rewritten -> new AffineScoreQueryBuilder(rewritten, scale, offset));
     }
 
     @Override

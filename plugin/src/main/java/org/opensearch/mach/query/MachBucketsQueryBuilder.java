@@ -1,18 +1,15 @@
 package org.opensearch.mach.query;
 
 import org.apache.lucene.search.Query;
-import org.opensearch.core.common.ParsingException;
 import org.opensearch.core.common.io.stream.StreamInput;
 import org.opensearch.core.common.io.stream.StreamOutput;
 import org.opensearch.core.xcontent.XContentBuilder;
-import org.opensearch.core.xcontent.XContentLocation;
 import org.opensearch.core.xcontent.XContentParser;
 import org.opensearch.index.query.AbstractQueryBuilder;
 import org.opensearch.index.query.QueryShardContext;
 import org.opensearch.mach.rest.StrictJson;
 
 import java.io.IOException;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 
@@ -28,13 +25,7 @@ import java.util.Objects;
  */
 public class MachBucketsQueryBuilder extends AbstractQueryBuilder<MachBucketsQueryBuilder> {
     public static final String NAME = "mach_buckets";
-    static final List<String> PARAMETERS;
-    static {
-        List<String> p = new ArrayList<>(List.of("field", "buckets_per_repetition", "min_repetitions"));
-        p.addAll(BucketScoring.FIELDS);
-        p.addAll(List.of("boost", "_name"));
-        PARAMETERS = List.copyOf(p);
-    }
+    static final List<String> PARAMETERS = QueryJson.parameters(List.of("field", "buckets_per_repetition", "min_repetitions"), BucketScoring.FIELDS);
 
     private final String field;
     private final BucketScoring scoring;
@@ -115,26 +106,22 @@ public class MachBucketsQueryBuilder extends AbstractQueryBuilder<MachBucketsQue
     }
 
     public static MachBucketsQueryBuilder fromXContent(XContentParser parser) throws IOException {
-        XContentLocation start = parser.getTokenLocation();
         String what = "[" + NAME + "]";
-        BucketScoring.Parsed s = new BucketScoring.Parsed();
-        Object[] v = { null, 10, 1, DEFAULT_BOOST, null }; // field, m, f, boost, _name
-        StrictJson.readObject(parser, what, PARAMETERS, (field, p) -> {
+        Parsed q = new Parsed();
+        return QueryJson.read(parser, what, PARAMETERS, (field, p) -> {
             switch (field) {
-                case "field" -> v[0] = StrictJson.text(p, what, field);
-                case "buckets_per_repetition" -> v[1] = StrictJson.integer(p, what, field, 1, Integer.MAX_VALUE);
-                case "min_repetitions" -> v[2] = StrictJson.integer(p, what, field, 1, Integer.MAX_VALUE);
-                case "boost" -> v[3] = StrictJson.number(p, what, field);
-                case "_name" -> v[4] = StrictJson.text(p, what, field);
-                default -> s.read(field, p, what);
+                case "field" -> q.field = StrictJson.text(p, what, field);
+                case "buckets_per_repetition" -> q.bucketsPerRepetition = StrictJson.integer(p, what, field, 1, Integer.MAX_VALUE);
+                case "min_repetitions" -> q.minRepetitions = StrictJson.integer(p, what, field, 1, Integer.MAX_VALUE);
+                default -> q.scoring.read(field, p, what);
             }
-        });
-        try {
-            return new MachBucketsQueryBuilder((String) v[0], s.build(what), (Integer) v[1], (Integer) v[2]).boost((Float) v[3])
-                .queryName((String) v[4]);
-        } catch (IllegalArgumentException e) {
-            throw new ParsingException(start, e.getMessage(), e);
-        }
+        }, () -> new MachBucketsQueryBuilder(q.field, q.scoring.build(what), q.bucketsPerRepetition, q.minRepetitions));
+    }
+
+    private static final class Parsed {
+        String field;
+        int bucketsPerRepetition = 10, minRepetitions = 1;
+        final BucketScoring.Parsed scoring = new BucketScoring.Parsed();
     }
 
     @Override

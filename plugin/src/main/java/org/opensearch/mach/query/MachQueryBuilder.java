@@ -7,11 +7,9 @@ import org.apache.lucene.util.SetOnce;
 import org.opensearch.action.search.SearchRequest;
 import org.opensearch.action.support.GroupedActionListener;
 import org.opensearch.core.action.ActionListener;
-import org.opensearch.core.common.ParsingException;
 import org.opensearch.core.common.io.stream.StreamInput;
 import org.opensearch.core.common.io.stream.StreamOutput;
 import org.opensearch.core.xcontent.XContentBuilder;
-import org.opensearch.core.xcontent.XContentLocation;
 import org.opensearch.core.xcontent.XContentParser;
 import org.opensearch.index.query.AbstractQueryBuilder;
 import org.opensearch.index.query.BoolQueryBuilder;
@@ -30,7 +28,6 @@ import org.opensearch.search.builder.SearchSourceBuilder;
 import org.opensearch.transport.client.Client;
 
 import java.io.IOException;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.function.Supplier;
@@ -63,13 +60,10 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
     public static final int MAX_BUCKETS_PER_REPETITION = MachOptions.MAX_BUCKETS_PER_REPETITION;
     public static final float DEFAULT_MACH_WEIGHT = MachOptions.DEFAULT_MACH_WEIGHT;
 
-    static final List<String> PARAMETERS;
-    static {
-        List<String> names = new ArrayList<>(List.of("model_id", "query_text", "product_id_field", "bucket_field", "lexical"));
-        names.addAll(MachOptions.NAMES);
-        names.addAll(List.of("boost", "_name"));
-        PARAMETERS = List.copyOf(names);
-    }
+    static final List<String> PARAMETERS = QueryJson.parameters(
+        List.of("model_id", "query_text", "product_id_field", "bucket_field", "lexical"),
+        MachOptions.NAMES
+    );
 
     private final String modelId;
     private final String queryText;
@@ -280,40 +274,29 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
     }
 
     public static MachQueryBuilder fromXContent(XContentParser parser, Supplier<MachInferenceService> services) throws IOException {
-        XContentLocation start = parser.getTokenLocation();
         Parsed q = new Parsed();
-        StrictJson.readObject(parser, "[mach]", PARAMETERS, (field, p) -> {
+        return QueryJson.read(parser, "[mach]", PARAMETERS, (field, p) -> {
             switch (field) {
                 case "model_id" -> q.modelId = StrictJson.text(p, "[mach]", field);
                 case "query_text" -> q.queryText = StrictJson.text(p, "[mach]", field);
                 case "product_id_field" -> q.productIdField = StrictJson.text(p, "[mach]", field);
                 case "bucket_field" -> q.bucketField = StrictJson.text(p, "[mach]", field);
-                case "lexical" -> {
-                    if (p.currentToken() != XContentParser.Token.START_OBJECT) throw StrictJson.wrongType(p, "[mach]", field, "a query object");
-                    q.lexical = parseInnerQueryBuilder(p);
-                }
-                case "boost" -> q.boost = StrictJson.number(p, "[mach]", field);
-                case "_name" -> q.queryName = StrictJson.text(p, "[mach]", field);
+                case "lexical" -> q.lexical = QueryJson.innerQuery(p, "[mach]", field);
                 default -> q.options.read(field, p, "[mach]");
             }
-        });
-        try {
+        }, () -> {
             if (q.queryText == null) throw new IllegalArgumentException("[mach] requires [query_text], the text to search for");
             MachQueryBuilder b = new MachQueryBuilder(q.modelId, q.queryText, q.productIdField, services);
             b.options = q.options;
             b.bucketField(q.bucketField);
             b.lexical(q.lexical).validateCombination();
-            b.boost(q.boost).queryName(q.queryName);
             return b;
-        } catch (IllegalArgumentException e) {
-            throw new ParsingException(start, e.getMessage(), e);
-        }
+        });
     }
 
     /** The parameters as parsed, before the cross-parameter checks. */
     private static final class Parsed {
-        String modelId, queryText, productIdField, bucketField, queryName;
-        float boost = DEFAULT_BOOST;
+        String modelId, queryText, productIdField, bucketField;
         QueryBuilder lexical;
         final MachOptions options = new MachOptions();
     }

@@ -1,21 +1,17 @@
 package org.opensearch.mach.query;
 
 import org.apache.lucene.search.Query;
-import org.opensearch.core.common.ParsingException;
 import org.opensearch.core.common.io.stream.StreamInput;
 import org.opensearch.core.common.io.stream.StreamOutput;
 import org.opensearch.core.xcontent.XContentBuilder;
-import org.opensearch.core.xcontent.XContentLocation;
 import org.opensearch.core.xcontent.XContentParser;
 import org.opensearch.index.query.AbstractQueryBuilder;
-import org.opensearch.index.query.MatchNoneQueryBuilder;
 import org.opensearch.index.query.QueryBuilder;
 import org.opensearch.index.query.QueryRewriteContext;
 import org.opensearch.index.query.QueryShardContext;
 import org.opensearch.mach.rest.StrictJson;
 
 import java.io.IOException;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 
@@ -29,13 +25,7 @@ import java.util.Objects;
  */
 public class MachScoreQueryBuilder extends AbstractQueryBuilder<MachScoreQueryBuilder> {
     public static final String NAME = "mach_score";
-    static final List<String> PARAMETERS;
-    static {
-        List<String> p = new ArrayList<>(List.of("query", "field", "weight"));
-        p.addAll(BucketScoring.FIELDS);
-        p.addAll(List.of("boost", "_name"));
-        PARAMETERS = List.copyOf(p);
-    }
+    static final List<String> PARAMETERS = QueryJson.parameters(List.of("query", "field", "weight"), BucketScoring.FIELDS);
 
     private final QueryBuilder query;
     private final String field;
@@ -101,38 +91,31 @@ public class MachScoreQueryBuilder extends AbstractQueryBuilder<MachScoreQueryBu
     }
 
     public static MachScoreQueryBuilder fromXContent(XContentParser parser) throws IOException {
-        XContentLocation start = parser.getTokenLocation();
         String what = "[" + NAME + "]";
-        BucketScoring.Parsed s = new BucketScoring.Parsed();
-        Object[] v = { null, null, null, DEFAULT_BOOST, null }; // query, field, weight, boost, _name
-        StrictJson.readObject(parser, what, PARAMETERS, (field, p) -> {
+        Parsed q = new Parsed();
+        return QueryJson.read(parser, what, PARAMETERS, (field, p) -> {
             switch (field) {
-                case "query" -> {
-                    if (p.currentToken() != XContentParser.Token.START_OBJECT) throw StrictJson.wrongType(p, what, field, "a query object");
-                    v[0] = parseInnerQueryBuilder(p);
-                }
-                case "field" -> v[1] = StrictJson.text(p, what, field);
-                case "weight" -> v[2] = StrictJson.number(p, what, field);
-                case "boost" -> v[3] = StrictJson.number(p, what, field);
-                case "_name" -> v[4] = StrictJson.text(p, what, field);
-                default -> s.read(field, p, what);
+                case "query" -> q.query = QueryJson.innerQuery(p, what, field);
+                case "field" -> q.field = StrictJson.text(p, what, field);
+                case "weight" -> q.weight = StrictJson.number(p, what, field);
+                default -> q.scoring.read(field, p, what);
             }
+        }, () -> {
+            if (q.weight == null) throw new IllegalArgumentException(what + " requires [weight]");
+            return new MachScoreQueryBuilder(q.query, q.field, q.scoring.build(what), q.weight);
         });
-        try {
-            if (v[2] == null) throw new IllegalArgumentException(what + " requires [weight]");
-            return new MachScoreQueryBuilder((QueryBuilder) v[0], (String) v[1], s.build(what), (Float) v[2]).boost((Float) v[3])
-                .queryName((String) v[4]);
-        } catch (IllegalArgumentException e) {
-            throw new ParsingException(start, e.getMessage(), e);
-        }
+    }
+
+    private static final class Parsed {
+        QueryBuilder query;
+        String field;
+        Float weight;
+        final BucketScoring.Parsed scoring = new BucketScoring.Parsed();
     }
 
     @Override
     protected QueryBuilder doRewrite(QueryRewriteContext context) throws IOException {
-        QueryBuilder rewritten = query.rewrite(context);
-        if (rewritten instanceof MatchNoneQueryBuilder) return rewritten;
-        if (rewritten == query) return this;
-        return new MachScoreQueryBuilder(rewritten, field, scoring, weight).boost(boost).queryName(queryName);
+        return QueryJson.rewriteWrapped(this, query, context, rewritten -> new MachScoreQueryBuilder(rewritten, field, scoring, weight));
     }
 
     @Override
