@@ -1,68 +1,20 @@
 package org.opensearch.mach.query;
 
-import org.opensearch.common.io.stream.BytesStreamOutput;
-import org.opensearch.common.settings.Settings;
-import org.opensearch.common.xcontent.json.JsonXContent;
-import org.opensearch.core.common.ParsingException;
-import org.opensearch.core.common.io.stream.NamedWriteableAwareStreamInput;
-import org.opensearch.core.common.io.stream.NamedWriteableRegistry;
-import org.opensearch.core.common.io.stream.StreamInput;
-import org.opensearch.core.xcontent.NamedXContentRegistry;
-import org.opensearch.core.xcontent.XContentParser;
-import org.opensearch.index.query.AbstractQueryBuilder;
 import org.opensearch.index.query.BoolQueryBuilder;
 import org.opensearch.index.query.MatchQueryBuilder;
-import org.opensearch.index.query.QueryBuilder;
-import org.opensearch.mach.MachPlugin;
 import org.opensearch.mach.featurize.HashFamily;
 import org.opensearch.mach.inference.Decoder;
-import org.opensearch.search.SearchModule;
-import org.opensearch.test.OpenSearchTestCase;
 
 import java.io.IOException;
 import java.util.List;
 import java.util.Map;
 
 /** The index-side mach query (bucket_field): parsing, the shard query builders' wire and JSON forms, the rewritten shapes. */
-public class MachBucketsQueryBuilderTests extends OpenSearchTestCase {
-    private final SearchModule searchModule = new SearchModule(Settings.EMPTY, List.of(new MachPlugin()));
+public class MachBucketsQueryBuilderTests extends MachQueryParsingTestCase {
     private static final HashFamily FAMILY = new HashFamily(3, 8, 1296122696L);
-
-    @Override
-    protected NamedXContentRegistry xContentRegistry() {
-        return new NamedXContentRegistry(searchModule.getNamedXContents());
-    }
-
-    @Override
-    protected NamedWriteableRegistry writableRegistry() {
-        return new NamedWriteableRegistry(searchModule.getNamedWriteables());
-    }
-
-    private QueryBuilder parse(String json) throws IOException {
-        try (XContentParser parser = createParser(JsonXContent.jsonXContent, json)) {
-            return AbstractQueryBuilder.parseInnerQueryBuilder(parser);
-        }
-    }
-
-    private String parseError(String json) {
-        ParsingException e = expectThrows(ParsingException.class, () -> parse(json));
-        return e.getMessage() + (e.getCause() != null ? " / " + e.getCause().getMessage() : "");
-    }
 
     private static String mach(String params) {
         return "{\"mach\": {\"model_id\": \"m\", \"query_text\": \"red sofa\", \"bucket_field\": \"buckets\"" + params + "}}";
-    }
-
-    private void assertRoundTrips(QueryBuilder q) throws IOException {
-        assertEquals(q, parse(q.toString()));
-        try (BytesStreamOutput out = new BytesStreamOutput()) {
-            out.writeNamedWriteable(q);
-            try (StreamInput in = new NamedWriteableAwareStreamInput(out.bytes().streamInput(), writableRegistry())) {
-                QueryBuilder read = in.readNamedWriteable(QueryBuilder.class);
-                assertEquals(q, read);
-                assertEquals(q.hashCode(), read.hashCode());
-            }
-        }
     }
 
     static float[][] probabilities(int R, int B) {

@@ -1,51 +1,15 @@
 package org.opensearch.mach.query;
 
-import org.opensearch.common.io.stream.BytesStreamOutput;
-import org.opensearch.common.settings.Settings;
-import org.opensearch.common.xcontent.json.JsonXContent;
-import org.opensearch.core.common.ParsingException;
-import org.opensearch.core.common.io.stream.NamedWriteableAwareStreamInput;
-import org.opensearch.core.common.io.stream.NamedWriteableRegistry;
-import org.opensearch.core.common.io.stream.StreamInput;
-import org.opensearch.core.xcontent.NamedXContentRegistry;
-import org.opensearch.core.xcontent.XContentParser;
-import org.opensearch.index.query.AbstractQueryBuilder;
 import org.opensearch.index.query.BoolQueryBuilder;
 import org.opensearch.index.query.MatchQueryBuilder;
 import org.opensearch.index.query.QueryBuilder;
-import org.opensearch.mach.MachPlugin;
 import org.opensearch.mach.inference.Decoder;
-import org.opensearch.search.SearchModule;
-import org.opensearch.test.OpenSearchTestCase;
 
 import java.io.IOException;
 import java.util.List;
 
 /** Parsing, validation, serialization and the rewritten form of the mach query (no model needed). */
-public class MachQueryBuilderTests extends OpenSearchTestCase {
-    private final SearchModule searchModule = new SearchModule(Settings.EMPTY, List.of(new MachPlugin()));
-
-    @Override
-    protected NamedXContentRegistry xContentRegistry() {
-        return new NamedXContentRegistry(searchModule.getNamedXContents());
-    }
-
-    @Override
-    protected NamedWriteableRegistry writableRegistry() {
-        return new NamedWriteableRegistry(searchModule.getNamedWriteables());
-    }
-
-    private QueryBuilder parse(String json) throws IOException {
-        try (XContentParser parser = createParser(JsonXContent.jsonXContent, json)) {
-            return AbstractQueryBuilder.parseInnerQueryBuilder(parser);
-        }
-    }
-
-    private String parseError(String json) {
-        ParsingException e = expectThrows(ParsingException.class, () -> parse(json));
-        return e.getMessage() + (e.getCause() != null ? " / " + e.getCause().getMessage() : "");
-    }
-
+public class MachQueryBuilderTests extends MachQueryParsingTestCase {
     private static String mach(String params) {
         return "{\"mach\": {\"model_id\": \"m\", \"query_text\": \"red sofa\", \"product_id_field\": \"pid\"" + params + "}}";
     }
@@ -80,18 +44,6 @@ public class MachQueryBuilderTests extends OpenSearchTestCase {
     }
 
     /** XContent and wire round trips give an equal query (only the given parameters travel: model defaults still apply after). */
-    private void assertRoundTrips(MachQueryBuilder q) throws IOException {
-        assertEquals(q, parse(q.toString()));
-        try (BytesStreamOutput out = new BytesStreamOutput()) {
-            out.writeNamedWriteable(q);
-            try (StreamInput in = new NamedWriteableAwareStreamInput(out.bytes().streamInput(), writableRegistry())) {
-                QueryBuilder read = in.readNamedWriteable(QueryBuilder.class);
-                assertEquals(q, read);
-                assertEquals(q.hashCode(), read.hashCode());
-            }
-        }
-    }
-
     public void testDefaults() throws IOException {
         MachQueryBuilder q = (MachQueryBuilder) parse(mach(""));
         assertEquals(MachQueryBuilder.DEFAULT_TOP_N, q.topN());
@@ -176,13 +128,7 @@ public class MachQueryBuilderTests extends OpenSearchTestCase {
         MachQueryBuilder q = (MachQueryBuilder) parse("{\"mach\": {\"query_text\": \"red sofa\"}}");
         assertNull(q.modelId());
         assertNull(q.productIdField());
-        assertEquals(q, parse(q.toString()));
-        try (BytesStreamOutput out = new BytesStreamOutput()) {
-            out.writeNamedWriteable(q);
-            try (StreamInput in = new NamedWriteableAwareStreamInput(out.bytes().streamInput(), writableRegistry())) {
-                assertEquals(q, in.readNamedWriteable(QueryBuilder.class));
-            }
-        }
+        assertRoundTrips(q);
         // outside a search request (no index to read the binding from) the rewrite says what to give
         IllegalArgumentException e = expectThrows(IllegalArgumentException.class, () -> org.opensearch.index.query.Rewriteable.rewrite(
             new MachQueryBuilder(null, "red sofa", null, () -> new org.opensearch.mach.inference.MachInferenceService(null, null, null)),
