@@ -2,20 +2,13 @@ package org.opensearch.mach.cluster;
 
 import com.fasterxml.jackson.databind.JsonNode;
 
-import org.opensearch.common.settings.Settings;
-import org.opensearch.mach.TestPaths;
 import org.opensearch.mach.featurize.HashFamily;
 import org.opensearch.mach.inference.Decoder;
 import org.opensearch.mach.inference.MachInferenceService;
 import org.opensearch.mach.inference.Prediction;
-import org.opensearch.mach.model.BundleLoader;
-import org.opensearch.mach.model.MachModel;
 import org.opensearch.test.OpenSearchIntegTestCase;
 
 import java.io.IOException;
-import java.nio.file.DirectoryStream;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
 
@@ -27,60 +20,19 @@ import java.util.Map;
  */
 @OpenSearchIntegTestCase.ClusterScope(scope = OpenSearchIntegTestCase.Scope.SUITE, numDataNodes = 2, numClientNodes = 0, supportsDedicatedMasters = false)
 public class MachBucketsQueryClusterTests extends MachClusterTestCase {
-    private static final String MODEL = "tiny";
     private static final String IDX = "bucketed";
-    private static Path modelsDir;
-    private static MachModel model;
 
     @Override
-    protected Settings nodeSettings(int nodeOrdinal) {
-        return Settings.builder().put(super.nodeSettings(nodeOrdinal)).put("mach.models.dir", modelsDir().toString()).build();
+    protected boolean servesTinyModel() {
+        return true;
     }
 
-    private static synchronized Path modelsDir() {
-        if (modelsDir == null) {
-            try {
-                modelsDir = createTempDir().resolve("mach-models");
-                Path target = modelsDir.resolve(MODEL);
-                Files.createDirectories(target);
-                try (DirectoryStream<Path> files = Files.newDirectoryStream(TestPaths.tinyFixture().resolve("bundle"))) {
-                    for (Path f : files) Files.copy(f, target.resolve(f.getFileName().toString()));
-                }
-                model = BundleLoader.load(MODEL, TestPaths.tinyFixture().resolve("bundle"), false);
-            } catch (Exception e) {
-                throw new AssertionError(e);
-            }
-        }
-        return modelsDir;
-    }
-
-    private static String mapping(String family, String settings) {
-        return "{\"settings\": {\"number_of_shards\": 3, \"number_of_replicas\": 1" + settings + "}, \"mappings\": {\"properties\": {"
-            + "\"product_id\": {\"type\": \"keyword\", \"copy_to\": \"buckets\"}, \"title\": {\"type\": \"text\"},"
-            + "\"buckets\": {\"type\": \"mach_buckets\", \"hash_family\": \"" + family + "\"}}}}";
-    }
-
-    private void indexProducts(String index, String family, String settings) throws IOException {
-        if (indexExists(index)) return;
-        rest("PUT", "/" + index, mapping(family, settings), 200);
-        StringBuilder bulk = new StringBuilder();
-        for (String[] p : tsv("products.tsv")) {
-            bulk.append("{\"index\": {\"_id\": \"").append(p[0]).append("\"}}\n");
-            bulk.append(JSON.writeValueAsString(Map.of("product_id", p[0], "title", p[1]))).append('\n');
-        }
-        org.opensearch.client.Request req = new org.opensearch.client.Request("POST", "/" + index + "/_bulk?refresh=true");
-        req.setJsonEntity(bulk.toString());
-        getRestClient().performRequest(req);
-        ensureGreen(index);
-    }
-
-    private HashFamily family() {
-        modelsDir();
-        return model.card().hashFamily;
+    private static HashFamily family() {
+        return tinyModel().card().hashFamily;
     }
 
     private void indexed() throws IOException {
-        indexProducts(IDX, family().name(), ", \"index.mach.model\": \"" + MODEL + "\", \"index.mach.bucket_field\": \"buckets\"");
+        indexBucketedProducts(IDX, 3, family().name(), ", \"index.mach.model\": \"" + MODEL + "\", \"index.mach.bucket_field\": \"buckets\"");
     }
 
     private static Map<String, Float> hits(JsonNode response) {
@@ -101,7 +53,7 @@ public class MachBucketsQueryClusterTests extends MachClusterTestCase {
         for (String text : new String[] { "crimson couch", "black bamboo wrench", "refrigerator" }) {
             int m = randomIntBetween(1, 6), f = randomIntBetween(1, 2);
             Decoder.ScoreMode mode = randomFrom(Decoder.ScoreMode.values());
-            Prediction p = MachInferenceService.predict(model, text, new Decoder.Options(300, Decoder.Strategy.CANDIDATES, m, f, mode));
+            Prediction p = MachInferenceService.predict(tinyModel(), text, new Decoder.Options(300, Decoder.Strategy.CANDIDATES, m, f, mode));
             JsonNode r = rest("POST", "/" + IDX + "/_search", "{\"size\": 400, \"query\": {\"mach\": {\"query_text\": \"" + text + "\", \"scored_buckets\": " + B
                 + ", \"buckets_per_repetition\": " + m + ", \"min_repetitions\": " + f + ", \"score\": \"" + mode.value() + "\"}}}", 200);
             Map<String, Float> expected = decoded(p), got = hits(r);
@@ -118,7 +70,7 @@ public class MachBucketsQueryClusterTests extends MachClusterTestCase {
         indexed();
         String text = "black bamboo";
         int B = family().buckets();
-        Prediction p = MachInferenceService.predict(model, text, new Decoder.Options(300, Decoder.Strategy.EXACT, 1, 1, Decoder.ScoreMode.MEAN));
+        Prediction p = MachInferenceService.predict(tinyModel(), text, new Decoder.Options(300, Decoder.Strategy.EXACT, 1, 1, Decoder.ScoreMode.MEAN));
         Map<String, Float> exact = decoded(p);
         Map<String, Float> bm25 = hits(rest("POST", "/" + IDX + "/_search", "{\"size\": 400, \"query\": {\"match\": {\"title\": \"" + text + "\"}}}", 200));
         assertTrue(bm25.size() > 10);
@@ -143,7 +95,7 @@ public class MachBucketsQueryClusterTests extends MachClusterTestCase {
     public void testNormalizeAndMinMax() throws IOException {
         indexed();
         String text = "black bamboo";
-        Prediction p = MachInferenceService.predict(model, text, new Decoder.Options(300, Decoder.Strategy.EXACT, 1, 1, Decoder.ScoreMode.MEAN));
+        Prediction p = MachInferenceService.predict(tinyModel(), text, new Decoder.Options(300, Decoder.Strategy.EXACT, 1, 1, Decoder.ScoreMode.MEAN));
         Map<String, Float> exact = decoded(p);
         // normalize: divided by the table's bound, the same for every document
         Map<String, Float> raw = hits(rest("POST", "/" + IDX + "/_search", "{\"size\": 400, \"query\": {\"mach\": {\"query_text\": \"" + text + "\"}}}", 200));
@@ -171,7 +123,7 @@ public class MachBucketsQueryClusterTests extends MachClusterTestCase {
     public void testWrongFieldOrFamilyIsA400() throws IOException {
         indexed();
         String other = "murmur3_x86_32-r4-b64-s7";
-        indexProducts("other-family", other, "");
+        indexBucketedProducts("other-family", 3, other, "");
         JsonNode e = rest("POST", "/other-family/_search", "{\"query\": {\"mach\": {\"model_id\": \"tiny\", \"query_text\": \"sofa\", \"bucket_field\": \"buckets\"}}}", 400);
         assertTrue(e.toString(), e.toString().contains("hash family [" + other + "]") && e.toString().contains("[" + family().name() + "]"));
         e = rest("POST", "/" + IDX + "/_search", "{\"query\": {\"mach\": {\"query_text\": \"sofa\", \"bucket_field\": \"title\"}}}", 400);

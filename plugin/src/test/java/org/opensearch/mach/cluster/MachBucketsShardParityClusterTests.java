@@ -2,15 +2,9 @@ package org.opensearch.mach.cluster;
 
 import com.fasterxml.jackson.databind.JsonNode;
 
-import org.opensearch.common.settings.Settings;
-import org.opensearch.mach.TestPaths;
-import org.opensearch.mach.model.BundleLoader;
 import org.opensearch.test.OpenSearchIntegTestCase;
 
 import java.io.IOException;
-import java.nio.file.DirectoryStream;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -26,49 +20,18 @@ import java.util.regex.Pattern;
  */
 @OpenSearchIntegTestCase.ClusterScope(scope = OpenSearchIntegTestCase.Scope.SUITE, numDataNodes = 3, numClientNodes = 0, supportsDedicatedMasters = false)
 public class MachBucketsShardParityClusterTests extends MachClusterTestCase {
-    private static final String MODEL = "tiny";
     private static final String SHARDED = "sharded";
     private static final String SINGLE = "single";
     private static final Pattern LOCAL_DOC = Pattern.compile(" in \\d+\\)");
-    private static Path modelsDir;
-    private static String family;
 
     @Override
-    protected Settings nodeSettings(int nodeOrdinal) {
-        return Settings.builder().put(super.nodeSettings(nodeOrdinal)).put("mach.models.dir", modelsDir().toString()).build();
-    }
-
-    private static synchronized Path modelsDir() {
-        if (modelsDir == null) {
-            try {
-                modelsDir = createTempDir().resolve("mach-models");
-                Path target = modelsDir.resolve(MODEL);
-                Files.createDirectories(target);
-                try (DirectoryStream<Path> files = Files.newDirectoryStream(TestPaths.tinyFixture().resolve("bundle"))) {
-                    for (Path f : files) Files.copy(f, target.resolve(f.getFileName().toString()));
-                }
-                family = BundleLoader.load(MODEL, TestPaths.tinyFixture().resolve("bundle"), false).card().hashFamily.name();
-            } catch (Exception e) {
-                throw new AssertionError(e);
-            }
-        }
-        return modelsDir;
+    protected boolean servesTinyModel() {
+        return true;
     }
 
     private void index(String index, int shards) throws IOException {
-        if (indexExists(index)) return;
-        rest("PUT", "/" + index, "{\"settings\": {\"number_of_shards\": " + shards + ", \"number_of_replicas\": 1, \"index.mach.model\": \"" + MODEL
-            + "\", \"index.mach.bucket_field\": \"buckets\"}, \"mappings\": {\"properties\": {"
-            + "\"product_id\": {\"type\": \"keyword\", \"copy_to\": \"buckets\"}, \"title\": {\"type\": \"text\"},"
-            + "\"buckets\": {\"type\": \"mach_buckets\", \"hash_family\": \"" + family + "\"}}}}", 200);
-        StringBuilder bulk = new StringBuilder();
-        for (String[] p : tsv("products.tsv")) {
-            bulk.append("{\"index\": {\"_id\": \"").append(p[0]).append("\"}}\n");
-            bulk.append(JSON.writeValueAsString(Map.of("product_id", p[0], "title", p[1]))).append('\n');
-        }
-        JsonNode r = rest("POST", "/" + index + "/_bulk?refresh=true", bulk.toString(), 200);
-        assertFalse(r.toString(), r.path("errors").asBoolean());
-        ensureGreen(index);
+        String family = tinyModel().card().hashFamily.name();
+        indexBucketedProducts(index, shards, family, ", \"index.mach.model\": \"" + MODEL + "\", \"index.mach.bucket_field\": \"buckets\"");
     }
 
     private static Map<String, String> hits(String index, String query, String preference) throws IOException {

@@ -4,22 +4,17 @@ import com.fasterxml.jackson.databind.JsonNode;
 
 import org.opensearch.action.search.SearchResponse;
 import org.opensearch.action.search.SearchType;
-import org.opensearch.common.settings.Settings;
 import org.opensearch.index.query.QueryBuilder;
 import org.opensearch.index.query.QueryBuilders;
 import org.opensearch.index.query.functionscore.ScoreFunctionBuilders;
-import org.opensearch.mach.TestPaths;
 import org.opensearch.mach.inference.Decoder;
 import org.opensearch.mach.inference.MachInferenceService;
 import org.opensearch.mach.inference.Prediction;
-import org.opensearch.mach.model.BundleLoader;
-import org.opensearch.mach.model.MachModel;
 import org.opensearch.mach.query.Combine;
 import org.opensearch.mach.query.MachQueryBuilder;
 import org.opensearch.mach.query.Normalization;
 import org.opensearch.search.SearchHit;
 import org.opensearch.test.OpenSearchIntegTestCase;
-import org.junit.AfterClass;
 
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
@@ -40,37 +35,17 @@ import java.util.Set;
  */
 @OpenSearchIntegTestCase.ClusterScope(scope = OpenSearchIntegTestCase.Scope.SUITE, numDataNodes = 2, numClientNodes = 0, supportsDedicatedMasters = false)
 public class MachClusterTests extends MachClusterTestCase {
-    static final String MODEL = "tiny";
-
-    private static Path modelsDir;
-    private static MachModel model; // the same bundle, loaded in the test JVM: the reference decoding
-
     @Override
-    protected Settings nodeSettings(int nodeOrdinal) {
-        return Settings.builder().put(super.nodeSettings(nodeOrdinal)).put("mach.models.dir", modelsDir().toString()).build();
+    protected boolean servesTinyModel() {
+        return true;
     }
 
-    private static synchronized Path modelsDir() {
-        if (modelsDir == null) {
-            try {
-                modelsDir = createTempDir().resolve("mach-models");
-                Path target = modelsDir.resolve(MODEL);
-                Files.createDirectories(target);
-                try (DirectoryStream<Path> files = Files.newDirectoryStream(TestPaths.tinyFixture().resolve("bundle"))) {
-                    for (Path f : files) {
-                        Files.copy(f, target.resolve(f.getFileName().toString()));
-                    }
-                }
-                // the same bundle with query defaults in its card (mach.json is not among the checksummed files)
-                withQueryDefaults(target, "tiny-defaults",
-                    "{\"combine\": \"hybrid\", \"normalization\": \"min_max\", \"mach_weight\": 0.3, \"top_n\": 30, \"lexical_window\": 20}");
-                withQueryDefaults(target, "tiny-bad-defaults", "{\"mach_weight\": \"high\"}");
-                model = BundleLoader.load(MODEL, TestPaths.tinyFixture().resolve("bundle"), false);
-            } catch (Exception e) {
-                throw new AssertionError(e);
-            }
-        }
-        return modelsDir;
+    /** The same bundle with query defaults in its card (mach.json is not among the checksummed files). */
+    @Override
+    protected void addModels(Path tiny) throws IOException {
+        withQueryDefaults(tiny, "tiny-defaults",
+            "{\"combine\": \"hybrid\", \"normalization\": \"min_max\", \"mach_weight\": 0.3, \"top_n\": 30, \"lexical_window\": 20}");
+        withQueryDefaults(tiny, "tiny-bad-defaults", "{\"mach_weight\": \"high\"}");
     }
 
     private static void withQueryDefaults(Path bundle, String id, String defaults) throws IOException {
@@ -83,13 +58,6 @@ public class MachClusterTests extends MachClusterTestCase {
             Files.readString(copy.resolve("mach.json")));
         card.set("query_defaults", JSON.readTree(defaults));
         Files.writeString(copy.resolve("mach.json"), JSON.writeValueAsString(card));
-    }
-
-    @AfterClass
-    public static void closeModel() {
-        if (model != null) model.close();
-        model = null;
-        modelsDir = null;
     }
 
     private void indexProducts() throws IOException {
@@ -120,7 +88,7 @@ public class MachClusterTests extends MachClusterTestCase {
     }
 
     private static Prediction predict(String text, Decoder.Options options) {
-        return MachInferenceService.predict(model, text, options);
+        return MachInferenceService.predict(tinyModel(), text, options);
     }
 
     private static Map<String, Float> predicted(Prediction p, float weight) {
@@ -353,7 +321,7 @@ public class MachClusterTests extends MachClusterTestCase {
             assertEquals(p.productId(i), r.get("products").get(i).get("product_id").asText());
             assertEquals(p.result().scores()[i], r.get("products").get(i).get("score").floatValue(), 1e-6f);
         }
-        assertEquals(model.card().repetitions, r.get("repetitions").size());
+        assertEquals(tinyModel().card().repetitions, r.get("repetitions").size());
         assertEquals(5, r.get("repetitions").get(0).get("top_buckets").size());
 
         // the mach query over HTTP gives the same scores
@@ -370,7 +338,7 @@ public class MachClusterTests extends MachClusterTestCase {
         JsonNode models = rest("GET", "/_plugins/_mach/models", null, 200);
         assertTrue(models.toString(), models.get("available").toString().contains("\"tiny\""));
         JsonNode card = rest("GET", "/_plugins/_mach/models/" + MODEL, null, 200);
-        assertEquals(model.card().buckets, card.get("B").asInt());
+        assertEquals(tinyModel().card().buckets, card.get("B").asInt());
         assertEquals("tiny-synth-r4-b64", card.get("card").get("name").asText());
     }
 
