@@ -5,7 +5,6 @@ import org.opensearch.core.common.io.stream.StreamInput;
 import org.opensearch.core.common.io.stream.StreamOutput;
 import org.opensearch.core.xcontent.XContentBuilder;
 import org.opensearch.core.xcontent.XContentParser;
-import org.opensearch.index.query.AbstractQueryBuilder;
 import org.opensearch.index.query.QueryBuilder;
 import org.opensearch.index.query.QueryRewriteContext;
 import org.opensearch.index.query.QueryShardContext;
@@ -23,15 +22,16 @@ import java.util.Objects;
  *
  * <pre>{"mach_affine": {"query": {"match": {"title": "drill"}}, "scale": 0.125, "offset": -0.5, "boost": 0.7}}</pre>
  */
-public class AffineScoreQueryBuilder extends AbstractQueryBuilder<AffineScoreQueryBuilder> {
+public class AffineScoreQueryBuilder extends NamedQueryBuilder<AffineScoreQueryBuilder> {
     public static final String NAME = "mach_affine";
-    static final List<String> PARAMETERS = QueryJson.parameters(List.of("query", "scale", "offset"));
+    static final List<String> PARAMETERS = parameters(List.of("query", "scale", "offset"));
 
     private final QueryBuilder query;
     private final float scale;
     private final float offset;
 
     public AffineScoreQueryBuilder(QueryBuilder query, float scale, float offset) {
+        super(NAME);
         if (query == null) throw new IllegalArgumentException("[" + NAME + "] requires [query], the query whose scores it maps");
         AffineScoreQuery.checkMap(scale, offset);
         this.query = query;
@@ -40,7 +40,7 @@ public class AffineScoreQueryBuilder extends AbstractQueryBuilder<AffineScoreQue
     }
 
     public AffineScoreQueryBuilder(StreamInput in) throws IOException {
-        super(in);
+        super(NAME, in);
         this.query = in.readNamedWriteable(QueryBuilder.class);
         this.scale = in.readFloat();
         this.offset = in.readFloat();
@@ -66,26 +66,18 @@ public class AffineScoreQueryBuilder extends AbstractQueryBuilder<AffineScoreQue
     }
 
     @Override
-    public String getWriteableName() {
-        return NAME;
-    }
-
-    @Override
-    protected void doXContent(XContentBuilder builder, Params params) throws IOException {
-        builder.startObject(NAME);
+    protected void fieldsToXContent(XContentBuilder builder) throws IOException {
         builder.field("query", query);
         builder.field("scale", scale);
         builder.field("offset", offset);
-        printBoostAndQueryName(builder);
-        builder.endObject();
     }
 
     public static AffineScoreQueryBuilder fromXContent(XContentParser parser) throws IOException {
         String what = "[" + NAME + "]";
         Parsed q = new Parsed();
-        return QueryJson.read(parser, what, PARAMETERS, (field, p) -> {
+        return parseStrictly(parser, what, PARAMETERS, (field, p) -> {
             switch (field) {
-                case "query" -> q.query = QueryJson.innerQuery(p, what, field);
+                case "query" -> q.query = innerQuery(p, what, field);
                 case "scale" -> q.scale = StrictJson.number(p, what, field);
                 case "offset" -> q.offset = StrictJson.number(p, what, field);
                 default -> throw new IllegalStateException("parameter [" + field + "] is listed but not read");
@@ -103,7 +95,7 @@ public class AffineScoreQueryBuilder extends AbstractQueryBuilder<AffineScoreQue
 
     @Override
     protected QueryBuilder doRewrite(QueryRewriteContext context) throws IOException {
-        return QueryJson.rewriteWrapped(this, query, context, rewritten -> new AffineScoreQueryBuilder(rewritten, scale, offset));
+        return rewriteWrapped(this, query, context, rewritten -> new AffineScoreQueryBuilder(rewritten, scale, offset));
     }
 
     @Override

@@ -5,7 +5,6 @@ import org.opensearch.core.common.io.stream.StreamInput;
 import org.opensearch.core.common.io.stream.StreamOutput;
 import org.opensearch.core.xcontent.XContentBuilder;
 import org.opensearch.core.xcontent.XContentParser;
-import org.opensearch.index.query.AbstractQueryBuilder;
 import org.opensearch.index.query.QueryShardContext;
 import org.opensearch.mach.rest.StrictJson;
 
@@ -23,18 +22,22 @@ import java.util.Objects;
  *   "scale": 1.0, "offset": 0.0, "buckets_per_repetition": 10, "min_repetitions": 1,
  *   "table": {"buckets": 4096, "repetitions": [{"buckets": [3, 17], "probabilities": [0.4, 0.2], "residual": 0.0001}, ...]}}}</pre>
  */
-public class MachBucketsQueryBuilder extends AbstractQueryBuilder<MachBucketsQueryBuilder> {
+public class MachBucketsQueryBuilder extends NamedQueryBuilder<MachBucketsQueryBuilder> {
     public static final String NAME = "mach_buckets";
-    static final List<String> PARAMETERS = QueryJson.parameters(List.of("field", "buckets_per_repetition", "min_repetitions"), BucketScoring.FIELDS);
+    static final List<String> PARAMETERS = parameters(List.of("buckets_per_repetition", "min_repetitions"), ScoredBucketField.FIELDS);
 
-    private final String field;
-    private final BucketScoring scoring;
+    private final ScoredBucketField buckets;
     private final int bucketsPerRepetition;
     private final int minRepetitions;
 
     public MachBucketsQueryBuilder(String field, BucketScoring scoring, int bucketsPerRepetition, int minRepetitions) {
-        if (field == null || field.isEmpty()) throw new IllegalArgumentException("[" + NAME + "] requires [field], a mach_buckets field");
-        this.scoring = Objects.requireNonNull(scoring);
+        this(ScoredBucketField.of("[" + NAME + "]", field, scoring), bucketsPerRepetition, minRepetitions);
+    }
+
+    MachBucketsQueryBuilder(ScoredBucketField buckets, int bucketsPerRepetition, int minRepetitions) {
+        super(NAME);
+        this.buckets = buckets;
+        BucketScoring scoring = buckets.scoring();
         int R = scoring.table().repetitions();
         if (bucketsPerRepetition < 1 || bucketsPerRepetition > scoring.table().buckets()) {
             throw new IllegalArgumentException(
@@ -52,33 +55,30 @@ public class MachBucketsQueryBuilder extends AbstractQueryBuilder<MachBucketsQue
                 );
             }
         }
-        this.field = field;
         this.bucketsPerRepetition = bucketsPerRepetition;
         this.minRepetitions = minRepetitions;
     }
 
     public MachBucketsQueryBuilder(StreamInput in) throws IOException {
-        super(in);
-        this.field = in.readString();
-        this.scoring = new BucketScoring(in);
+        super(NAME, in);
+        this.buckets = new ScoredBucketField(in);
         this.bucketsPerRepetition = in.readVInt();
         this.minRepetitions = in.readVInt();
     }
 
     @Override
     protected void doWriteTo(StreamOutput out) throws IOException {
-        out.writeString(field);
-        scoring.writeTo(out);
+        buckets.writeTo(out);
         out.writeVInt(bucketsPerRepetition);
         out.writeVInt(minRepetitions);
     }
 
     public String field() {
-        return field;
+        return buckets.field();
     }
 
     public BucketScoring scoring() {
-        return scoring;
+        return buckets.scoring();
     }
 
     public int bucketsPerRepetition() {
@@ -90,53 +90,42 @@ public class MachBucketsQueryBuilder extends AbstractQueryBuilder<MachBucketsQue
     }
 
     @Override
-    public String getWriteableName() {
-        return NAME;
-    }
-
-    @Override
-    protected void doXContent(XContentBuilder builder, Params params) throws IOException {
-        builder.startObject(NAME);
-        builder.field("field", field);
+    protected void fieldsToXContent(XContentBuilder builder) throws IOException {
+        buckets.toXContent(builder);
         builder.field("buckets_per_repetition", bucketsPerRepetition);
         builder.field("min_repetitions", minRepetitions);
-        scoring.toXContent(builder);
-        printBoostAndQueryName(builder);
-        builder.endObject();
     }
 
     public static MachBucketsQueryBuilder fromXContent(XContentParser parser) throws IOException {
         String what = "[" + NAME + "]";
         Parsed q = new Parsed();
-        return QueryJson.read(parser, what, PARAMETERS, (field, p) -> {
+        return parseStrictly(parser, what, PARAMETERS, (field, p) -> {
             switch (field) {
-                case "field" -> q.field = StrictJson.text(p, what, field);
                 case "buckets_per_repetition" -> q.bucketsPerRepetition = StrictJson.integer(p, what, field, 1, Integer.MAX_VALUE);
                 case "min_repetitions" -> q.minRepetitions = StrictJson.integer(p, what, field, 1, Integer.MAX_VALUE);
-                default -> q.scoring.read(field, p, what);
+                default -> q.buckets.read(field, p, what);
             }
-        }, () -> new MachBucketsQueryBuilder(q.field, q.scoring.build(what), q.bucketsPerRepetition, q.minRepetitions));
+        }, () -> new MachBucketsQueryBuilder(q.buckets.build(what), q.bucketsPerRepetition, q.minRepetitions));
     }
 
     private static final class Parsed {
-        String field;
         int bucketsPerRepetition = 10, minRepetitions = 1;
-        final BucketScoring.Parsed scoring = new BucketScoring.Parsed();
+        final ScoredBucketField.Parsed buckets = new ScoredBucketField.Parsed();
     }
 
     @Override
     protected Query doToQuery(QueryShardContext context) {
-        scoring.checkField(context, field, "[" + NAME + "]");
-        return new MachBucketsQuery(field, scoring, bucketsPerRepetition, minRepetitions);
+        buckets.check(context, "[" + NAME + "]");
+        return new MachBucketsQuery(buckets.field(), buckets.scoring(), bucketsPerRepetition, minRepetitions);
     }
 
     @Override
     protected boolean doEquals(MachBucketsQueryBuilder o) {
-        return field.equals(o.field) && scoring.equals(o.scoring) && bucketsPerRepetition == o.bucketsPerRepetition && minRepetitions == o.minRepetitions;
+        return buckets.equals(o.buckets) && bucketsPerRepetition == o.bucketsPerRepetition && minRepetitions == o.minRepetitions;
     }
 
     @Override
     protected int doHashCode() {
-        return Objects.hash(field, scoring, bucketsPerRepetition, minRepetitions);
+        return Objects.hash(buckets, bucketsPerRepetition, minRepetitions);
     }
 }

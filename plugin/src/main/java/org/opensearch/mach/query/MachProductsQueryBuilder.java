@@ -10,7 +10,6 @@ import org.opensearch.core.xcontent.XContentBuilder;
 import org.opensearch.core.xcontent.XContentParser;
 import org.opensearch.index.mapper.KeywordFieldMapper;
 import org.opensearch.index.mapper.MappedFieldType;
-import org.opensearch.index.query.AbstractQueryBuilder;
 import org.opensearch.index.query.QueryShardContext;
 import org.opensearch.index.query.QueryShardException;
 
@@ -31,7 +30,7 @@ import java.util.Set;
  * Matches documents whose {@code field} holds one of the ids (exactly as indexed), scoring each
  * with {@code boost * score}. It can also be written by hand (e.g. to replay a decoded query).
  */
-public class MachProductsQueryBuilder extends AbstractQueryBuilder<MachProductsQueryBuilder> {
+public class MachProductsQueryBuilder extends NamedQueryBuilder<MachProductsQueryBuilder> {
     public static final String NAME = "mach_products";
     /** Same bound as the mach query's top_n. */
     public static final int MAX_PRODUCTS = MachQueryBuilder.MAX_TOP_N;
@@ -45,6 +44,7 @@ public class MachProductsQueryBuilder extends AbstractQueryBuilder<MachProductsQ
     private final float[] scores;
 
     public MachProductsQueryBuilder(String field, String[] ids, float[] scores) {
+        super(NAME);
         if (field == null || field.isEmpty()) {
             throw new IllegalArgumentException("[" + NAME + "] requires [field], the keyword field holding product ids");
         }
@@ -68,7 +68,7 @@ public class MachProductsQueryBuilder extends AbstractQueryBuilder<MachProductsQ
     }
 
     public MachProductsQueryBuilder(StreamInput in) throws IOException {
-        super(in);
+        super(NAME, in);
         this.field = in.readString();
         this.ids = in.readStringArray();
         this.scores = in.readFloatArray();
@@ -94,20 +94,12 @@ public class MachProductsQueryBuilder extends AbstractQueryBuilder<MachProductsQ
     }
 
     @Override
-    public String getWriteableName() {
-        return NAME;
-    }
-
-    @Override
-    protected void doXContent(XContentBuilder builder, Params params) throws IOException {
-        builder.startObject(NAME);
+    protected void fieldsToXContent(XContentBuilder builder) throws IOException {
         builder.field(FIELD.getPreferredName(), field);
         builder.array(IDS.getPreferredName(), ids);
         builder.startArray(SCORES.getPreferredName());
         for (float s : scores) builder.value(s);
         builder.endArray();
-        printBoostAndQueryName(builder);
-        builder.endObject();
     }
 
     public static MachProductsQueryBuilder fromXContent(XContentParser parser) throws IOException {

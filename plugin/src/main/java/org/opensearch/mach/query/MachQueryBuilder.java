@@ -11,7 +11,6 @@ import org.opensearch.core.common.io.stream.StreamInput;
 import org.opensearch.core.common.io.stream.StreamOutput;
 import org.opensearch.core.xcontent.XContentBuilder;
 import org.opensearch.core.xcontent.XContentParser;
-import org.opensearch.index.query.AbstractQueryBuilder;
 import org.opensearch.index.query.BoolQueryBuilder;
 import org.opensearch.index.query.MatchNoneQueryBuilder;
 import org.opensearch.index.query.QueryBuilder;
@@ -51,7 +50,7 @@ import java.util.function.Supplier;
  * once over the searched indices to read its score range, and the lexical clause becomes an
  * {@link AffineScoreQueryBuilder} that maps its scores to [0, 1].
  */
-public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
+public class MachQueryBuilder extends NamedQueryBuilder<MachQueryBuilder> {
     public static final String NAME = "mach";
     public static final int MAX_TOP_N = MachOptions.MAX_TOP_N;
     public static final int MAX_TEXT_LENGTH = 1024;
@@ -60,7 +59,7 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
     public static final int MAX_BUCKETS_PER_REPETITION = MachOptions.MAX_BUCKETS_PER_REPETITION;
     public static final float DEFAULT_MACH_WEIGHT = MachOptions.DEFAULT_MACH_WEIGHT;
 
-    static final List<String> PARAMETERS = QueryJson.parameters(
+    static final List<String> PARAMETERS = parameters(
         List.of("model_id", "query_text", "product_id_field", "bucket_field", "lexical"),
         MachOptions.NAMES
     );
@@ -80,6 +79,7 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
     private SetOnce<QueryBuilder> rewritten;
 
     public MachQueryBuilder(String modelId, String queryText, String productIdField, Supplier<MachInferenceService> services) {
+        super(NAME);
         if (modelId != null && modelId.isBlank()) {
             throw new IllegalArgumentException("[mach] [model_id] must not be empty (leave it out to use the index's " + IndexBinding.MODEL.getKey() + ")");
         }
@@ -103,7 +103,7 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
     }
 
     public MachQueryBuilder(StreamInput in, Supplier<MachInferenceService> services) throws IOException {
-        super(in);
+        super(NAME, in);
         this.modelId = in.readOptionalString();
         this.queryText = in.readString();
         this.productIdField = in.readOptionalString();
@@ -256,32 +256,24 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
     // ------------------------------------------------------------------ xcontent
 
     @Override
-    public String getWriteableName() {
-        return NAME;
-    }
-
-    @Override
-    protected void doXContent(XContentBuilder builder, Params params) throws IOException {
-        builder.startObject(NAME);
+    protected void fieldsToXContent(XContentBuilder builder) throws IOException {
         if (modelId != null) builder.field("model_id", modelId);
         builder.field("query_text", queryText);
         if (productIdField != null) builder.field("product_id_field", productIdField);
         if (bucketField != null) builder.field("bucket_field", bucketField);
         if (lexical != null) builder.field("lexical", lexical);
         options.toXContent(builder);
-        printBoostAndQueryName(builder);
-        builder.endObject();
     }
 
     public static MachQueryBuilder fromXContent(XContentParser parser, Supplier<MachInferenceService> services) throws IOException {
         Parsed q = new Parsed();
-        return QueryJson.read(parser, "[mach]", PARAMETERS, (field, p) -> {
+        return parseStrictly(parser, "[mach]", PARAMETERS, (field, p) -> {
             switch (field) {
                 case "model_id" -> q.modelId = StrictJson.text(p, "[mach]", field);
                 case "query_text" -> q.queryText = StrictJson.text(p, "[mach]", field);
                 case "product_id_field" -> q.productIdField = StrictJson.text(p, "[mach]", field);
                 case "bucket_field" -> q.bucketField = StrictJson.text(p, "[mach]", field);
-                case "lexical" -> q.lexical = QueryJson.innerQuery(p, "[mach]", field);
+                case "lexical" -> q.lexical = innerQuery(p, "[mach]", field);
                 default -> q.options.read(field, p, "[mach]");
             }
         }, () -> {

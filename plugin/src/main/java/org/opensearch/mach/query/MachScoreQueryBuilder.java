@@ -5,7 +5,6 @@ import org.opensearch.core.common.io.stream.StreamInput;
 import org.opensearch.core.common.io.stream.StreamOutput;
 import org.opensearch.core.xcontent.XContentBuilder;
 import org.opensearch.core.xcontent.XContentParser;
-import org.opensearch.index.query.AbstractQueryBuilder;
 import org.opensearch.index.query.QueryBuilder;
 import org.opensearch.index.query.QueryRewriteContext;
 import org.opensearch.index.query.QueryShardContext;
@@ -23,38 +22,38 @@ import java.util.Objects;
  * <pre>{"mach_score": {"query": {"match": {"title": "drill"}}, "field": "buckets", "weight": 10.0, "hash_family": "...",
  *   "score": "mean", "scale": 1.0, "offset": 0.0, "table": {...}}}</pre>
  */
-public class MachScoreQueryBuilder extends AbstractQueryBuilder<MachScoreQueryBuilder> {
+public class MachScoreQueryBuilder extends NamedQueryBuilder<MachScoreQueryBuilder> {
     public static final String NAME = "mach_score";
-    static final List<String> PARAMETERS = QueryJson.parameters(List.of("query", "field", "weight"), BucketScoring.FIELDS);
+    static final List<String> PARAMETERS = parameters(List.of("query", "weight"), ScoredBucketField.FIELDS);
 
     private final QueryBuilder query;
-    private final String field;
-    private final BucketScoring scoring;
+    private final ScoredBucketField buckets;
     private final float weight;
 
     public MachScoreQueryBuilder(QueryBuilder query, String field, BucketScoring scoring, float weight) {
+        this(query, ScoredBucketField.of("[" + NAME + "]", field, scoring), weight);
+    }
+
+    MachScoreQueryBuilder(QueryBuilder query, ScoredBucketField buckets, float weight) {
+        super(NAME);
         if (query == null) throw new IllegalArgumentException("[" + NAME + "] requires [query], the query whose hits get MACH scores");
-        if (field == null || field.isEmpty()) throw new IllegalArgumentException("[" + NAME + "] requires [field], a mach_buckets field");
         if (!Float.isFinite(weight) || weight < 0) throw new IllegalArgumentException("[" + NAME + "] [weight] must be a finite number >= 0, got [" + weight + "]");
         this.query = query;
-        this.field = field;
-        this.scoring = Objects.requireNonNull(scoring);
+        this.buckets = buckets;
         this.weight = weight;
     }
 
     public MachScoreQueryBuilder(StreamInput in) throws IOException {
-        super(in);
+        super(NAME, in);
         this.query = in.readNamedWriteable(QueryBuilder.class);
-        this.field = in.readString();
-        this.scoring = new BucketScoring(in);
+        this.buckets = new ScoredBucketField(in);
         this.weight = in.readFloat();
     }
 
     @Override
     protected void doWriteTo(StreamOutput out) throws IOException {
         out.writeNamedWriteable(query);
-        out.writeString(field);
-        scoring.writeTo(out);
+        buckets.writeTo(out);
         out.writeFloat(weight);
     }
 
@@ -63,11 +62,11 @@ public class MachScoreQueryBuilder extends AbstractQueryBuilder<MachScoreQueryBu
     }
 
     public String field() {
-        return field;
+        return buckets.field();
     }
 
     public BucketScoring scoring() {
-        return scoring;
+        return buckets.scoring();
     }
 
     public float weight() {
@@ -75,62 +74,51 @@ public class MachScoreQueryBuilder extends AbstractQueryBuilder<MachScoreQueryBu
     }
 
     @Override
-    public String getWriteableName() {
-        return NAME;
-    }
-
-    @Override
-    protected void doXContent(XContentBuilder builder, Params params) throws IOException {
-        builder.startObject(NAME);
+    protected void fieldsToXContent(XContentBuilder builder) throws IOException {
         builder.field("query", query);
-        builder.field("field", field);
         builder.field("weight", weight);
-        scoring.toXContent(builder);
-        printBoostAndQueryName(builder);
-        builder.endObject();
+        buckets.toXContent(builder);
     }
 
     public static MachScoreQueryBuilder fromXContent(XContentParser parser) throws IOException {
         String what = "[" + NAME + "]";
         Parsed q = new Parsed();
-        return QueryJson.read(parser, what, PARAMETERS, (field, p) -> {
+        return parseStrictly(parser, what, PARAMETERS, (field, p) -> {
             switch (field) {
-                case "query" -> q.query = QueryJson.innerQuery(p, what, field);
-                case "field" -> q.field = StrictJson.text(p, what, field);
+                case "query" -> q.query = innerQuery(p, what, field);
                 case "weight" -> q.weight = StrictJson.number(p, what, field);
-                default -> q.scoring.read(field, p, what);
+                default -> q.buckets.read(field, p, what);
             }
         }, () -> {
             if (q.weight == null) throw new IllegalArgumentException(what + " requires [weight]");
-            return new MachScoreQueryBuilder(q.query, q.field, q.scoring.build(what), q.weight);
+            return new MachScoreQueryBuilder(q.query, q.buckets.build(what), q.weight);
         });
     }
 
     private static final class Parsed {
         QueryBuilder query;
-        String field;
         Float weight;
-        final BucketScoring.Parsed scoring = new BucketScoring.Parsed();
+        final ScoredBucketField.Parsed buckets = new ScoredBucketField.Parsed();
     }
 
     @Override
     protected QueryBuilder doRewrite(QueryRewriteContext context) throws IOException {
-        return QueryJson.rewriteWrapped(this, query, context, rewritten -> new MachScoreQueryBuilder(rewritten, field, scoring, weight));
+        return rewriteWrapped(this, query, context, rewritten -> new MachScoreQueryBuilder(rewritten, buckets, weight));
     }
 
     @Override
     protected Query doToQuery(QueryShardContext context) throws IOException {
-        scoring.checkField(context, field, "[" + NAME + "]");
-        return new MachScoreQuery(query.toQuery(context), field, scoring, weight);
+        buckets.check(context, "[" + NAME + "]");
+        return new MachScoreQuery(query.toQuery(context), buckets.field(), buckets.scoring(), weight);
     }
 
     @Override
     protected boolean doEquals(MachScoreQueryBuilder o) {
-        return query.equals(o.query) && field.equals(o.field) && scoring.equals(o.scoring) && Float.compare(weight, o.weight) == 0;
+        return query.equals(o.query) && buckets.equals(o.buckets) && Float.compare(weight, o.weight) == 0;
     }
 
     @Override
     protected int doHashCode() {
-        return Objects.hash(query, field, scoring, weight);
+        return Objects.hash(query, buckets, weight);
     }
 }

@@ -1,6 +1,8 @@
 package org.opensearch.mach.query;
 
 import org.opensearch.core.common.ParsingException;
+import org.opensearch.core.common.io.stream.StreamInput;
+import org.opensearch.core.xcontent.XContentBuilder;
 import org.opensearch.core.xcontent.XContentLocation;
 import org.opensearch.core.xcontent.XContentParser;
 import org.opensearch.index.query.AbstractQueryBuilder;
@@ -16,13 +18,39 @@ import java.util.function.Function;
 import java.util.function.Supplier;
 
 /**
- * What this plugin's query builders share around their own parameters: the strict JSON frame
- * ({@link StrictJson}, with {@code boost} and {@code _name} read here and every
- * {@link IllegalArgumentException} of the build a 400 at the query's start), an inner query
- * parameter, and the rewrite of a builder that wraps a query.
+ * A query builder of this plugin, named once: its JSON is {@code {NAME: {its own fields, boost, _name}}}.
+ * Subclasses write only their own fields ({@link #fieldsToXContent}); the statics give them the strict
+ * reading of that JSON ({@link StrictJson}, with {@code boost} and {@code _name} read here and every
+ * {@link IllegalArgumentException} of the build a 400 at the query's start), an inner query parameter,
+ * and the rewrite of a builder that wraps a query.
  */
-final class QueryJson {
-    private QueryJson() {}
+abstract class NamedQueryBuilder<B extends NamedQueryBuilder<B>> extends AbstractQueryBuilder<B> {
+    private final String name;
+
+    NamedQueryBuilder(String name) {
+        this.name = name;
+    }
+
+    NamedQueryBuilder(String name, StreamInput in) throws IOException {
+        super(in);
+        this.name = name;
+    }
+
+    @Override
+    public final String getWriteableName() {
+        return name;
+    }
+
+    @Override
+    protected final void doXContent(XContentBuilder builder, Params params) throws IOException {
+        builder.startObject(name);
+        fieldsToXContent(builder);
+        printBoostAndQueryName(builder);
+        builder.endObject();
+    }
+
+    /** This query's own fields, in the object {@link #doXContent} opens. */
+    protected abstract void fieldsToXContent(XContentBuilder builder) throws IOException;
 
     /** The parameters a builder accepts: its own, then each shared group, then {@code boost} and {@code _name}. */
     @SafeVarargs
@@ -37,7 +65,7 @@ final class QueryJson {
      * Reads a builder's JSON object strictly: {@code fields} reads every parameter in {@code known} but boost and _name,
      * then {@code build} makes the builder; an {@link IllegalArgumentException} becomes a {@link ParsingException}.
      */
-    static <B extends AbstractQueryBuilder<B>> B read(
+    static <B extends NamedQueryBuilder<B>> B parseStrictly(
         XContentParser parser,
         String what,
         List<String> known,
@@ -71,7 +99,7 @@ final class QueryJson {
      * The rewrite of {@code self}, a builder wrapping {@code inner}: what matches nothing stays so, an unchanged
      * inner query keeps {@code self}, a changed one is wrapped again ({@code wrap}) with self's boost and name.
      */
-    static <B extends AbstractQueryBuilder<B>> QueryBuilder rewriteWrapped(
+    static <B extends NamedQueryBuilder<B>> QueryBuilder rewriteWrapped(
         B self,
         QueryBuilder inner,
         QueryRewriteContext context,
