@@ -64,14 +64,7 @@ public class MachBucketsRestIT {
         rest.delete("/" + INDEX);
         Rest.Response created = rest.put("/" + INDEX, mapping(family, "\"index.mach.model\": \"" + MODEL + "\", \"index.mach.bucket_field\": \"buckets\""));
         assertEquals(created.toString(), 200, created.status());
-        StringBuilder bulk = new StringBuilder();
-        for (String[] p : products) {
-            bulk.append(Rest.toJson(Map.of("index", Map.of("_id", p[0])))).append('\n');
-            bulk.append(Rest.toJson(Map.of("product_id", p[0], "title", p[1]))).append('\n');
-        }
-        Rest.Response indexed = rest.send("POST", "/" + INDEX + "/_bulk?refresh=true", bulk.toString(), "application/x-ndjson");
-        assertEquals(indexed.toString(), 200, indexed.status());
-        assertFalse(indexed.body(), indexed.json().path("errors").asBoolean(true));
+        MachRestIT.bulkProducts(rest, INDEX, products);
     }
 
     static String mapping(String hashFamily, String settings) {

@@ -457,6 +457,11 @@ public class MachRestIT {
             "mappings", Map.of("properties", Map.of("product_id", Map.of("type", "keyword"), "title", Map.of("type", "text")))
         ));
         assertEquals(created.toString(), 200, created.status());
+        bulkProducts(rest, index, products);
+    }
+
+    /** The fixture's products (product_id, title; id = product id) into {@code index}, refreshed; asserts that none failed. */
+    static void bulkProducts(Rest rest, String index, List<String[]> products) throws IOException {
         StringBuilder bulk = new StringBuilder();
         for (String[] p : products) {
             bulk.append(Rest.toJson(Map.of("index", Map.of("_id", p[0])))).append('\n');
