@@ -4,18 +4,25 @@ import org.apache.lucene.index.DocValues;
 import org.apache.lucene.index.LeafReaderContext;
 import org.apache.lucene.index.SortedNumericDocValues;
 import org.apache.lucene.search.BooleanClause;
+import org.apache.lucene.search.BulkScorer;
+import org.apache.lucene.search.DocIdSetIterator;
 import org.apache.lucene.search.Explanation;
 import org.apache.lucene.search.FilterScorer;
 import org.apache.lucene.search.IndexSearcher;
+import org.apache.lucene.search.LeafCollector;
 import org.apache.lucene.search.Query;
 import org.apache.lucene.search.QueryVisitor;
+import org.apache.lucene.search.Scorable;
 import org.apache.lucene.search.ScoreMode;
 import org.apache.lucene.search.Scorer;
 import org.apache.lucene.search.ScorerSupplier;
 import org.apache.lucene.search.Weight;
+import org.apache.lucene.util.Bits;
 import org.opensearch.mach.index.BucketFields;
 
 import java.io.IOException;
+import java.util.Collection;
+import java.util.List;
 import java.util.Objects;
 
 /**
@@ -63,6 +70,18 @@ public final class MachScoreQuery extends Query {
                     }
 
                     @Override
+                    public BulkScorer bulkScorer() throws IOException {
+                        BulkScorer bulk = supplier.bulkScorer();
+                        SortedNumericDocValues values = DocValues.getSortedNumeric(context.reader(), field);
+                        return new FusedBulkScorer(bulk, values, dense, machWeight, machBound);
+                    }
+
+                    @Override
+                    public void setTopLevelScoringClause() throws IOException {
+                        supplier.setTopLevelScoringClause();
+                    }
+
+                    @Override
                     public long cost() {
                         return supplier.cost();
                     }
@@ -92,6 +111,100 @@ public final class MachScoreQuery extends Query {
                 return in.isCacheable(ctx) && DocValues.isCacheable(ctx, field);
             }
         };
+    }
+
+    /**
+     * The inner query's own bulk scorer (for a disjunction, Lucene's MaxScore: block skipping with the
+     * minimum competitive score), its hits fused on the way to the collector. A hit whose inner score
+     * plus the MACH bound stays under the collector's minimum competitive score is not collected
+     * (Lucene's own bulk scorers skip such documents too), so its codes are never read.
+     */
+    private final class FusedBulkScorer extends BulkScorer {
+        private final BulkScorer in;
+        private final SortedNumericDocValues values;
+        private final float[] dense;
+        private final float machWeight;
+        private final float machBound;
+        private final int[] codes;
+
+        FusedBulkScorer(BulkScorer in, SortedNumericDocValues values, float[] dense, float machWeight, float machBound) {
+            this.in = in;
+            this.values = values;
+            this.dense = dense;
+            this.machWeight = machWeight;
+            this.machBound = machBound;
+            this.codes = new int[scoring.table().repetitions()];
+        }
+
+        @Override
+        public int score(LeafCollector collector, Bits acceptDocs, int min, int max) throws IOException {
+            return in.score(new FusingCollector(collector), acceptDocs, min, max);
+        }
+
+        @Override
+        public long cost() {
+            return in.cost();
+        }
+
+        private final class FusingCollector implements LeafCollector {
+            private final LeafCollector out;
+            private final FusedScorable scorable = new FusedScorable();
+
+            FusingCollector(LeafCollector out) {
+                this.out = out;
+            }
+
+            @Override
+            public void setScorer(Scorable inner) throws IOException {
+                scorable.inner = inner;
+                out.setScorer(scorable);
+            }
+
+            @Override
+            public void collect(int doc) throws IOException {
+                float lexical = scorable.inner.score();
+                // inner + weight * mach <= inner + weight * bound in floats too (both steps are monotone)
+                if (lexical + machBound < scorable.minCompetitive) return;
+                scorable.doc = doc;
+                scorable.lexical = lexical;
+                out.collect(doc);
+            }
+
+            @Override
+            public DocIdSetIterator competitiveIterator() throws IOException {
+                return out.competitiveIterator();
+            }
+
+            @Override
+            public void finish() throws IOException {
+                out.finish();
+            }
+        }
+
+        private final class FusedScorable extends Scorable {
+            Scorable inner;
+            int doc = -1;
+            float lexical;
+            float minCompetitive = Float.NEGATIVE_INFINITY;
+
+            @Override
+            public float score() throws IOException {
+                if (!values.advanceExact(doc) || !BucketFields.readCodes(values, codes)) return lexical;
+                return lexical + machWeight * scoring.score(scoring.mean(dense, codes));
+            }
+
+            @Override
+            public void setMinCompetitiveScore(float minScore) throws IOException {
+                minCompetitive = minScore;
+                float innerMin = minScore - machBound - 2 * Math.ulp(minScore);
+                if (innerMin > 0) inner.setMinCompetitiveScore(innerMin);
+            }
+
+            @Override
+            public Collection<ChildScorable> getChildren() {
+                return List.of(new ChildScorable(inner, "MUST"));
+            }
+        }
     }
 
     private final class FusedScorer extends FilterScorer {
