@@ -34,6 +34,9 @@ import java.util.Objects;
  * less that bound.
  */
 public final class MachScoreQuery extends Query {
+    /** Buckets per repetition that set a document apart for its bound (the query default m). */
+    private static final int BOUND_BUCKETS = MachOptions.DEFAULT_BUCKETS_PER_REPETITION;
+
     private final Query inner;
     private final String field;
     private final BucketScoring scoring;
@@ -58,6 +61,10 @@ public final class MachScoreQuery extends Query {
         float machWeight = boost * weight;
         float[] dense = scoring.table().dense();
         float machBound = machWeight * scoring.maxScore();
+        // top-k only: documents in no top bucket bounded apart, when that bound is well under the table's (a peaked output)
+        BucketBounds split = scoreMode == ScoreMode.TOP_SCORES ? new BucketBounds(scoring, BOUND_BUCKETS) : null;
+        float restBound = split == null ? machBound : machWeight * split.restScore();
+        BucketBounds bounds = restBound < 0.5f * machBound ? split : null;
         return new Weight(this) {
             @Override
             public ScorerSupplier scorerSupplier(LeafReaderContext context) throws IOException {
@@ -73,7 +80,9 @@ public final class MachScoreQuery extends Query {
                     public BulkScorer bulkScorer() throws IOException {
                         BulkScorer bulk = supplier.bulkScorer();
                         SortedNumericDocValues values = DocValues.getSortedNumeric(context.reader(), field);
-                        return new FusedBulkScorer(bulk, values, dense, machWeight, machBound);
+                        if (bounds == null) return new FusedBulkScorer(bulk, values, dense, machWeight, machBound, null, null, null);
+                        BucketBounds.Candidates found = bounds.candidates(context.reader(), field, 1, true);
+                        return new FusedBulkScorer(bulk, values, dense, machWeight, restBound, bounds, found, () -> in.scorerSupplier(context));
                     }
 
                     @Override
@@ -115,30 +124,71 @@ public final class MachScoreQuery extends Query {
 
     /**
      * The inner query's own bulk scorer (for a disjunction, Lucene's MaxScore: block skipping with the
-     * minimum competitive score), its hits fused on the way to the collector. A hit whose inner score
-     * plus the MACH bound stays under the collector's minimum competitive score is not collected
+     * minimum competitive score), its hits fused on the way to the collector; a hit whose inner score
+     * plus its MACH bound stays under the collector's minimum competitive score is not collected
      * (Lucene's own bulk scorers skip such documents too), so its codes are never read.
+     *
+     * <p>With {@code candidates} (a peaked table): documents in no top bucket have the small bound
+     * {@code restBound}, and only that lowers the minimum passed to the inner scorer; the candidates,
+     * whose bounds are larger, come from a second inner scorer advanced onto each (pruned with the
+     * largest candidate bound) and are merged in doc-id order with the inner hits.
      */
     private final class FusedBulkScorer extends BulkScorer {
         private final BulkScorer in;
         private final SortedNumericDocValues values;
         private final float[] dense;
         private final float machWeight;
-        private final float machBound;
+        private final float restBound;
         private final int[] codes;
+        private final BucketBounds bounds;
+        private final int[] candidates;
+        private final float[] added;
+        private final float candidateBound;
+        private final ScorerSupplierSource second;
+        private Scorer secondScorer;
+        private DocIdSetIterator secondDocs;
+        private int next; // the next candidate to merge
+        private int innerNext; // where the inner bulk scorer goes on
+        private float secondMin; // the minimum competitive score the second scorer has
 
-        FusedBulkScorer(BulkScorer in, SortedNumericDocValues values, float[] dense, float machWeight, float machBound) {
+        /** Where the second inner scorer comes from (made only when a candidate needs it). */
+        interface ScorerSupplierSource {
+            ScorerSupplier get() throws IOException;
+        }
+
+        FusedBulkScorer(
+            BulkScorer in,
+            SortedNumericDocValues values,
+            float[] dense,
+            float machWeight,
+            float restBound,
+            BucketBounds bounds,
+            BucketBounds.Candidates found,
+            ScorerSupplierSource second
+        ) {
             this.in = in;
             this.values = values;
             this.dense = dense;
             this.machWeight = machWeight;
-            this.machBound = machBound;
+            this.restBound = restBound;
             this.codes = new int[scoring.table().repetitions()];
+            this.bounds = bounds;
+            this.candidates = found == null ? new int[0] : found.docs();
+            this.added = found == null || found.added() == null ? new float[0] : found.added();
+            float most = 0;
+            for (float a : added) most = Math.max(most, a);
+            this.candidateBound = machWeight * (bounds == null ? 0f : bounds.score(most));
+            this.second = second;
         }
 
         @Override
         public int score(LeafCollector collector, Bits acceptDocs, int min, int max) throws IOException {
-            return in.score(new FusingCollector(collector), acceptDocs, min, max);
+            while (next < candidates.length && candidates[next] < min) next++;
+            FusingCollector fusing = new FusingCollector(collector, acceptDocs);
+            if (innerNext < max) innerNext = in.score(fusing, acceptDocs, Math.max(min, innerNext), max);
+            fusing.mergeCandidatesBefore(max);
+            // the inner scorer's next hit, or an earlier candidate (which it may have pruned)
+            return Math.min(innerNext, next < candidates.length ? candidates[next] : DocIdSetIterator.NO_MORE_DOCS);
         }
 
         @Override
@@ -148,26 +198,67 @@ public final class MachScoreQuery extends Query {
 
         private final class FusingCollector implements LeafCollector {
             private final LeafCollector out;
+            private final Bits acceptDocs;
             private final FusedScorable scorable = new FusedScorable();
 
-            FusingCollector(LeafCollector out) {
+            FusingCollector(LeafCollector out, Bits acceptDocs) throws IOException {
                 this.out = out;
-            }
-
-            @Override
-            public void setScorer(Scorable inner) throws IOException {
-                scorable.inner = inner;
+                this.acceptDocs = acceptDocs;
                 out.setScorer(scorable);
             }
 
             @Override
+            public void setScorer(Scorable inner) throws IOException {
+                scorable.setInner(inner);
+            }
+
+            @Override
             public void collect(int doc) throws IOException {
+                mergeCandidatesBefore(doc);
+                float bound = restBound;
+                if (next < candidates.length && candidates[next] == doc) bound = machWeight * bounds.score(added[next++]);
                 float lexical = scorable.inner.score();
-                // inner + weight * mach <= inner + weight * bound in floats too (both steps are monotone)
-                if (lexical + machBound < scorable.minCompetitive) return;
+                // inner + weight * mach <= inner + bound in floats too (every step is monotone)
+                if (lexical + bound < scorable.minCompetitive) return;
                 scorable.doc = doc;
                 scorable.lexical = lexical;
                 out.collect(doc);
+            }
+
+            /** Collects the candidates before {@code limit} that the inner bulk scorer passed over but the inner query matches. */
+            void mergeCandidatesBefore(int limit) throws IOException {
+                while (next < candidates.length && candidates[next] < limit) {
+                    int c = candidates[next];
+                    float bound = machWeight * bounds.score(added[next++]);
+                    if (acceptDocs != null && !acceptDocs.get(c)) continue;
+                    if (secondDocs == null && !openSecond()) {
+                        next = candidates.length;
+                        return;
+                    }
+                    int d = secondDocs.docID();
+                    if (d < c) {
+                        scorable.pruneSecond();
+                        d = secondDocs.advance(c);
+                    }
+                    if (d != c) {
+                        while (next < candidates.length && candidates[next] < Math.min(d, limit)) next++;
+                        continue;
+                    }
+                    float lexical = secondScorer.score();
+                    if (lexical + bound < scorable.minCompetitive) continue;
+                    scorable.doc = c;
+                    scorable.lexical = lexical;
+                    out.collect(c);
+                }
+            }
+
+            private boolean openSecond() throws IOException {
+                ScorerSupplier supplier = second.get();
+                if (supplier == null) return false;
+                supplier.setTopLevelScoringClause(); // we pass it a minimum competitive score
+                secondScorer = supplier.get(candidates.length);
+                secondDocs = secondScorer.iterator();
+                return true;
             }
 
             @Override
@@ -186,6 +277,13 @@ public final class MachScoreQuery extends Query {
             int doc = -1;
             float lexical;
             float minCompetitive = Float.NEGATIVE_INFINITY;
+            float innerSet; // the minimum competitive score the inner scorable has
+
+            void setInner(Scorable inner) throws IOException {
+                this.inner = inner;
+                innerSet = 0;
+                pruneInner();
+            }
 
             @Override
             public float score() throws IOException {
@@ -196,13 +294,30 @@ public final class MachScoreQuery extends Query {
             @Override
             public void setMinCompetitiveScore(float minScore) throws IOException {
                 minCompetitive = minScore;
-                float innerMin = minScore - machBound - 2 * Math.ulp(minScore);
-                if (innerMin > 0) inner.setMinCompetitiveScore(innerMin);
+                pruneInner();
+            }
+
+            /** inner + weight * mach >= minScore needs inner >= minScore - bound; a margin of ulps for float sums. */
+            private void pruneInner() throws IOException {
+                float innerMin = minCompetitive - restBound - 2 * Math.ulp(minCompetitive);
+                if (inner != null && innerMin > innerSet) {
+                    innerSet = innerMin;
+                    inner.setMinCompetitiveScore(innerMin);
+                }
+            }
+
+            /** Before the second scorer advances (so never once exhausted), and never lower than before. */
+            void pruneSecond() throws IOException {
+                float innerMin = minCompetitive - candidateBound - 2 * Math.ulp(minCompetitive);
+                if (innerMin > secondMin) {
+                    secondMin = innerMin;
+                    secondScorer.setMinCompetitiveScore(innerMin);
+                }
             }
 
             @Override
             public Collection<ChildScorable> getChildren() {
-                return List.of(new ChildScorable(inner, "MUST"));
+                return inner == null ? List.of() : List.of(new ChildScorable(inner, "MUST"));
             }
         }
     }
