@@ -24,7 +24,7 @@ import java.util.List;
  */
 final class BucketBounds {
     /** Postings are read a window of documents at a time, all lists at once: no sort, memory of one window. */
-    private static final int WINDOW = 1 << 15;
+    private static final int WINDOW = 1 << 16;
     /** Relative slack over float sums (16 terms: ~1e-6), so a bound never falls under a score. */
     private static final double SLACK = 1 + 1e-4;
 
@@ -73,6 +73,23 @@ final class BucketBounds {
         if (terms == null) return new Candidates(new int[0], null);
         TermsEnum te = terms.iterator();
         int B = scoring.table().buckets();
+        Bits live = reader.getLiveDocs();
+        int maxDoc = reader.maxDoc();
+        int window = Math.min(WINDOW, maxDoc);
+        Window w = new Window(window, minRepetitions, withAdded);
+        if (maxDoc <= WINDOW) {
+            // one window: each list read in turn, one postings enum for all
+            PostingsEnum pe = null;
+            for (int r = 0; r < top.length; r++) {
+                for (int i = 0; i < top[r].length; i++) {
+                    if (!te.seekExact(BucketFields.term(r * B + top[r][i]))) continue;
+                    pe = te.postings(pe, PostingsEnum.NONE);
+                    w.add(pe, 0, maxDoc, added[r][i]);
+                }
+            }
+            w.emit(0, maxDoc, live, minRepetitions);
+            return w.candidates();
+        }
         List<PostingsEnum> lists = new ArrayList<>();
         List<Float> listAdded = new ArrayList<>();
         for (int r = 0; r < top.length; r++) {
@@ -84,28 +101,43 @@ final class BucketBounds {
                 listAdded.add(added[r][i]);
             }
         }
-        if (lists.isEmpty()) return new Candidates(new int[0], null);
-        Bits live = reader.getLiveDocs();
-        int maxDoc = reader.maxDoc();
-        int window = Math.min(WINDOW, maxDoc);
-        FixedBitSet seen = new FixedBitSet(window);
-        int[] count = minRepetitions > 1 ? new int[window] : null;
-        float[] sum = withAdded ? new float[window] : null;
-        int[] docs = new int[64];
-        float[] adds = withAdded ? new float[64] : null;
-        int n = 0;
         for (int from = 0; from < maxDoc; from += window) {
             int size = Math.min(maxDoc - from, window);
-            for (int l = 0; l < lists.size(); l++) {
-                PostingsEnum pe = lists.get(l);
-                float add = listAdded.get(l);
-                for (int d = pe.docID(); d < from + size; d = pe.nextDoc()) {
-                    int i = d - from;
-                    seen.set(i);
-                    if (count != null) count[i]++;
-                    if (sum != null) sum[i] += add;
-                }
+            for (int l = 0; l < lists.size(); l++) w.add(lists.get(l), from, size, listAdded.get(l));
+            w.emit(from, size, live, minRepetitions);
+        }
+        return w.candidates();
+    }
+
+    /** The accumulators of one window of documents, and the candidates found so far. */
+    private static final class Window {
+        final FixedBitSet seen;
+        final int[] count;
+        final float[] sum;
+        int[] docs = new int[64];
+        float[] adds;
+        int n;
+
+        Window(int size, int minRepetitions, boolean withAdded) {
+            seen = new FixedBitSet(size);
+            count = minRepetitions > 1 ? new int[size] : null;
+            sum = withAdded ? new float[size] : null;
+            adds = withAdded ? new float[64] : null;
+        }
+
+        /** Marks the documents of a list (positioned on or before its first in the window) in [from, from + size). */
+        void add(PostingsEnum pe, int from, int size, float add) throws IOException {
+            int d = pe.docID() < from ? pe.advance(from) : pe.docID();
+            for (; d < from + size; d = pe.nextDoc()) {
+                int i = d - from;
+                seen.set(i);
+                if (count != null) count[i]++;
+                if (sum != null) sum[i] += add;
             }
+        }
+
+        /** Keeps the live documents of the window seen in enough lists, then clears it. */
+        void emit(int from, int size, Bits live, int minRepetitions) {
             for (int i = seen.nextSetBit(0, size); i != DocIdSetIterator.NO_MORE_DOCS; i = i + 1 < size ? seen.nextSetBit(i + 1, size) : DocIdSetIterator.NO_MORE_DOCS) {
                 int d = from + i;
                 if ((count == null || count[i] >= minRepetitions) && (live == null || live.get(d))) {
@@ -122,6 +154,9 @@ final class BucketBounds {
             }
             seen.clear();
         }
-        return new Candidates(Arrays.copyOf(docs, n), adds != null ? Arrays.copyOf(adds, n) : null);
+
+        Candidates candidates() {
+            return new Candidates(Arrays.copyOf(docs, n), adds != null ? Arrays.copyOf(adds, n) : null);
+        }
     }
 }

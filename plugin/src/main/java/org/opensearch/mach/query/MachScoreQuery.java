@@ -29,9 +29,11 @@ import java.util.Objects;
  * Per-document fusion: matches what {@code inner} matches, scoring each document
  * {@code inner score + weight * MACH score}, the MACH score read from the document's codes in the
  * {@code mach_buckets} field (0 without them). Every lexical hit gets its MACH score, not only MACH's
- * top products. Top-k pruning of the inner query still works: the max score is the inner one plus
- * {@code weight} times the table's bound, and a minimum competitive score reaches the inner scorer
- * less that bound.
+ * top products. Top-k pruning of the inner query still works: top-level, the inner query's own bulk
+ * scorer runs (Lucene's MaxScore for a disjunction) and a minimum competitive score reaches it less
+ * {@code weight} times a bound on the MACH score of the documents in no top-10 bucket of any repetition
+ * ({@link BucketBounds}: small for a peaked network output); those in one are merged in from a second
+ * inner scorer. Nested, the max score is the inner one plus {@code weight} times the table's bound.
  */
 public final class MachScoreQuery extends Query {
     /** Buckets per repetition that set a document apart for its bound (the query default m). */
