@@ -9,19 +9,21 @@
 #   options: --encoder (an encoder model: MACH heads over the pretrained all-MiniLM-L6-v2, set from
 #            the catalog with no training; embedding the catalog takes ~1 min synthetic, ~5 min ESCI,
 #            ~25 min Home Depot), --retrain (ignore a trained model kept in build/demo),
-#            --keep (leave the node running)
+#            --keep (leave the node running), --catalog-side (MACH scores its top_n products from
+#            the model's catalog instead of the products' buckets stored in the index)
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
 WORK="$ROOT/build/demo"
-DATA="" RETRAIN=0 KEEP=0 ENCODER=0
+DATA="" RETRAIN=0 KEEP=0 ENCODER=0 SIDE=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --data) [[ $# -ge 2 ]] || { echo "demo: --data needs a directory" >&2; exit 2; }; DATA=$2; shift 2 ;;
     --retrain) RETRAIN=1; shift ;;
     --encoder) ENCODER=1; shift ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --catalog-side) SIDE=--catalog-side; shift ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -110,7 +112,7 @@ URL="http://127.0.0.1:$(cat "$NODE/http.port")"
 step "indexing and querying: BM25 | MACH | hybrid"
 $PY scripts/demo.py --url "$URL" --catalog "$CATALOG" --id-field "$ID_FIELD" --text-fields "$TEXT_FIELDS" \
   --judgments "$JUDGMENTS" --bundle "$BUNDLE" --model-id "demo-$NAME" \
-  --index "demo-$NAME" --preset "$PRESET" $([[ $KEEP -eq 1 ]] && echo --example)
+  --index "demo-$NAME" --preset "$PRESET" $SIDE $([[ $KEEP -eq 1 ]] && echo --example)
 
 step "done"
 if [[ $KEEP -eq 1 ]]; then

@@ -56,6 +56,9 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=300, help="judged queries for the metrics (0 = all)")
     ap.add_argument("--alias", help="model alias the index is bound to (default: <model id>-live)")
     ap.add_argument("--example", action="store_true", help="end with a curl request to try on the node")
+    ap.add_argument("--catalog-side", action="store_true",
+                    help="score MACH's top_n products from the model's catalog (product_id_field) instead of the "
+                         "products' buckets stored in the index (bucket_field, the default)")
     args = ap.parse_args()
 
     fields = [f.strip() for f in args.text_fields.split(",")] if args.text_fields else None
@@ -67,16 +70,24 @@ def main() -> int:
 
     node = E.Node(args.url)
     ensure_deployed(args.url, args.bundle, args.model_id, progress=False)
-    E.index_catalog(node, args.index, catalog, args.id_field, progress=False)
+    # index-side MACH: each product's buckets are stored in the index (a mach_buckets field of the model's
+    # hash family, filled from the product id), so every lexical hit gets its MACH score
+    buckets = None if args.catalog_side else E.index_side_field(node, argparse.Namespace(
+        model_id=args.model_id, bucket_field="mach_buckets", hash_family=None, scored_buckets=None))
+    E.index_catalog(node, args.index, catalog, args.id_field, progress=False, bucket_field=buckets)
     # as in production: an alias to the model and the index bound to it, so a search needs only the text
     alias = args.alias or f"{args.model_id}-live"
     node.call("PUT", f"/_plugins/_mach/aliases/{alias}", {"model_id": args.model_id})
-    node.call("PUT", f"/{args.index}/_settings",
-              {"index.mach.model": alias, "index.mach.product_id_field": args.id_field})
+    field_setting = ({"index.mach.product_id_field": args.id_field} if buckets is None
+                     else {"index.mach.bucket_field": buckets.name})
+    node.call("PUT", f"/{args.index}/_settings", {"index.mach.model": alias, **field_setting})
+    where = (f"MACH scores the model's top {args.top_n} products (catalog side)" if buckets is None
+             else f"products' buckets in field [{buckets.name}], hash family {buckets.hash_family}")
     print(f"indexed {len(catalog)} products into [{args.index}]; model [{args.model_id}] from {args.bundle}, "
-          f"alias [{alias}], index bound to it\n")
+          f"alias [{alias}], index bound to it; {where}\n")
 
-    mach = E.MachSettings(args.model_id, args.id_field, args.top_n, args.mach_weight)
+    mach = E.MachSettings(args.model_id, args.id_field, args.top_n, args.mach_weight,
+                          bucket_field=buckets.name if buckets else None)
     width = 38
     for text in pick_queries(judged, args.show):
         rels = judged[text]

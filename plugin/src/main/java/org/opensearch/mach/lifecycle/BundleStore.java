@@ -36,8 +36,11 @@ import java.util.HexFormat;
 import java.util.Map;
 
 /**
- * Bundles in the system index {@value #INDEX}, as chunks: document {@code <storage id>#<n>} holds
- * chunk n (base64 in a binary field, not indexed) and its SHA-256. Every node reads the same
+ * Bundles in the system index {@value #INDEX}, as chunks: document {@code <storage id>#<n>} records
+ * chunk n (its SHA-256, size and number of parts) and documents {@code <storage id>#<n>.<sha256
+ * prefix>.<p>} hold its bytes, {@link ChunkBytes#PART_BYTES} per part (base64 in a binary field, not
+ * indexed; small documents, so storing and reading them makes no humongous heap allocation). Chunks
+ * stored before parts existed hold their bytes in the chunk document and are read as well. Every node reads the same
  * chunks, so a node that restarts or joins later gets the bundle without a file on its disk.
  * An upload is created before its chunks ({@code <upload id>#upload}, with its creation time), and
  * chunks are written once: a stored chunk is never replaced, so the bytes a model was validated
@@ -57,7 +60,8 @@ public final class BundleStore {
         {"dynamic": "strict", "properties": {
           "storage_id": {"type": "keyword"}, "chunk": {"type": "integer"},
           "sha256": {"type": "keyword", "index": false}, "size": {"type": "integer", "index": false},
-          "created": {"type": "long"}, "data": {"type": "binary"}}}""";
+          "created": {"type": "long"}, "data": {"type": "binary"},
+          "parts": {"type": "integer", "index": false}, "part": {"type": "integer"}}}""";
     private static final String UPLOAD_DOC = "upload";
 
     private final Client client;
@@ -118,50 +122,74 @@ public final class BundleStore {
 
     /**
      * Stores one chunk, checked against {@code expectedSha256}. Write-once: sending a stored chunk again
-     * with the same bytes is a no-op (a retry), with other bytes a 409.
+     * with the same bytes is a no-op (a retry), with other bytes a 409. The bytes go to part documents
+     * ({@link ChunkBytes#PART_BYTES} each, named after the chunk's checksum, so two different bodies never
+     * share one) first; the chunk document, which names its checksum and part count, is written last:
+     * a chunk exists once all its parts do.
      */
-    public void putChunk(String storageId, int chunk, byte[] data, String expectedSha256) {
+    public void putChunk(String storageId, int chunk, ChunkBytes data, String expectedSha256) {
         if (chunk < 0 || chunk >= MAX_CHUNKS) {
             throw new IllegalArgumentException("chunk number must be between 0 and " + (MAX_CHUNKS - 1) + ", got [" + chunk + "]");
         }
-        if (data.length == 0 || data.length > MAX_CHUNK_BYTES) {
-            throw new IllegalArgumentException("a chunk must hold 1 to " + MAX_CHUNK_BYTES + " bytes, got " + data.length);
+        if (data.length() == 0 || data.length() > MAX_CHUNK_BYTES) {
+            throw new IllegalArgumentException("a chunk must hold 1 to " + MAX_CHUNK_BYTES + " bytes, got " + data.length());
         }
-        String sha = sha256(data);
+        String sha = data.sha256();
         if (!sha.equalsIgnoreCase(expectedSha256)) {
             throw new IllegalArgumentException(
                 "chunk [" + chunk + "] is corrupt: its SHA-256 is " + sha + " but the request says " + expectedSha256 + "; send it again"
             );
         }
         ensureIndex();
-        Map<String, Object> source = Map.of(
-            "storage_id", storageId, "chunk", chunk, "sha256", sha, "size", data.length, "created", System.currentTimeMillis(), "data", data
-        );
+        if (checkStored(storageId, chunk, sha)) return; // a retry of a stored chunk
         try (ThreadContext.StoredContext ignored = stash()) {
-            // JSON whatever the default content type: readBundle streams the base64 text out of it
+            BulkRequest parts = new BulkRequest();
+            for (int p = 0; p < data.parts().size(); p++) {
+                Map<String, Object> source = Map.of("storage_id", storageId, "part", p, "data", data.parts().get(p));
+                // JSON whatever the default content type: readBundle streams the base64 text out of it
+                parts.add(new IndexRequest(INDEX).id(partId(storageId, chunk, sha, p)).source(source, XContentType.JSON));
+            }
+            var response = client.bulk(parts).actionGet();
+            if (response.hasFailures()) throw new IllegalStateException("storing chunk [" + chunk + "]: " + response.buildFailureMessage());
+            Map<String, Object> source = Map.of(
+                "storage_id", storageId, "chunk", chunk, "sha256", sha, "size", data.length(), "parts", data.parts().size(),
+                "created", System.currentTimeMillis()
+            );
             client.index(new IndexRequest(INDEX).id(docId(storageId, chunk)).source(source, XContentType.JSON).create(true)).actionGet();
         } catch (Exception e) {
             if (!(org.opensearch.ExceptionsHelper.unwrapCause(e) instanceof org.opensearch.index.engine.VersionConflictEngineException)) throw e;
-            Object stored;
-            try (ThreadContext.StoredContext ignored = stash()) {
-                stored = client.prepareGet(INDEX, docId(storageId, chunk)).setFetchSource("sha256", null).get().getSource().get("sha256");
-            }
-            if (!sha.equals(stored)) {
-                throw new OpenSearchStatusException(
-                    "chunk [" + chunk + "] of upload [" + storageId + "] is already stored with other bytes (SHA-256 " + stored
-                        + "); chunks are written once: DELETE the upload and start a new one",
-                    RestStatus.CONFLICT
-                );
-            }
+            checkStored(storageId, chunk, sha); // the same chunk sent twice at once: fine if it was the same bytes
         }
+    }
+
+    /** Whether chunk n is stored with these bytes (true), not stored (false), or stored with others (409). */
+    private boolean checkStored(String storageId, int chunk, String sha) {
+        Object stored;
+        try (ThreadContext.StoredContext ignored = stash()) {
+            GetResponse got = client.prepareGet(INDEX, docId(storageId, chunk)).setFetchSource("sha256", null).get();
+            if (got.isExists() == false) return false;
+            stored = got.getSource().get("sha256");
+        }
+        if (!sha.equals(stored)) {
+            throw new OpenSearchStatusException(
+                "chunk [" + chunk + "] of upload [" + storageId + "] is already stored with other bytes (SHA-256 " + stored
+                    + "); chunks are written once: DELETE the upload and start a new one",
+                RestStatus.CONFLICT
+            );
+        }
+        return true;
+    }
+
+    static String partId(String storageId, int chunk, String sha, int part) {
+        return docId(storageId, chunk) + "." + sha.substring(0, 16) + "." + part;
     }
 
     /** Cuts a bundle zip into chunks; returns their number. */
     public int putBundle(String storageId, Path zip) throws IOException {
         int n = 0;
         try (InputStream in = Files.newInputStream(zip)) {
-            for (byte[] chunk; (chunk = in.readNBytes(CHUNK_BYTES)).length > 0; n++) {
-                putChunk(storageId, n, chunk, sha256(chunk));
+            for (ChunkBytes chunk; (chunk = ChunkBytes.read(in, CHUNK_BYTES)).length() > 0; n++) {
+                putChunk(storageId, n, chunk, chunk.sha256());
             }
         }
         return n;
@@ -169,10 +197,11 @@ public final class BundleStore {
 
     /**
      * Writes chunks 0..chunks-1 to {@code out} in order and checks each chunk's and the whole file's
-     * SHA-256; a missing chunk or a mismatch is a 400 that says which. Each chunk's base64 text is
-     * decoded straight from its stored source into the file, 64 KB at a time: the heap holds one
-     * chunk's source (what the get returns) and never a decoded copy, a Java string or a map of it,
-     * so deploying a large model while queries run stays clear of the circuit breakers.
+     * SHA-256; a missing chunk or a mismatch is a 400 that says which. The base64 text is decoded
+     * straight from each stored source into the file, 64 KB at a time, one part (a few hundred KB) at a
+     * time: the heap never holds a chunk, a decoded copy, a Java string or a map of it, so deploying a
+     * large model while queries run stays clear of the circuit breakers. Chunks stored whole (before
+     * parts) are read too.
      */
     public void readBundle(String storageId, int chunks, String expectedSha256, Path out) throws IOException {
         MessageDigest whole = digest();
@@ -191,13 +220,27 @@ public final class BundleStore {
                     );
                 }
                 MessageDigest chunkDigest = digest();
-                CopiedChunk copied = copyData(got.getSourceAsBytesRef(), new DigestOutputStream(toFile, chunkDigest), n, storageId);
-                if (!HexFormat.of().formatHex(chunkDigest.digest()).equals(copied.sha256())) {
+                OutputStream chunkOut = new DigestOutputStream(toFile, chunkDigest);
+                StoredChunk stored = readFields(got.getSourceAsBytesRef(), chunkOut, n, storageId);
+                long copied = stored.bytes();
+                if (stored.parts() >= 0) {
+                    copied = 0;
+                    for (int p = 0; p < stored.parts(); p++) {
+                        GetResponse part = client.prepareGet(INDEX, partId(storageId, n, stored.sha256(), p)).get();
+                        if (part.isExists() == false) {
+                            throw new OpenSearchStatusException(
+                                "stored chunk [" + n + "] of [" + storageId + "] misses part [" + p + "]", RestStatus.INTERNAL_SERVER_ERROR
+                            );
+                        }
+                        copied += readFields(part.getSourceAsBytesRef(), chunkOut, n, storageId).bytes();
+                    }
+                }
+                if (stored.sha256() == null || copied < 0 || !HexFormat.of().formatHex(chunkDigest.digest()).equals(stored.sha256())) {
                     throw new OpenSearchStatusException(
                         "stored chunk [" + n + "] of [" + storageId + "] does not match its checksum", RestStatus.INTERNAL_SERVER_ERROR
                     );
                 }
-                bytes += copied.bytes();
+                bytes += copied;
             }
         } catch (org.opensearch.index.IndexNotFoundException e) {
             throw new OpenSearchStatusException("no chunks were uploaded for [" + storageId + "]", RestStatus.BAD_REQUEST);
@@ -215,26 +258,27 @@ public final class BundleStore {
         .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(Integer.MAX_VALUE).build())
         .build();
 
-    private record CopiedChunk(String sha256, long bytes) {}
+    /** What one stored document held: its sha256 (chunk documents), part count (-1: none), data bytes copied (-1: none). */
+    private record StoredChunk(String sha256, int parts, long bytes) {}
 
     /**
-     * Streams the decoded {@code data} field of a chunk's JSON source (always JSON: {@link #putChunk}) to
-     * {@code out}; returns the chunk's stored {@code sha256} and the bytes written.
+     * Streams the decoded {@code data} field of a stored JSON source (always JSON: {@link #putChunk}) to
+     * {@code out} and reads its {@code sha256} and {@code parts}.
      */
-    private static CopiedChunk copyData(BytesReference source, OutputStream out, int n, String storageId) {
+    private static StoredChunk readFields(BytesReference source, OutputStream out, int n, String storageId) {
         String sha = null;
+        int parts = -1;
         long copied = -1;
         try (JsonParser p = JSON.createParser(source.streamInput())) {
             if (p.nextToken() != JsonToken.START_OBJECT) throw new IOException("not a JSON object");
             while (p.nextToken() == JsonToken.FIELD_NAME) {
                 String field = p.currentName();
                 p.nextToken();
-                if ("data".equals(field)) {
-                    copied = p.readBinaryValue(out);
-                } else if ("sha256".equals(field)) {
-                    sha = p.getText();
-                } else {
-                    p.skipChildren();
+                switch (field) {
+                    case "data" -> copied = p.readBinaryValue(out);
+                    case "sha256" -> sha = p.getText();
+                    case "parts" -> parts = p.getIntValue();
+                    default -> p.skipChildren();
                 }
             }
         } catch (IOException e) {
@@ -242,10 +286,10 @@ public final class BundleStore {
                 "stored chunk [" + n + "] of [" + storageId + "] cannot be read: " + e.getMessage(), RestStatus.INTERNAL_SERVER_ERROR, e
             );
         }
-        if (copied < 0 || sha == null) {
-            throw new OpenSearchStatusException("stored chunk [" + n + "] of [" + storageId + "] has no data or sha256", RestStatus.INTERNAL_SERVER_ERROR);
+        if (copied < 0 && parts < 0) {
+            throw new OpenSearchStatusException("stored chunk [" + n + "] of [" + storageId + "] has no data", RestStatus.INTERNAL_SERVER_ERROR);
         }
-        return new CopiedChunk(sha, copied);
+        return new StoredChunk(sha, parts, copied);
     }
 
     /** Number of chunks stored under an id (0 when none). */
@@ -255,6 +299,17 @@ public final class BundleStore {
             return client.prepareSearch(INDEX).setSize(0).setQuery(chunksOf(storageId)).get().getHits().getTotalHits().value();
         } catch (org.opensearch.index.IndexNotFoundException e) {
             return 0;
+        }
+    }
+
+    /** Whether anything (upload record, chunk, part) is stored under an id. */
+    public boolean holdsAnything(String storageId) {
+        try (ThreadContext.StoredContext ignored = stash()) {
+            client.admin().indices().prepareRefresh(INDEX).get();
+            return client.prepareSearch(INDEX).setSize(0).setQuery(QueryBuilders.termQuery("storage_id", storageId)).get()
+                .getHits().getTotalHits().value() > 0;
+        } catch (org.opensearch.index.IndexNotFoundException e) {
+            return false;
         }
     }
 
@@ -269,6 +324,7 @@ public final class BundleStore {
     public java.util.List<Stored> list() {
         var terms = org.opensearch.search.aggregations.AggregationBuilders.terms("ids").field("storage_id").size(10_000)
             .subAggregation(org.opensearch.search.aggregations.AggregationBuilders.count("chunks").field("chunk"))
+            .subAggregation(org.opensearch.search.aggregations.AggregationBuilders.count("parts").field("part"))
             .subAggregation(org.opensearch.search.aggregations.AggregationBuilders.sum("bytes").field("size"))
             .subAggregation(org.opensearch.search.aggregations.AggregationBuilders.min("first").field("created"))
             .subAggregation(org.opensearch.search.aggregations.AggregationBuilders.max("last").field("created"));
@@ -287,8 +343,9 @@ public final class BundleStore {
             long bytes = (long) ((org.opensearch.search.aggregations.metrics.Sum) a.get("bytes")).getValue();
             double first = ((org.opensearch.search.aggregations.metrics.Min) a.get("first")).getValue();
             double last = ((org.opensearch.search.aggregations.metrics.Max) a.get("last")).getValue();
-            // an upload's record is the one document of its id without a chunk number
-            boolean upload = b.getDocCount() > chunks;
+            long parts = ((org.opensearch.search.aggregations.metrics.ValueCount) a.get("parts")).getValue();
+            // an upload's record is the one document of its id that is neither a chunk nor a part
+            boolean upload = b.getDocCount() > chunks + parts;
             out.add(new Stored(b.getKeyAsString(), chunks, bytes, Double.isFinite(first) ? (long) first : 0, Double.isFinite(last) ? (long) last : 0, upload));
         }
         return out;

@@ -113,7 +113,7 @@ public final class ModelLifecycleService {
     }
 
     /** Stores one uploaded chunk (blocking; call on a generic thread). */
-    public void putChunk(String uploadId, int chunk, byte[] data, String sha256) {
+    public void putChunk(String uploadId, int chunk, ChunkBytes data, String sha256) {
         checkOpenUpload(uploadId, "take chunks");
         store.putChunk(uploadId, chunk, data, sha256);
     }
@@ -126,7 +126,7 @@ public final class ModelLifecycleService {
         checkUploadId(uploadId);
         ModelEntry owner = owner(uploadId);
         if (owner != null) throw conflict("upload [" + uploadId + "] holds registered model [" + owner.id() + "]; delete the model");
-        if (!store.uploadExists(uploadId) && store.countChunks(uploadId) == 0) {
+        if (!store.uploadExists(uploadId) && !store.holdsAnything(uploadId)) {
             throw new ResourceNotFoundException("upload [" + uploadId + "] does not exist");
         }
         store.delete(uploadId);
@@ -381,13 +381,17 @@ public final class ModelLifecycleService {
         update(UpdateModelsRequest.undeploy(id), listener);
     }
 
-    /** Removes the model from the cluster state, then its chunks. */
+    /**
+     * Removes the model from the cluster state, then its stored bundle, and answers once both are gone
+     * (answering first left the model's remaining chunks listed as an upload for a few seconds). A node
+     * that dies in between leaves them listed by GET _plugins/_mach/uploads, where DELETE reclaims them.
+     */
     public void delete(String id, ActionListener<AcknowledgedResponse> listener) {
         ModelEntry e = metadata().models().get(id);
-        update(UpdateModelsRequest.delete(id), ActionListener.wrap(ack -> {
-            if (e != null) threadPool.generic().execute(() -> deleteStorage(e.storageId()));
+        update(UpdateModelsRequest.delete(id), ActionListener.wrap(ack -> threadPool.generic().execute(() -> {
+            if (e != null) deleteStorage(e.storageId());
             listener.onResponse(ack);
-        }, listener::onFailure));
+        }), listener::onFailure));
     }
 
     /** Points an alias to a model that at least one node serves (409 otherwise: every query through it would fail). */

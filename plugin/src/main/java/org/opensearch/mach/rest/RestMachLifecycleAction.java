@@ -4,13 +4,21 @@ import org.opensearch.action.support.clustermanager.AcknowledgedResponse;
 import org.opensearch.common.unit.TimeValue;
 import org.opensearch.core.action.ActionListener;
 import org.opensearch.core.rest.RestStatus;
+import org.opensearch.common.xcontent.XContentType;
 import org.opensearch.core.xcontent.XContentParser;
 import org.opensearch.mach.lifecycle.BundleStore;
+import org.opensearch.mach.lifecycle.ChunkBytes;
 import org.opensearch.mach.lifecycle.ModelLifecycleService;
 import org.opensearch.rest.BaseRestHandler;
 import org.opensearch.rest.RestChannel;
 import org.opensearch.rest.RestRequest;
 import org.opensearch.transport.client.node.NodeClient;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParseException;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.StreamReadConstraints;
 
 import java.io.IOException;
 import java.util.HashMap;
@@ -102,7 +110,7 @@ public class RestMachLifecycleAction extends BaseRestHandler {
                     Chunk c = chunk(request);
                     return channel -> forkGeneric(client, channel, () -> {
                         service.putChunk(uploadId, chunk, c.data, c.sha256);
-                        return Map.of("upload_id", uploadId, "chunk", chunk, "bytes", c.data.length);
+                        return Map.of("upload_id", uploadId, "chunk", chunk, "bytes", c.data.length());
                     });
                 }
                 String[] target = new String[1];
@@ -165,29 +173,72 @@ public class RestMachLifecycleAction extends BaseRestHandler {
         return request.contentParser();
     }
 
-    private record Chunk(byte[] data, String sha256) {}
+    private record Chunk(ChunkBytes data, String sha256) {}
 
+    private static final JsonFactory JSON = JsonFactory.builder()
+        .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(Integer.MAX_VALUE).build())
+        .build();
+
+    /**
+     * A chunk body, read with a streaming JSON parser: the base64 text is decoded straight into
+     * {@link ChunkBytes} parts, never held whole as a string or an array (a chunk of several MB would
+     * be a humongous heap allocation, twice). Same strictness as {@link StrictJson}.
+     */
     private static Chunk chunk(RestRequest request) throws IOException {
         String what = "[chunk]";
-        byte[][] data = new byte[1][];
-        String[] sha = new String[1];
-        try (XContentParser parser = parser(request, "chunk", "{\"data\": \"<base64>\", \"sha256\": \"<hex>\"}")) {
-            StrictJson.readObject(parser, what, List.of("data", "sha256"), (field, p) -> {
-                if (field.equals("sha256")) {
-                    sha[0] = StrictJson.text(p, what, field);
-                    return;
-                }
-                StrictJson.text(p, what, field);
-                try {
-                    data[0] = p.binaryValue();
-                } catch (IllegalArgumentException e) {
-                    throw new IllegalArgumentException(what + " [data] is not valid base64: " + e.getMessage());
-                }
-            });
+        if (!request.hasContent()) throw new IllegalArgumentException("[chunk] needs a JSON body {\"data\": \"<base64>\", \"sha256\": \"<hex>\"}");
+        if (request.getMediaType() != XContentType.JSON) {
+            throw new IllegalArgumentException(what + " must be sent as JSON (Content-Type: application/json), got " + request.getMediaType());
         }
-        if (data[0] == null) throw new IllegalArgumentException(what + " needs [data], the chunk's bytes in base64");
-        if (sha[0] == null) throw new IllegalArgumentException(what + " needs [sha256], the hex SHA-256 of the chunk's bytes, so that a damaged chunk is caught");
-        return new Chunk(data[0], sha[0]);
+        ChunkBytes data = null;
+        String sha = null;
+        try (JsonParser p = JSON.createParser(request.content().streamInput())) {
+            JsonToken token = p.nextToken();
+            if (token != JsonToken.START_OBJECT) throw new IllegalArgumentException(what + " must be a JSON object, got " + describe(token));
+            while ((token = p.nextToken()) != JsonToken.END_OBJECT) {
+                if (token != JsonToken.FIELD_NAME) throw new IllegalArgumentException(what + " unexpected end of input");
+                String field = p.currentName();
+                if (!field.equals("data") && !field.equals("sha256")) {
+                    throw new IllegalArgumentException(what + " unknown parameter [" + field + "]; known parameters: [data, sha256]");
+                }
+                token = p.nextToken();
+                if (token != JsonToken.VALUE_STRING) {
+                    String got = token != null && token.isScalarValue() ? describe(token) + " [" + p.getText() + "]" : describe(token);
+                    throw new IllegalArgumentException(what + " [" + field + "] must be a string, got " + got);
+                }
+                if (field.equals("sha256")) {
+                    sha = p.getText();
+                    continue;
+                }
+                ChunkBytes.Builder out = new ChunkBytes.Builder(BundleStore.MAX_CHUNK_BYTES);
+                try {
+                    p.readBinaryValue(out);
+                } catch (JsonParseException e) {
+                    throw new IllegalArgumentException(what + " [data] is not valid base64: " + e.getOriginalMessage());
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException(what + " [data] holds more than " + BundleStore.MAX_CHUNK_BYTES + " bytes");
+                }
+                data = out.build();
+            }
+        } catch (JsonParseException e) {
+            throw new IllegalArgumentException(what + " is not valid JSON: " + e.getOriginalMessage());
+        }
+        if (data == null) throw new IllegalArgumentException(what + " needs [data], the chunk's bytes in base64");
+        if (sha == null) throw new IllegalArgumentException(what + " needs [sha256], the hex SHA-256 of the chunk's bytes, so that a damaged chunk is caught");
+        return new Chunk(data, sha);
+    }
+
+    private static String describe(JsonToken token) {
+        if (token == null) return "nothing";
+        return switch (token) {
+            case START_OBJECT -> "an object";
+            case START_ARRAY -> "an array";
+            case VALUE_NULL -> "null";
+            case VALUE_STRING -> "a string";
+            case VALUE_NUMBER_INT, VALUE_NUMBER_FLOAT -> "a number";
+            case VALUE_TRUE, VALUE_FALSE -> "a boolean";
+            default -> token.name().toLowerCase(java.util.Locale.ROOT);
+        };
     }
 
     private static int chunkNumber(String s) {

@@ -13,6 +13,7 @@ import org.opensearch.mach.inference.Decoder;
 import org.opensearch.mach.inference.MachInferenceService;
 import org.opensearch.mach.inference.Prediction;
 import org.opensearch.mach.lifecycle.BundleStore;
+import org.opensearch.mach.lifecycle.ChunkBytes;
 import org.opensearch.mach.lifecycle.MachModelsMetadata;
 import org.opensearch.mach.lifecycle.ModelLifecycleService;
 import org.opensearch.mach.model.BundleLoader;
@@ -178,7 +179,8 @@ public class MachLifecycleTests extends MachClusterTestCase {
         assertTrue(store.countChunks(storage) > 0);
         ack(f -> lifecycle().delete("tiny-v1", f));
         assertFalse(MachModelsMetadata.of(clusterService().state()).models().containsKey("tiny-v1"));
-        assertBusy(() -> assertEquals("the chunks are deleted with the model", 0, store.countChunks(storage)));
+        // gone when the delete answers: no chunk, part or upload record left under the model's storage
+        assertFalse("the stored bundle is deleted with the model", store.holdsAnything(storage));
     }
 
     public void testIndexBindingAndAliasSwapUnderQueries() throws Exception {
@@ -307,7 +309,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
         try (var in = Files.newInputStream(zip)) {
             for (int i = 0; i < chunks; i++) {
                 byte[] data = in.readNBytes(chunkBytes);
-                lifecycle().putChunk(uploadId, i, data, BundleStore.sha256(data));
+                lifecycle().putChunk(uploadId, i, ChunkBytes.of(data), BundleStore.sha256(data));
             }
         }
         PlainActionFuture<Map<String, Object>> registered = PlainActionFuture.newFuture();
