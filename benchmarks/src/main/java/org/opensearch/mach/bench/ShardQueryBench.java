@@ -113,7 +113,7 @@ public class ShardQueryBench {
     }
 
     /** What the match query on title does: the analyzed tokens, any of them. */
-    private static Query match(Analyzer analyzer, String text) throws IOException {
+    static Query match(Analyzer analyzer, String text) throws IOException {
         BooleanQuery.Builder b = new BooleanQuery.Builder();
         try (TokenStream ts = analyzer.tokenStream("title", text)) {
             CharTermAttribute term = ts.addAttribute(CharTermAttribute.class);

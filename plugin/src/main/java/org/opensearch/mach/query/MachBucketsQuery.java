@@ -3,10 +3,7 @@ package org.opensearch.mach.query;
 import org.apache.lucene.index.DocValues;
 import org.apache.lucene.index.LeafReader;
 import org.apache.lucene.index.LeafReaderContext;
-import org.apache.lucene.index.PostingsEnum;
 import org.apache.lucene.index.SortedNumericDocValues;
-import org.apache.lucene.index.Terms;
-import org.apache.lucene.index.TermsEnum;
 import org.apache.lucene.search.DocIdSetIterator;
 import org.apache.lucene.search.Explanation;
 import org.apache.lucene.search.IndexSearcher;
@@ -28,8 +25,9 @@ import java.util.Objects;
  * of {@code field} (a {@code mach_buckets} field) in the top-m buckets of at least f repetitions,
  * found from the postings of those R x m codes, each scored from its doc values by
  * {@link BucketScoring} (times the boost). The candidates are gathered per segment into a sorted
- * doc-id array (R m postings lists: ~39k entries at K = 1M, B = 4,096, R = 16, m = 10); scores are
- * read lazily, so top-k collection skips reading the codes of documents it does not score.
+ * doc-id array (R m postings lists: ~39k entries at K = 1M, B = 4,096, R = 16, m = 10), each with a
+ * bound from the lists it is in ({@link BucketBounds}); scores are read lazily, and top-k collection
+ * skips the candidates whose bound is under its minimum competitive score without reading their codes.
  */
 public final class MachBucketsQuery extends Query {
     private final String field;
@@ -61,20 +59,22 @@ public final class MachBucketsQuery extends Query {
     @Override
     public Weight createWeight(IndexSearcher searcher, ScoreMode scoreMode, float boost) {
         float[] dense = scoring.table().dense();
+        BucketBounds bounds = new BucketBounds(scoring, bucketsPerRepetition);
+        boolean scores = scoreMode.needsScores();
         return new Weight(this) {
             @Override
             public ScorerSupplier scorerSupplier(LeafReaderContext context) throws IOException {
-                int[] docs = candidates(context.reader());
-                if (docs.length == 0) return null;
+                BucketBounds.Candidates found = bounds.candidates(context.reader(), field, minRepetitions, scores);
+                if (found.docs().length == 0) return null;
                 return new ScorerSupplier() {
                     @Override
                     public Scorer get(long leadCost) throws IOException {
-                        return new CandidateScorer(docs, DocValues.getSortedNumeric(context.reader(), field), dense, boost);
+                        return new CandidateScorer(found, DocValues.getSortedNumeric(context.reader(), field), dense, boost, bounds);
                     }
 
                     @Override
                     public long cost() {
-                        return docs.length;
+                        return found.docs().length;
                     }
                 };
             }
@@ -125,55 +125,47 @@ public final class MachBucketsQuery extends Query {
 
     /** The live documents of one segment in the top-m buckets of at least f repetitions, ascending. */
     int[] candidates(LeafReader reader) throws IOException {
-        Terms terms = reader.terms(field);
-        if (terms == null) return new int[0];
-        TermsEnum te = terms.iterator();
-        PostingsEnum pe = null;
-        Bits live = reader.getLiveDocs();
-        int B = scoring.table().buckets();
-        int[] docs = new int[64];
-        int n = 0;
-        for (int r = 0; r < scoring.table().repetitions(); r++) {
-            for (int b : scoring.table().topBuckets(r, bucketsPerRepetition)) {
-                if (!te.seekExact(BucketFields.term(r * B + b))) continue;
-                pe = te.postings(pe, PostingsEnum.NONE);
-                for (int d = pe.nextDoc(); d != DocIdSetIterator.NO_MORE_DOCS; d = pe.nextDoc()) {
-                    if (live != null && !live.get(d)) continue;
-                    if (n == docs.length) docs = Arrays.copyOf(docs, n * 2);
-                    docs[n++] = d;
-                }
-            }
-        }
-        // a document occurs once per repetition whose top-m holds its bucket: keep those seen f times or more
-        Arrays.sort(docs, 0, n);
-        int out = 0;
-        for (int i = 0; i < n;) {
-            int j = i;
-            while (j < n && docs[j] == docs[i]) j++;
-            if (j - i >= minRepetitions) docs[out++] = docs[i];
-            i = j;
-        }
-        return Arrays.copyOf(docs, out);
+        return new BucketBounds(scoring, bucketsPerRepetition).candidates(reader, field, minRepetitions, false).docs();
     }
 
-    /** Iterates a sorted doc-id array; scores each document from its codes when asked. */
+    /**
+     * Iterates a segment's candidates; scores each document from its codes when asked. Given a
+     * minimum competitive score, it skips the candidates whose bound ({@link BucketBounds}) is under
+     * it, so top-k reads the codes of few documents.
+     */
     private final class CandidateScorer extends Scorer {
         private final int[] docs;
+        private final float[] added;
         private final SortedNumericDocValues values;
         private final float[] dense;
         private final float boost;
         private final float maxScore;
         private final int[] codes;
+        private final BucketBounds bounds;
+        private float minCompetitive = Float.NEGATIVE_INFINITY;
         private int index = -1;
         private int doc = -1;
 
-        CandidateScorer(int[] docs, SortedNumericDocValues values, float[] dense, float boost) {
-            this.docs = docs;
+        CandidateScorer(BucketBounds.Candidates found, SortedNumericDocValues values, float[] dense, float boost, BucketBounds bounds) {
+            this.docs = found.docs();
+            this.added = found.added();
+            this.bounds = bounds;
             this.values = values;
             this.dense = dense;
             this.boost = boost;
-            this.maxScore = boost * scoring.maxScore();
             this.codes = new int[scoring.table().repetitions()];
+            float max = boost * scoring.maxScore();
+            if (added != null) {
+                float most = 0;
+                for (float a : added) most = Math.max(most, a);
+                max = Math.min(max, bound(most));
+            }
+            this.maxScore = max;
+        }
+
+        /** No candidate whose lists add {@code added} scores more. */
+        private float bound(float added) {
+            return boost * bounds.score(added);
         }
 
         @Override
@@ -190,6 +182,11 @@ public final class MachBucketsQuery extends Query {
         @Override
         public float getMaxScore(int upTo) {
             return maxScore;
+        }
+
+        @Override
+        public void setMinCompetitiveScore(float minScore) {
+            if (added != null) minCompetitive = minScore;
         }
 
         @Override
@@ -220,7 +217,11 @@ public final class MachBucketsQuery extends Query {
             };
         }
 
+        /** To candidate i, or the first after it that can compete. */
         private int move(int i) {
+            if (minCompetitive > 0) {
+                while (i < docs.length && bound(added[i]) < minCompetitive) i++;
+            }
             index = i;
             doc = i < docs.length ? docs[i] : DocIdSetIterator.NO_MORE_DOCS;
             return doc;

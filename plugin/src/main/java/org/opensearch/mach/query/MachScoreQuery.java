@@ -4,29 +4,41 @@ import org.apache.lucene.index.DocValues;
 import org.apache.lucene.index.LeafReaderContext;
 import org.apache.lucene.index.SortedNumericDocValues;
 import org.apache.lucene.search.BooleanClause;
+import org.apache.lucene.search.BulkScorer;
+import org.apache.lucene.search.DocIdSetIterator;
 import org.apache.lucene.search.Explanation;
 import org.apache.lucene.search.FilterScorer;
 import org.apache.lucene.search.IndexSearcher;
+import org.apache.lucene.search.LeafCollector;
 import org.apache.lucene.search.Query;
 import org.apache.lucene.search.QueryVisitor;
+import org.apache.lucene.search.Scorable;
 import org.apache.lucene.search.ScoreMode;
 import org.apache.lucene.search.Scorer;
 import org.apache.lucene.search.ScorerSupplier;
 import org.apache.lucene.search.Weight;
+import org.apache.lucene.util.Bits;
 import org.opensearch.mach.index.BucketFields;
 
 import java.io.IOException;
+import java.util.Collection;
+import java.util.List;
 import java.util.Objects;
 
 /**
  * Per-document fusion: matches what {@code inner} matches, scoring each document
  * {@code inner score + weight * MACH score}, the MACH score read from the document's codes in the
  * {@code mach_buckets} field (0 without them). Every lexical hit gets its MACH score, not only MACH's
- * top products. Top-k pruning of the inner query still works: the max score is the inner one plus
- * {@code weight} times the table's bound, and a minimum competitive score reaches the inner scorer
- * less that bound.
+ * top products. Top-k pruning of the inner query still works: top-level, the inner query's own bulk
+ * scorer runs (Lucene's MaxScore for a disjunction) and a minimum competitive score reaches it less
+ * {@code weight} times a bound on the MACH score of the documents in no top-10 bucket of any repetition
+ * ({@link BucketBounds}: small for a peaked network output); those in one are merged in from a second
+ * inner scorer. Nested, the max score is the inner one plus {@code weight} times the table's bound.
  */
 public final class MachScoreQuery extends Query {
+    /** Buckets per repetition that set a document apart for its bound (the query default m). */
+    private static final int BOUND_BUCKETS = MachOptions.DEFAULT_BUCKETS_PER_REPETITION;
+
     private final Query inner;
     private final String field;
     private final BucketScoring scoring;
@@ -51,6 +63,10 @@ public final class MachScoreQuery extends Query {
         float machWeight = boost * weight;
         float[] dense = scoring.table().dense();
         float machBound = machWeight * scoring.maxScore();
+        // top-k only: documents in no top bucket bounded apart, when that bound is well under the table's (a peaked output)
+        BucketBounds split = scoreMode == ScoreMode.TOP_SCORES ? new BucketBounds(scoring, BOUND_BUCKETS) : null;
+        float restBound = split == null ? machBound : machWeight * split.restScore();
+        BucketBounds bounds = restBound < 0.5f * machBound ? split : null;
         return new Weight(this) {
             @Override
             public ScorerSupplier scorerSupplier(LeafReaderContext context) throws IOException {
@@ -60,6 +76,20 @@ public final class MachScoreQuery extends Query {
                     @Override
                     public Scorer get(long leadCost) throws IOException {
                         return new FusedScorer(supplier.get(leadCost), DocValues.getSortedNumeric(context.reader(), field), dense, machWeight, machBound);
+                    }
+
+                    @Override
+                    public BulkScorer bulkScorer() throws IOException {
+                        BulkScorer bulk = supplier.bulkScorer();
+                        SortedNumericDocValues values = DocValues.getSortedNumeric(context.reader(), field);
+                        if (bounds == null) return new FusedBulkScorer(bulk, values, dense, machWeight, machBound, null, null, null);
+                        BucketBounds.Candidates found = bounds.candidates(context.reader(), field, 1, true);
+                        return new FusedBulkScorer(bulk, values, dense, machWeight, restBound, bounds, found, () -> in.scorerSupplier(context));
+                    }
+
+                    @Override
+                    public void setTopLevelScoringClause() throws IOException {
+                        supplier.setTopLevelScoringClause();
                     }
 
                     @Override
@@ -92,6 +122,206 @@ public final class MachScoreQuery extends Query {
                 return in.isCacheable(ctx) && DocValues.isCacheable(ctx, field);
             }
         };
+    }
+
+    /**
+     * The inner query's own bulk scorer (for a disjunction, Lucene's MaxScore: block skipping with the
+     * minimum competitive score), its hits fused on the way to the collector; a hit whose inner score
+     * plus its MACH bound stays under the collector's minimum competitive score is not collected
+     * (Lucene's own bulk scorers skip such documents too), so its codes are never read.
+     *
+     * <p>With {@code candidates} (a peaked table): documents in no top bucket have the small bound
+     * {@code restBound}, and only that lowers the minimum passed to the inner scorer; the candidates,
+     * whose bounds are larger, come from a second inner scorer advanced onto each (pruned with the
+     * largest candidate bound) and are merged in doc-id order with the inner hits.
+     */
+    private final class FusedBulkScorer extends BulkScorer {
+        private final BulkScorer in;
+        private final SortedNumericDocValues values;
+        private final float[] dense;
+        private final float machWeight;
+        private final float restBound;
+        private final int[] codes;
+        private final BucketBounds bounds;
+        private final int[] candidates;
+        private final float[] added;
+        private final float candidateBound;
+        private final ScorerSupplierSource second;
+        private Scorer secondScorer;
+        private DocIdSetIterator secondDocs;
+        private int next; // the next candidate to merge
+        private int innerNext; // where the inner bulk scorer goes on
+        private float secondMin; // the minimum competitive score the second scorer has
+
+        /** Where the second inner scorer comes from (made only when a candidate needs it). */
+        interface ScorerSupplierSource {
+            ScorerSupplier get() throws IOException;
+        }
+
+        FusedBulkScorer(
+            BulkScorer in,
+            SortedNumericDocValues values,
+            float[] dense,
+            float machWeight,
+            float restBound,
+            BucketBounds bounds,
+            BucketBounds.Candidates found,
+            ScorerSupplierSource second
+        ) {
+            this.in = in;
+            this.values = values;
+            this.dense = dense;
+            this.machWeight = machWeight;
+            this.restBound = restBound;
+            this.codes = new int[scoring.table().repetitions()];
+            this.bounds = bounds;
+            this.candidates = found == null ? new int[0] : found.docs();
+            this.added = found == null || found.added() == null ? new float[0] : found.added();
+            float most = 0;
+            for (float a : added) most = Math.max(most, a);
+            this.candidateBound = machWeight * (bounds == null ? 0f : bounds.score(most));
+            this.second = second;
+        }
+
+        @Override
+        public int score(LeafCollector collector, Bits acceptDocs, int min, int max) throws IOException {
+            while (next < candidates.length && candidates[next] < min) next++;
+            FusingCollector fusing = new FusingCollector(collector, acceptDocs);
+            if (innerNext < max) innerNext = in.score(fusing, acceptDocs, Math.max(min, innerNext), max);
+            fusing.mergeCandidatesBefore(max);
+            // the inner scorer's next hit, or an earlier candidate (which it may have pruned)
+            return Math.min(innerNext, next < candidates.length ? candidates[next] : DocIdSetIterator.NO_MORE_DOCS);
+        }
+
+        @Override
+        public long cost() {
+            return in.cost();
+        }
+
+        private final class FusingCollector implements LeafCollector {
+            private final LeafCollector out;
+            private final Bits acceptDocs;
+            private final FusedScorable scorable = new FusedScorable();
+
+            FusingCollector(LeafCollector out, Bits acceptDocs) throws IOException {
+                this.out = out;
+                this.acceptDocs = acceptDocs;
+                out.setScorer(scorable);
+            }
+
+            @Override
+            public void setScorer(Scorable inner) throws IOException {
+                scorable.setInner(inner);
+            }
+
+            @Override
+            public void collect(int doc) throws IOException {
+                mergeCandidatesBefore(doc);
+                float bound = restBound;
+                if (next < candidates.length && candidates[next] == doc) bound = machWeight * bounds.score(added[next++]);
+                float lexical = scorable.inner.score();
+                // inner + weight * mach <= inner + bound in floats too (every step is monotone)
+                if (lexical + bound < scorable.minCompetitive) return;
+                scorable.doc = doc;
+                scorable.lexical = lexical;
+                out.collect(doc);
+            }
+
+            /** Collects the candidates before {@code limit} that the inner bulk scorer passed over but the inner query matches. */
+            void mergeCandidatesBefore(int limit) throws IOException {
+                while (next < candidates.length && candidates[next] < limit) {
+                    int c = candidates[next];
+                    float bound = machWeight * bounds.score(added[next++]);
+                    if (acceptDocs != null && !acceptDocs.get(c)) continue;
+                    if (secondDocs == null && !openSecond()) {
+                        next = candidates.length;
+                        return;
+                    }
+                    int d = secondDocs.docID();
+                    if (d < c) {
+                        scorable.pruneSecond();
+                        d = secondDocs.advance(c);
+                    }
+                    if (d != c) {
+                        while (next < candidates.length && candidates[next] < Math.min(d, limit)) next++;
+                        continue;
+                    }
+                    float lexical = secondScorer.score();
+                    if (lexical + bound < scorable.minCompetitive) continue;
+                    scorable.doc = c;
+                    scorable.lexical = lexical;
+                    out.collect(c);
+                }
+            }
+
+            private boolean openSecond() throws IOException {
+                ScorerSupplier supplier = second.get();
+                if (supplier == null) return false;
+                supplier.setTopLevelScoringClause(); // we pass it a minimum competitive score
+                secondScorer = supplier.get(candidates.length);
+                secondDocs = secondScorer.iterator();
+                return true;
+            }
+
+            @Override
+            public DocIdSetIterator competitiveIterator() throws IOException {
+                return out.competitiveIterator();
+            }
+
+            @Override
+            public void finish() throws IOException {
+                out.finish();
+            }
+        }
+
+        private final class FusedScorable extends Scorable {
+            Scorable inner;
+            int doc = -1;
+            float lexical;
+            float minCompetitive = Float.NEGATIVE_INFINITY;
+            float innerSet; // the minimum competitive score the inner scorable has
+
+            void setInner(Scorable inner) throws IOException {
+                this.inner = inner;
+                innerSet = 0;
+                pruneInner();
+            }
+
+            @Override
+            public float score() throws IOException {
+                if (!values.advanceExact(doc) || !BucketFields.readCodes(values, codes)) return lexical;
+                return lexical + machWeight * scoring.score(scoring.mean(dense, codes));
+            }
+
+            @Override
+            public void setMinCompetitiveScore(float minScore) throws IOException {
+                minCompetitive = minScore;
+                pruneInner();
+            }
+
+            /** inner + weight * mach >= minScore needs inner >= minScore - bound; a margin of ulps for float sums. */
+            private void pruneInner() throws IOException {
+                float innerMin = minCompetitive - restBound - 2 * Math.ulp(minCompetitive);
+                if (inner != null && innerMin > innerSet) {
+                    innerSet = innerMin;
+                    inner.setMinCompetitiveScore(innerMin);
+                }
+            }
+
+            /** Before the second scorer advances (so never once exhausted), and never lower than before. */
+            void pruneSecond() throws IOException {
+                float innerMin = minCompetitive - candidateBound - 2 * Math.ulp(minCompetitive);
+                if (innerMin > secondMin) {
+                    secondMin = innerMin;
+                    secondScorer.setMinCompetitiveScore(innerMin);
+                }
+            }
+
+            @Override
+            public Collection<ChildScorable> getChildren() {
+                return inner == null ? List.of() : List.of(new ChildScorable(inner, "MUST"));
+            }
+        }
     }
 
     private final class FusedScorer extends FilterScorer {

@@ -3,6 +3,7 @@ package org.opensearch.mach.query;
 import org.apache.lucene.document.Document;
 import org.apache.lucene.document.Field;
 import org.apache.lucene.document.StringField;
+import org.apache.lucene.document.TextField;
 import org.apache.lucene.index.IndexReader;
 import org.apache.lucene.index.IndexWriterConfig;
 import org.apache.lucene.index.Term;
@@ -17,6 +18,7 @@ import org.apache.lucene.search.TopDocs;
 import org.apache.lucene.search.TopScoreDocCollectorManager;
 import org.apache.lucene.store.Directory;
 import org.apache.lucene.tests.index.RandomIndexWriter;
+import org.apache.lucene.search.Query;
 import org.apache.lucene.tests.search.QueryUtils;
 import org.opensearch.common.io.stream.BytesStreamOutput;
 import org.opensearch.mach.featurize.HashFamily;
@@ -75,6 +77,9 @@ public class MachBucketsQueryTests extends OpenSearchTestCase {
                     Document d = new Document();
                     d.add(new StringField("pid", ids[k], Field.Store.YES));
                     d.add(new StringField("color", k % 3 == 0 ? "red" : "blue", Field.Store.NO));
+                    StringBuilder title = new StringBuilder();
+                    for (int t = randomIntBetween(1, 6); t > 0; t--) title.append(" w").append(randomIntBetween(0, 9));
+                    d.add(new TextField("title", title.toString(), Field.Store.NO));
                     if (k % 17 == 5) noBuckets.add(ids[k]);
                     else for (var f : BucketFields.fields(FIELD, family.codesOf(ids[k]))) d.add(f);
                     w.addDocument(d);
@@ -192,6 +197,47 @@ public class MachBucketsQueryTests extends OpenSearchTestCase {
                 String id = fx.pid(sd.doc);
                 float mach = fx.noBuckets.contains(id) ? 0f : exact.get(id);
                 assertEquals(id, lexicalScores.getOrDefault(id, 0f) + w * mach, sd.score, 1e-5f);
+            }
+        }
+    }
+
+    /** Top-k that skips (minimum competitive score: bulk fusion, candidate bounds) finds what scoring every hit finds. */
+    public void testPruningKeepsTheTopHits() throws Exception {
+        try (Fixture fx = new Fixture(this, randomBoolean())) {
+            int R = fx.family.repetitions(), B = fx.family.buckets();
+            for (int round = 0; round < 5; round++) {
+                Decoder.ScoreMode mode = randomFrom(Decoder.ScoreMode.values());
+                int s = randomIntBetween(1, B), m = randomIntBetween(1, s), f = randomIntBetween(1, Math.min(3, R));
+                BucketScoring scoring = new BucketScoring(fx.family.name(), BucketTable.of(fx.probs, s, randomBoolean()), mode, 1f, 0f);
+                BooleanQuery.Builder words = new BooleanQuery.Builder();
+                for (int t = randomIntBetween(1, 4); t > 0; t--) words.add(new TermQuery(new Term("title", "w" + randomIntBetween(0, 9))), BooleanClause.Occur.SHOULD);
+                float w = 0.5f + 20f * random().nextFloat();
+                MachBucketsQuery candidates = new MachBucketsQuery(FIELD, scoring, m, f);
+                Query[] queries = {
+                    candidates,
+                    new MachScoreQuery(words.build(), FIELD, scoring, w),
+                    new MachScoreQuery(
+                        new BooleanQuery.Builder().add(words.build(), BooleanClause.Occur.SHOULD)
+                            .add(new org.apache.lucene.search.BoostQuery(candidates, 0f), BooleanClause.Occur.SHOULD)
+                            .build(),
+                        FIELD,
+                        scoring,
+                        w
+                    ) };
+                for (Query q : queries) {
+                    int k = randomIntBetween(1, 20);
+                    TopDocs pruned = fx.searcher.search(q, new TopScoreDocCollectorManager(k, null, 1));
+                    TopDocs full = fx.searcher.search(q, new TopScoreDocCollectorManager(k, null, Integer.MAX_VALUE));
+                    assertEquals(q.toString(), full.scoreDocs.length, pruned.scoreDocs.length);
+                    // (the inner bulk scorers of both modes may sum clause scores in another order: ulps apart, ties may swap)
+                    Set<Integer> prunedDocs = new HashSet<>();
+                    for (ScoreDoc sd : pruned.scoreDocs) prunedDocs.add(sd.doc);
+                    float last = full.scoreDocs.length == 0 ? 0f : full.scoreDocs[full.scoreDocs.length - 1].score;
+                    for (int i = 0; i < full.scoreDocs.length; i++) {
+                        assertEquals(q + " rank " + i, full.scoreDocs[i].score, pruned.scoreDocs[i].score, 1e-5f);
+                        if (full.scoreDocs[i].score > last + 1e-4f) assertTrue(q + " rank " + i, prunedDocs.contains(full.scoreDocs[i].doc));
+                    }
+                }
             }
         }
     }
