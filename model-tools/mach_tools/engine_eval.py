@@ -348,6 +348,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-n", type=int, default=200, help="MACH candidates per query (default 200)")
     p.add_argument("--mach-weight", type=float, help="mach_weight of boost/hybrid (default: the plugin's)")
     p.add_argument("--normalization", choices=["none", "min_max"], help="boost/hybrid normalization (default: the plugin's)")
+    p.add_argument("--lexical-window", type=int,
+                   help="min_max: top hits that give each side's score range (default: the plugin's, top_n); index-side, "
+                        "a document below MACH's window gets 0 from MACH, so the window bounds per-document fusion")
     p.add_argument("--decoding", choices=["auto", "exact", "candidates"],
                    help="the mach query's decoding (default: the plugin's, auto)")
     p.add_argument("--normalize", action="store_true", help="the mach query's normalize: scores / top score")
@@ -399,6 +402,8 @@ def run(args, catalog: Catalog, gain_offset: float, relevant_min: float, node: O
     seeds = parse_seeds(args.index_seeds) if args.index_seeds else [args.index_seed]
     if args.rankings and len(seeds) > 1:
         raise UserError("--rankings writes one run's rankings: give it with a single --index-seed")
+    if args.lexical_window is not None and args.normalization != "min_max":
+        raise UserError("--lexical-window applies only with --normalization min_max")
     if not args.index_side and (args.hash_family or args.scored_buckets is not None):
         raise UserError("--hash-family and --scored-buckets apply only with --index-side")
     if args.bundle:
@@ -413,7 +418,7 @@ def run(args, catalog: Catalog, gain_offset: float, relevant_min: float, node: O
     progress = not args.no_progress
     mach = MachSettings(args.model_id, args.id_field, args.top_n, args.mach_weight, args.decoding, args.normalize,
                         args.min_repetitions, args.buckets_per_repetition, args.normalization,
-                        bucket_field=bucket_field.name if bucket_field else None,
+                        lexical_window=args.lexical_window, bucket_field=bucket_field.name if bucket_field else None,
                         scored_buckets=args.scored_buckets)
     t0 = time.time()
     per_seed = []
@@ -437,7 +442,7 @@ def run(args, catalog: Catalog, gain_offset: float, relevant_min: float, node: O
         with open(args.out, "w", encoding="utf-8") as f:
             json.dump({"judgments": args.judgments, "model_id": args.model_id, "indices": [seeded_index(base, s) for s in seeds],
                        "index_seeds": seeds, "top_n": args.top_n, "mach_weight": args.mach_weight,
-                       "normalization": args.normalization, "results": results, "spread": spread,
+                       "normalization": args.normalization, "lexical_window": args.lexical_window, "results": results, "spread": spread,
                        "index_side": {"bucket_field": bucket_field.name, "hash_family": bucket_field.hash_family,
                                       "scored_buckets": args.scored_buckets} if bucket_field else None,
                        "per_seed": per_seed}, f, indent=1)

@@ -165,6 +165,20 @@ def test_index_side_run_takes_the_family_from_the_served_card(tmp_path, capsys):
     assert results[False]["boost"]["p@1"] == 0.0 and results[True]["boost"]["p@1"] == 1.0
 
 
+def test_lexical_window_reaches_min_max_queries_only(tmp_path, capsys):
+    from fake_node import FakeNode
+    catalog = _catalog(tmp_path)
+    node = FakeNode({"drill": {"P07": 1.0}}, {"drill": {"P07": 0.5}})
+    args = _index_side_args(tmp_path, "--normalization", "min_max", "--mach-weight", "0.5", "--lexical-window", "7")
+    assert E.run(args, catalog, 1.0, 2.5, node=node) == 0
+    boosts = [b["query"] for b in node.searches if b["query"].get("mach", {}).get("combine") == "boost"]
+    assert boosts and all(q["mach"]["lexical_window"] == 7 for q in boosts)
+    assert all("lexical_window" not in b["query"]["mach"] for b in node.searches
+               if "mach" in b["query"] and "combine" not in b["query"]["mach"]), "the bare query takes no window"
+    with pytest.raises(UserError, match="only with --normalization min_max"):
+        E.run(_index_side_args(tmp_path, "--lexical-window", "7"), catalog, 1.0, 2.5, node=node)
+
+
 def test_index_side_refusals(tmp_path):
     from fake_node import FakeNode
     catalog = _catalog(tmp_path)
