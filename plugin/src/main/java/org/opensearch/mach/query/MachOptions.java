@@ -30,6 +30,8 @@ public final class MachOptions implements Writeable {
         "top_n", "decoding", "buckets_per_repetition", "min_repetitions", "score", "normalize", "combine", "normalization", "mach_weight",
         "lexical_window", "scored_buckets", "rest_buckets"
     );
+    /** What a card's {@code query_defaults.index_side} may set: top_n and decoding do not apply to index-side scoring. */
+    public static final List<String> INDEX_SIDE_NAMES = NAMES.stream().filter(n -> !n.equals("top_n") && !n.equals("decoding")).toList();
     public static final int DEFAULT_TOP_N = 100;
     public static final int MAX_TOP_N = 10_000;
     public static final int DEFAULT_BUCKETS_PER_REPETITION = 10;
@@ -126,23 +128,57 @@ public final class MachOptions implements Writeable {
     }
 
     /**
-     * A model's {@code query_defaults} (absent: none), read like a request's parameters and checked as
-     * they would be with a lexical query; a bad value is a 400 naming the model and the field.
+     * A model's {@code query_defaults} (absent: none) for one path, read like a request's parameters
+     * and checked as they would be with a lexical query; a bad value is a 400 naming the model and the
+     * field. Both blocks are always read, so a bad {@code index_side} fails catalog-side queries too.
+     * For {@code indexSide} (bucket_field) queries a card's {@code index_side} block, where present,
+     * gives the fusion (combine, normalization, mach_weight, lexical_window: the top level's are not
+     * used, top_n and decoding neither) and the top level fills the other keys.
      */
-    public static MachOptions fromCard(JsonNode defaults, String modelId) throws IOException {
-        MachOptions o = new MachOptions();
-        if (defaults == null || defaults.isMissingNode()) return o;
+    public static MachOptions fromCard(JsonNode defaults, String modelId, boolean indexSide) throws IOException {
+        if (defaults == null || defaults.isMissingNode()) return new MachOptions();
         String what = "model [" + modelId + "] mach.json [query_defaults]";
+        JsonNode indexSideNode = defaults.isObject() ? defaults.get("index_side") : null;
+        JsonNode topLevel = defaults;
+        if (indexSideNode != null) {
+            topLevel = defaults.deepCopy();
+            ((com.fasterxml.jackson.databind.node.ObjectNode) topLevel).remove("index_side");
+        }
+        MachOptions top = readCard(topLevel, what, NAMES);
+        if (indexSideNode == null) return top;
+        MachOptions side = readCard(indexSideNode, what + " [index_side]", INDEX_SIDE_NAMES);
+        return indexSide ? side.withSharedFrom(top) : top;
+    }
+
+    private static MachOptions readCard(JsonNode node, String what, List<String> names) throws IOException {
+        MachOptions o = new MachOptions();
         try (
             XContentParser p = JsonXContent.jsonXContent.createParser(
                 NamedXContentRegistry.EMPTY,
                 DeprecationHandler.THROW_UNSUPPORTED_OPERATION,
-                defaults.toString()
+                node.toString()
             )
         ) {
-            StrictJson.readObject(p, what, NAMES, (field, x) -> o.read(field, x, what));
+            StrictJson.readObject(p, what, names, (field, x) -> o.read(field, x, what));
         }
         o.validate(true, what);
+        return o;
+    }
+
+    /**
+     * These options (a card's index_side block) with the keys that mean the same on both paths
+     * (candidates, scoring, bucket table) filled from the card's top level; the fusion keys are tuned
+     * together and the top level's weigh raw MACH scores on another scale (index-side scores every
+     * lexical hit, ~1,000x smaller weights measured), so they are not mixed in.
+     */
+    private MachOptions withSharedFrom(MachOptions top) {
+        MachOptions o = copy();
+        o.bucketsPerRepetition = first(bucketsPerRepetition, top.bucketsPerRepetition);
+        o.minRepetitions = first(minRepetitions, top.minRepetitions);
+        o.scoreMode = first(scoreMode, top.scoreMode);
+        o.normalize = first(normalize, top.normalize);
+        o.scoredBuckets = first(scoredBuckets, top.scoredBuckets);
+        o.quantizeRest = first(quantizeRest, top.quantizeRest);
         return o;
     }
 

@@ -455,10 +455,11 @@ public class MachQueryBuilder extends NamedQueryBuilder<MachQueryBuilder> {
 
     /**
      * The options this query runs with on a model: its own, then the model's {@code query_defaults}
-     * (the card's JSON node; missing: none) for what it leaves out, checked together.
+     * (the card's JSON node; missing: none; a bucket_field query reads its {@code index_side} block,
+     * MachOptions#fromCard) for what it leaves out, checked together.
      */
     public MachOptions effectiveOptions(JsonNode cardDefaults, String model) throws IOException {
-        MachOptions effective = options.withDefaults(MachOptions.fromCard(cardDefaults, model), lexical != null);
+        MachOptions effective = options.withDefaults(MachOptions.fromCard(cardDefaults, model, bucketField != null), lexical != null);
         try {
             effective.validate(lexical != null, "[mach]");
         } catch (IllegalArgumentException e) {

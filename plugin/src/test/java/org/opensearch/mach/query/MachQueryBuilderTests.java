@@ -124,6 +124,57 @@ public class MachQueryBuilderTests extends MachQueryParsingTestCase {
         }
     }
 
+    public void testModelQueryDefaultsIndexSide() throws IOException {
+        // the tuned top level (catalog side, top_n) and an index_side block tuned apart
+        var card = json("{\"combine\": \"hybrid\", \"normalization\": \"none\", \"mach_weight\": 10, \"top_n\": 200,"
+            + " \"buckets_per_repetition\": 20, \"score\": \"calibrated\","
+            + " \"index_side\": {\"combine\": \"hybrid\", \"normalization\": \"none\", \"mach_weight\": 10000, \"scored_buckets\": 512}}");
+        String lex = ", \"lexical\": {\"match\": {\"t\": \"x\"}}";
+        // product_id_field: the top level, index_side not used
+        MachOptions catalog = ((MachQueryBuilder) parse(mach(lex))).effectiveOptions(card, "m");
+        assertEquals(10f, catalog.machWeight(), 0f);
+        assertEquals(200, catalog.topN());
+        assertEquals(MachOptions.DEFAULT_SCORED_BUCKETS, catalog.scoredBucketsFor(4096));
+        // bucket_field: index_side's fusion; the top level's shared keys fill the rest, its top_n does not
+        String index = mach(lex).replace("\"product_id_field\": \"pid\"", "\"bucket_field\": \"mb\"");
+        MachOptions side = ((MachQueryBuilder) parse(index)).effectiveOptions(card, "m");
+        assertEquals(Combine.HYBRID, side.combine(true));
+        assertEquals(10000f, side.machWeight(), 0f);
+        assertEquals(512, side.scoredBucketsFor(4096));
+        assertEquals(20, side.decoderOptions().bucketsPerRepetition());
+        assertEquals(org.opensearch.mach.inference.Decoder.ScoreMode.CALIBRATED, side.decoderOptions().scoreMode());
+        assertEquals(MachOptions.DEFAULT_TOP_N, side.topN());
+        // the request still wins
+        MachOptions asked = ((MachQueryBuilder) parse(index.replace(lex, lex + ", \"mach_weight\": 3"))).effectiveOptions(card, "m");
+        assertEquals(3f, asked.machWeight(), 0f);
+        // an index_side block without fusion keys: the top level's fusion is still not mixed in
+        var candidatesOnly = json("{\"combine\": \"hybrid\", \"mach_weight\": 10, \"index_side\": {\"scored_buckets\": 64}}");
+        MachOptions plain = ((MachQueryBuilder) parse(index)).effectiveOptions(candidatesOnly, "m");
+        assertEquals(Combine.BOOST, plain.combine(true));
+        assertEquals(MachOptions.DEFAULT_MACH_WEIGHT, plain.machWeight(), 0f);
+        // no index_side: the top level serves both paths, as before
+        var topOnly = json("{\"combine\": \"hybrid\", \"mach_weight\": 7}");
+        assertEquals(7f, ((MachQueryBuilder) parse(index)).effectiveOptions(topOnly, "m").machWeight(), 0f);
+
+        // a bad index_side is a 400 on either path, named as the card's block
+        MachQueryBuilder catalogQuery = (MachQueryBuilder) parse(mach(lex));
+        MachQueryBuilder indexQuery = (MachQueryBuilder) parse(index);
+        for (String[] bad : new String[][] {
+            { "{\"index_side\": {\"top_n\": 100}}", "model [m] mach.json [query_defaults] [index_side] unknown parameter [top_n]" },
+            { "{\"index_side\": {\"decoding\": \"exact\"}}", "model [m] mach.json [query_defaults] [index_side] unknown parameter [decoding]" },
+            { "{\"index_side\": {\"mach_weight\": \"high\"}}", "model [m] mach.json [query_defaults] [index_side] [mach_weight] must be a number, got a string [high]" },
+            { "{\"index_side\": {\"normalization\": \"min_max\", \"mach_weight\": 10000}}", "model [m] mach.json [query_defaults] [index_side] [mach_weight] must be between 0 and 1" },
+            { "{\"index_side\": {\"index_side\": {}}}", "model [m] mach.json [query_defaults] [index_side] unknown parameter [index_side]" },
+            { "{\"index_side\": [1]}", "model [m] mach.json [query_defaults] [index_side] must be a JSON object, got an array" },
+            { "{\"index_side\": null}", "model [m] mach.json [query_defaults] [index_side] must be a JSON object, got null" } }) {
+            for (MachQueryBuilder q : List.of(catalogQuery, indexQuery)) {
+                Exception x = expectThrows(Exception.class, () -> q.effectiveOptions(json(bad[0]), "m"));
+                assertTrue(bad[0] + ": " + x.getMessage(), x.getMessage().contains(bad[1]));
+                assertEquals(org.opensearch.core.rest.RestStatus.BAD_REQUEST, org.opensearch.ExceptionsHelper.status(x));
+            }
+        }
+    }
+
     public void testModelAndFieldMayComeFromTheIndexBinding() throws IOException {
         MachQueryBuilder q = (MachQueryBuilder) parse("{\"mach\": {\"query_text\": \"red sofa\"}}");
         assertNull(q.modelId());
