@@ -310,7 +310,12 @@ QUERY_DEFAULTS = {
     "score": ("enum", ("mean", "calibrated")), "normalize": ("bool", None),
     "combine": ("enum", ("filter", "boost", "hybrid")), "normalization": ("enum", ("none", "min_max")),
     "mach_weight": ("number", None), "lexical_window": ("int", (1, 10000)),
+    "scored_buckets": ("int", (1, 2 ** 24)), "rest_buckets": ("enum", ("quantized", "residual")),
 }
+# query_defaults.index_side: the defaults of index-side (bucket_field) queries; top_n and decoding do
+# not apply there. The plugin takes its fusion keys instead of the top level's and the other keys from
+# the top level where it leaves them out.
+INDEX_SIDE_DEFAULTS = {k: v for k, v in QUERY_DEFAULTS.items() if k not in ("top_n", "decoding")}
 
 
 def _valid(v, kind: str, allowed) -> bool:
@@ -324,30 +329,34 @@ def _valid(v, kind: str, allowed) -> bool:
     return number and math.isfinite(v)
 
 
-def check_query_defaults(d) -> List[str]:
-    """The problems of a card's query_defaults, by the rules the plugin applies to a query's parameters."""
+def check_query_defaults(d, where: str = "query_defaults", known: dict = QUERY_DEFAULTS) -> List[str]:
+    """The problems of a card's query_defaults (and its index_side block), by the rules the plugin
+    applies to a query's parameters."""
     if not isinstance(d, dict):
-        return [f"query_defaults must be a JSON object, got {type(d).__name__}"]
+        return [f"{where} must be a JSON object, got {'null' if d is None else type(d).__name__}"]
     p = []
     for k, v in d.items():
-        if k not in QUERY_DEFAULTS:
-            p.append(f"query_defaults: unknown parameter {k!r}; known: {sorted(QUERY_DEFAULTS)}")
+        if k == "index_side" and known is QUERY_DEFAULTS:
+            p += check_query_defaults(v, f"{where}.index_side", INDEX_SIDE_DEFAULTS)
             continue
-        kind, allowed = QUERY_DEFAULTS[k]
+        if k not in known:
+            p.append(f"{where}: unknown parameter {k!r}; known: {sorted(known)}")
+            continue
+        kind, allowed = known[k]
         if not _valid(v, kind, allowed):
-            p.append(f"query_defaults: bad {k} {v!r} ({kind}{'' if allowed is None else ' ' + str(allowed)})")
+            p.append(f"{where}: bad {k} {v!r} ({kind}{'' if allowed is None else ' ' + str(allowed)})")
     if p:
         return p
     min_max = d.get("normalization") == "min_max"
     if d.get("decoding") == "exact" and d.get("min_repetitions", 1) > 1:
-        p.append("query_defaults: min_repetitions applies to candidate decoding only")
+        p.append(f"{where}: min_repetitions applies to candidate decoding only")
     if min_max and d.get("combine") == "filter":
-        p.append("query_defaults: normalization min_max applies to combine boost and hybrid, not filter")
+        p.append(f"{where}: normalization min_max applies to combine boost and hybrid, not filter")
     if "lexical_window" in d and not min_max:
-        p.append("query_defaults: lexical_window applies only with normalization min_max")
+        p.append(f"{where}: lexical_window applies only with normalization min_max")
     w = d.get("mach_weight")
     if w is not None and (not 0 <= w <= 1 if min_max else w <= 0):
-        p.append(f"query_defaults: mach_weight {w} must be {'between 0 and 1 with min_max' if min_max else '> 0'}")
+        p.append(f"{where}: mach_weight {w} must be {'between 0 and 1 with min_max' if min_max else '> 0'}")
     return p
 
 

@@ -10,6 +10,13 @@ won by the simpler cell: boost before hybrid, none before min_max (no extra lexi
 then the smaller weight. The card then gets {"combine", "normalization", "mach_weight", "top_n"};
 its other query_defaults stay.
 
+--index-side tunes index-side (bucket_field) queries instead, as engine-eval --index-side runs them
+(a mach_buckets field of the model's hash family, every lexical hit scored from its buckets, so raw
+weights are ~1,000x larger: default --none-weights 1000,3000,10000,30000), and writes
+the choice into query_defaults.index_side: {"combine", "normalization", "mach_weight"} plus
+"lexical_window" (= --top-n) with min_max and "scored_buckets" when given; the top-level block and
+index_side's other keys stay.
+
 The last line of stdout is one JSON object:
 {"queries": N, "index_seed": S, "best": {query_defaults}, "ndcg@10": {"bm25": x, "<cell>": x, ...}}
 """
@@ -24,8 +31,10 @@ from mach_tools import metrics as M
 from mach_tools.data import Catalog, UserError, judgments_by_query, read_pairs
 
 DEFAULT_NONE_WEIGHTS = "1,3,10,30"
+DEFAULT_INDEX_SIDE_NONE_WEIGHTS = "1000,3000,10000,30000"
 DEFAULT_MIN_MAX_WEIGHTS = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
 TUNED_KEYS = ("combine", "normalization", "mach_weight", "top_n", "lexical_window")
+INDEX_SIDE_TUNED_KEYS = ("combine", "normalization", "mach_weight", "lexical_window", "scored_buckets")
 
 
 @dataclass(frozen=True)
@@ -41,14 +50,25 @@ class Cell:
     def simplicity(self) -> tuple:
         return (self.combine != "boost", self.normalization != "none", self.weight)
 
-    def settings(self, model_id: str, id_field: str, top_n: int) -> E.MachSettings:
+    def settings(self, model_id: str, id_field: str, top_n: int, bucket_field: Optional[str] = None,
+                 scored_buckets: Optional[int] = None) -> E.MachSettings:
         # every tuned parameter explicit (lexical_window = top_n), so the card's current defaults do not
         # change what is measured
         window = top_n if self.normalization == "min_max" else None
-        return E.MachSettings(model_id, id_field, top_n, self.weight, normalization=self.normalization, lexical_window=window)
+        return E.MachSettings(model_id, id_field, top_n, self.weight, normalization=self.normalization, lexical_window=window,
+                              bucket_field=bucket_field, scored_buckets=scored_buckets)
 
     def query_defaults(self, top_n: int) -> dict:
         return {"combine": self.combine, "normalization": self.normalization, "mach_weight": self.weight, "top_n": top_n}
+
+    def index_side_defaults(self, top_n: int, scored_buckets: Optional[int]) -> dict:
+        """query_defaults.index_side: no top_n there, so min_max's measured window is written as lexical_window."""
+        d = {"combine": self.combine, "normalization": self.normalization, "mach_weight": self.weight}
+        if self.normalization == "min_max":
+            d["lexical_window"] = top_n
+        if scored_buckets is not None:
+            d["scored_buckets"] = scored_buckets
+        return d
 
 
 def grid(none_weights: Sequence[float], min_max_weights: Sequence[float]) -> List[Cell]:
@@ -95,10 +115,18 @@ def add_arguments(p) -> None:
     p.add_argument("--index", help="index name prefix (default: the model id + '-eval'); the index is PREFIX-sSEED")
     p.add_argument("--index-seed", type=int, default=0, help="the catalog's shuffled index order (default 0)")
     p.add_argument("--top-n", type=int, default=200, help="MACH candidates per query, written as top_n (default 200)")
-    p.add_argument("--none-weights", default=DEFAULT_NONE_WEIGHTS,
-                   help=f"mach_weight grid for raw scores, each > 0 (default {DEFAULT_NONE_WEIGHTS})")
+    p.add_argument("--none-weights",
+                   help=f"mach_weight grid for raw scores, each > 0 (default {DEFAULT_NONE_WEIGHTS}; "
+                        f"--index-side {DEFAULT_INDEX_SIDE_NONE_WEIGHTS})")
     p.add_argument("--min-max-weights", default=DEFAULT_MIN_MAX_WEIGHTS,
                    help=f"mach_weight grid for min_max, each in [0, 1] (default {DEFAULT_MIN_MAX_WEIGHTS})")
+    p.add_argument("--index-side", action="store_true",
+                   help="tune index-side (bucket_field) queries as engine-eval --index-side runs them and write the "
+                        "choice into query_defaults.index_side (the top-level block stays)")
+    p.add_argument("--bucket-field", default="mach_buckets", help="--index-side: the bucket field's name (default mach_buckets)")
+    p.add_argument("--hash-family", help="--index-side: the family to index (default: the served model card's product_hash family)")
+    p.add_argument("--scored-buckets", type=int,
+                   help="--index-side: the queries' scored_buckets, then written into query_defaults.index_side")
     p.add_argument("--limit", type=int, help="only the first N judged queries")
     p.add_argument("--dry-run", action="store_true", help="print the table and the choice; leave the card as it is")
     p.add_argument("--no-progress", action="store_true")
@@ -108,7 +136,10 @@ def run(args, catalog: Catalog, gain_offset: float, relevant_min: float, node: O
     from mach_tools.bundle import load_card, write_query_defaults
     if not 1 <= args.top_n <= 10000:
         raise UserError(f"--top-n must be between 1 and 10000, got {args.top_n}")
-    cells = grid(parse_weights(args.none_weights, "--none-weights", 0, float("inf"), True),
+    if not args.index_side and (args.hash_family or args.scored_buckets is not None):
+        raise UserError("--hash-family and --scored-buckets apply only with --index-side")
+    none_weights = args.none_weights or (DEFAULT_INDEX_SIDE_NONE_WEIGHTS if args.index_side else DEFAULT_NONE_WEIGHTS)
+    cells = grid(parse_weights(none_weights, "--none-weights", 0, float("inf"), True),
                  parse_weights(args.min_max_weights, "--min-max-weights", 0, 1, False))
     card = load_card(args.bundle)
     if args.deploy:
@@ -119,14 +150,15 @@ def run(args, catalog: Catalog, gain_offset: float, relevant_min: float, node: O
     judged = judgments_by_query(read_pairs(args.judgments))
     if args.limit:
         judged = dict(list(judged.items())[:args.limit])
-    index = E.seeded_index(args.index or f"{args.model_id}-eval", args.index_seed)
+    bucket_field = E.index_side_field(node, args) if args.index_side else None
+    index = E.seeded_index(args.index or f"{args.model_id}-eval" + ("-buckets" if bucket_field else ""), args.index_seed)
     progress = not args.no_progress
-    E.index_catalog(node, index, catalog, args.id_field, seed=args.index_seed, progress=progress)
+    E.index_catalog(node, index, catalog, args.id_field, seed=args.index_seed, progress=progress, bucket_field=bucket_field)
 
     fields = catalog.field_names
     queries = {"bm25": lambda text: E.lexical_query(text, fields)}
     for c in cells:
-        mach = c.settings(args.model_id, args.id_field, args.top_n)
+        mach = c.settings(args.model_id, args.id_field, args.top_n, bucket_field.name if bucket_field else None, args.scored_buckets)
         queries[c.name] = lambda text, c=c, mach=mach: E.method_query(c.combine, text, fields, mach)
     ranked, judged_scores, _ = E.run_searches(node, index, judged, queries, args.id_field, progress, judged_only=False)
     results = E.score_methods(judged, ranked, judged_scores, gain_offset, relevant_min)
@@ -136,8 +168,14 @@ def run(args, catalog: Catalog, gain_offset: float, relevant_min: float, node: O
     print(M.format_table({(f"{n}  <- best" if n == best.name else n): r for n, r in results.items()}))
     print(f"{len(judged)} dev queries x {len(queries)} runs (index seed {args.index_seed}); best by NDCG@10: {best.name} "
           f"({ndcg[best.name]:.4f}, bm25 {ndcg['bm25']:.4f})")
-    defaults = {k: v for k, v in (card.get("query_defaults") or {}).items() if k not in TUNED_KEYS}
-    defaults.update(best.query_defaults(args.top_n))
+    defaults = dict(card.get("query_defaults") or {})
+    if bucket_field:
+        side = {k: v for k, v in (defaults.get("index_side") or {}).items() if k not in INDEX_SIDE_TUNED_KEYS}
+        side.update(best.index_side_defaults(args.top_n, args.scored_buckets))
+        defaults["index_side"] = side
+    else:
+        defaults = {k: v for k, v in defaults.items() if k not in TUNED_KEYS}
+        defaults.update(best.query_defaults(args.top_n))
     if args.dry_run:
         print(f"--dry-run: {args.bundle}/mach.json left as it is; it would get query_defaults {json.dumps(defaults)}")
     else:

@@ -103,3 +103,48 @@ def test_query_defaults_are_checked_like_the_plugin_checks_a_query(data):
     card["query_defaults"] = {"normalization": "zscore"}
     (bundle / "mach.json").write_text(json.dumps(card))
     assert any("bad normalization" in p for p in check_bundle(str(bundle), numeric=False))
+
+
+def test_index_side_tunes_bucket_field_queries_into_index_side(data, capsys):
+    tmp_path, bundle = data
+    card = load_card(str(bundle))
+    top = {"combine": "hybrid", "normalization": "none", "mach_weight": 10.0, "top_n": 200, "score": "mean"}
+    card["query_defaults"] = dict(top, index_side={"mach_weight": 5, "buckets_per_repetition": 20})
+    (bundle / "mach.json").write_text(json.dumps(card))
+    node = FakeNode(LEXICAL, MACH, {"m1": load_card(str(bundle))})
+    args = build_parser().parse_args(["tune-fusion", "--catalog", str(tmp_path / "products.tsv"), "--judgments",
+                                      str(tmp_path / "dev.tsv"), "--bundle", str(bundle), "--model-id", "m1",
+                                      "--preset", "homedepot", "--top-n", "10", "--min-max-weights", "0.3,0.8",
+                                      "--index-side", "--scored-buckets", "64", "--no-progress"])
+    assert tune.run(args, _read_catalog(args), 1.0, 2.5, node=node) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # the index-side raw grid by default; every lexical hit gets its MACH score, so w 1000 already lifts P6
+    assert "boost none w=30000" in out["ndcg@10"] and "boost none w=1" not in out["ndcg@10"]
+    assert out["ndcg@10"]["boost none w=1000"] == 1.0
+    want = dict(top, index_side={"buckets_per_repetition": 20, "combine": "boost", "normalization": "none",
+                                 "mach_weight": 1000, "scored_buckets": 64})
+    assert out["best"] == want
+    assert load_card(str(bundle))["query_defaults"] == want  # the top level as it was
+    assert check_bundle(str(bundle)) == []
+    cells = [b["query"]["mach"] for b in node.searches if "mach" in b["query"]]
+    assert cells and all(c["bucket_field"] == "mach_buckets" and c["scored_buckets"] == 64
+                         and "product_id_field" not in c for c in cells)
+    assert list(node.indices) == ["m1-eval-buckets-s0"]
+    assert node.indices["m1-eval-buckets-s0"]["properties"]["mach_buckets"]["type"] == "mach_buckets"
+    # without --index-side its flags are refused
+    with pytest.raises(UserError, match="only with --index-side"):
+        _run(tmp_path, bundle, node, "--scored-buckets", "64")
+
+
+def test_index_side_defaults_are_checked(data):
+    ok = {"top_n": 200, "index_side": {"combine": "hybrid", "mach_weight": 10000, "scored_buckets": 256, "rest_buckets": "quantized"}}
+    assert check_query_defaults(ok) == []
+    for bad, says in [({"index_side": {"top_n": 10}}, "query_defaults.index_side: unknown parameter 'top_n'"),
+                      ({"index_side": {"decoding": "exact"}}, "query_defaults.index_side: unknown parameter 'decoding'"),
+                      ({"index_side": {"mach_weight": "high"}}, "query_defaults.index_side: bad mach_weight"),
+                      ({"index_side": {"normalization": "min_max", "mach_weight": 10000}}, "between 0 and 1"),
+                      ({"index_side": {"index_side": {}}}, "unknown parameter 'index_side'"),
+                      ({"index_side": None}, "query_defaults.index_side must be a JSON object, got null"),
+                      ({"index_side": [1]}, "query_defaults.index_side must be a JSON object")]:
+        problems = check_query_defaults(bad)
+        assert problems and says in " ".join(problems), (bad, problems)
