@@ -1,6 +1,7 @@
 package org.opensearch.mach.query;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import org.opensearch.common.xcontent.json.JsonXContent;
 import org.opensearch.core.common.io.stream.StreamInput;
@@ -32,6 +33,8 @@ public final class MachOptions implements Writeable {
     );
     /** What a card's {@code query_defaults.index_side} may set: top_n and decoding do not apply to index-side scoring. */
     public static final List<String> INDEX_SIDE_NAMES = NAMES.stream().filter(n -> !n.equals("top_n") && !n.equals("decoding")).toList();
+    /** The keys of a card's {@code query_defaults}: the parameters and the index_side block (read apart). */
+    private static final List<String> CARD_NAMES = java.util.stream.Stream.concat(NAMES.stream(), java.util.stream.Stream.of("index_side")).toList();
     public static final int DEFAULT_TOP_N = 100;
     public static final int MAX_TOP_N = 10_000;
     public static final int DEFAULT_BUCKETS_PER_REPETITION = 10;
@@ -142,9 +145,9 @@ public final class MachOptions implements Writeable {
         JsonNode topLevel = defaults;
         if (indexSideNode != null) {
             topLevel = defaults.deepCopy();
-            ((com.fasterxml.jackson.databind.node.ObjectNode) topLevel).remove("index_side");
+            ((ObjectNode) topLevel).remove("index_side");
         }
-        MachOptions top = readCard(topLevel, what, NAMES);
+        MachOptions top = readCard(topLevel, what, CARD_NAMES);
         if (indexSideNode == null) return top;
         MachOptions side = readCard(indexSideNode, what + " [index_side]", INDEX_SIDE_NAMES);
         return indexSide ? side.withSharedFrom(top) : top;

@@ -166,7 +166,8 @@ public class MachQueryBuilderTests extends MachQueryParsingTestCase {
             { "{\"index_side\": {\"normalization\": \"min_max\", \"mach_weight\": 10000}}", "model [m] mach.json [query_defaults] [index_side] [mach_weight] must be between 0 and 1" },
             { "{\"index_side\": {\"index_side\": {}}}", "model [m] mach.json [query_defaults] [index_side] unknown parameter [index_side]" },
             { "{\"index_side\": [1]}", "model [m] mach.json [query_defaults] [index_side] must be a JSON object, got an array" },
-            { "{\"index_side\": null}", "model [m] mach.json [query_defaults] [index_side] must be a JSON object, got null" } }) {
+            { "{\"index_side\": null}", "model [m] mach.json [query_defaults] [index_side] must be a JSON object, got null" },
+            { "{\"index_sides\": {}}", "model [m] mach.json [query_defaults] unknown parameter [index_sides]; known parameters: [top_n" } }) {
             for (MachQueryBuilder q : List.of(catalogQuery, indexQuery)) {
                 Exception x = expectThrows(Exception.class, () -> q.effectiveOptions(json(bad[0]), "m"));
                 assertTrue(bad[0] + ": " + x.getMessage(), x.getMessage().contains(bad[1]));
