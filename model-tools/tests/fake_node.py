@@ -42,7 +42,8 @@ class FakeNode:
             del self.indices[index]
             return {"acknowledged": True}
         if method == "PUT" and sub is None:
-            self.indices[index] = {"meta": body["mappings"].get("_meta", {}), "docs": []}
+            self.indices[index] = {"meta": body["mappings"].get("_meta", {}),
+                                   "properties": body["mappings"].get("properties", {}), "docs": []}
             return {"acknowledged": True}
         if sub == "_bulk":
             self.bulks += 1

@@ -2,6 +2,13 @@
 """Helpers of bench.sh against a running node (loopback).
 
   benchprep.py index  --url U --index I --catalog TSV [--id-field product_id] [--text-fields title]
+                      [--bucket-field mach --bundle DIR]
+      with --bucket-field, the index also gets a mach_buckets field of the bundle's hash family
+      (its card's product_hash.family, or the family its seeds spell), filled from the id field
+  benchprep.py store  --url U --index I --label L --out FILE.jsonl [--merge] [--drop]
+      the index's documents, segments and bytes on disk appended as one JSON line; with --merge,
+      force-merged to one segment first (so two indices' sizes compare); with --drop, the index is
+      deleted afterwards
   benchprep.py memory --url U --pid NODE_PID --label L [--model-id M] --out FILE.jsonl
       node RSS (/proc) and JVM heap used (_nodes/_local/stats) appended as one JSON line; with
       --model-id, loads the model first (GET _plugins/_mach/models/M) and adds its size figures.
@@ -25,6 +32,34 @@ def rss_bytes(pid):
     raise UserError(f"no VmRSS for pid {pid}")
 
 
+SEED_STEP = 7919  # spec/bundle-format.md, "Hash families": repetition r hashes with seed s + 7919 r (mod 2^32)
+
+
+def hash_family(bundle):
+    """The hash family name of a bundle's product hash: its card's product_hash.family, or derived
+    from its seeds and buckets; a UserError when the seeds are not a family's."""
+    with open(os.path.join(bundle, "mach.json"), encoding="utf-8") as f:
+        ph = json.load(f)["product_hash"]
+    if ph.get("family"):
+        return ph["family"]
+    seeds, buckets = ph["seeds"], ph["buckets"]
+    if any(seed != (seeds[0] + SEED_STEP * r) % (1 << 32) for r, seed in enumerate(seeds)):
+        raise UserError(f"{bundle}: the product hash seeds are not a hash family's (s + {SEED_STEP} r): "
+                        "this model cannot serve index-side queries")
+    return f"{ph['function']}-r{len(seeds)}-b{buckets}-s{seeds[0]}"
+
+
+def store_row(node, index, label, merge):
+    if merge:
+        node.call("POST", f"/{index}/_forcemerge?max_num_segments=1")
+        node.call("POST", f"/{index}/_refresh")
+    stats = node.call("GET", f"/{index}/_stats/docs,store,segments")["indices"][index]["primaries"]
+    docs = stats["docs"]["count"]
+    size = stats["store"]["size_in_bytes"]
+    return {"label": label, "index": index, "docs": docs, "segments": stats["segments"]["count"],
+            "store_bytes": size, "bytes_per_doc": round(size / docs, 1) if docs else None}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -34,6 +69,15 @@ def main(argv=None):
     i.add_argument("--catalog", required=True)
     i.add_argument("--id-field", default="product_id")
     i.add_argument("--text-fields", default="title")
+    i.add_argument("--bucket-field", help="also index a mach_buckets field of this name (needs --bundle)")
+    i.add_argument("--bundle", help="the model bundle whose hash family the bucket field uses")
+    st = sub.add_parser("store")
+    st.add_argument("--url", required=True)
+    st.add_argument("--index", required=True)
+    st.add_argument("--label", required=True)
+    st.add_argument("--merge", action="store_true")
+    st.add_argument("--drop", action="store_true")
+    st.add_argument("--out", required=True)
     m = sub.add_parser("memory")
     m.add_argument("--url", required=True)
     m.add_argument("--pid", required=True, type=int)
@@ -44,9 +88,22 @@ def main(argv=None):
     try:
         node = E.Node(args.url, timeout=600)
         if args.cmd == "index":
+            if args.bucket_field and not args.bundle:
+                raise UserError("--bucket-field needs --bundle (its hash family)")
+            family = hash_family(args.bundle) if args.bucket_field else None
             catalog = read_catalog(args.catalog, args.id_field, args.text_fields.split(","))
-            E.index_catalog(node, args.index, catalog, args.id_field, progress=False)
-            print(f"indexed {len(catalog)} products into [{args.index}]", file=sys.stderr)
+            E.index_catalog(node, args.index, catalog, args.id_field, progress=False,
+                            bucket_field=args.bucket_field, hash_family=family)
+            extra = f", buckets of {family} in [{args.bucket_field}]" if family else ""
+            print(f"indexed {len(catalog)} products into [{args.index}]{extra}", file=sys.stderr)
+            return 0
+        if args.cmd == "store":
+            row = store_row(node, args.index, args.label, args.merge)
+            with open(args.out, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(json.dumps(row))
+            if args.drop:
+                node.call("DELETE", f"/{args.index}")
             return 0
         row = {"label": args.label}
         if args.model_id:
