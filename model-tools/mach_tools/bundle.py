@@ -17,7 +17,7 @@ import onnx
 import torch
 
 from mach_tools.data import UserError
-from mach_tools.featurize import FeaturizerSpec, ProductHash, featurize, featurize_padded
+from mach_tools.featurize import FeaturizerSpec, ProductHash, card_family, featurize, featurize_padded
 from mach_tools.model import EncoderHeads, MachModel
 
 FORMAT_VERSION = 1  # hashed features
@@ -404,6 +404,11 @@ def check_bundle(bundle_dir: str, numeric: bool = True) -> List[str]:
         p.append(f"product_hash has {len(ph.get('seeds', []))} seeds, R is {R}")
     if ph.get("buckets") != B:
         p.append(f"product_hash.buckets {ph.get('buckets')} differs from B {B}")
+    if "family" in ph:
+        try:
+            card_family(ph)
+        except (ValueError, TypeError) as e:
+            p.append(str(e))
     if fz is not None:
         for k, v in KNOWN_FEATURIZER.items():
             if fz.get(k) != v:

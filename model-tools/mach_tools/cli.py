@@ -359,7 +359,15 @@ def cmd_inspect(args) -> int:
     from mach_tools.bundle import check_bundle, load_card, sizes
     card = load_card(args.bundle)
     short = {k: v for k, v in card.items() if k not in ("product_hash", "training")}
-    short["product_hash"] = {**card.get("product_hash", {}), "seeds": f"[{len(card.get('product_hash', {}).get('seeds', []))} seeds]"}
+    ph = card.get("product_hash", {})
+    short["product_hash"] = {**ph, "seeds": f"[{len(ph.get('seeds', []))} seeds]"}
+    if "family" not in ph:  # a card written before families: the family its seeds make, if any
+        from mach_tools.featurize import ProductHash
+        try:
+            family = ProductHash(buckets=int(ph["buckets"]), seeds=ph["seeds"]).family
+        except (KeyError, TypeError, ValueError):
+            family = None  # check_bundle below names what is wrong
+        short["product_hash"]["family"] = f"{family.name} (derived)" if family else "none (no index-side queries)"
     tr = card.get("training", {})
     short["training"] = {k: tr[k] for k in ("examples", "epochs", "device", "train_seconds", "samples_per_s",
                                             "input_layer_bytes", "model_bytes", "dev_metrics") if k in tr}

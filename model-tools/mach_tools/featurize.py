@@ -5,10 +5,11 @@ spec/test-vectors.json, so any change here is a format change (bump the card's f
 """
 from __future__ import annotations
 
+import re
 import struct
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Iterator, List, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 _MASK32 = 0xFFFFFFFF
 _C1 = 0xCC9E2D51
@@ -167,6 +168,97 @@ class ProductHash:
         data = product_id.encode("utf-8")
         return [murmur3_x86_32(data, s) % self.buckets for s in self.seeds]
 
-    def to_card(self) -> dict:
-        return {"function": "murmur3_x86_32", "encoding": "utf-8", "seeds": list(self.seeds),
+    @property
+    def family(self) -> Optional["HashFamily"]:
+        """The hash family of these seeds, None when they are not a family's (spec "Hash families")
+        or the hash is too large for one (R x B over 2^24 codes: no index-side serving)."""
+        try:
+            return HashFamily.of(self.seeds, self.buckets)
+        except ValueError:
+            return None
+
+    def to_card(self, with_family: bool = True) -> dict:
+        """The card's "product_hash"; with_family adds "family" when the seeds are a family's."""
+        card = {"function": "murmur3_x86_32", "encoding": "utf-8", "seeds": list(self.seeds),
                 "buckets": self.buckets}
+        family = self.family if with_family else None
+        if family is not None:
+            card["family"] = family.name
+        return card
+
+
+def card_family(product_hash_card: dict) -> Optional["HashFamily"]:
+    """The family of a card's "product_hash": derived from seeds and buckets (an old card has no
+    "family" field). ValueError when a stated "family" does not match them, as the plugin refuses it."""
+    family = HashFamily.of(product_hash_card.get("seeds", []), int(product_hash_card.get("buckets", 0)))
+    stated = product_hash_card.get("family")
+    if stated is not None:
+        declared = HashFamily.parse(stated)
+        if declared != family:
+            raise ValueError(f"product_hash.family {stated!r} does not match the card's seeds and buckets "
+                             f"({family.name if family else 'not a family'})")
+    return family
+
+
+_FAMILY_NAME = re.compile(r"murmur3_x86_32-r(\d{1,3})-b(\d{1,8})-s(\d{1,10})", re.ASCII)
+
+
+@dataclass(frozen=True)
+class HashFamily:
+    """A named product hash (plugin HashFamily, spec/bundle-format.md "Hash families"): R repetitions
+    into B buckets, repetition r hashing with seed (first_seed + 7919 r) mod 2^32. An index built with
+    a family serves every model trained with it; code(r, b) = r * B + b is the index-time term."""
+    repetitions: int
+    buckets: int
+    first_seed: int
+
+    FUNCTION = "murmur3_x86_32"
+    SEED_STEP = 7919
+    MAX_REPETITIONS = 256
+    MAX_CODES = 1 << 24
+
+    def __post_init__(self):
+        if not 1 <= self.repetitions <= self.MAX_REPETITIONS:
+            raise ValueError(f"hash family repetitions must be in [1, {self.MAX_REPETITIONS}], got {self.repetitions}")
+        if self.buckets < 2:
+            raise ValueError(f"hash family buckets must be >= 2, got {self.buckets}")
+        if self.repetitions * self.buckets > self.MAX_CODES:
+            raise ValueError(f"hash family R x B must be at most {self.MAX_CODES}, got {self.repetitions} x {self.buckets}")
+        if not 0 <= self.first_seed <= _MASK32:
+            raise ValueError(f"hash family seed must be an unsigned 32-bit integer, got {self.first_seed}")
+
+    @staticmethod
+    def parse(name: str) -> "HashFamily":
+        m = _FAMILY_NAME.fullmatch(name) if isinstance(name, str) else None
+        if m is None:
+            raise ValueError(f"unknown hash family [{name}]; a family is named murmur3_x86_32-r<R>-b<B>-s<first seed>, "
+                             f"e.g. murmur3_x86_32-r16-b4096-s1296122696 (the model card's product_hash.family)")
+        return HashFamily(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+
+    @staticmethod
+    def of(seeds: Sequence[int], buckets: int) -> Optional["HashFamily"]:
+        """The family of a product hash, or None when its seeds are not a family's."""
+        if not seeds:
+            return None
+        s0 = int(seeds[0])
+        if any(int(s) != (s0 + HashFamily.SEED_STEP * r) & _MASK32 for r, s in enumerate(seeds)):
+            return None
+        return HashFamily(len(seeds), int(buckets), s0)
+
+    @property
+    def name(self) -> str:
+        return f"{self.FUNCTION}-r{self.repetitions}-b{self.buckets}-s{self.first_seed}"
+
+    def seeds(self) -> List[int]:
+        return [(self.first_seed + self.SEED_STEP * r) & _MASK32 for r in range(self.repetitions)]
+
+    def product_hash(self) -> ProductHash:
+        return ProductHash(buckets=self.buckets, seeds=self.seeds())
+
+    def code(self, repetition: int, bucket: int) -> int:
+        """The index-time code of bucket b of repetition r."""
+        return repetition * self.buckets + bucket
+
+    def codes_of(self, product_id: str) -> List[int]:
+        """The R codes of one product, ascending (repetition order)."""
+        return [self.code(r, b) for r, b in enumerate(self.product_hash().buckets_of(product_id))]

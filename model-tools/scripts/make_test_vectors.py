@@ -12,7 +12,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from mach_tools.featurize import FeaturizerSpec, ProductHash, feature_strings, featurize, murmur3_x86_32  # noqa: E402
+from mach_tools.featurize import FeaturizerSpec, HashFamily, ProductHash, feature_strings, featurize, murmur3_x86_32  # noqa: E402
 from mach_tools.encoder import DEFAULT_DIR  # noqa: E402
 from mach_tools.bundle import sha256_file  # noqa: E402
 from mach_tools.wordpiece import WordPiece  # noqa: E402
@@ -46,6 +46,14 @@ WORDPIECE_TEXTS = TEXTS + [
     "word " * 200,
     "a\U0002B820b c\U0002B920d",  # HF spaces CJK extension E from U+2B920 (Google's BERT: U+2B820)
 ]
+# Hash families (index-side MACH): the default seeds at two sizes, a tiny one, and one whose seeds wrap past 2^32.
+FAMILIES = ["murmur3_x86_32-r16-b4096-s1296122696", "murmur3_x86_32-r4-b1024-s1296122696", "murmur3_x86_32-r3-b7-s0",
+            "murmur3_x86_32-r5-b20000-s4294967290"]
+# Names both readers must refuse: bad R, B, seed, R x B, function, shape, non-ASCII digits.
+BAD_FAMILY_NAMES = ["murmur3_x86_32-r0-b4096-s1", "murmur3_x86_32-r257-b16-s1", "murmur3_x86_32-r16-b1-s1",
+                    "murmur3_x86_32-r16-b4096-s4294967296", "murmur3_x86_32-r256-b65537-s0",
+                    "murmur3_x64_128-r16-b4096-s1", "murmur3_x86_32-r16-b4096", "murmur3_x86_32-r16-b4096-s-1",
+                    "murmur3_x86_32-r1000-b4096-s1", "murmur3_x86_32-r١٦-b4096-s1", " murmur3_x86_32-r16-b4096-s1", ""]
 HASH_INPUTS = ["", "a", "ab", "abc", "abcd", "hello", "The quick brown fox jumps over the lazy dog", "½ ß 🔨"]
 
 
@@ -68,8 +76,26 @@ def main() -> None:
     }
     for r, b in ((4, 1024), (16, 4096), (3, 7)):
         ph = ProductHash(buckets=b, seeds=ProductHash.default_seeds(r))
-        out["product_hash"].append({"spec": ph.to_card(), "cases": [
+        out["product_hash"].append({"spec": ph.to_card(with_family=False), "cases": [
             {"product_id": p, "buckets": ph.buckets_of(p)} for p in PRODUCT_IDS]})
+    out["hash_family"] = {
+        "about": "spec/bundle-format.md \"Hash families\": name -> R, B, seeds ((s + 7919 r) mod 2^32) and each "
+                 "product's R index-time codes r * B + b; bad_names must be refused",
+        "families": [],
+        "bad_names": BAD_FAMILY_NAMES,
+    }
+    for name in FAMILIES:
+        fam = HashFamily.parse(name)
+        assert fam.name == name
+        out["hash_family"]["families"].append({
+            "name": name, "R": fam.repetitions, "B": fam.buckets, "seeds": fam.seeds(),
+            "cases": [{"product_id": p, "codes": fam.codes_of(p)} for p in PRODUCT_IDS]})
+    for bad in BAD_FAMILY_NAMES:
+        try:
+            HashFamily.parse(bad)
+            raise AssertionError(f"{bad!r} parsed")
+        except ValueError:
+            pass
     vocab_json = pathlib.Path(DEFAULT_DIR) / "tokenizer.json"
     wp = WordPiece.from_tokenizer_json(str(vocab_json))
     with tempfile.TemporaryDirectory() as td:

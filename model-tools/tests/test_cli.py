@@ -48,8 +48,12 @@ def test_end_to_end_train_inspect_evaluate(files, capsys, tmp_path):
     out = str(tmp_path / "bundle")
     assert main(["train", "--catalog", files["catalog"], "--pairs", files["pairs"], "--out", out] + TINY_ARGS) == 0
     capsys.readouterr()
+    card = json.load(open(os.path.join(out, "mach.json")))
+    family = card["product_hash"]["family"]  # the trainer names the family of its default seeds
+    assert family == f"murmur3_x86_32-r{card['R']}-b{card['B']}-s1296122696"
     assert main(["inspect", out]) == 0
-    assert "bundle OK" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "bundle OK" in shown and f'"family": "{family}"' in shown
     res = str(tmp_path / "eval.json")
     assert main(["evaluate", out, "--judgments", files["pairs"], "--out", res]) == 0
     table = capsys.readouterr().out

@@ -11,7 +11,7 @@ from mach_tools.bundle import check_bundle, load_card, onnx_predictor
 from mach_tools.cli import main
 from mach_tools.decode import label_buckets, scores
 from mach_tools.encoder import SentenceEncoder
-from mach_tools.featurize import ProductHash
+from mach_tools.featurize import HashFamily, ProductHash
 from mach_tools.model import EncoderHeads
 
 
@@ -72,6 +72,7 @@ def test_train_encoder_end_to_end_and_refusals(tmp_path, capsys):
     assert main(base + ["--epochs", "2", "--out", out]) == 0
     card = load_card(out)
     assert card["format_version"] == 2 and card["input"] == "encoder"
+    assert card["product_hash"]["family"] == HashFamily.of(card["product_hash"]["seeds"], card["B"]).name
     assert {"encoder.onnx", "vocab.txt", "model.onnx", "labels.txt"} <= set(card["files"])
     assert card["onnx"]["inputs"] == [{"name": "embedding", "dtype": "float32", "shape": [-1, 384]}]
     assert check_bundle(out) == []

@@ -10,6 +10,7 @@ import pytest
 from mach_tools import quantize as Q
 from mach_tools.bundle import check_bundle
 from mach_tools.data import UserError
+from mach_tools.featurize import HashFamily
 from mach_tools.onnx_numpy import OnnxNumpyModel, _dynamic_quantize_linear
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "plugin", "src", "test", "resources", "fixtures", "tiny", "bundle")
@@ -93,3 +94,28 @@ def test_quantizes_the_heads_of_an_encoder_bundle(tmp_path):
     # the top bucket of each repetition mostly stays (7-bit weights)
     top1 = [a[0] == b[0] for x, y in zip(before, after) for a, b in zip(x["top_buckets"], y["top_buckets"])]
     assert np.mean(top1) >= 0.75
+
+
+def _with_family(tmp_path, family):
+    """The float fixture (written before families) with product_hash.family set in its card."""
+    src = tmp_path / "with-family"
+    shutil.copytree(FIXTURE, src)
+    card = json.loads((src / "mach.json").read_text())
+    card["product_hash"]["family"] = family
+    (src / "mach.json").write_text(json.dumps(card))
+    return src, card
+
+
+def test_keeps_the_hash_family_and_refuses_a_wrong_one(tmp_path):
+    ph = json.load(open(os.path.join(FIXTURE, "mach.json")))["product_hash"]
+    family = HashFamily.of(ph["seeds"], ph["buckets"])
+    assert family is not None
+    src, _ = _with_family(tmp_path, family.name)
+    assert check_bundle(str(src), numeric=False) == []
+    assert Q.quantize_bundle(str(src), str(tmp_path / "q"))["product_hash"]["family"] == family.name
+    assert json.load(open(tmp_path / "q" / "mach.json"))["product_hash"]["family"] == family.name
+    wrong = HashFamily(family.repetitions, family.buckets, family.first_seed + 1).name
+    bad, _ = _with_family(tmp_path / "bad", wrong)
+    assert any("does not match" in p for p in check_bundle(str(bad), numeric=False))
+    with pytest.raises(UserError, match="does not match"):
+        Q.quantize_bundle(str(bad), str(tmp_path / "qb"))

@@ -11,7 +11,7 @@ import torch
 from mach_tools import synth
 from mach_tools.bundle import check_bundle, load_card, write_bundle
 from mach_tools.data import Pairs, UserError, read_catalog, read_pairs, judgments_by_query
-from mach_tools.featurize import FeaturizerSpec, ProductHash, featurize_padded
+from mach_tools.featurize import FeaturizerSpec, HashFamily, ProductHash, featurize_padded
 from mach_tools.model import MachModel
 from mach_tools.onnx_numpy import OnnxNumpyModel
 from mach_tools.train import Recipe, train, evaluate_model, torch_predictor
@@ -37,6 +37,13 @@ def trained(synth_dir):
     card = train(catalog, pairs, Recipe(**TINY), out, "test", dev=dev, gain_offset=0, relevant_min=1,
                  progress=False, log=lambda *a: None)
     return catalog, pairs, dev, out, card
+
+
+def test_card_names_the_hash_family(trained):
+    card = trained[4]
+    family = HashFamily.parse(card["product_hash"]["family"])
+    assert (family.repetitions, family.buckets) == (card["R"], card["B"])
+    assert family.seeds() == card["product_hash"]["seeds"]
 
 
 def test_tiny_model_learns_well_above_chance(trained):

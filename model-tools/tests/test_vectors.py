@@ -6,7 +6,7 @@ import pytest
 
 from conftest import REPO
 from mach_tools.features import CachedFeaturizer
-from mach_tools.featurize import FeaturizerSpec, ProductHash, feature_strings, featurize, murmur3_x86_32
+from mach_tools.featurize import FeaturizerSpec, HashFamily, ProductHash, card_family, feature_strings, featurize, murmur3_x86_32
 
 VECTORS = json.load(open(os.path.join(REPO, "spec", "test-vectors.json"), encoding="utf-8"))
 
@@ -41,7 +41,7 @@ def _hash_cases():
 @pytest.mark.parametrize("spec_card,case", list(_hash_cases()), ids=lambda x: repr(x.get("product_id", ""))[:20])
 def test_product_hash(spec_card, case):
     ph = ProductHash(buckets=spec_card["buckets"], seeds=spec_card["seeds"])
-    assert ph.to_card() == spec_card
+    assert ph.to_card(with_family=False) == spec_card
     assert ph.buckets_of(case["product_id"]) == case["buckets"]
     assert [ph.bucket(case["product_id"], r) for r in range(len(ph.seeds))] == case["buckets"]
 
@@ -49,6 +49,50 @@ def test_product_hash(spec_card, case):
 def test_default_seeds_match_vectors():
     for group in VECTORS["product_hash"]:
         assert ProductHash.default_seeds(len(group["spec"]["seeds"])) == group["spec"]["seeds"]
+
+
+FAMILIES = VECTORS["hash_family"]["families"]
+
+
+@pytest.mark.parametrize("group", FAMILIES, ids=lambda g: g["name"])
+def test_hash_family(group):
+    fam = HashFamily.parse(group["name"])
+    assert (fam.repetitions, fam.buckets, fam.name) == (group["R"], group["B"], group["name"])
+    assert fam.seeds() == group["seeds"]
+    assert HashFamily.of(group["seeds"], group["B"]) == fam
+    assert ProductHash(buckets=group["B"], seeds=group["seeds"]).to_card()["family"] == group["name"]
+    assert len(group["cases"]) >= 5 and any(not c["product_id"].isascii() for c in group["cases"])
+    ph = fam.product_hash()
+    for case in group["cases"]:
+        assert fam.codes_of(case["product_id"]) == case["codes"], case["product_id"]
+        assert [c - r * fam.buckets for r, c in enumerate(case["codes"])] == ph.buckets_of(case["product_id"])
+
+
+def test_hash_family_vectors_cover_seed_wraparound():
+    assert any(min(g["seeds"]) < g["seeds"][0] for g in FAMILIES)
+
+
+@pytest.mark.parametrize("name", VECTORS["hash_family"]["bad_names"])
+def test_hash_family_bad_names(name):
+    with pytest.raises(ValueError):
+        HashFamily.parse(name)
+
+
+def test_seeds_that_are_not_a_family():
+    seeds = ProductHash.default_seeds(4)
+    assert HashFamily.of(seeds[:3] + [seeds[3] + 1], 1024) is None
+    assert "family" not in ProductHash(buckets=1024, seeds=[1, 2, 3]).to_card()
+    assert ProductHash(buckets=1 << 20, seeds=ProductHash.default_seeds(32)).family is None  # over 2^24 codes
+
+
+def test_card_family_checks_a_stated_family():
+    card = ProductHash(buckets=4096, seeds=ProductHash.default_seeds(16)).to_card()
+    assert card_family(card).name == card["family"]
+    assert card_family({k: v for k, v in card.items() if k != "family"}).name == card["family"]
+    with pytest.raises(ValueError, match="does not match"):
+        card_family({**card, "family": "murmur3_x86_32-r16-b4096-s1"})
+    with pytest.raises(ValueError, match="unknown hash family"):
+        card_family({**card, "family": "r16"})
 
 
 def test_cached_featurizer_matches_reference_on_catalog_text():

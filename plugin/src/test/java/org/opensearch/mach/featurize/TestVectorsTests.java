@@ -89,6 +89,48 @@ public class TestVectorsTests extends OpenSearchTestCase {
     }
 
     /**
+     * The "hash_family" section (index-side MACH): a family name gives R, B, the seeds and each product's
+     * R index-time codes r * B + b, and the names both readers must refuse.
+     */
+    public void testHashFamily() throws Exception {
+        JsonNode section = vectors().get("hash_family");
+        int checked = 0;
+        for (JsonNode group : section.get("families")) {
+            String name = group.get("name").asText();
+            HashFamily family = HashFamily.parse(name);
+            assertEquals(name, family.name());
+            assertEquals(name, group.get("R").asInt(), family.repetitions());
+            assertEquals(name, group.get("B").asInt(), family.buckets());
+            long[] seeds = new long[group.get("seeds").size()];
+            for (int i = 0; i < seeds.length; i++) {
+                seeds[i] = group.get("seeds").get(i).asLong();
+            }
+            assertArrayEquals("seeds of " + name, seeds, family.seeds());
+            assertEquals(family, HashFamily.of(seeds, family.buckets()));
+            for (JsonNode c : group.get("cases")) {
+                String id = c.get("product_id").asText();
+                int[] expected = new int[c.get("codes").size()];
+                for (int i = 0; i < expected.length; i++) {
+                    expected[i] = c.get("codes").get(i).asInt();
+                }
+                assertArrayEquals("codes of [" + id + "] in " + name, expected, family.codesOf(id));
+                int[] buckets = family.productHash().bucketsOf(id);
+                for (int r = 0; r < buckets.length; r++) {
+                    assertEquals(expected[r], family.code(r, buckets[r]));
+                }
+                checked++;
+            }
+        }
+        assertTrue("no hash family cases", checked > 0);
+        int refused = 0;
+        for (JsonNode bad : section.get("bad_names")) {
+            expectThrows(IllegalArgumentException.class, () -> HashFamily.parse(bad.asText()));
+            refused++;
+        }
+        assertTrue("no bad family names", refused > 0);
+    }
+
+    /**
      * The "wordpiece" section (model-tools' tokenizer against the vocabulary of the unpacked
      * all-MiniLM-L6-v2 encoder): tokens without [CLS] / [SEP] and not truncated, ids with them,
      * truncated to max_tokens. Skipped while the file has no such section.
