@@ -94,16 +94,10 @@ def catalog_fingerprint(catalog: Catalog) -> str:
 
 
 def index_catalog(node: Node, index: str, catalog: Catalog, id_field: str, seed: int = 0, batch: int = 2000,
-                  progress: bool = True, bucket_field: Optional[str] = None, hash_family: Optional[str] = None) -> None:
+                  progress: bool = True) -> None:
     """(Re)creates the index, products in index_order(seed), unless it already holds this catalog in
-    that order: the reuse key (catalog fingerprint, product count, seed) is kept in the mapping's _meta.
-    With bucket_field, the index also stores every product's MACH buckets of hash_family there (a
-    mach_buckets field filled from id_field by copy_to), for queries with bucket_field."""
-    if bool(bucket_field) != bool(hash_family):
-        raise UserError("a bucket field needs its hash family (and a hash family a bucket field)")
+    that order: the reuse key (catalog fingerprint, product count, seed) is kept in the mapping's _meta."""
     key = {"catalog_sha256": catalog_fingerprint(catalog), "products": len(catalog), "index_seed": seed}
-    if bucket_field:
-        key.update({"bucket_field": bucket_field, "hash_family": hash_family})
     mapping = node.call("GET", f"/{index}/_mapping", ok404=True)
     if mapping is not None:
         meta = next(iter(mapping.values()), {}).get("mappings", {}).get("_meta", {}).get("mach_eval")
@@ -113,9 +107,6 @@ def index_catalog(node: Node, index: str, catalog: Catalog, id_field: str, seed:
             return
         node.call("DELETE", f"/{index}")
     props = {id_field: {"type": "keyword"}}
-    if bucket_field:
-        props[id_field]["copy_to"] = bucket_field
-        props[bucket_field] = {"type": "mach_buckets", "hash_family": hash_family}
     for f in catalog.field_names:
         props[f] = {"type": "text", "analyzer": "english"}
     node.call("PUT", f"/{index}", {"settings": {"number_of_shards": 1, "number_of_replicas": 0,

@@ -42,8 +42,7 @@ class FakeNode:
             del self.indices[index]
             return {"acknowledged": True}
         if method == "PUT" and sub is None:
-            self.indices[index] = {"meta": body["mappings"].get("_meta", {}),
-                                   "properties": body["mappings"].get("properties", {}), "docs": []}
+            self.indices[index] = {"meta": body["mappings"].get("_meta", {}), "docs": []}
             return {"acknowledged": True}
         if sub == "_bulk":
             self.bulks += 1

@@ -69,24 +69,6 @@ def test_the_catalog_is_indexed_in_a_seeded_shuffled_order_and_reused_only_for_t
     assert node.bulks == 3, "another catalog of the same size: rebuilt"
 
 
-def test_a_bucket_field_is_filled_from_the_product_id_and_keyed_for_reuse(tmp_path):
-    from fake_node import FakeNode
-    catalog = _catalog(tmp_path)
-    family = "murmur3_x86_32-r16-b4096-s1296122696"
-    node = FakeNode({}, {})
-    E.index_catalog(node, "x", catalog, "product_id", progress=False)
-    assert "mach" not in node.indices["x"]["properties"]
-    E.index_catalog(node, "x", catalog, "product_id", progress=False, bucket_field="mach", hash_family=family)
-    assert node.bulks == 2, "an index without the bucket field is not reused for one with it"
-    props = node.indices["x"]["properties"]
-    assert props["product_id"] == {"type": "keyword", "copy_to": "mach"}
-    assert props["mach"] == {"type": "mach_buckets", "hash_family": family}
-    E.index_catalog(node, "x", catalog, "product_id", progress=False, bucket_field="mach", hash_family=family)
-    assert node.bulks == 2, "same catalog, same bucket field: reused"
-    with pytest.raises(UserError, match="hash family"):
-        E.index_catalog(node, "y", catalog, "product_id", progress=False, bucket_field="mach")
-
-
 def test_several_index_seeds_report_the_mean_and_the_spread(tmp_path, capsys):
     """Every product ties for BM25, one is relevant: its rank is the index order's choice."""
     from fake_node import FakeNode

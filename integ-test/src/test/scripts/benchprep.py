@@ -22,6 +22,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "model-tools"))
 from mach_tools import engine_eval as E  # noqa: E402
 from mach_tools.data import UserError, read_catalog  # noqa: E402
+from mach_tools.featurize import card_family  # noqa: E402
 
 
 def rss_bytes(pid):
@@ -32,21 +33,18 @@ def rss_bytes(pid):
     raise UserError(f"no VmRSS for pid {pid}")
 
 
-SEED_STEP = 7919  # spec/bundle-format.md, "Hash families": repetition r hashes with seed s + 7919 r (mod 2^32)
-
-
 def hash_family(bundle):
-    """The hash family name of a bundle's product hash: its card's product_hash.family, or derived
-    from its seeds and buckets; a UserError when the seeds are not a family's."""
+    """The hash family name of a bundle's product hash (its card's product_hash.family, or the family
+    its seeds spell); a UserError when it has none."""
     with open(os.path.join(bundle, "mach.json"), encoding="utf-8") as f:
-        ph = json.load(f)["product_hash"]
-    if ph.get("family"):
-        return ph["family"]
-    seeds, buckets = ph["seeds"], ph["buckets"]
-    if any(seed != (seeds[0] + SEED_STEP * r) % (1 << 32) for r, seed in enumerate(seeds)):
-        raise UserError(f"{bundle}: the product hash seeds are not a hash family's (s + {SEED_STEP} r): "
-                        "this model cannot serve index-side queries")
-    return f"{ph['function']}-r{len(seeds)}-b{buckets}-s{seeds[0]}"
+        product_hash = json.load(f)["product_hash"]
+    try:
+        family = card_family(product_hash)
+    except ValueError as e:
+        raise UserError(f"{bundle}: {e}")
+    if family is None:
+        raise UserError(f"{bundle}: the product hash seeds are not a hash family's: this model cannot serve index-side queries")
+    return family.name
 
 
 def store_row(node, index, label, merge):
@@ -93,7 +91,7 @@ def main(argv=None):
             family = hash_family(args.bundle) if args.bucket_field else None
             catalog = read_catalog(args.catalog, args.id_field, args.text_fields.split(","))
             E.index_catalog(node, args.index, catalog, args.id_field, progress=False,
-                            bucket_field=args.bucket_field, hash_family=family)
+                            bucket_field=E.BucketField(args.bucket_field, family) if family else None)
             extra = f", buckets of {family} in [{args.bucket_field}]" if family else ""
             print(f"indexed {len(catalog)} products into [{args.index}]{extra}", file=sys.stderr)
             return 0
