@@ -8,6 +8,11 @@ Tie-fair: OpenSearch breaks score ties by index order, so the catalog is indexed
 order (one index per seed); with several seeds every metric is reported as the mean over seeds and
 its min..max spread.
 
+Index-side MACH (issue 15, --index-side): the index gets a `mach_buckets` field of the model's hash
+family, filled by copy_to from the product-id field, and the queries name it as "bucket_field"
+instead of "product_id_field": the shards then find MACH's candidates in the bucket postings and
+give every document they score (lexical hits too) its MACH score from doc values.
+
 Two views per method (DESIGN.md section 3):
 - full catalog: the method's top 100 over the whole index; unjudged products count as not relevant;
 - judged only: the query's judged products re-ranked by the method's score (the same query with a
@@ -93,11 +98,22 @@ def catalog_fingerprint(catalog: Catalog) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class BucketField:
+    """Index-side MACH: the `mach_buckets` field the index gets, and the hash family it stores."""
+    name: str
+    hash_family: str
+
+
 def index_catalog(node: Node, index: str, catalog: Catalog, id_field: str, seed: int = 0, batch: int = 2000,
-                  progress: bool = True) -> None:
+                  progress: bool = True, bucket_field: Optional[BucketField] = None) -> None:
     """(Re)creates the index, products in index_order(seed), unless it already holds this catalog in
-    that order: the reuse key (catalog fingerprint, product count, seed) is kept in the mapping's _meta."""
+    that order: the reuse key (catalog fingerprint, product count, seed and the bucket field, if any)
+    is kept in the mapping's _meta. With bucket_field the product-id field is copied into a
+    `mach_buckets` field of that hash family (the node computes each product's R bucket codes)."""
     key = {"catalog_sha256": catalog_fingerprint(catalog), "products": len(catalog), "index_seed": seed}
+    if bucket_field is not None:
+        key["bucket_field"] = {"name": bucket_field.name, "hash_family": bucket_field.hash_family}
     mapping = node.call("GET", f"/{index}/_mapping", ok404=True)
     if mapping is not None:
         meta = next(iter(mapping.values()), {}).get("mappings", {}).get("_meta", {}).get("mach_eval")
@@ -109,6 +125,9 @@ def index_catalog(node: Node, index: str, catalog: Catalog, id_field: str, seed:
     props = {id_field: {"type": "keyword"}}
     for f in catalog.field_names:
         props[f] = {"type": "text", "analyzer": "english"}
+    if bucket_field is not None:
+        props[id_field]["copy_to"] = bucket_field.name
+        props[bucket_field.name] = {"type": "mach_buckets", "hash_family": bucket_field.hash_family}
     node.call("PUT", f"/{index}", {"settings": {"number_of_shards": 1, "number_of_replicas": 0,
                                                  "refresh_interval": "-1"},
                                     "mappings": {"_meta": {"mach_eval": key}, "properties": props}})
@@ -150,13 +169,22 @@ class MachSettings:
     buckets_per_repetition: Optional[int] = None  # candidate decoding: m
     normalization: Optional[str] = None  # none | min_max (boost, hybrid)
     lexical_window: Optional[int] = None  # min_max: top lexical hits that give the lexical score range
+    bucket_field: Optional[str] = None  # index-side MACH: the mach_buckets field, named instead of id_field
+    scored_buckets: Optional[int] = None  # index-side: bucket probabilities sent per repetition (the rest: one residual)
 
 
 def method_query(method: str, text: str, fields: Sequence[str], mach: MachSettings) -> dict:
     lexical = lexical_query(text, fields)
     if method == "bm25":
         return lexical
-    q = {"model_id": mach.model_id, "query_text": text, "product_id_field": mach.id_field, "top_n": mach.top_n}
+    q = {"model_id": mach.model_id, "query_text": text}
+    if mach.bucket_field is not None:
+        q["bucket_field"] = mach.bucket_field
+        if mach.scored_buckets is not None:
+            q["scored_buckets"] = mach.scored_buckets
+    else:
+        q["product_id_field"] = mach.id_field
+    q["top_n"] = mach.top_n
     if mach.decoding is not None:
         q["decoding"] = mach.decoding
     if mach.normalize:
@@ -325,11 +353,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--normalize", action="store_true", help="the mach query's normalize: scores / top score")
     p.add_argument("--min-repetitions", type=int, help="candidate decoding: a product must be in f repetitions' top buckets")
     p.add_argument("--buckets-per-repetition", type=int, help="candidate decoding: m top buckets per repetition")
+    p.add_argument("--index-side", action="store_true",
+                   help="index-side MACH (issue 15): index a mach_buckets field of the model's hash family (copy_to from "
+                        "the product-id field) and query it with bucket_field instead of product_id_field")
+    p.add_argument("--bucket-field", default="mach_buckets", help="--index-side: the bucket field's name (default mach_buckets)")
+    p.add_argument("--hash-family", help="--index-side: the family to index (default: the deployed model card's product_hash family)")
+    p.add_argument("--scored-buckets", type=int,
+                   help="--index-side: the mach query's scored_buckets (top bucket probabilities sent per repetition)")
     p.add_argument("--limit", type=int, help="only the first N judged queries")
     p.add_argument("--out", help="write the full results JSON here")
     p.add_argument("--plot", help="write a bar chart PNG here")
     p.add_argument("--rankings", help="write every query's top 100 per method (ids and scores, JSON lines) here (one seed only)")
     p.add_argument("--no-progress", action="store_true")
+
+
+def index_side_field(node: Node, args) -> BucketField:
+    """The bucket field of --index-side: --hash-family, else the family of the card the node serves
+    under --model-id (after --bundle deployed it)."""
+    from mach_tools.featurize import HashFamily, card_family
+    if args.scored_buckets is not None and args.scored_buckets < 1:
+        raise UserError(f"--scored-buckets must be at least 1, got {args.scored_buckets}")
+    if args.hash_family:
+        try:
+            return BucketField(args.bucket_field, HashFamily.parse(args.hash_family).name)
+        except ValueError as e:
+            raise UserError(f"--hash-family: {e}")
+    served = node.call("GET", f"/_plugins/_mach/models/{args.model_id}", ok404=True)
+    if served is None or "card" not in served:
+        raise UserError(f"--index-side needs model [{args.model_id}]'s hash family: deploy it (--bundle) or give --hash-family")
+    try:
+        family = card_family(served["card"].get("product_hash", {}))
+    except ValueError as e:
+        raise UserError(f"model [{args.model_id}]: {e}")
+    if family is None:
+        raise UserError(f"model [{args.model_id}]'s product hash is not a hash family's (seeds (s + 7919 r) mod 2^32): "
+                        "it cannot serve index-side queries")
+    return BucketField(args.bucket_field, family.name)
 
 
 def run(args, catalog: Catalog, gain_offset: float, relevant_min: float, node: Optional[Node] = None) -> int:
@@ -340,6 +399,8 @@ def run(args, catalog: Catalog, gain_offset: float, relevant_min: float, node: O
     seeds = parse_seeds(args.index_seeds) if args.index_seeds else [args.index_seed]
     if args.rankings and len(seeds) > 1:
         raise UserError("--rankings writes one run's rankings: give it with a single --index-seed")
+    if not args.index_side and (args.hash_family or args.scored_buckets is not None):
+        raise UserError("--hash-family and --scored-buckets apply only with --index-side")
     if args.bundle:
         from mach_tools.deploy import ensure_deployed
         ensure_deployed(args.url, args.bundle, args.model_id, progress=not args.no_progress)
@@ -347,15 +408,18 @@ def run(args, catalog: Catalog, gain_offset: float, relevant_min: float, node: O
     if args.limit:
         judged = dict(list(judged.items())[:args.limit])
     node = node or Node(args.url)
-    base = args.index or f"{args.model_id}-eval"
+    bucket_field = index_side_field(node, args) if args.index_side else None
+    base = args.index or f"{args.model_id}-eval" + ("-buckets" if bucket_field else "")
     progress = not args.no_progress
     mach = MachSettings(args.model_id, args.id_field, args.top_n, args.mach_weight, args.decoding, args.normalize,
-                        args.min_repetitions, args.buckets_per_repetition, args.normalization)
+                        args.min_repetitions, args.buckets_per_repetition, args.normalization,
+                        bucket_field=bucket_field.name if bucket_field else None,
+                        scored_buckets=args.scored_buckets)
     t0 = time.time()
     per_seed = []
     for seed in seeds:
         index = seeded_index(base, seed)
-        index_catalog(node, index, catalog, args.id_field, seed=seed, progress=progress)
+        index_catalog(node, index, catalog, args.id_field, seed=seed, progress=progress, bucket_field=bucket_field)
         ranked, judged_scores, scores = run_queries(node, index, judged, methods, catalog.field_names, mach, progress)
         per_seed.append(score_methods(judged, ranked, judged_scores, gain_offset, relevant_min))
     secs = time.time() - t0
@@ -366,12 +430,16 @@ def run(args, catalog: Catalog, gain_offset: float, relevant_min: float, node: O
         print(format_spread(spread))
     print(f"{len(judged)} queries x {len(methods)} methods x {len(seeds)} index order(s) in {secs:.1f}s; gain = relevance - "
           f"{gain_offset:g}, relevant >= {relevant_min:g}; mach top_n {args.top_n}, "
-          f"mach_weight {args.mach_weight or 'plugin default'}, normalization {args.normalization or 'plugin default'}")
+          f"mach_weight {args.mach_weight or 'plugin default'}, normalization {args.normalization or 'plugin default'}"
+          + (f"; index-side: {bucket_field.name} ({bucket_field.hash_family}), scored_buckets "
+             f"{args.scored_buckets or 'plugin default'}" if bucket_field else ""))
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             json.dump({"judgments": args.judgments, "model_id": args.model_id, "indices": [seeded_index(base, s) for s in seeds],
                        "index_seeds": seeds, "top_n": args.top_n, "mach_weight": args.mach_weight,
                        "normalization": args.normalization, "results": results, "spread": spread,
+                       "index_side": {"bucket_field": bucket_field.name, "hash_family": bucket_field.hash_family,
+                                      "scored_buckets": args.scored_buckets} if bucket_field else None,
                        "per_seed": per_seed}, f, indent=1)
     if args.rankings:
         write_rankings(args.rankings, judged, ranked, scores)

@@ -1,7 +1,9 @@
 """A stand-in for a node with the plugin, for engine-eval and tune-fusion tests: indices kept as their
 documents in bulk order; _msearch scores each query by the plugin's documented formulas
 (plugin/README.md) from fixed lexical and MACH scores per (query text, product), and breaks score ties
-by index order, as OpenSearch does."""
+by index order, as OpenSearch does. Index-side MACH (a `mach_buckets` field named by "bucket_field"):
+the mapping must have that field, filled by copy_to; every lexical hit then gets its MACH score,
+not only MACH's top_n (per-document fusion)."""
 import json
 from typing import Dict, List, Optional
 
@@ -42,7 +44,8 @@ class FakeNode:
             del self.indices[index]
             return {"acknowledged": True}
         if method == "PUT" and sub is None:
-            self.indices[index] = {"meta": body["mappings"].get("_meta", {}), "docs": []}
+            self.indices[index] = {"meta": body["mappings"].get("_meta", {}), "docs": [],
+                                   "properties": body["mappings"].get("properties", {})}
             return {"acknowledged": True}
         if sub == "_bulk":
             self.bulks += 1
@@ -53,10 +56,25 @@ class FakeNode:
 
     def _search(self, index: str, body: dict) -> dict:
         self.searches.append(body)
+        error = self._bucket_field_error(index, body["query"])
+        if error:
+            return {"error": {"type": "query_shard_exception", "reason": error}, "status": 400}
         scores = self._scores(body["query"])
         order = {pid: i for i, pid in enumerate(self.indices[index]["docs"])}
         ranked = sorted((p for p in scores if p in order), key=lambda p: (-scores[p], order[p]))[:body["size"]]
         return {"hits": {"hits": [{"_id": p, "_score": scores[p]} for p in ranked]}}
+
+    def _bucket_field_error(self, index: str, q: dict) -> Optional[str]:
+        m = (q.get("bool", {}).get("must", [q])[0]).get("mach")
+        if not m or "bucket_field" not in m:
+            return None
+        props = self.indices[index]["properties"]
+        field = props.get(m["bucket_field"], {})
+        if field.get("type") != "mach_buckets":
+            return f"[bucket_field] [{m['bucket_field']}] is not a mach_buckets field"
+        if not any(p.get("copy_to") == m["bucket_field"] for p in props.values()):
+            return f"nothing copies a product id into [{m['bucket_field']}]"
+        return None
 
     def _scores(self, q: dict) -> Dict[str, float]:
         if "bool" in q:  # the judged-only view: the query, filtered to the judged products
@@ -72,6 +90,9 @@ class FakeNode:
         if "lexical" not in m:
             return mach
         lexical = self._scores(m["lexical"])
+        if "bucket_field" in m:  # index-side: every lexical hit is scored from its buckets
+            every = self.mach.get(m["query_text"], {})
+            mach.update({p: every[p] for p in lexical if p in every})
         combine, norm = m.get("combine", "boost"), m.get("normalization", "none")
         w = m.get("mach_weight", 0.5 if norm == "min_max" else 10.0)
         if combine == "filter":
