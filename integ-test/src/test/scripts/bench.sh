@@ -59,8 +59,7 @@ if [[ ! -f "$BUNDLE/mach.json" ]]; then
   (cd "$ROOT/model-tools" && $PY -m mach_tools train --catalog "$CATALOG" --out "$BUNDLE" --threads 2 --no-progress $TRAIN)
 fi
 
-(cd "$ROOT" && ./mvnw -B -q -ntp -pl plugin -am package -DskipTests)   # never a stale zip
-ZIP=$(ls -t "$ROOT"/plugin/target/releases/mach-retrieval-*.zip | head -1)
+ZIP=$(cd "$ROOT" && source scripts/lib.sh && build_plugin_zip)   # never a stale zip: rebuilt when a source is newer
 DIST=$(cd "$ROOT" && source scripts/lib.sh && ensure_distribution)
 
 NODE="$OUT/node"
