@@ -11,7 +11,8 @@
       deleted afterwards
   benchprep.py memory --url U --pid NODE_PID --label L [--model-id M] --out FILE.jsonl
       node RSS (/proc) and JVM heap used (_nodes/_local/stats) appended as one JSON line; with
-      --model-id, loads the model first (GET _plugins/_mach/models/M) and adds its size figures.
+      --model-id, loads the model first (GET _plugins/_mach/models/M) and adds its size figures;
+      without, adds what the node reports loaded (GET _plugins/_mach/models), loading nothing.
       Call it after a full GC (bench.sh runs jcmd GC.run) so heap used means live objects.
 """
 import argparse
@@ -113,6 +114,9 @@ def main(argv=None):
             if "encoder" in card:  # bundle format 2: the sentence encoder is a second ONNX file
                 enc = os.path.join(model["directory"], card["encoder"]["file"])
                 row["model"]["encoder_onnx_bytes"] = os.path.getsize(enc) if os.path.exists(enc) else None
+        else:  # what the node has loaded, without loading anything (a catalog, say)
+            loaded = node.call("GET", "/_plugins/_mach/models").get("loaded", {})
+            row["loaded"] = {m: {k: v.get(k) for k in ("R", "B", "products")} for m, v in loaded.items()}
         stats = node.call("GET", "/_nodes/_local/stats/jvm")
         jvm = next(iter(stats["nodes"].values()))["jvm"]["mem"]
         row.update({"rss_bytes": rss_bytes(args.pid), "heap_used_bytes": jvm["heap_used_in_bytes"],
