@@ -91,8 +91,8 @@ def body_for(method, text, args):
     else:
         mode = method.removeprefix("index-")
         if method in INDEX_SIDE_METHODS:
-            mach = {"model_id": args.model_id, "query_text": text, "bucket_field": args.bucket_field, "top_n": args.top_n,
-                    **args.index_options}
+            # top_n and decoding do not apply: the shards rank by score
+            mach = {"model_id": args.model_id, "query_text": text, "bucket_field": args.bucket_field, **args.index_options}
         else:
             mach = {"model_id": args.model_id, "query_text": text, "product_id_field": args.id_field, "top_n": args.top_n,
                     **args.mach_options}
