@@ -35,12 +35,18 @@ import org.opensearch.secure_sm.AccessController;
 import org.apache.logging.log4j.LogManager;
 import org.opensearch.mach.query.IndexBinding;
 import org.opensearch.mach.query.AffineScoreQueryBuilder;
+import org.opensearch.mach.query.MachBucketsQueryBuilder;
 import org.opensearch.mach.query.MachProductsQueryBuilder;
+import org.opensearch.mach.query.MachScoreQueryBuilder;
 import org.opensearch.mach.query.MachQueryBuilder;
 import org.opensearch.mach.rest.RestMachLifecycleAction;
 import org.opensearch.mach.rest.RestMachModelsAction;
 import org.opensearch.mach.rest.RestMachPredictAction;
+import org.opensearch.index.mapper.Mapper;
+import org.opensearch.mach.index.BucketFields;
+import org.opensearch.mach.index.MachBucketsFieldMapper;
 import org.opensearch.plugins.ActionPlugin;
+import org.opensearch.plugins.MapperPlugin;
 import org.opensearch.plugins.Plugin;
 import org.opensearch.plugins.SearchPlugin;
 import org.opensearch.plugins.SystemIndexPlugin;
@@ -58,14 +64,15 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Collection;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Supplier;
 
 /**
  * MACH retrieval: the {@code mach} and {@code mach_products} queries, the model registry of this node
- * (bundles under {@code mach.models.dir}), the {@code mach_inference} thread pool and the
+ * (bundles under {@code mach.models.dir}), the {@code mach_inference} thread pool, the {@code mach_buckets} field (index-side MACH) and the
  * {@code _plugins/_mach} REST endpoints.
  */
-public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, SystemIndexPlugin {
+public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, SystemIndexPlugin, MapperPlugin {
 
     /** Directory of model bundles; model id X is the bundle directory X under it. Relative paths resolve against the config dir. */
     public static final Setting<String> MODELS_DIR = Setting.simpleString("mach.models.dir", "mach-models", Setting.Property.NodeScope);
@@ -117,7 +124,7 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, Sy
 
     @Override
     public List<Setting<?>> getSettings() {
-        return List.of(MODELS_DIR, REGISTER_DIR, CUDA, INTRA_OP_THREADS, BATCH_SIZE, CACHE_SIZE, MEMORY_LIMIT, IndexBinding.MODEL, IndexBinding.PRODUCT_ID_FIELD);
+        return List.of(MODELS_DIR, REGISTER_DIR, CUDA, INTRA_OP_THREADS, BATCH_SIZE, CACHE_SIZE, MEMORY_LIMIT, IndexBinding.MODEL, IndexBinding.PRODUCT_ID_FIELD, IndexBinding.BUCKET_FIELD);
     }
 
     @Override
@@ -214,12 +221,19 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, Sy
     }
 
     @Override
+    public Map<String, Mapper.TypeParser> getMappers() {
+        return Map.of(BucketFields.TYPE, MachBucketsFieldMapper.PARSER);
+    }
+
+    @Override
     public List<QuerySpec<?>> getQueries() {
         Supplier<MachInferenceService> services = this::service;
         return List.of(
             new QuerySpec<>(MachQueryBuilder.NAME, in -> new MachQueryBuilder(in, services), p -> MachQueryBuilder.fromXContent(p, services)),
             new QuerySpec<>(MachProductsQueryBuilder.NAME, MachProductsQueryBuilder::new, MachProductsQueryBuilder::fromXContent),
-            new QuerySpec<>(AffineScoreQueryBuilder.NAME, AffineScoreQueryBuilder::new, AffineScoreQueryBuilder::fromXContent)
+            new QuerySpec<>(AffineScoreQueryBuilder.NAME, AffineScoreQueryBuilder::new, AffineScoreQueryBuilder::fromXContent),
+            new QuerySpec<>(MachBucketsQueryBuilder.NAME, MachBucketsQueryBuilder::new, MachBucketsQueryBuilder::fromXContent),
+            new QuerySpec<>(MachScoreQueryBuilder.NAME, MachScoreQueryBuilder::new, MachScoreQueryBuilder::fromXContent)
         );
     }
 

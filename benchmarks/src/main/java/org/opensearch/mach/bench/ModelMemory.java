@@ -30,6 +30,10 @@ public final class ModelMemory {
         long t0 = System.nanoTime();
         try (MachModel model = BundleLoader.load("memory", bundle, false)) {
             long loadMs = (System.nanoTime() - t0) / 1_000_000;
+            long heapNetwork = heapAfterGc();
+            long t1 = System.nanoTime();
+            if (model.hasCatalog()) model.catalog(); // loaded on first use since issue 15: the figures below include it
+            long catalogMs = (System.nanoTime() - t1) / 1_000_000;
             long heap1 = heapAfterGc(), rss1 = rss();
             long onnx = 0; // the network's weights: model.onnx, and an encoder bundle's encoder.onnx
             for (String f : model.card().networkFiles()) onnx += Files.size(bundle.resolve(f));
@@ -39,6 +43,8 @@ public final class ModelMemory {
             System.out.printf(Locale.ROOT, "native (RSS delta) %.1f MB, heap (after GC) %.1f MB, total %.1f MB = %.2f x the ONNX files; native %.2f x%n",
                 (rss1 - rss0) / mb, (heap1 - heap0) / mb, (rss1 - rss0 + heap1 - heap0) / mb, (double) (rss1 - rss0 + heap1 - heap0) / onnx,
                 (double) (rss1 - rss0) / onnx);
+            System.out.printf(Locale.ROOT, "catalog (labels + product index, loaded on first use) %.1f MB of the heap (estimate %.1f MB), read in %d ms%n",
+                (heap1 - heapNetwork) / mb, model.catalogBytes() / mb, catalogMs);
         }
     }
 

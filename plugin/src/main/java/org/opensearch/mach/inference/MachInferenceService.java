@@ -163,19 +163,28 @@ public final class MachInferenceService {
     private void predict(String name, String text, Decoder.Options options, ActionListener<Prediction> listener, int attempts) {
         acquire(name, ActionListener.wrap(model -> {
             PredictionCache cache = this.cache;
-            Prediction hit = cache.get(model, text, options);
+            Prediction hit = options == null ? null : cache.get(model, text, options);
             if (hit != null) {
                 listener.onResponse(hit);
                 return;
             }
-            checkOptions(model, options);
+            if (options != null) checkOptions(model, options);
             // each request answers in its own thread context, whichever worker runs its batch
             ActionListener<Prediction> own = new ContextPreservingActionListener<>(threadPool.getThreadContext().newRestorableContext(false), listener);
             batcher(model).submit(new Pending(name, text, options, own, attempts, System.nanoTime()));
         }, listener::onFailure));
     }
 
-    /** One queued inference. */
+    /**
+     * Async, for index-side MACH: the network's [R, B] probabilities only (null for a text it cannot
+     * read), nothing decoded, so no catalog is touched. Runs through the same batcher; not cached (the
+     * cache keeps decoded products, not the R x B output).
+     */
+    public void probabilities(String name, String text, ActionListener<Prediction> listener) {
+        predict(name, text, null, listener, 3);
+    }
+
+    /** One queued inference; options null: probabilities only. */
     private record Pending(String name, String text, Decoder.Options options, ActionListener<Prediction> listener, int attempts, long queuedNanos) {}
 
     private InferenceBatcher<Pending> batcher(MachModel model) {
@@ -235,6 +244,12 @@ public final class MachInferenceService {
         ModelDeployer d = deployer;
         Prediction prediction;
         try {
+            if (p.options() == null) {
+                prediction = new Prediction(model, probabilities, new Decoder.Result(new int[0], new float[0], new float[0], Decoder.Strategy.AUTO, 0), inferenceNanos, 0);
+                if (d != null) d.stats(model.id()).recordSuccess(System.nanoTime() - p.queuedNanos());
+                p.listener().onResponse(prediction);
+                return;
+            }
             prediction = decode(model, probabilities, p.options(), inferenceNanos);
         } catch (Exception e) {
             if (d != null) d.stats(model.id()).recordError();

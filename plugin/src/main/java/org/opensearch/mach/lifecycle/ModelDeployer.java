@@ -298,8 +298,15 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
             if (d.error != null) m.put("error", d.error);
             if (d.state == State.DEPLOYED) {
                 m.put("load_ms", d.loadMillis);
-                m.put("memory_bytes", d.entry.memoryBytes());
-                m.put("device", d.model == null ? null : d.model.device());
+                MachModel model = d.model;
+                m.put("memory_bytes", d.entry.memoryBytes()); // reserved against mach.models.memory_limit, catalog included
+                m.put("device", model == null ? null : model.device());
+                if (model != null) {
+                    // the catalog (labels + product index) is loaded by the first _predict or product_id_field query here
+                    m.put("catalog_loaded", model.catalogLoaded());
+                    m.put("catalog_bytes", model.catalogBytes());
+                    m.put("heap_and_native_bytes", model.memoryBytes());
+                }
             }
             m.put("sha256", d.entry.sha256());
             m.putAll(stats(d.entry.id()).toMap());

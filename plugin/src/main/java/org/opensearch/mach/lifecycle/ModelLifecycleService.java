@@ -276,7 +276,12 @@ public final class ModelLifecycleService {
         });
     }
 
-    /** Loads the bundle once (full validation: card vs ONNX graph, checksums, parity) and describes it. */
+    /**
+     * Loads the bundle once (full validation: card vs ONNX graph, checksums, parity, and the labels,
+     * which the deployed copies read only when a request needs their catalog) and describes it. Its
+     * memory figure counts the catalog: admission to a node's mach.models.memory_limit assumes the
+     * catalog may be loaded there.
+     */
     private ModelEntry validate(String id, Path zip, String storageId, String sha, int chunks) throws Exception {
         MachModel model;
         try {
@@ -285,13 +290,14 @@ public final class ModelLifecycleService {
             throw new OpenSearchStatusException("model [" + id + "] is not a valid bundle: " + e.getMessage(), RestStatus.BAD_REQUEST);
         }
         try {
-            long size = AccessController.doPrivilegedChecked(() -> Files.size(zip));
-            long onnxBytes = 0; // the encoder's (format 2) and the heads' weights
-            for (String file : model.card().networkFiles()) {
-                onnxBytes += AccessController.doPrivilegedChecked(() -> BundleZip.entrySize(zip, file));
+            try {
+                if (model.hasCatalog()) model.loadCatalog();
+            } catch (MachBundleException e) {
+                throw new OpenSearchStatusException("model [" + id + "] is not a valid bundle: " + e.getMessage(), RestStatus.BAD_REQUEST);
             }
+            long size = AccessController.doPrivilegedChecked(() -> Files.size(zip));
             return new ModelEntry(
-                id, storageId, sha, size, chunks, model.estimatedBytes(onnxBytes), model.productCount(), model.card().repetitions,
+                id, storageId, sha, size, chunks, model.memoryBytes(), model.productCount(), model.card().repetitions,
                 model.card().buckets, model.card().name, System.currentTimeMillis(), false
             );
         } finally {

@@ -17,17 +17,13 @@ import org.opensearch.mach.inference.OrtSessions;
 import org.opensearch.mach.inference.QueryInput;
 import org.opensearch.mach.inference.QueryNetwork;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -50,23 +46,29 @@ public final class BundleLoader {
 
     /** @param intraOpThreads ONNX Runtime threads per inference call */
     public static MachModel load(String id, Path dir, boolean tryCuda, int intraOpThreads) throws MachBundleException {
-        return load(id, dir, dir, tryCuda, intraOpThreads);
+        return load(id, dir, dir, null, tryCuda, intraOpThreads);
     }
 
     /**
-     * A zip bundle: extracted under {@code tmpRoot}, loaded, then the extracted files are deleted.
+     * A zip bundle: extracted under {@code tmpRoot}, loaded, then the extracted files are deleted but
+     * the labels file, moved next to them: the model reads it on first use of its catalog and deletes
+     * it when closed.
      */
     public static MachModel loadZip(String id, Path zip, Path tmpRoot, boolean tryCuda, int intraOpThreads) throws MachBundleException {
         Path dir = BundleZip.extract(zip, tmpRoot);
         try {
-            return load(id, dir, zip, tryCuda, intraOpThreads);
+            return load(id, dir, zip, tmpRoot, tryCuda, intraOpThreads);
         } finally {
             BundleZip.deleteQuietly(dir);
         }
     }
 
-    /** @param source what the model reports as its origin (the directory, or the zip it came from) */
-    private static MachModel load(String id, Path dir, Path source, boolean tryCuda, int intraOpThreads) throws MachBundleException {
+    /**
+     * @param source what the model reports as its origin (the directory, or the zip it came from)
+     * @param keepLabelsIn where to move the labels file to keep it past the load (null: read it in place)
+     */
+    private static MachModel load(String id, Path dir, Path source, Path keepLabelsIn, boolean tryCuda, int intraOpThreads)
+        throws MachBundleException {
         long startNanos = System.nanoTime();
         if (!Files.isDirectory(dir)) {
             throw new MachBundleException("bundle directory [" + dir + "] does not exist or is not a directory");
@@ -79,7 +81,11 @@ public final class BundleLoader {
         if (!Files.isRegularFile(parityPath)) {
             throw new MachBundleException("missing file [" + ModelCard.PARITY_FILE + "] in bundle [" + dir + "]");
         }
-        String[] labels = readLabels(dir, card);
+        // the catalog (labels + product index, ~113 bytes/product) is read on first use, not here
+        Path labelsFile = card.labelsFile == null ? null : dir.resolve(card.labelsFile);
+        if (labelsFile != null && !Files.isRegularFile(labelsFile)) {
+            throw new MachBundleException("missing file [" + card.labelsFile + "] in bundle [" + dir + "]");
+        }
         WordPieceTokenizer tokenizer = card.encoder == null ? null : readTokenizer(dir, card);
 
         OrtEnvironment env = OrtEnvironment.getEnvironment();
@@ -90,16 +96,27 @@ public final class BundleLoader {
                 ? new FeatureNetwork(env, openHeads(env, dir, card, id, tryCuda, intraOpThreads), card.featurizer(), card.inputName, card.outputName)
                 : openEncoderNetwork(env, dir, card, tokenizer, id, tryCuda, intraOpThreads);
             checkParity(network, card, readFile(dir, ModelCard.PARITY_FILE));
-            ProductIndex index = ProductIndex.build(labels, card.productHash());
+            long onnxBytes = 0;
+            for (String f : card.networkFiles()) onnxBytes += Files.size(dir.resolve(f));
+            boolean ownsLabels = keepLabelsIn != null && labelsFile != null;
+            if (ownsLabels) labelsFile = keepLabels(labelsFile, keepLabelsIn, id);
             long millis = (System.nanoTime() - startNanos) / 1_000_000;
-            MachModel model = new MachModel(id, source, card, network, ProductLabels.of(labels), index, millis);
+            MachModel model = new MachModel(id, source, card, network, labelsFile, ownsLabels, onnxBytes, millis);
             network = null; // owned by the model now
             return model;
         } catch (OrtException e) {
             throw new MachBundleException("[" + file + "]: ONNX Runtime cannot load or run it: " + e.getMessage(), e);
+        } catch (IOException e) {
+            throw new MachBundleException("cannot read bundle [" + dir + "]: " + e.getMessage(), e);
         } finally {
             if (network != null) network.close();
         }
+    }
+
+    /** Moves a zip bundle's labels file out of the extracted directory (deleted after the load): {@code <tmpRoot>/<id>-<n>.labels.txt}. */
+    private static Path keepLabels(Path labels, Path tmpRoot, String id) throws IOException {
+        Path kept = Files.createTempFile(tmpRoot, id + "-", ".labels.txt");
+        return Files.move(labels, kept, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
     }
 
     /** The heads (format 1: the whole network), checked against the card; nothing left open on a refusal. */
@@ -201,57 +218,6 @@ public final class BundleLoader {
                 "sha256 mismatch for [" + name + "]: mach.json says " + expected + ", the file has " + found + " (corrupt or replaced file)"
             );
         }
-    }
-
-    /**
-     * One product id per line, each line ending with \n. Streamed (64 KB at a time) rather than read
-     * whole: reading a 5M-id file in one call made the JDK keep a temporary direct buffer of the file's
-     * size (~45 MB of native memory) for the life of the loading thread.
-     */
-    private static String[] readLabels(Path dir, ModelCard card) throws MachBundleException {
-        Path p = dir.resolve(card.labelsFile);
-        if (!Files.isRegularFile(p)) {
-            throw new MachBundleException("missing file [" + card.labelsFile + "] in bundle [" + dir + "]");
-        }
-        List<String> labels = new ArrayList<>(card.labelCount);
-        Set<String> seen = new HashSet<>();
-        ByteArrayOutputStream line = new ByteArrayOutputStream(64);
-        byte[] buffer = new byte[1 << 16];
-        try (InputStream in = Files.newInputStream(p)) {
-            for (int n; (n = in.read(buffer)) > 0;) {
-                int from = 0;
-                for (int i = 0; i < n; i++) {
-                    if (buffer[i] != '\n') continue;
-                    line.write(buffer, from, i - from);
-                    addLabel(labels, seen, line.toString(StandardCharsets.UTF_8), card);
-                    line.reset();
-                    from = i + 1;
-                }
-                line.write(buffer, from, n - from);
-            }
-        } catch (IOException e) {
-            throw new MachBundleException("cannot read [" + card.labelsFile + "] in bundle [" + dir + "]: " + e.getMessage(), e);
-        }
-        if (line.size() > 0) {
-            throw new MachBundleException("[" + card.labelsFile + "]: every line must end with \\n (the last one does not)");
-        }
-        if (labels.size() != card.labelCount) {
-            throw new MachBundleException(
-                "[" + card.labelsFile + "] has " + labels.size() + " labels, mach.json labels.count says " + card.labelCount
-            );
-        }
-        return labels.toArray(new String[0]);
-    }
-
-    private static void addLabel(List<String> labels, Set<String> seen, String label, ModelCard card) throws MachBundleException {
-        int lineNumber = labels.size() + 1;
-        if (label.isEmpty() || label.indexOf('\r') >= 0) {
-            throw new MachBundleException("[" + card.labelsFile + "] line " + lineNumber + ": product ids must be non-empty without \\r");
-        }
-        if (!seen.add(label)) {
-            throw new MachBundleException("[" + card.labelsFile + "] line " + lineNumber + ": duplicate product id [" + label + "]");
-        }
-        labels.add(label);
     }
 
     /** The heads network (format 1: the whole network) against the card's inputs and output. */

@@ -1,15 +1,21 @@
 package org.opensearch.mach.model;
 
+import org.opensearch.OpenSearchStatusException;
 import org.opensearch.common.util.concurrent.AbstractRefCounted;
+import org.opensearch.core.rest.RestStatus;
 import org.opensearch.mach.featurize.Featurizer;
 import org.opensearch.mach.inference.QueryNetwork;
+import org.opensearch.secure_sm.AccessController;
 
 import java.io.Closeable;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * A loaded, validated bundle: card, network (its ONNX Runtime sessions), labels and product index.
+ * A loaded, validated bundle: card, network (its ONNX Runtime sessions) and, once a request needs it,
+ * its catalog (labels and product index: {@link #catalog()}). Index-side queries need only the network,
+ * so a node that serves only those never holds the catalog, whose heap grows with the product count.
  *
  * <p>Reference counted: whoever holds the model (the registry, a deployment) owns one reference and
  * gives it back with {@link #close()}; each ONNX run takes one more ({@link #tryIncRef()} /
@@ -26,12 +32,27 @@ public final class MachModel extends AbstractRefCounted implements Closeable {
     private final ModelCard card;
     private final Featurizer featurizer;
     private final QueryNetwork network;
-    private final ProductLabels labels;
-    private final ProductIndex index;
+    /** The labels file the catalog is read from; null when the bundle has none. */
+    private final Path labelsFile;
+    /** A temporary copy (zip bundles): deleted with the model. */
+    private final boolean ownsLabelsFile;
+    private final long onnxBytes;
     private final String device;
     private final long loadMillis;
+    private final Object catalogLock = new Object();
+    private volatile ProductCatalog catalog;
+    private volatile long catalogLoadMillis;
 
-    MachModel(String id, Path directory, ModelCard card, QueryNetwork network, ProductLabels labels, ProductIndex index, long loadMillis) {
+    MachModel(
+        String id,
+        Path directory,
+        ModelCard card,
+        QueryNetwork network,
+        Path labelsFile,
+        boolean ownsLabelsFile,
+        long onnxBytes,
+        long loadMillis
+    ) {
         super("mach-model-" + id);
         this.id = id;
         this.directory = directory;
@@ -39,8 +60,9 @@ public final class MachModel extends AbstractRefCounted implements Closeable {
         this.featurizer = card.featurizer();
         this.network = network;
         this.device = network.device();
-        this.labels = labels;
-        this.index = index;
+        this.labelsFile = labelsFile;
+        this.ownsLabelsFile = ownsLabelsFile;
+        this.onnxBytes = onnxBytes;
         this.loadMillis = loadMillis;
     }
 
@@ -71,16 +93,73 @@ public final class MachModel extends AbstractRefCounted implements Closeable {
         return device;
     }
 
+    /** Product id of label k; loads the catalog on first use. */
     public String label(int product) {
-        return labels.get(product);
+        return catalog().labels().get(product);
     }
 
+    /** The card's label count (the catalog need not be loaded). */
     public int productCount() {
-        return labels.size();
+        return card.labelCount;
     }
 
+    /** The product index; loads the catalog on first use. */
     public ProductIndex index() {
-        return index;
+        return catalog().index();
+    }
+
+    /**
+     * The catalog, read on the first call (thread-safe: one reader, the others wait for it). A catalog
+     * that cannot be read is a 400 naming the file and the check; the next call tries again.
+     */
+    public ProductCatalog catalog() {
+        try {
+            return loadCatalog();
+        } catch (MachBundleException e) {
+            throw new OpenSearchStatusException("model [" + id + "]: cannot load its product catalog: " + e.getMessage(), RestStatus.BAD_REQUEST, e);
+        }
+    }
+
+    /** {@link #catalog()} with the bundle error as is (registration validates the labels with it). */
+    public ProductCatalog loadCatalog() throws MachBundleException {
+        ProductCatalog c = catalog;
+        if (c != null) return c;
+        synchronized (catalogLock) {
+            if (catalog == null) {
+                if (labelsFile == null) {
+                    throw new MachBundleException(
+                        "its bundle has no labels (mach.json has no [labels]): it serves only index-side queries (the mach query with "
+                            + "bucket_field, on an index whose mach_buckets field has family [" + card.hashFamily + "]); _predict and "
+                            + "product_id_field need a bundle with its labels"
+                    );
+                }
+                long t0 = System.nanoTime();
+                // privileged: a query thread reads the file, with OpenSearch's frames on the stack
+                catalog = AccessController.doPrivilegedChecked(() -> ProductCatalog.read(labelsFile, card));
+                catalogLoadMillis = (System.nanoTime() - t0) / 1_000_000;
+            }
+            return catalog;
+        }
+    }
+
+    /** Whether the bundle has a catalog (labels) at all. */
+    public boolean hasCatalog() {
+        return labelsFile != null;
+    }
+
+    /** Whether the catalog is in memory. */
+    public boolean catalogLoaded() {
+        return catalog != null;
+    }
+
+    /** Heap of the catalog; 0 until it is loaded. */
+    public long catalogBytes() {
+        ProductCatalog c = catalog;
+        return c == null ? 0 : c.heapBytes();
+    }
+
+    public long catalogLoadMillis() {
+        return catalogLoadMillis;
     }
 
     public long loadId() {
@@ -92,12 +171,12 @@ public final class MachModel extends AbstractRefCounted implements Closeable {
     }
 
     /**
-     * Memory this model holds: the native weights (about the size of its ONNX files, the encoder's
-     * counted in full even when another model shares its session) and its labels, product index
-     * and tokenizer on the heap.
+     * Memory this model holds now: the native weights (about the size of its ONNX files, the encoder's
+     * counted in full even when another model shares its session), its tokenizer and, once loaded, its
+     * catalog on the heap.
      */
-    public long estimatedBytes(long onnxBytes) {
-        return onnxBytes + labels.heapBytes() + index.heapBytes() + network.heapBytes();
+    public long memoryBytes() {
+        return onnxBytes + network.heapBytes() + catalogBytes();
     }
 
     /** Gives back the owner's reference; the sessions close once no query runs on them. */
@@ -109,5 +188,11 @@ public final class MachModel extends AbstractRefCounted implements Closeable {
     @Override
     protected void closeInternal() {
         network.close();
+        catalog = null;
+        if (ownsLabelsFile) {
+            try {
+                AccessController.doPrivilegedChecked(() -> Files.deleteIfExists(labelsFile));
+            } catch (Exception ignored) {} // under the node's mach-tmp, cleared at the next start
+        }
     }
 }

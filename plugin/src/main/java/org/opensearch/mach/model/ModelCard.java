@@ -97,7 +97,9 @@ public final class ModelCard {
     /** the sentence embedding input of the heads, null in format 1 */
     public final String embeddingInputName;
     public final String outputName;
+    /** null when the bundle has no catalog (a hash-family model for index-side queries only) */
     public final String labelsFile;
+    /** 0 when the bundle has no catalog */
     public final int labelCount;
     /** file name -> sha256 hex */
     public final Map<String, String> files;
@@ -216,10 +218,21 @@ public final class ModelCard {
             }
         }
 
-        JsonNode labels = object(root, "labels");
-        this.labelsFile = textField(labels, "file", "labels.file");
-        this.labelCount = intField(labels, "count", "labels.count");
-        if (labelCount < 1) throw new MachBundleException("mach.json: labels.count must be >= 1, found " + labelCount);
+        if (root.has("labels")) {
+            JsonNode labels = object(root, "labels");
+            this.labelsFile = textField(labels, "file", "labels.file");
+            this.labelCount = intField(labels, "count", "labels.count");
+            if (labelCount < 1) throw new MachBundleException("mach.json: labels.count must be >= 1, found " + labelCount);
+        } else if (hashFamily != null) {
+            // no catalog: the model serves only index-side queries, whose documents carry their buckets
+            this.labelsFile = null;
+            this.labelCount = 0;
+        } else {
+            throw new MachBundleException(
+                "mach.json: missing [labels]; only a model whose product_hash is a hash family may leave it out (it then serves only "
+                    + "index-side queries, bucket_field), and these seeds are not a family's"
+            );
+        }
 
         JsonNode filesNode = object(root, "files");
         Map<String, String> f = new LinkedHashMap<>();
@@ -234,7 +247,7 @@ public final class ModelCard {
             f.put(e.getKey(), sha.toLowerCase(java.util.Locale.ROOT));
         }
         List<String> required = new ArrayList<>(networkFiles());
-        required.add(labelsFile);
+        if (labelsFile != null) required.add(labelsFile);
         if (encoder != null) required.add(encoder.tokenizer().vocab());
         for (String file : required) {
             if (!f.containsKey(file)) {

@@ -15,11 +15,15 @@ import java.util.TreeMap;
  * {@code {"mach": {"query_text": "..."}}} works on it. Re-pointing an index to another model is a
  * settings update: the index holds product ids, not model output, so nothing is reindexed.
  *
+ * {@code index.mach.bucket_field} binds instead a {@code mach_buckets} field (index-side MACH: the
+ * shards score from the indexed buckets); an index binds one of the two fields, never both.
+ *
  * @param model          the bound model, or null when no searched index sets one
- * @param productIdField the bound field, or null
+ * @param productIdField the bound product-id field, or null
+ * @param bucketField    the bound mach_buckets field, or null
  * @param indices        the concrete indices searched, with their values (for error messages)
  */
-public record IndexBinding(String model, String productIdField, Map<String, String> indices) {
+public record IndexBinding(String model, String productIdField, String bucketField, Map<String, String> indices) {
     /** Validated when set, so an index cannot bind a name that no model or alias can ever have. */
     public static final Setting<String> MODEL = Setting.simpleString("index.mach.model", value -> {
         if (!value.isEmpty() && !org.opensearch.mach.model.ModelRegistry.validName(value)) {
@@ -31,19 +35,24 @@ public record IndexBinding(String model, String productIdField, Map<String, Stri
     public static final Setting<String> PRODUCT_ID_FIELD = Setting.simpleString(
         "index.mach.product_id_field", Setting.Property.IndexScope, Setting.Property.Dynamic
     );
+    public static final Setting<String> BUCKET_FIELD = Setting.simpleString(
+        "index.mach.bucket_field", Setting.Property.IndexScope, Setting.Property.Dynamic
+    );
 
     /** The binding of the indices a search request targets; all must agree (an index that sets nothing disagrees with one that does). */
     public static IndexBinding resolve(ClusterState state, IndexNameExpressionResolver resolver, IndicesRequest request) {
         String[] names = resolver.concreteIndexNames(state, request);
         Map<String, String> models = new TreeMap<>();
         Map<String, String> fields = new TreeMap<>();
+        Map<String, String> bucketFields = new TreeMap<>();
         for (String name : names) {
             IndexMetadata index = state.metadata().index(name);
             if (index == null) continue;
             models.put(name, MODEL.get(index.getSettings()));
             fields.put(name, PRODUCT_ID_FIELD.get(index.getSettings()));
+            bucketFields.put(name, BUCKET_FIELD.get(index.getSettings()));
         }
-        return new IndexBinding(single(models, MODEL), single(fields, PRODUCT_ID_FIELD), models);
+        return new IndexBinding(single(models, MODEL), single(fields, PRODUCT_ID_FIELD), single(bucketFields, BUCKET_FIELD), models);
     }
 
     private static String single(Map<String, String> values, Setting<String> setting) {
@@ -54,6 +63,26 @@ public record IndexBinding(String model, String productIdField, Map<String, Stri
         }
         String v = values.isEmpty() ? "" : values.values().iterator().next();
         return v.isEmpty() ? null : v;
+    }
+
+    /**
+     * The bucket field when the indices bind exactly one of the two fields: null for the product-id
+     * field, the bucket field's name for it; a 400 when they bind both or neither.
+     */
+    String requireOneField() {
+        if (productIdField != null && bucketField != null) {
+            throw new IllegalArgumentException(
+                "[mach] the searched indices " + indices.keySet() + " set both " + PRODUCT_ID_FIELD.getKey() + " [" + productIdField + "] and "
+                    + BUCKET_FIELD.getKey() + " [" + bucketField + "]; a query uses one: give [product_id_field] or [bucket_field] in the query"
+            );
+        }
+        if (productIdField == null && bucketField == null) {
+            throw new IllegalArgumentException(
+                "[mach] requires [product_id_field] or [bucket_field]: give one in the query, or set " + PRODUCT_ID_FIELD.getKey() + " or "
+                    + BUCKET_FIELD.getKey() + " on the searched indices " + indices.keySet()
+            );
+        }
+        return bucketField;
     }
 
     /** The value, or an error naming the query parameter and the index setting that could give it. */

@@ -15,10 +15,12 @@ import org.opensearch.core.xcontent.XContentLocation;
 import org.opensearch.core.xcontent.XContentParser;
 import org.opensearch.index.query.AbstractQueryBuilder;
 import org.opensearch.index.query.BoolQueryBuilder;
+import org.opensearch.index.query.MatchNoneQueryBuilder;
 import org.opensearch.index.query.QueryBuilder;
 import org.opensearch.index.query.QueryCoordinatorContext;
 import org.opensearch.index.query.QueryRewriteContext;
 import org.opensearch.index.query.QueryShardContext;
+import org.opensearch.mach.featurize.HashFamily;
 import org.opensearch.mach.inference.Decoder;
 import org.opensearch.mach.inference.MachInferenceService;
 import org.opensearch.mach.inference.Prediction;
@@ -63,7 +65,7 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
 
     static final List<String> PARAMETERS;
     static {
-        List<String> names = new ArrayList<>(List.of("model_id", "query_text", "product_id_field", "lexical"));
+        List<String> names = new ArrayList<>(List.of("model_id", "query_text", "product_id_field", "bucket_field", "lexical"));
         names.addAll(MachOptions.NAMES);
         names.addAll(List.of("boost", "_name"));
         PARAMETERS = List.copyOf(names);
@@ -72,6 +74,8 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
     private final String modelId;
     private final String queryText;
     private final String productIdField;
+    /** Index-side MACH: the mach_buckets field the shards score from (instead of productIdField). */
+    private String bucketField;
     private QueryBuilder lexical;
     /** The tunable parameters this query gives (the rest: the model's query_defaults, then the plugin's defaults). */
     private MachOptions options = new MachOptions();
@@ -109,6 +113,7 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
         this.modelId = in.readOptionalString();
         this.queryText = in.readString();
         this.productIdField = in.readOptionalString();
+        this.bucketField = in.readOptionalString();
         this.lexical = in.readOptionalNamedWriteable(QueryBuilder.class);
         this.options = new MachOptions(in);
         this.services = services == null ? () -> null : services;
@@ -119,11 +124,32 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
         out.writeOptionalString(modelId);
         out.writeString(queryText);
         out.writeOptionalString(productIdField);
+        out.writeOptionalString(bucketField);
         out.writeOptionalNamedWriteable(lexical);
         options.writeTo(out);
     }
 
     // ------------------------------------------------------------------ setters (validate each value; validateCombination checks across them)
+
+    /** Index-side MACH: score from this mach_buckets field instead of decoding products on the coordinator. */
+    public MachQueryBuilder bucketField(String field) {
+        if (field != null && field.isBlank()) {
+            throw new IllegalArgumentException(
+                "[mach] [bucket_field] must not be empty (leave it out to use the index's " + IndexBinding.BUCKET_FIELD.getKey() + ")"
+            );
+        }
+        this.bucketField = field;
+        return this;
+    }
+
+    public String bucketField() {
+        return bucketField;
+    }
+
+    public MachQueryBuilder scoredBuckets(int s) {
+        options.scoredBuckets(s);
+        return this;
+    }
 
     public MachQueryBuilder topN(int topN) {
         options.topN(topN);
@@ -183,6 +209,15 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
     /** Cross-parameter checks, once all are set. */
     public MachQueryBuilder validateCombination() {
         options.validate(lexical != null, "[mach]");
+        if (productIdField != null && bucketField != null) {
+            throw new IllegalArgumentException(
+                "[mach] takes [product_id_field] (products decoded on the coordinator) or [bucket_field] (scored on the shards from a mach_buckets "
+                    + "field), not both"
+            );
+        }
+        if (productIdField != null && options.hasScoredBuckets()) {
+            throw new IllegalArgumentException("[mach] [scored_buckets] and [rest_buckets] apply only with [bucket_field]");
+        }
         return this;
     }
 
@@ -237,6 +272,7 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
         if (modelId != null) builder.field("model_id", modelId);
         builder.field("query_text", queryText);
         if (productIdField != null) builder.field("product_id_field", productIdField);
+        if (bucketField != null) builder.field("bucket_field", bucketField);
         if (lexical != null) builder.field("lexical", lexical);
         options.toXContent(builder);
         printBoostAndQueryName(builder);
@@ -251,6 +287,7 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
                 case "model_id" -> q.modelId = StrictJson.text(p, "[mach]", field);
                 case "query_text" -> q.queryText = StrictJson.text(p, "[mach]", field);
                 case "product_id_field" -> q.productIdField = StrictJson.text(p, "[mach]", field);
+                case "bucket_field" -> q.bucketField = StrictJson.text(p, "[mach]", field);
                 case "lexical" -> {
                     if (p.currentToken() != XContentParser.Token.START_OBJECT) throw StrictJson.wrongType(p, "[mach]", field, "a query object");
                     q.lexical = parseInnerQueryBuilder(p);
@@ -264,6 +301,7 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
             if (q.queryText == null) throw new IllegalArgumentException("[mach] requires [query_text], the text to search for");
             MachQueryBuilder b = new MachQueryBuilder(q.modelId, q.queryText, q.productIdField, services);
             b.options = q.options;
+            b.bucketField(q.bucketField);
             b.lexical(q.lexical).validateCombination();
             b.boost(q.boost).queryName(q.queryName);
             return b;
@@ -274,7 +312,7 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
 
     /** The parameters as parsed, before the cross-parameter checks. */
     private static final class Parsed {
-        String modelId, queryText, productIdField, queryName;
+        String modelId, queryText, productIdField, bucketField, queryName;
         float boost = DEFAULT_BOOST;
         QueryBuilder lexical;
         final MachOptions options = new MachOptions();
@@ -292,7 +330,9 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
         if (service == null) {
             throw new IllegalStateException("the mach plugin is not initialized on this node");
         }
-        MachQueryBuilder pending = modelId != null && productIdField != null ? copy(modelId, productIdField) : bound(context, service);
+        MachQueryBuilder pending = modelId != null && (productIdField != null || bucketField != null)
+            ? copy(modelId, productIdField, bucketField)
+            : bound(context, service);
         QueryCoordinatorContext coordinator = context.convertToCoordinatorContext();
         SearchRequest search = coordinator != null && coordinator.getSearchRequest() instanceof SearchRequest r ? r : null;
         SetOnce<QueryBuilder> holder = new SetOnce<>();
@@ -309,6 +349,14 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
      * lexical query over the searched indices (both at once), and answers the query that replaces this one.
      */
     private void resolve(MachInferenceService service, Client client, SearchRequest search, ActionListener<QueryBuilder> listener) {
+        if (bucketField != null) {
+            resolveBuckets(service, client, search, listener);
+            return;
+        }
+        if (options.hasScoredBuckets()) {
+            listener.onFailure(new IllegalArgumentException("[mach] [scored_buckets] and [rest_buckets] apply only with [bucket_field]"));
+            return;
+        }
         service.acquire(modelId, ActionListener.wrap(model -> {
             MachOptions effective = effectiveOptions(model.card().raw.path("query_defaults"), model.id());
             boolean minMax = lexical != null && effective.normalization() == Normalization.MIN_MAX;
@@ -335,6 +383,102 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
     }
 
     /**
+     * Index-side MACH: runs only the network (no decoding, no catalog), turns its output into the
+     * bucket table the shards score from, and for min_max reads both score ranges with searches over
+     * the searched indices (the MACH one only once the table exists).
+     */
+    private void resolveBuckets(MachInferenceService service, Client client, SearchRequest search, ActionListener<QueryBuilder> listener) {
+        service.acquire(modelId, ActionListener.wrap(model -> {
+            MachOptions effective = effectiveOptions(model.card().raw.path("query_defaults"), model.id());
+            HashFamily family = model.card().hashFamily;
+            if (family == null) {
+                throw new IllegalArgumentException(
+                    "[mach] [bucket_field] needs a model trained with a hash family, and model [" + model.id() + "]'s product hash seeds are not a "
+                        + "family's (spec/bundle-format.md, \"Hash families\"); use [product_id_field] with it"
+                );
+            }
+            int f = effective.decoderOptions().minRepetitions();
+            if (f > family.repetitions()) {
+                throw new IllegalArgumentException(
+                    "[mach] [min_repetitions] [" + f + "] is larger than the number of repetitions R = " + family.repetitions() + " of model [" + model.id() + "]"
+                );
+            }
+            boolean minMax = lexical != null && effective.normalization() == Normalization.MIN_MAX && effective.combine(true) != Combine.FILTER;
+            if (minMax && search == null) {
+                throw new IllegalArgumentException("[mach] [normalization] [min_max] runs searches over the searched indices, which only a search request names");
+            }
+            service.probabilities(modelId, queryText, ActionListener.wrap(prediction -> {
+                if (prediction.probabilities() == null) {
+                    listener.onResponse(withoutMach(effective));
+                    return;
+                }
+                BucketTable table = BucketTable.of(prediction.probabilities(), effective.scoredBucketsFor(family.buckets()), effective.quantizeRest());
+                BucketScoring raw = new BucketScoring(family.name(), table, effective.decoderOptions().scoreMode(), 1f, 0f);
+                if (!minMax) {
+                    float top = raw.score(table.maxMean());
+                    BucketScoring scoring = effective.normalize() ? raw.withMap(top > 0 ? 1f / top : 0f, 0f) : raw;
+                    listener.onResponse(bucketsQuery(scoring, effective, null));
+                    return;
+                }
+                SetOnce<ScoreRange> lexicalRange = new SetOnce<>();
+                SetOnce<ScoreRange> machRange = new SetOnce<>();
+                GroupedActionListener<Void> parts = new GroupedActionListener<>(ActionListener.wrap(done -> {
+                    ScoreRange mr = machRange.get();
+                    listener.onResponse(bucketsQuery(raw.withMap(mr.scale(), mr.offset()), effective, lexicalRange.get()));
+                }, listener::onFailure), 2);
+                lexicalRange(client, search, effective.lexicalWindow(), ActionListener.wrap(r -> {
+                    lexicalRange.set(r);
+                    parts.onResponse(null);
+                }, parts::onFailure));
+                QueryBuilder machAlone = candidates(raw, effective);
+                scoreRange(client, search, machAlone, effective.lexicalWindow(), ActionListener.wrap(r -> {
+                    machRange.set(r);
+                    parts.onResponse(null);
+                }, parts::onFailure));
+            }, listener::onFailure));
+        }, listener::onFailure));
+    }
+
+    private MachBucketsQueryBuilder candidates(BucketScoring scoring, MachOptions effective) {
+        Decoder.Options d = effective.decoderOptions();
+        return new MachBucketsQueryBuilder(bucketField, scoring, Math.min(d.bucketsPerRepetition(), scoring.table().buckets()), d.minRepetitions());
+    }
+
+    /**
+     * The query that replaces an index-side one once the network has run: MACH alone, its candidates;
+     * filter, the lexical query over them; boost, every lexical hit plus mach_weight x its MACH score;
+     * hybrid, the union of both, every document so scored ({@code lexicalRange}: for min_max only).
+     */
+    public QueryBuilder bucketsQuery(BucketScoring scoring, MachOptions effective, ScoreRange lexicalRange) {
+        MachBucketsQueryBuilder candidates = candidates(scoring, effective);
+        Combine mode = effective.combine(lexical != null);
+        if (mode == null) return candidates.boost(boost).queryName(queryName);
+        float w = effective.machWeight();
+        QueryBuilder lexicalPart = lexical;
+        if (mode != Combine.FILTER && effective.normalization() == Normalization.MIN_MAX) {
+            lexicalPart = new AffineScoreQueryBuilder(lexical, lexicalRange.scale(), lexicalRange.offset()).boost(1 - w);
+        }
+        QueryBuilder q = switch (mode) {
+            case FILTER -> new BoolQueryBuilder().must(lexicalPart).filter(candidates);
+            case BOOST -> new MachScoreQueryBuilder(lexicalPart, bucketField, scoring, w);
+            case HYBRID -> new MachScoreQueryBuilder(
+                new BoolQueryBuilder().should(lexicalPart).should(candidates.boost(0f)).minimumShouldMatch(1),
+                bucketField,
+                scoring,
+                w
+            );
+        };
+        return q.boost(boost).queryName(queryName);
+    }
+
+    /** A text the network cannot read has no MACH side: nothing alone or as a filter, the lexical query in boost and hybrid. */
+    private QueryBuilder withoutMach(MachOptions effective) {
+        Combine mode = effective.combine(lexical != null);
+        if (mode == null || mode == Combine.FILTER) return new MatchNoneQueryBuilder();
+        return new BoolQueryBuilder().must(lexical).boost(boost).queryName(queryName);
+    }
+
+    /**
      * The options this query runs with on a model: its own, then the model's {@code query_defaults}
      * (the card's JSON node; missing: none) for what it leaves out, checked together.
      */
@@ -350,11 +494,16 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
 
     /** The lowest and highest score among the lexical query's top {@code window} hits, from one search like the user's. */
     private void lexicalRange(Client client, SearchRequest search, int window, ActionListener<ScoreRange> listener) {
+        scoreRange(client, search, lexical, window, listener);
+    }
+
+    /** The lowest and highest score among a query's top {@code window} hits over the searched indices. */
+    private static void scoreRange(Client client, SearchRequest search, QueryBuilder query, int window, ActionListener<ScoreRange> listener) {
         SearchRequest request = new SearchRequest(search.indices()).indicesOptions(search.indicesOptions())
             .routing(search.routing())
             .preference(search.preference())
             .searchType(search.searchType()) // dfs changes the scores: read them as the user's search will compute them
-            .source(new SearchSourceBuilder().query(lexical).size(window).trackTotalHits(false).fetchSource(false).storedField("_none_"));
+            .source(new SearchSourceBuilder().query(query).size(window).trackTotalHits(false).fetchSource(false).storedField("_none_"));
         client.search(request, ActionListener.wrap(response -> {
             SearchHit[] hits = response.getHits().getHits();
             float[] scores = new float[hits.length];
@@ -368,18 +517,19 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
         QueryCoordinatorContext coordinator = context.convertToCoordinatorContext();
         if (coordinator == null || coordinator.getSearchRequest() == null) {
             throw new IllegalArgumentException(
-                "[mach] without [model_id] and [product_id_field] takes them from the searched index's settings, which only a search "
+                "[mach] without [model_id] and [product_id_field] or [bucket_field] takes them from the searched index's settings, which only a search "
                     + "request names; give them in the query here"
             );
         }
         IndexBinding binding = service.binding(coordinator.getSearchRequest());
         String model = modelId != null ? modelId : binding.require(binding.model(), IndexBinding.MODEL, "model_id");
-        String field = productIdField != null ? productIdField : binding.require(binding.productIdField(), IndexBinding.PRODUCT_ID_FIELD, "product_id_field");
-        return copy(model, field);
+        if (productIdField != null || bucketField != null) return copy(model, productIdField, bucketField);
+        return copy(model, binding.productIdField(), binding.requireOneField());
     }
 
-    private MachQueryBuilder copy(String modelId, String productIdField) {
+    private MachQueryBuilder copy(String modelId, String productIdField, String bucketField) {
         MachQueryBuilder c = new MachQueryBuilder(modelId, queryText, productIdField, services);
+        c.bucketField = bucketField;
         c.options = options.copy();
         c.lexical = lexical;
         c.boost(boost).queryName(queryName);
@@ -440,12 +590,13 @@ public class MachQueryBuilder extends AbstractQueryBuilder<MachQueryBuilder> {
         return Objects.equals(modelId, o.modelId)
             && queryText.equals(o.queryText)
             && Objects.equals(productIdField, o.productIdField)
+            && Objects.equals(bucketField, o.bucketField)
             && Objects.equals(lexical, o.lexical)
             && options.equals(o.options);
     }
 
     @Override
     protected int doHashCode() {
-        return Objects.hash(modelId, queryText, productIdField, lexical, options);
+        return Objects.hash(modelId, queryText, productIdField, bucketField, lexical, options);
     }
 }

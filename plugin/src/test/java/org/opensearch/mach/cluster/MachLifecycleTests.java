@@ -253,7 +253,12 @@ public class MachLifecycleTests extends MachClusterTestCase {
     /** A register and a deploy leave no temporary file; what a killed node left is deleted when it starts again. */
     public void testTemporaryBundleFilesAreDeletedAtNodeStart() throws Exception {
         registerFromPath("tiny", true);
-        for (String node : internalCluster().getNodeNames()) assertEquals(node, List.of(), filesUnder(tmpDir(node)));
+        // a deployed model keeps only its labels file (read when a request first needs its catalog)
+        for (String node : internalCluster().getNodeNames()) {
+            List<Path> left = filesUnder(tmpDir(node));
+            assertEquals(node + ": " + left, 1, left.size());
+            assertTrue(left.toString(), left.get(0).getFileName().toString().matches("tiny-.*\\.labels\\.txt"));
+        }
 
         // what a node killed mid-register or mid-deploy leaves: an assembled zip and an extracted bundle
         String node = internalCluster().getNodeNames()[0];
@@ -458,6 +463,11 @@ public class MachLifecycleTests extends MachClusterTestCase {
         JsonNode reg = JSON.readTree(register("m1", good, chunks, sha, 201));
         assertEquals(reg.toString(), "deployed", reg.get("state").asText());
         assertEquals(sha, reg.get("sha256").asText());
+        // deployed, nothing asked yet: no node holds the catalog (labels + product index)
+        for (JsonNode n : rest("GET", "/_plugins/_mach/models/m1", null, 200).get("nodes")) {
+            assertFalse(n.toString(), n.get("catalog_loaded").asBoolean());
+            assertEquals(n.toString(), 0, n.get("catalog_bytes").asLong());
+        }
         String search = "{\"query\": {\"mach\": {\"model_id\": \"m1\", \"query_text\": \"crimson couch\", \"product_id_field\": \"product_id\", \"top_n\": 10}}, \"size\": 10}";
         JsonNode hits = rest("POST", "/" + INDEX + "/_search", search, 200).get("hits").get("hits");
         List<String> got = new ArrayList<>();
@@ -476,6 +486,18 @@ public class MachLifecycleTests extends MachClusterTestCase {
             queries += n.get("queries").asLong();
         }
         assertTrue("the query was counted: " + m, queries >= 1);
+        // the product_id_field query loaded the catalog on the node that coordinated it, counted in its memory
+        int withCatalog = 0;
+        for (JsonNode n : m.get("nodes")) {
+            if (n.get("catalog_loaded").asBoolean()) {
+                withCatalog++;
+                assertTrue(n.toString(), n.get("catalog_bytes").asLong() > 300 * 4);
+                assertTrue(n.toString(), n.get("heap_and_native_bytes").asLong() > n.get("catalog_bytes").asLong());
+            } else {
+                assertEquals(n.toString(), 0, n.get("catalog_bytes").asLong());
+            }
+        }
+        assertEquals(m.toString(), 1, withCatalog);
         assertEquals("m1", rest("GET", "/_plugins/_mach/models", null, 200).get("aliases").get("live").asText());
         JsonNode p = rest("POST", "/_plugins/_mach/models/live/_predict", "{\"query_text\": \"crimson couch\", \"top_n\": 3}", 200);
         assertEquals(expected("crimson couch").get(0), p.get("products").get(0).get("product_id").asText());

@@ -18,6 +18,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
 
@@ -56,6 +57,95 @@ public class BundleLoaderTests extends OpenSearchTestCase {
     private String loadError(Path dir) {
         MachBundleException e = expectThrows(MachBundleException.class, () -> BundleLoader.load("t", dir, false).close());
         return e.getMessage();
+    }
+
+    /** Labels are checked when the catalog is first read, not at load. */
+    private String catalogError(Path dir) throws Exception {
+        try (MachModel model = BundleLoader.load("t", dir, false)) {
+            assertFalse(model.catalogLoaded());
+            MachBundleException e = expectThrows(MachBundleException.class, model::loadCatalog);
+            assertFalse(model.catalogLoaded());
+            return e.getMessage();
+        }
+    }
+
+    public void testCatalogLoadsOnFirstUseOnce() throws Exception {
+        Path dir = copyFixture();
+        try (MachModel model = BundleLoader.load("tiny", dir, false)) {
+            assertFalse(model.catalogLoaded());
+            assertEquals(0, model.catalogBytes());
+            long withoutCatalog = model.memoryBytes();
+            assertEquals(300, model.productCount()); // from the card: no load
+            assertFalse(model.catalogLoaded());
+            int threads = 4;
+            ProductCatalog[] seen = new ProductCatalog[threads];
+            java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(threads);
+            Thread[] ts = new Thread[threads];
+            for (int i = 0; i < threads; i++) {
+                int t = i;
+                ts[i] = new Thread(() -> {
+                    try {
+                        start.await();
+                        seen[t] = model.catalog();
+                    } catch (Exception e) {
+                        throw new AssertionError(e);
+                    }
+                });
+                ts[i].start();
+            }
+            for (Thread t : ts) t.join();
+            for (ProductCatalog c : seen) assertSame(seen[0], c);
+            assertTrue(model.catalogLoaded());
+            assertEquals(seen[0].heapBytes(), model.catalogBytes());
+            assertTrue(model.catalogBytes() > 300 * 4);
+            assertEquals(withoutCatalog + model.catalogBytes(), model.memoryBytes());
+        }
+    }
+
+    public void testZipBundleKeepsItsLabelsUntilClosed() throws Exception {
+        Path dir = copyFixture();
+        Path zip = createTempDir().resolve("tiny.zip");
+        BundleZip.zipDirectory(dir, zip);
+        Path tmp = createTempDir();
+        MachModel model = BundleLoader.loadZip("tiny", zip, tmp, false, 1);
+        Path kept;
+        try (var files = Files.list(tmp)) {
+            // (the test framework's file system may add "extra*" files of its own)
+            List<Path> left = files.filter(f -> !f.getFileName().toString().startsWith("extra")).toList();
+            assertEquals(left.toString(), 1, left.size()); // the extracted bundle is gone, its labels kept
+            kept = left.get(0);
+            assertTrue(kept.getFileName().toString(), kept.getFileName().toString().endsWith(".labels.txt"));
+        }
+        assertFalse(model.catalogLoaded());
+        assertEquals(Files.readString(dir.resolve("labels.txt")).split("\n")[5], model.label(5));
+        model.close();
+        assertFalse(Files.exists(kept));
+    }
+
+    public void testBundleWithoutLabelsServesOnlyTheNetwork() throws Exception {
+        Path dir = copyFixture();
+        Files.delete(dir.resolve("labels.txt"));
+        editCard(dir, c -> {
+            c.remove("labels");
+            ((ObjectNode) c.get("files")).remove("labels.txt");
+        });
+        try (MachModel model = BundleLoader.load("nolabels", dir, false)) { // the parity check still runs
+            assertFalse(model.hasCatalog());
+            assertEquals(0, model.productCount());
+            assertEquals("murmur3_x86_32-r4-b64-s1296122696", model.card().hashFamily.name());
+            assertEquals(4, MachInference.probabilities(model, "crimson couch").length);
+            OpenSearchStatusException e = expectThrows(OpenSearchStatusException.class, model::catalog);
+            assertEquals(org.opensearch.core.rest.RestStatus.BAD_REQUEST, e.status());
+            assertTrue(e.getMessage(), e.getMessage().contains("model [nolabels]") && e.getMessage().contains("bucket_field"));
+            Decoder.Options top10 = new Decoder.Options(10, Decoder.Strategy.EXACT, 10, 1, Decoder.ScoreMode.MEAN);
+            e = expectThrows(OpenSearchStatusException.class, () -> org.opensearch.mach.inference.MachInferenceService.predict(model, "crimson couch", top10));
+            assertEquals(org.opensearch.core.rest.RestStatus.BAD_REQUEST, e.status());
+            assertFalse(model.catalogLoaded());
+        }
+        // without a family, a card must have its labels
+        editCard(dir, c -> ((ObjectNode) c.get("product_hash")).putArray("seeds").add(1).add(2).add(3).add(4));
+        String msg = loadError(dir);
+        assertTrue(msg, msg.contains("missing [labels]; only a model whose product_hash is a hash family may leave it out"));
     }
 
     public void testLoadsFixtureAndDecodesLikeItsOwnParity() throws Exception {
@@ -190,7 +280,7 @@ public class BundleLoaderTests extends OpenSearchTestCase {
     public void testLabelCount() throws Exception {
         Path dir = copyFixture();
         editCard(dir, c -> ((ObjectNode) c.get("labels")).put("count", 301));
-        String msg = loadError(dir);
+        String msg = catalogError(dir);
         assertTrue(msg, msg.contains("[labels.txt] has 300 labels, mach.json labels.count says 301"));
     }
 
@@ -200,7 +290,7 @@ public class BundleLoaderTests extends OpenSearchTestCase {
         String first = labels.substring(0, labels.indexOf('\n'));
         String second = labels.substring(labels.indexOf('\n') + 1);
         replaceFile(dir, "labels.txt", (first + "\n" + first + second.substring(second.indexOf('\n'))).getBytes(StandardCharsets.UTF_8));
-        String msg = loadError(dir);
+        String msg = catalogError(dir);
         assertTrue(msg, msg.contains("duplicate product id [" + first + "]"));
     }
 
@@ -221,7 +311,7 @@ public class BundleLoaderTests extends OpenSearchTestCase {
         for (Map.Entry<String, String> e : expected.entrySet()) {
             Path dir = copyFixture();
             replaceFile(dir, "labels.txt", e.getKey().getBytes(StandardCharsets.UTF_8));
-            String msg = loadError(dir);
+            String msg = catalogError(dir);
             assertTrue(msg, msg.contains(e.getValue()));
         }
     }

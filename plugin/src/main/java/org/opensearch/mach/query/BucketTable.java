@@ -1,0 +1,419 @@
+package org.opensearch.mach.query;
+
+import org.opensearch.core.common.io.stream.StreamInput;
+import org.opensearch.core.common.io.stream.StreamOutput;
+import org.opensearch.core.common.io.stream.Writeable;
+import org.opensearch.core.xcontent.XContentBuilder;
+import org.opensearch.core.xcontent.XContentParser;
+import org.opensearch.mach.inference.Decoder;
+import org.opensearch.mach.rest.StrictJson;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * What the coordinator sends the shards of an index-side mach query: per repetition, the top-s
+ * buckets of the network's output with their probabilities, and one residual for every other bucket
+ * of that repetition: {@code (1 - sum of the sent) / (B - s)}, the mean of the rest, so a product's
+ * score stays an estimate of its mean probability. With s = B the table is the exact output.
+ *
+ * <p>Wire form: per repetition the sent bucket ids ascending as vint gaps (about one byte each at
+ * s = 256 of B = 4,096), their probabilities as 4-byte floats (exact: the s = B scores equal the
+ * catalog decoder's), then the residual; a complete repetition is sent as its B floats alone.
+ * On the shard, {@link #dense()} expands it once into the lookup {@code float[R * B]} by code.
+ *
+ * <p>A quantized tail ({@link #of(float[][], int, boolean)}) replaces the residual with one byte per
+ * unsent bucket, log-scaled between the smallest and largest unsent probability (relative error
+ * within ~3% over a 10^6 range): B - s more bytes per repetition, the unsent buckets keep their order.
+ */
+public final class BucketTable implements Writeable {
+    private final int repetitions;
+    private final int buckets;
+    /** per repetition, the sent buckets, strictly ascending */
+    private final int[][] sent;
+    /** per repetition, the probabilities of the sent buckets */
+    private final float[][] probabilities;
+    /** per repetition, the probability every unsent bucket gets (0 when all are sent) */
+    private final float[] residual;
+    /** per repetition, the quantized probabilities of the unsent buckets in bucket order, or null (then: the residual) */
+    private final Tail[] tail;
+    /** Built on first use, per deserialized copy: one per shard query. */
+    private volatile float[] dense;
+
+    /** One byte per unsent bucket: {@code p = low * (high / low)^(code / 255)} (unsigned code), 0 when high is 0. */
+    public record Tail(float low, float high, byte[] codes) {
+        static final double FLOOR = 1e-7; // low is at least high * FLOOR: the log scale spans at most 7 decades
+
+        static Tail of(float[] values) {
+            float high = 0, low = Float.MAX_VALUE;
+            for (float v : values) {
+                high = Math.max(high, v);
+                low = Math.min(low, v);
+            }
+            low = (float) Math.max(low, high * FLOOR);
+            byte[] codes = new byte[values.length];
+            double span = Math.log((double) high / low);
+            for (int i = 0; i < values.length && high > 0 && span > 0; i++) {
+                double q = Math.log(Math.max(values[i], low) / (double) low) / span * 255;
+                codes[i] = (byte) Math.max(0, Math.min(255, Math.round(q)));
+            }
+            return new Tail(high > 0 ? low : 0f, high, codes);
+        }
+
+        float value(int i) {
+            if (high == 0) return 0f;
+            return (float) (low * Math.pow((double) high / low, (codes[i] & 0xFF) / 255.0));
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Tail t && Float.compare(low, t.low) == 0 && Float.compare(high, t.high) == 0 && Arrays.equals(codes, t.codes);
+        }
+
+        @Override
+        public int hashCode() {
+            return 31 * (31 * Float.hashCode(low) + Float.hashCode(high)) + Arrays.hashCode(codes);
+        }
+    }
+
+    public BucketTable(int[][] sent, float[][] probabilities, float[] residual, int buckets) {
+        this(sent, probabilities, residual, new Tail[sent.length], buckets);
+    }
+
+    public BucketTable(int[][] sent, float[][] probabilities, float[] residual, Tail[] tail, int buckets) {
+        this.repetitions = sent.length;
+        this.buckets = buckets;
+        if (repetitions < 1 || buckets < 2) throw new IllegalArgumentException("a bucket table needs R >= 1 and B >= 2, got R " + repetitions + ", B " + buckets);
+        if (probabilities.length != repetitions || residual.length != repetitions) {
+            throw new IllegalArgumentException("a bucket table needs buckets, probabilities and residuals for each of its " + repetitions + " repetitions");
+        }
+        for (int r = 0; r < repetitions; r++) {
+            if (sent[r].length != probabilities[r].length || sent[r].length < 1 || sent[r].length > buckets) {
+                throw new IllegalArgumentException("repetition " + r + " must send 1 to " + buckets + " buckets, each with a probability");
+            }
+            for (int i = 0; i < sent[r].length; i++) {
+                int b = sent[r][i];
+                if (b < 0 || b >= buckets || (i > 0 && b <= sent[r][i - 1])) {
+                    throw new IllegalArgumentException("repetition " + r + ": buckets must be ascending and in [0, " + buckets + "), got [" + b + "]");
+                }
+                checkProbability(probabilities[r][i], r);
+            }
+            checkProbability(residual[r], r);
+            if (tail.length != repetitions) throw new IllegalArgumentException("a bucket table needs a tail entry for each repetition");
+            if (tail[r] != null) {
+                if (tail[r].codes().length != buckets - sent[r].length) {
+                    throw new IllegalArgumentException("repetition " + r + ": the quantized tail needs one code for each of the " + (buckets - sent[r].length) + " unsent buckets");
+                }
+                checkProbability(tail[r].low(), r);
+                checkProbability(tail[r].high(), r);
+                if (tail[r].low() > tail[r].high()) throw new IllegalArgumentException("repetition " + r + ": the tail's low is above its high");
+            }
+        }
+        this.sent = sent;
+        this.probabilities = probabilities;
+        this.residual = residual;
+        this.tail = tail;
+    }
+
+    private static void checkProbability(float p, int r) {
+        if (!(p >= 0f && p <= 1f)) throw new IllegalArgumentException("repetition " + r + ": probabilities must be in [0, 1], got [" + p + "]");
+    }
+
+    /** The top {@code scoredBuckets} buckets of each repetition of the network's [R][B] output (ties: lower bucket), and the residuals. */
+    public static BucketTable of(float[][] output, int scoredBuckets) {
+        return of(output, scoredBuckets, false);
+    }
+
+    /** As {@link #of(float[][], int)}; with {@code quantizeTail}, the unsent buckets keep their own (8-bit) probabilities instead of the residual. */
+    public static BucketTable of(float[][] output, int scoredBuckets, boolean quantizeTail) {
+        int R = output.length, B = output[0].length;
+        int s = Math.min(scoredBuckets, B);
+        int[][] sent = new int[R][];
+        float[][] probs = new float[R][];
+        float[] residual = new float[R];
+        Tail[] tail = new Tail[R];
+        for (int r = 0; r < R; r++) {
+            int[] top = Decoder.topBuckets(output[r], s);
+            Arrays.sort(top);
+            double sum = 0;
+            float[] p = new float[s];
+            for (int i = 0; i < s; i++) {
+                p[i] = Math.min(1f, Math.max(0f, output[r][top[i]]));
+                sum += p[i];
+            }
+            sent[r] = top;
+            probs[r] = p;
+            // the mean of the rest, never above the smallest sent probability (rounding) nor below 0
+            float min = p[0];
+            for (float x : p) min = Math.min(min, x);
+            residual[r] = s == B ? 0f : (float) Math.min(min, Math.max(0.0, (1.0 - sum) / (B - s)));
+            if (quantizeTail && s < B) {
+                float[] rest = new float[B - s];
+                for (int b = 0, i = 0, j = 0; b < B; b++) {
+                    if (i < s && top[i] == b) i++;
+                    else rest[j++] = Math.min(1f, Math.max(0f, output[r][b]));
+                }
+                tail[r] = Tail.of(rest);
+            }
+        }
+        return new BucketTable(sent, probs, residual, tail, B);
+    }
+
+    public BucketTable(StreamInput in) throws IOException {
+        this(read(in));
+    }
+
+    private BucketTable(BucketTable t) {
+        this(t.sent, t.probabilities, t.residual, t.tail, t.buckets);
+    }
+
+    private static BucketTable read(StreamInput in) throws IOException {
+        int R = in.readVInt(), B = in.readVInt();
+        int[][] sent = new int[R][];
+        float[][] probs = new float[R][];
+        float[] residual = new float[R];
+        Tail[] tail = new Tail[R];
+        for (int r = 0; r < R; r++) {
+            int n = in.readVInt();
+            if (n < 1 || n > B) throw new IOException("bucket table: repetition " + r + " sends " + n + " of " + B + " buckets");
+            sent[r] = new int[n];
+            probs[r] = new float[n];
+            if (n == B) {
+                for (int b = 0; b < B; b++) sent[r][b] = b;
+            } else {
+                for (int i = 0, b = -1; i < n; i++) sent[r][i] = b += in.readVInt() + 1;
+            }
+            for (int i = 0; i < n; i++) probs[r][i] = in.readFloat();
+            residual[r] = n == B ? 0f : in.readFloat();
+            if (n < B && in.readBoolean()) {
+                float low = in.readFloat(), high = in.readFloat();
+                byte[] codes = new byte[B - n];
+                in.readBytes(codes, 0, codes.length);
+                tail[r] = new Tail(low, high, codes);
+            }
+        }
+        return new BucketTable(sent, probs, residual, tail, B);
+    }
+
+    @Override
+    public void writeTo(StreamOutput out) throws IOException {
+        out.writeVInt(repetitions);
+        out.writeVInt(buckets);
+        for (int r = 0; r < repetitions; r++) {
+            int n = sent[r].length;
+            out.writeVInt(n);
+            if (n < buckets) {
+                for (int i = 0, prev = -1; i < n; prev = sent[r][i++]) out.writeVInt(sent[r][i] - prev - 1);
+            }
+            for (float p : probabilities[r]) out.writeFloat(p);
+            if (n < buckets) {
+                out.writeFloat(residual[r]);
+                out.writeBoolean(tail[r] != null);
+                if (tail[r] != null) {
+                    out.writeFloat(tail[r].low());
+                    out.writeFloat(tail[r].high());
+                    out.writeBytes(tail[r].codes());
+                }
+            }
+        }
+    }
+
+    public int repetitions() {
+        return repetitions;
+    }
+
+    public int buckets() {
+        return buckets;
+    }
+
+    /** How many buckets repetition r sends (B: exact). */
+    public int sentBuckets(int r) {
+        return sent[r].length;
+    }
+
+    public float residual(int r) {
+        return residual[r];
+    }
+
+    /** Whether repetition r sends its unsent buckets quantized (else they score the residual). */
+    public boolean quantizedTail(int r) {
+        return tail[r] != null;
+    }
+
+    /** Whether bucket b of repetition r has its own probability (else it scores the residual). */
+    public boolean isSent(int r, int b) {
+        return Arrays.binarySearch(sent[r], b) >= 0;
+    }
+
+    /** The probability of every code {@code r * B + b}; built once, then shared by all segments of the shard query. */
+    public float[] dense() {
+        float[] d = dense;
+        if (d == null) {
+            d = new float[repetitions * buckets];
+            for (int r = 0; r < repetitions; r++) {
+                int base = r * buckets;
+                if (tail[r] == null) {
+                    Arrays.fill(d, base, base + buckets, residual[r]);
+                } else {
+                    for (int b = 0, i = 0, j = 0; b < buckets; b++) {
+                        if (i < sent[r].length && sent[r][i] == b) i++;
+                        else d[base + b] = tail[r].value(j++);
+                    }
+                }
+                for (int i = 0; i < sent[r].length; i++) d[base + sent[r][i]] = probabilities[r][i];
+            }
+            dense = d;
+        }
+        return d;
+    }
+
+    /**
+     * The m most probable buckets of repetition r, best first (ties: lower bucket), as the catalog
+     * decoder picks them; the same as on the full output as long as m <= the sent buckets.
+     */
+    public int[] topBuckets(int r, int m) {
+        int[] order = Decoder.topBuckets(probabilities[r], Math.min(m, sent[r].length));
+        int[] out = new int[order.length];
+        for (int i = 0; i < order.length; i++) out[i] = sent[r][order[i]];
+        return out;
+    }
+
+    /** The largest mean probability any product can have: the mean over repetitions of each one's top probability. */
+    public double maxMean() {
+        double sum = 0;
+        for (int r = 0; r < repetitions; r++) {
+            float max = tail[r] != null ? Math.max(residual[r], tail[r].high() * 1.0001f) : residual[r];
+            for (float p : probabilities[r]) max = Math.max(max, p);
+            sum += max;
+        }
+        return sum / repetitions;
+    }
+
+    // ------------------------------------------------------------------ xcontent (query logs, profile, replay)
+
+    static final List<String> FIELDS = List.of("buckets", "repetitions");
+    static final List<String> REPETITION_FIELDS = List.of("buckets", "probabilities", "residual", "tail");
+    static final List<String> TAIL_FIELDS = List.of("low", "high", "codes");
+
+    public void toXContent(XContentBuilder b) throws IOException {
+        b.startObject();
+        b.field("buckets", buckets);
+        b.startArray("repetitions");
+        for (int r = 0; r < repetitions; r++) {
+            b.startObject();
+            b.array("buckets", sent[r]);
+            b.startArray("probabilities");
+            for (float p : probabilities[r]) b.value(p);
+            b.endArray();
+            b.field("residual", residual[r]);
+            if (tail[r] != null) {
+                b.startObject("tail").field("low", tail[r].low()).field("high", tail[r].high());
+                b.field("codes", java.util.Base64.getEncoder().encodeToString(tail[r].codes())).endObject();
+            }
+            b.endObject();
+        }
+        b.endArray();
+        b.endObject();
+    }
+
+    public static BucketTable fromXContent(XContentParser parser, String what) throws IOException {
+        int[] B = { -1 };
+        List<int[]> sent = new ArrayList<>();
+        List<float[]> probs = new ArrayList<>();
+        List<Float> residual = new ArrayList<>();
+        List<Tail> tails = new ArrayList<>();
+        StrictJson.readObject(parser, what, FIELDS, (field, p) -> {
+            if (field.equals("buckets")) {
+                B[0] = StrictJson.integer(p, what, field, 2, Integer.MAX_VALUE);
+                return;
+            }
+            if (p.currentToken() != XContentParser.Token.START_ARRAY) throw StrictJson.wrongType(p, what, field, "an array of repetitions");
+            while (p.nextToken() != XContentParser.Token.END_ARRAY) {
+                String rep = what + " [repetitions][" + sent.size() + "]";
+                List<Float> ps = new ArrayList<>();
+                List<Integer> bs = new ArrayList<>();
+                float[] res = { Float.NaN };
+                Tail[] tail = { null };
+                StrictJson.readObject(p, rep, REPETITION_FIELDS, (f, x) -> {
+                    switch (f) {
+                        case "residual" -> res[0] = StrictJson.number(x, rep, f);
+                        case "tail" -> tail[0] = readTail(x, rep + " [tail]");
+                        case "buckets" -> readArray(x, rep, f, () -> bs.add(StrictJson.integer(x, rep, f, 0, Integer.MAX_VALUE)));
+                        default -> readArray(x, rep, f, () -> ps.add(StrictJson.number(x, rep, f)));
+                    }
+                });
+                if (Float.isNaN(res[0])) throw new IllegalArgumentException(rep + " requires [buckets], [probabilities] and [residual]");
+                sent.add(bs.stream().mapToInt(Integer::intValue).toArray());
+                float[] pa = new float[ps.size()];
+                for (int i = 0; i < pa.length; i++) pa[i] = ps.get(i);
+                probs.add(pa);
+                residual.add(res[0]);
+                tails.add(tail[0]);
+            }
+        });
+        if (B[0] < 0 || sent.isEmpty()) throw new IllegalArgumentException(what + " requires [buckets] and a non-empty [repetitions]");
+        float[] res = new float[residual.size()];
+        for (int i = 0; i < res.length; i++) res[i] = residual.get(i);
+        return new BucketTable(sent.toArray(new int[0][]), probs.toArray(new float[0][]), res, tails.toArray(new Tail[0]), B[0]);
+    }
+
+    private static Tail readTail(XContentParser parser, String what) throws IOException {
+        float[] lh = { Float.NaN, Float.NaN };
+        byte[][] codes = { null };
+        StrictJson.readObject(parser, what, TAIL_FIELDS, (f, x) -> {
+            switch (f) {
+                case "low" -> lh[0] = StrictJson.number(x, what, f);
+                case "high" -> lh[1] = StrictJson.number(x, what, f);
+                default -> {
+                    try {
+                        codes[0] = java.util.Base64.getDecoder().decode(StrictJson.text(x, what, f));
+                    } catch (IllegalArgumentException e) {
+                        throw new IllegalArgumentException(what + " [codes] must be base64: " + e.getMessage(), e);
+                    }
+                }
+            }
+        });
+        if (Float.isNaN(lh[0]) || Float.isNaN(lh[1]) || codes[0] == null) throw new IllegalArgumentException(what + " requires [low], [high] and [codes]");
+        return new Tail(lh[0], lh[1], codes[0]);
+    }
+
+    private interface ValueReader {
+        void read() throws IOException;
+    }
+
+    private static void readArray(XContentParser p, String what, String field, ValueReader value) throws IOException {
+        if (p.currentToken() != XContentParser.Token.START_ARRAY) throw StrictJson.wrongType(p, what, field, "an array");
+        while (p.nextToken() != XContentParser.Token.END_ARRAY) value.read();
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        if (!(o instanceof BucketTable t)) return false;
+        return buckets == t.buckets
+            && Arrays.deepEquals(sent, t.sent)
+            && Arrays.deepEquals(probabilities, t.probabilities)
+            && Arrays.equals(residual, t.residual)
+            && Arrays.equals(tail, t.tail);
+    }
+
+    /** Cached: the query cache hashes queries often, and a table holds R x s values. */
+    private int hash;
+
+    @Override
+    public int hashCode() {
+        int h = hash;
+        if (h == 0) hash = h = computeHash();
+        return h;
+    }
+
+    private int computeHash() {
+        return 31 * (31 * (31 * buckets + Arrays.deepHashCode(sent)) + Arrays.deepHashCode(probabilities)) + 31 * Arrays.hashCode(residual) + Arrays.hashCode(tail);
+    }
+
+    @Override
+    public String toString() {
+        return "R" + repetitions + "xB" + buckets + " sending " + sent[0].length + " per repetition" + (tail[0] != null ? ", the rest quantized" : "");
+    }
+}
