@@ -107,7 +107,8 @@ def main(argv=None):
         row = {"label": args.label}
         if args.model_id:
             model = node.call("GET", f"/_plugins/_mach/models/{args.model_id}")
-            row["model"] = {k: model.get(k) for k in ("R", "B", "products", "load_ms")}
+            row["model"] = {k: model.get(k) for k in ("R", "B", "products", "load_ms", "catalog_loaded", "catalog_bytes",
+                                                      "heap_and_native_bytes")}
             card = model.get("card", {})
             files = os.path.join(model["directory"], card.get("onnx", {}).get("file", "model.onnx"))
             row["model"]["onnx_bytes"] = os.path.getsize(files) if os.path.exists(files) else None
@@ -116,7 +117,8 @@ def main(argv=None):
                 row["model"]["encoder_onnx_bytes"] = os.path.getsize(enc) if os.path.exists(enc) else None
         else:  # what the node has loaded, without loading anything (a catalog, say)
             loaded = node.call("GET", "/_plugins/_mach/models").get("loaded", {})
-            row["loaded"] = {m: {k: v.get(k) for k in ("R", "B", "products")} for m, v in loaded.items()}
+            row["loaded"] = {m: {k: v.get(k) for k in ("R", "B", "products", "catalog_loaded", "catalog_bytes")}
+                             for m, v in loaded.items()}
         stats = node.call("GET", "/_nodes/_local/stats/jvm")
         jvm = next(iter(stats["nodes"].values()))["jvm"]["mem"]
         row.update({"rss_bytes": rss_bytes(args.pid), "heap_used_bytes": jvm["heap_used_in_bytes"],
