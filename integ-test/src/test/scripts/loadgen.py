@@ -6,6 +6,13 @@ back to back in several rounds (bm25, mach, filter, boost, hybrid, bm25, mach, .
 of a shared machine falls on all of them alike. Per method: requests, errors, QPS, mean, p50, p99 of
 the client-side latency, and the ratios against BM25 measured in the same run.
 
+Methods: `bm25` (a `match` on the text field); `mach`, `filter`, `boost`, `hybrid`: the `mach` query
+with `product_id_field` (the coordinator decodes the model's top_n products from its catalog and
+sends their ids to the shards); `index-mach`, `index-filter`, `index-boost`, `index-hybrid`: the same
+with `bucket_field` (index-side: the shards find and score documents from their stored buckets; needs
+an index with a mach_buckets field, `--bucket-field`). With `--bucket-field` every method runs by
+default, else the product_id_field ones.
+
 Phases:
   uncached  the plugin's result cache off (`mach.cache.size: 0`, set through _cluster/settings): every
             mach query runs featurize + ONNX Runtime + decode. The main figures.
@@ -28,7 +35,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-METHODS = ["bm25", "mach", "filter", "boost", "hybrid"]
+TOP_N_METHODS = ["mach", "filter", "boost", "hybrid"]
+INDEX_SIDE_METHODS = ["index-" + m for m in TOP_N_METHODS]
+METHODS = ["bm25"] + TOP_N_METHODS + INDEX_SIDE_METHODS
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -80,10 +89,15 @@ def body_for(method, text, args):
     if method == "bm25":
         query = lexical
     else:
-        mach = {"model_id": args.model_id, "query_text": text, "product_id_field": args.id_field, "top_n": args.top_n,
-                **args.mach_options}
-        if method != "mach":
-            mach.update({"lexical": lexical, "combine": method})
+        mode = method.removeprefix("index-")
+        if method in INDEX_SIDE_METHODS:
+            # top_n and decoding do not apply: the shards rank by score
+            mach = {"model_id": args.model_id, "query_text": text, "bucket_field": args.bucket_field, **args.index_options}
+        else:
+            mach = {"model_id": args.model_id, "query_text": text, "product_id_field": args.id_field, "top_n": args.top_n,
+                    **args.mach_options}
+        if mode != "mach":
+            mach.update({"lexical": lexical, "combine": mode})
         query = {"mach": mach}
     return {"query": query, "size": args.size, "_source": False, "track_total_hits": False}
 
@@ -206,7 +220,8 @@ def main(argv=None):
     p.add_argument("--queries", required=True, help="TSV with a header, query text first (e.g. judgments-dev.tsv)")
     p.add_argument("--id-field", default="product_id")
     p.add_argument("--text-field", default="title", help="field of the BM25 match (and the mach lexical part)")
-    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--methods", help=f"comma-separated, of {', '.join(METHODS)} (default: see above)")
+    p.add_argument("--bucket-field", help="the index's mach_buckets field, for the index-* methods")
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--seconds", type=float, default=20.0, help="per method and round")
     p.add_argument("--rounds", type=int, default=2)
@@ -215,7 +230,9 @@ def main(argv=None):
     p.add_argument("--top-n", type=int, default=100)
     p.add_argument("--size", type=int, default=10)
     p.add_argument("--mach-options", type=json_object, default={},
-                   help='more mach query parameters for every mach method, as JSON, e.g. \'{"min_repetitions": 2}\'')
+                   help='more mach query parameters for the product_id_field methods, as JSON, e.g. \'{"min_repetitions": 2}\'')
+    p.add_argument("--index-options", type=json_object, default={},
+                   help='more mach query parameters for the index-* methods, as JSON, e.g. \'{"buckets_per_repetition": 5}\'')
     p.add_argument("--max-queries", type=int, default=0, help="distinct query texts used (0 = all)")
     p.add_argument("--warmup-seconds", type=float, default=10.0, help="untimed, all methods, before the phases")
     p.add_argument("--phases", default="uncached,cached")
@@ -231,10 +248,14 @@ def main(argv=None):
             raise UserError("--clients must be between 1 and 64")
         if not (0 < args.seconds <= 600) or not (1 <= args.rounds <= 20):
             raise UserError("--seconds must be in (0, 600] and --rounds in [1, 20]")
+        if args.methods is None:
+            args.methods = ",".join(METHODS if args.bucket_field else ["bm25"] + TOP_N_METHODS)
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
         bad = [m for m in methods if m not in METHODS]
         if bad or not methods:
             raise UserError(f"unknown methods {bad}; known: {METHODS}")
+        if not args.bucket_field and any(m in INDEX_SIDE_METHODS for m in methods):
+            raise UserError("the index-* methods need --bucket-field (the index's mach_buckets field)")
         phases = [x.strip() for x in args.phases.split(",") if x.strip()]
         if any(x not in ("uncached", "cached") for x in phases):
             raise UserError("--phases: uncached and/or cached")
@@ -246,7 +267,8 @@ def main(argv=None):
         result = {"node": info.get("version", {}).get("number"), "index": args.index, "docs": count,
                   "model": {k: model.get(k) for k in ("model_id", "R", "B", "products", "device", "load_ms")},
                   "clients": args.clients, "seconds_per_method_round": args.seconds, "rounds": args.rounds,
-                  "top_n": args.top_n, "mach_options": args.mach_options, "size": args.size, "distinct_queries": len(queries), "phases": {}}
+                  "top_n": args.top_n, "mach_options": args.mach_options, "bucket_field": args.bucket_field,
+                  "index_options": args.index_options, "size": args.size, "distinct_queries": len(queries), "phases": {}}
 
         set_cache(args, 0)
         if args.warmup_seconds > 0:  # JIT, ORT, Lucene caches
@@ -270,7 +292,8 @@ def main(argv=None):
         print(f"loadgen: {e}", file=sys.stderr)
         return 2
     head = (f"{result['docs']} docs, model R={result['model']['R']} B={result['model']['B']} K={result['model']['products']}, "
-            f"{args.clients} clients, {args.rounds} x {args.seconds:g} s per method, top_n {args.top_n}, size {args.size}")
+            f"{args.clients} clients, {args.rounds} x {args.seconds:g} s per method, top_n {args.top_n}, size {args.size}"
+            + (f", index-* methods: bucket_field {args.bucket_field} {json.dumps(args.index_options)}" if args.bucket_field else ""))
     print(head)
     for ph, r in result["phases"].items():
         print()
