@@ -13,6 +13,8 @@ import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Upper bounds on MACH scores from the top-m bucket lists a document is in, without reading its
@@ -21,6 +23,10 @@ import java.util.List;
  * {@code dense[rB + b] - rest[r]}: the mean is at most {@code (base + the added parts of its lists) / R}.
  * With a peaked network output, {@code base / R} is far below the table's bound: documents in no
  * top-m bucket cannot score much.
+ *
+ * <p>One instance belongs to one weight tree (one search): a segment's candidates are gathered once
+ * and handed to every scorer that asks again (the hybrid shape asks three times: the candidate
+ * clause, the fused scorer's bounds, the fused scorer's second inner scorer).
  */
 final class BucketBounds {
     /** Postings are read a window of documents at a time, all lists at once: no sort, memory of one window. */
@@ -35,6 +41,10 @@ final class BucketBounds {
     private final int[][] top;
     private final float[][] added;
     private final double base;
+    /** Per segment (reader identity) and way of gathering; one search's weights live only as long as it. */
+    private final Map<Gathered, Candidates> gathered = new ConcurrentHashMap<>();
+
+    private record Gathered(LeafReader reader, String field, int minRepetitions, boolean withAdded) {}
 
     BucketBounds(BucketScoring scoring, int bucketsPerRepetition) {
         this.scoring = scoring;
@@ -67,8 +77,18 @@ final class BucketBounds {
         return score(0f);
     }
 
-    /** The candidates of one segment from the postings of the R x m lists, with their added parts when {@code withAdded}. */
+    /** The candidates of one segment from the postings of the R x m lists, with their added parts when {@code withAdded}; gathered once. */
     Candidates candidates(LeafReader reader, String field, int minRepetitions, boolean withAdded) throws IOException {
+        Gathered key = new Gathered(reader, field, minRepetitions, withAdded); // (IndexReader's equals is identity)
+        Candidates found = gathered.get(key);
+        if (found == null) {
+            found = gather(reader, field, minRepetitions, withAdded);
+            gathered.putIfAbsent(key, found); // a race gathers twice, the same candidates
+        }
+        return found;
+    }
+
+    private Candidates gather(LeafReader reader, String field, int minRepetitions, boolean withAdded) throws IOException {
         Terms terms = reader.terms(field);
         if (terms == null) return new Candidates(new int[0], null);
         TermsEnum te = terms.iterator();

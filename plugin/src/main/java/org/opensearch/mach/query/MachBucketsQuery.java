@@ -34,8 +34,14 @@ public final class MachBucketsQuery extends Query {
     private final BucketScoring scoring;
     private final int bucketsPerRepetition;
     private final int minRepetitions;
+    /** Bounds (and so gathered candidates) shared with an enclosing {@link MachScoreQuery}'s weight; null: its own. */
+    private final BucketBounds shared;
 
     public MachBucketsQuery(String field, BucketScoring scoring, int bucketsPerRepetition, int minRepetitions) {
+        this(field, scoring, bucketsPerRepetition, minRepetitions, null);
+    }
+
+    private MachBucketsQuery(String field, BucketScoring scoring, int bucketsPerRepetition, int minRepetitions, BucketBounds shared) {
         this.field = Objects.requireNonNull(field);
         this.scoring = Objects.requireNonNull(scoring);
         if (bucketsPerRepetition < 1) throw new IllegalArgumentException("buckets_per_repetition must be >= 1, got " + bucketsPerRepetition);
@@ -46,6 +52,12 @@ public final class MachBucketsQuery extends Query {
         }
         this.bucketsPerRepetition = bucketsPerRepetition;
         this.minRepetitions = minRepetitions;
+        this.shared = shared;
+    }
+
+    /** The same query, its weight using {@code bounds} (made from the same scoring and m): their candidates gathered once per segment. */
+    MachBucketsQuery sharing(BucketBounds bounds) {
+        return new MachBucketsQuery(field, scoring, bucketsPerRepetition, minRepetitions, Objects.requireNonNull(bounds));
     }
 
     public String field() {
@@ -56,10 +68,18 @@ public final class MachBucketsQuery extends Query {
         return scoring;
     }
 
+    public int bucketsPerRepetition() {
+        return bucketsPerRepetition;
+    }
+
+    public int minRepetitions() {
+        return minRepetitions;
+    }
+
     @Override
     public Weight createWeight(IndexSearcher searcher, ScoreMode scoreMode, float boost) {
         float[] dense = scoring.table().dense();
-        BucketBounds bounds = new BucketBounds(scoring, bucketsPerRepetition);
+        BucketBounds bounds = shared != null ? shared : new BucketBounds(scoring, bucketsPerRepetition);
         boolean scores = scoreMode.needsScores();
         return new Weight(this) {
             @Override

@@ -4,6 +4,8 @@ import org.apache.lucene.index.DocValues;
 import org.apache.lucene.index.LeafReaderContext;
 import org.apache.lucene.index.SortedNumericDocValues;
 import org.apache.lucene.search.BooleanClause;
+import org.apache.lucene.search.BooleanQuery;
+import org.apache.lucene.search.BoostQuery;
 import org.apache.lucene.search.BulkScorer;
 import org.apache.lucene.search.DocIdSetIterator;
 import org.apache.lucene.search.Explanation;
@@ -58,13 +60,19 @@ public final class MachScoreQuery extends Query {
 
     @Override
     public Weight createWeight(IndexSearcher searcher, ScoreMode scoreMode, float boost) throws IOException {
-        Weight in = inner.createWeight(searcher, scoreMode, boost);
-        if (!scoreMode.needsScores()) return in;
+        if (!scoreMode.needsScores()) return inner.createWeight(searcher, scoreMode, boost);
         float machWeight = boost * weight;
         float[] dense = scoring.table().dense();
         float machBound = machWeight * scoring.maxScore();
         // top-k only: documents in no top bucket bounded apart, when that bound is well under the table's (a peaked output)
-        BucketBounds split = scoreMode == ScoreMode.TOP_SCORES ? new BucketBounds(scoring, BOUND_BUCKETS) : null;
+        BucketBounds split = null;
+        Query scored = inner;
+        if (scoreMode == ScoreMode.TOP_SCORES) {
+            MachBucketsQuery clause = candidateClause();
+            split = new BucketBounds(scoring, clause == null ? BOUND_BUCKETS : clause.bucketsPerRepetition());
+            if (clause != null) scored = withCandidates(clause.sharing(split));
+        }
+        Weight in = scored.createWeight(searcher, scoreMode, boost);
         float restBound = split == null ? machBound : machWeight * split.restScore();
         BucketBounds bounds = restBound < 0.5f * machBound ? split : null;
         return new Weight(this) {
@@ -122,6 +130,42 @@ public final class MachScoreQuery extends Query {
                 return in.isCacheable(ctx) && DocValues.isCacheable(ctx, field);
             }
         };
+    }
+
+    /**
+     * The hybrid shape: a SHOULD clause of the inner disjunction is MACH's candidates (boosted or not)
+     * over this field and table. Then the fused scorer's bounds are the clause's (its m): one set of
+     * candidates per segment, gathered once for the clause, the bounds and the second inner scorer.
+     */
+    private MachBucketsQuery candidateClause() {
+        if (!(inner instanceof BooleanQuery bool)) return null;
+        for (BooleanClause c : bool.clauses()) {
+            if (c.occur() != BooleanClause.Occur.SHOULD) continue;
+            Query q = c.query() instanceof BoostQuery b ? b.getQuery() : c.query();
+            if (q instanceof MachBucketsQuery m && m.field().equals(field) && m.scoring().equals(scoring)) return m;
+        }
+        return null;
+    }
+
+    /** The inner disjunction with its candidate clause replaced by {@code sharing} (its boost kept). */
+    private Query withCandidates(MachBucketsQuery sharing) {
+        BooleanQuery bool = (BooleanQuery) inner;
+        BooleanQuery.Builder b = new BooleanQuery.Builder().setMinimumNumberShouldMatch(bool.getMinimumNumberShouldMatch());
+        boolean replaced = false;
+        for (BooleanClause c : bool.clauses()) {
+            Query q = c.query();
+            if (!replaced && c.occur() == BooleanClause.Occur.SHOULD) {
+                if (q instanceof BoostQuery boosted && sharing.equals(boosted.getQuery())) {
+                    q = new BoostQuery(sharing, boosted.getBoost());
+                    replaced = true;
+                } else if (sharing.equals(q)) {
+                    q = sharing;
+                    replaced = true;
+                }
+            }
+            b.add(q, c.occur());
+        }
+        return b.build();
     }
 
     /**
