@@ -4,7 +4,6 @@ import org.apache.lucene.index.DocValues;
 import org.apache.lucene.index.LeafReader;
 import org.apache.lucene.index.LeafReaderContext;
 import org.apache.lucene.index.SortedNumericDocValues;
-import org.apache.lucene.search.DocIdSetIterator;
 import org.apache.lucene.search.Explanation;
 import org.apache.lucene.search.IndexSearcher;
 import org.apache.lucene.search.Query;
@@ -17,7 +16,6 @@ import org.apache.lucene.util.Bits;
 import org.opensearch.mach.index.BucketFields;
 
 import java.io.IOException;
-import java.util.Arrays;
 import java.util.Objects;
 
 /**
@@ -153,8 +151,7 @@ public final class MachBucketsQuery extends Query {
      * minimum competitive score, it skips the candidates whose bound ({@link BucketBounds}) is under
      * it, so top-k reads the codes of few documents.
      */
-    private final class CandidateScorer extends Scorer {
-        private final int[] docs;
+    private final class CandidateScorer extends SortedDocsScorer {
         private final float[] added;
         private final SortedNumericDocValues values;
         private final float[] dense;
@@ -163,11 +160,9 @@ public final class MachBucketsQuery extends Query {
         private final int[] codes;
         private final BucketBounds bounds;
         private float minCompetitive = Float.NEGATIVE_INFINITY;
-        private int index = -1;
-        private int doc = -1;
 
         CandidateScorer(BucketBounds.Candidates found, SortedNumericDocValues values, float[] dense, float boost, BucketBounds bounds) {
-            this.docs = found.docs();
+            super(found.docs());
             this.added = found.added();
             this.bounds = bounds;
             this.values = values;
@@ -189,13 +184,8 @@ public final class MachBucketsQuery extends Query {
         }
 
         @Override
-        public int docID() {
-            return doc;
-        }
-
-        @Override
         public float score() throws IOException {
-            if (!values.advanceExact(doc) || !BucketFields.readCodes(values, codes)) return 0f;
+            if (!values.advanceExact(docID()) || !BucketFields.readCodes(values, codes)) return 0f;
             return boost * scoring.score(scoring.mean(dense, codes));
         }
 
@@ -209,42 +199,13 @@ public final class MachBucketsQuery extends Query {
             if (added != null) minCompetitive = minScore;
         }
 
+        /** Past the candidates whose bound is under the minimum competitive score. */
         @Override
-        public DocIdSetIterator iterator() {
-            return new DocIdSetIterator() {
-                @Override
-                public int docID() {
-                    return doc;
-                }
-
-                @Override
-                public int nextDoc() {
-                    return move(index + 1);
-                }
-
-                @Override
-                public int advance(int target) {
-                    int from = index + 1;
-                    if (from >= docs.length) return move(docs.length);
-                    int pos = Arrays.binarySearch(docs, from, docs.length, target);
-                    return move(pos >= 0 ? pos : -pos - 1);
-                }
-
-                @Override
-                public long cost() {
-                    return docs.length;
-                }
-            };
-        }
-
-        /** To candidate i, or the first after it that can compete. */
-        private int move(int i) {
+        protected int firstFrom(int i) {
             if (minCompetitive > 0) {
                 while (i < docs.length && bound(added[i]) < minCompetitive) i++;
             }
-            index = i;
-            doc = i < docs.length ? docs[i] : DocIdSetIterator.NO_MORE_DOCS;
-            return doc;
+            return i;
         }
     }
 

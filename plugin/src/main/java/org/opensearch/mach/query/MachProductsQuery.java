@@ -180,26 +180,18 @@ public final class MachProductsQuery extends Query {
     }
 
     /** Iterates a sorted doc-id array. */
-    private static final class ArrayScorer extends Scorer {
-        private final int[] docs;
+    private static final class ArrayScorer extends SortedDocsScorer {
         private final float[] scores;
         private final float boost;
         private final float maxScore;
-        private int index = -1;
-        private int doc = -1;
 
         ArrayScorer(int[] docs, float[] scores, float boost) {
-            this.docs = docs;
+            super(docs);
             this.scores = scores;
             this.boost = boost;
             float max = 0;
             for (float f : scores) max = Math.max(max, f);
             this.maxScore = max * boost;
-        }
-
-        @Override
-        public int docID() {
-            return doc;
         }
 
         @Override
@@ -210,40 +202,6 @@ public final class MachProductsQuery extends Query {
         @Override
         public float getMaxScore(int upTo) {
             return maxScore;
-        }
-
-        @Override
-        public DocIdSetIterator iterator() {
-            return new DocIdSetIterator() {
-                @Override
-                public int docID() {
-                    return doc;
-                }
-
-                @Override
-                public int nextDoc() {
-                    return move(index + 1);
-                }
-
-                @Override
-                public int advance(int target) {
-                    int from = index + 1;
-                    if (from >= docs.length) return move(docs.length);
-                    int pos = Arrays.binarySearch(docs, from, docs.length, target);
-                    return move(pos >= 0 ? pos : -pos - 1);
-                }
-
-                @Override
-                public long cost() {
-                    return docs.length;
-                }
-            };
-        }
-
-        private int move(int i) {
-            index = i;
-            doc = i < docs.length ? docs[i] : DocIdSetIterator.NO_MORE_DOCS;
-            return doc;
         }
     }
 
