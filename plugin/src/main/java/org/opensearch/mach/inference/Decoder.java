@@ -8,7 +8,8 @@ import java.util.Locale;
 /**
  * Turns the [R, B] bucket probabilities of one query into the top-N products.
  *
- * <p>Product k's score is {@code mean_r P_r(h_r(k))} (MACH). {@link Strategy#EXACT} scores all K
+ * <p>Product k's score is {@code mean_r P_r(h_r(k))} (MACH), or with a {@link Aggregation#LOG_MEAN} model the
+ * mean of each repetition's floored log probability ({@link Aggregation}). {@link Strategy#EXACT} scores all K
  * products (O(K R)). {@link Strategy#CANDIDATES} takes the top-m buckets of each repetition, unions
  * their products through the inverse index, keeps those found in at least f repetitions' top-m,
  * and scores only those exactly (the result equals exact decoding whenever the candidates contain
@@ -85,9 +86,20 @@ public final class Decoder {
      */
     public record Result(int[] products, float[] scores, float[] meanScores, Strategy used, int scored) {}
 
+    /** Decodes a {@link Aggregation#MEAN} model's output. */
     public static Result decode(ProductIndex index, float[][] probs, Options options) {
+        return decode(index, probs, options, Aggregation.MEAN);
+    }
+
+    /**
+     * Decodes with the model's aggregation: candidates are the top buckets by probability either way (the
+     * transform keeps each repetition's order), and products are ranked by the aggregated score.
+     */
+    public static Result decode(ProductIndex index, float[][] probs, Options options, Aggregation aggregation) {
         int R = index.repetitions();
         if (probs.length != R) throw new IllegalArgumentException("expected " + R + " repetitions, got " + probs.length);
+        checkScoreMode(options.scoreMode(), aggregation);
+        float[][] bucketScores = aggregation.bucketScores(probs);
         Strategy used = options.strategy();
         if (used == Strategy.AUTO) {
             used = index.products() <= AUTO_EXACT_MAX_PRODUCTS && options.minRepetitions() == 1 ? Strategy.EXACT : Strategy.CANDIDATES;
@@ -99,11 +111,11 @@ public final class Decoder {
             // product by product: the bucket table is read sequentially, the [R, B] probabilities stay in cache
             int K = index.products();
             for (int k = 0; k < K; k++) {
-                top.offer(k, index.mean(probs, k));
+                top.offer(k, index.mean(bucketScores, k));
             }
             scored = K;
         } else {
-            scored = candidates(index, probs, options, top);
+            scored = candidates(index, probs, bucketScores, options, top);
         }
         int[] products = top.drainBestFirst();
         float[] means = new float[products.length];
@@ -112,7 +124,8 @@ public final class Decoder {
         for (int i = 0; i < products.length; i++) {
             double mean = mean(index, probs, products[i]);
             means[i] = (float) mean;
-            scores[i] = (float) (options.scoreMode() == ScoreMode.CALIBRATED ? calibrated(mean, B) : mean);
+            if (aggregation == Aggregation.LOG_MEAN) scores[i] = (float) index.mean(bucketScores, products[i]);
+            else scores[i] = (float) (options.scoreMode() == ScoreMode.CALIBRATED ? calibrated(mean, B) : mean);
         }
         return new Result(products, scores, means, used, scored);
     }
@@ -139,7 +152,7 @@ public final class Decoder {
      *
      * @return how many products were scored
      */
-    private static int candidates(ProductIndex index, float[][] probs, Options options, TopN top) {
+    private static int candidates(ProductIndex index, float[][] probs, float[][] bucketScores, Options options, TopN top) {
         int R = index.repetitions(), B = index.buckets(), K = index.products();
         int m = Math.min(options.bucketsPerRepetition(), B);
         int f = options.minRepetitions();
@@ -183,19 +196,19 @@ public final class Decoder {
                 batch[len++] = k;
                 touched += index.touch(k);
                 if (len == BATCH) {
-                    scored += scoreBatch(index, probs, batch, len, top);
+                    scored += scoreBatch(index, bucketScores, batch, len, top);
                     len = 0;
                 }
             } while (word != 0);
         }
-        scored += scoreBatch(index, probs, batch, len, top);
+        scored += scoreBatch(index, bucketScores, batch, len, top);
         sink = touched;
         return scored;
     }
 
-    private static int scoreBatch(ProductIndex index, float[][] probs, int[] batch, int len, TopN top) {
+    private static int scoreBatch(ProductIndex index, float[][] bucketScores, int[] batch, int len, TopN top) {
         for (int j = 0; j < len; j++) {
-            top.offer(batch[j], index.mean(probs, batch[j]));
+            top.offer(batch[j], index.mean(bucketScores, batch[j]));
         }
         return len;
     }
@@ -251,6 +264,18 @@ public final class Decoder {
         int get(int product) {
             int s = slot(product);
             return keys[s] == product ? counts[s] : 0;
+        }
+    }
+
+    /**
+     * {@code calibrated} turns a mean probability into the paper's estimate of P(k | x); a log_mean score is no
+     * probability, so a log_mean model is refused it (a 400 naming [score]).
+     */
+    public static void checkScoreMode(ScoreMode mode, Aggregation aggregation) {
+        if (mode == ScoreMode.CALIBRATED && aggregation == Aggregation.LOG_MEAN) {
+            throw new IllegalArgumentException(
+                "[score] [calibrated] applies to models with aggregation [mean]; this model's aggregation is [log_mean], use [score] [mean]"
+            );
         }
     }
 

@@ -294,6 +294,7 @@ public final class MachInferenceService {
     }
 
     static void checkOptions(MachModel model, Decoder.Options options) {
+        Decoder.checkScoreMode(options.scoreMode(), model.card().aggregation);
         int R = model.card().repetitions;
         if (options.minRepetitions() > R) {
             throw new IllegalArgumentException(
@@ -350,7 +351,7 @@ public final class MachInferenceService {
         long t1 = System.nanoTime();
         Decoder.Result result = probabilities == null
             ? new Decoder.Result(new int[0], new float[0], new float[0], options.strategy(), 0)
-            : Decoder.decode(model.index(), probabilities, options);
+            : Decoder.decode(model.index(), probabilities, options, model.card().aggregation);
         return new Prediction(model, probabilities, result, inferenceNanos, System.nanoTime() - t1);
     }
 }

@@ -8,6 +8,7 @@ import org.opensearch.mach.featurize.Featurizer;
 import org.opensearch.mach.featurize.HashFamily;
 import org.opensearch.mach.featurize.ProductHash;
 import org.opensearch.mach.featurize.WordPieceTokenizer;
+import org.opensearch.mach.inference.Aggregation;
 
 import java.util.ArrayList;
 import java.util.Collections;
@@ -83,6 +84,8 @@ public final class ModelCard {
     /** The product hash as a named family (spec: "Hash families"), or null when its seeds are not a family's. */
     public final HashFamily hashFamily;
     public final Input input;
+    /** How the repetitions' probabilities make a product's score ({@code aggregation}; absent: mean): the estimator the heads were trained for. */
+    public final Aggregation aggregation;
     /** the featurizer's fields are set only when {@link Input#usesFeatures()} */
     public final long featurizerSeed;
     public final int dimension;
@@ -150,6 +153,7 @@ public final class ModelCard {
             }
         }
 
+        this.aggregation = aggregation(root);
         this.input = formatVersion == 1 ? Input.FEATURES : input(root);
         if (input.usesFeatures()) {
             JsonNode fz = object(root, "featurizer");
@@ -258,6 +262,17 @@ public final class ModelCard {
             throw new MachBundleException("mach.json: encoder.file and onnx.file are both [" + onnxFile + "]; the encoder and the heads are two files");
         }
         this.files = Collections.unmodifiableMap(f);
+    }
+
+    private static Aggregation aggregation(JsonNode root) throws MachBundleException {
+        JsonNode n = root.get("aggregation");
+        if (n == null) return Aggregation.MEAN;
+        if (n.isTextual()) {
+            for (Aggregation a : Aggregation.values()) {
+                if (a.value().equals(n.asText())) return a;
+            }
+        }
+        throw new MachBundleException("mach.json: [aggregation] is " + n + ", expected [mean] or [log_mean]");
     }
 
     private static Input input(JsonNode root) throws MachBundleException {

@@ -13,6 +13,7 @@ import org.opensearch.mach.featurize.HashFamily;
 import org.opensearch.mach.index.BucketFields;
 import org.opensearch.mach.index.MachBucketsFieldMapper;
 import org.opensearch.mach.rest.StrictJson;
+import org.opensearch.mach.inference.Aggregation;
 import org.opensearch.mach.inference.Decoder;
 
 import java.io.IOException;
@@ -31,6 +32,7 @@ public record BucketScoring(String family, BucketTable table, Decoder.ScoreMode 
     public BucketScoring {
         Objects.requireNonNull(table);
         Objects.requireNonNull(mode);
+        Decoder.checkScoreMode(mode, table.aggregation());
         HashFamily f = HashFamily.parse(family);
         if (f.repetitions() != table.repetitions() || f.buckets() != table.buckets()) {
             throw new IllegalArgumentException(
@@ -89,6 +91,7 @@ public record BucketScoring(String family, BucketTable table, Decoder.ScoreMode 
         double mean = mean(dense, codes);
         if (Double.isNaN(mean)) return Explanation.match(0f, "the document's bucket codes are not of hash family [" + family + "]: MACH score 0");
         List<Explanation> reps = new ArrayList<>(R);
+        boolean log = table.aggregation() == Aggregation.LOG_MEAN;
         for (int r = 0; r < R; r++) {
             int b = codes[r] - r * B;
             float p = dense[codes[r]];
@@ -97,9 +100,10 @@ public record BucketScoring(String family, BucketTable table, Decoder.ScoreMode 
                 : table.quantizedTail(r)
                     ? "not sent exactly: its 8-bit quantized probability"
                     : "not sent: the mean probability of the " + (B - table.sentBuckets(r)) + " buckets not sent";
-            reps.add(Explanation.match((float) (p / R), "repetition " + r + ", bucket " + b + " (" + how + "): probability " + p + " / R " + R));
+            String value = log ? "log score ln(max(p, f) / f) " + p + " (floor f " + (float) table.floor(r) + ")" : "probability " + p;
+            reps.add(Explanation.match((float) (p / R), "repetition " + r + ", bucket " + b + " (" + how + "): " + value + " / R " + R));
         }
-        Explanation meanExp = Explanation.match((float) mean, "mean bucket probability over " + R + " repetitions, sum of:", reps);
+        Explanation meanExp = Explanation.match((float) mean, "mean bucket " + (log ? "log score" : "probability") + " over " + R + " repetitions, sum of:", reps);
         float score = score(mean);
         return Explanation.match(
             score,

@@ -5,6 +5,7 @@ import org.opensearch.core.common.io.stream.StreamOutput;
 import org.opensearch.core.common.io.stream.Writeable;
 import org.opensearch.core.xcontent.XContentBuilder;
 import org.opensearch.core.xcontent.XContentParser;
+import org.opensearch.mach.inference.Aggregation;
 import org.opensearch.mach.inference.Decoder;
 import org.opensearch.mach.rest.StrictJson;
 
@@ -27,6 +28,11 @@ import java.util.List;
  * <p>A quantized tail ({@link #of(float[][], int, boolean)}) replaces the residual with one byte per
  * unsent bucket, log-scaled between the smallest and largest unsent probability (relative error
  * within ~3% over a 10^6 range): B - s more bytes per repetition, the unsent buckets keep their order.
+ *
+ * <p>The table carries the model's {@link Aggregation} (one byte on the wire): with {@code log_mean} the
+ * dense lookup holds each repetition's transformed scores {@code ln(max(p, f_r) / f_r)}, f_r the floor of
+ * the values the table represents ({@link #floor}), so candidates, bounds, fusion and explain read them
+ * unchanged: a document's score is still the mean of its R lookups.
  */
 public final class BucketTable implements Writeable {
     private final int repetitions;
@@ -39,6 +45,8 @@ public final class BucketTable implements Writeable {
     private final float[] residual;
     /** per repetition, the quantized probabilities of the unsent buckets in bucket order, or null (then: the residual) */
     private final Tail[] tail;
+    /** How the shard turns the represented probabilities into per-bucket scores (the model's card). */
+    private final Aggregation aggregation;
     /** Built on first use, per deserialized copy: one per shard query. */
     private volatile float[] dense;
 
@@ -94,6 +102,11 @@ public final class BucketTable implements Writeable {
     }
 
     public BucketTable(int[][] sent, float[][] probabilities, float[] residual, Tail[] tail, int buckets) {
+        this(sent, probabilities, residual, tail, buckets, Aggregation.MEAN);
+    }
+
+    public BucketTable(int[][] sent, float[][] probabilities, float[] residual, Tail[] tail, int buckets, Aggregation aggregation) {
+        this.aggregation = java.util.Objects.requireNonNull(aggregation);
         this.repetitions = sent.length;
         this.buckets = buckets;
         if (repetitions < 1 || buckets < 2) throw new IllegalArgumentException("a bucket table needs R >= 1 and B >= 2, got R " + repetitions + ", B " + buckets);
@@ -234,7 +247,16 @@ public final class BucketTable implements Writeable {
     }
 
     private BucketTable(BucketTable t) {
-        this(t.sent, t.probabilities, t.residual, t.tail, t.buckets);
+        this(t.sent, t.probabilities, t.residual, t.tail, t.buckets, t.aggregation);
+    }
+
+    /** The same probabilities scored with a model's aggregation (shares the arrays). */
+    public BucketTable withAggregation(Aggregation a) {
+        return a == aggregation ? this : new BucketTable(sent, probabilities, residual, tail, buckets, a);
+    }
+
+    public Aggregation aggregation() {
+        return aggregation;
     }
 
     private static BucketTable read(StreamInput in) throws IOException {
@@ -262,7 +284,9 @@ public final class BucketTable implements Writeable {
                 tail[r] = new Tail(low, high, codes);
             }
         }
-        return new BucketTable(sent, probs, residual, tail, B);
+        int a = in.readByte();
+        if (a < 0 || a >= Aggregation.values().length) throw new IOException("bucket table: unknown aggregation [" + a + "]");
+        return new BucketTable(sent, probs, residual, tail, B, Aggregation.values()[a]);
     }
 
     @Override
@@ -286,6 +310,7 @@ public final class BucketTable implements Writeable {
                 }
             }
         }
+        out.writeByte((byte) aggregation.ordinal());
     }
 
     public int repetitions() {
@@ -315,28 +340,65 @@ public final class BucketTable implements Writeable {
         return Arrays.binarySearch(sent[r], b) >= 0;
     }
 
-    /** The probability of every code {@code r * B + b}; built once, then shared by all segments of the shard query. */
+    /**
+     * The per-bucket score of every code {@code r * B + b} (the probability, or with log_mean its transform);
+     * built once, then shared by all segments of the shard query.
+     */
     public float[] dense() {
         float[] d = dense;
         if (d == null) {
+            boolean log = aggregation == Aggregation.LOG_MEAN;
             d = new float[repetitions * buckets];
             for (int r = 0; r < repetitions; r++) {
                 int base = r * buckets;
+                double f = log ? floor(r) : 0;
                 if (tail[r] == null) {
-                    Arrays.fill(d, base, base + buckets, residual[r]);
+                    Arrays.fill(d, base, base + buckets, log ? Aggregation.logScore(residual[r], f) : residual[r]);
                 } else {
-                    float[] decoded = tail[r].decodeTable();
+                    float[] decoded = log ? logTailTable(tail[r], f) : tail[r].decodeTable();
                     byte[] codes = tail[r].codes();
                     for (int b = 0, i = 0, j = 0; b < buckets; b++) {
                         if (i < sent[r].length && sent[r][i] == b) i++;
                         else d[base + b] = decoded[codes[j++] & 0xFF];
                     }
                 }
-                for (int i = 0; i < sent[r].length; i++) d[base + sent[r][i]] = probabilities[r][i];
+                for (int i = 0; i < sent[r].length; i++) {
+                    d[base + sent[r][i]] = log ? Aggregation.logScore(probabilities[r][i], f) : probabilities[r][i];
+                }
             }
             dense = d;
         }
         return d;
+    }
+
+    /**
+     * log_mean's floor f_r of repetition r: {@code max(smallest, largest * 1e-7)} over the values the table
+     * represents (the sent probabilities, and the residual or the quantized tail's low and high), so with
+     * every bucket sent it is the catalog decoder's floor of the full output.
+     */
+    public double floor(int r) {
+        return Aggregation.floor(smallest(r), largest(r));
+    }
+
+    private double largest(int r) {
+        double max = sent[r].length == buckets ? 0 : tail[r] != null ? tail[r].high() : residual[r];
+        for (float p : probabilities[r]) max = Math.max(max, p);
+        return max;
+    }
+
+    private double smallest(int r) {
+        double min = sent[r].length == buckets ? Double.POSITIVE_INFINITY : tail[r] == null ? residual[r] : tail[r].high() > 0 ? tail[r].low() : 0;
+        for (float p : probabilities[r]) min = Math.min(min, p);
+        return min;
+    }
+
+    /** Each tail code's log_mean score: ln(value / f) = ln(low / f) + code / 255 * ln(high / low), linear in the code, at least 0. */
+    private static float[] logTailTable(Tail t, double f) {
+        float[] table = new float[256];
+        if (t.high() == 0 || !(f > 0)) return table;
+        double offset = Math.log(t.low() / f), step = Math.log((double) t.high() / t.low()) / 255;
+        for (int c = 0; c < 256; c++) table[c] = (float) Math.max(0.0, offset + c * step);
+        return table;
     }
 
     /**
@@ -350,8 +412,19 @@ public final class BucketTable implements Writeable {
         return out;
     }
 
-    /** The largest mean probability any product can have: the mean over repetitions of each one's top probability. */
+    /**
+     * The largest mean probability any product can have: the mean over repetitions of each one's top probability
+     * (log_mean: of each one's top score, ln(largest / f_r), with a relative slack over the float lookups).
+     */
     public double maxMean() {
+        if (aggregation == Aggregation.LOG_MEAN) {
+            double sum = 0;
+            for (int r = 0; r < repetitions; r++) {
+                double f = floor(r);
+                if (f > 0) sum += Math.log(largest(r) / f) * (1 + 1e-6);
+            }
+            return sum / repetitions;
+        }
         double sum = 0;
         for (int r = 0; r < repetitions; r++) {
             float max = tail[r] != null ? Math.max(residual[r], tail[r].high() * 1.0001f) : residual[r];
@@ -363,13 +436,14 @@ public final class BucketTable implements Writeable {
 
     // ------------------------------------------------------------------ xcontent (query logs, profile, replay)
 
-    static final List<String> FIELDS = List.of("buckets", "repetitions");
+    static final List<String> FIELDS = List.of("buckets", "repetitions", "aggregation");
     static final List<String> REPETITION_FIELDS = List.of("buckets", "probabilities", "residual", "tail");
     static final List<String> TAIL_FIELDS = List.of("low", "high", "codes");
 
     public void toXContent(XContentBuilder b) throws IOException {
         b.startObject();
         b.field("buckets", buckets);
+        if (aggregation != Aggregation.MEAN) b.field("aggregation", aggregation.value());
         b.startArray("repetitions");
         for (int r = 0; r < repetitions; r++) {
             b.startObject();
@@ -394,9 +468,18 @@ public final class BucketTable implements Writeable {
         List<float[]> probs = new ArrayList<>();
         List<Float> residual = new ArrayList<>();
         List<Tail> tails = new ArrayList<>();
+        Aggregation[] aggregation = { Aggregation.MEAN };
         StrictJson.readObject(parser, what, FIELDS, (field, p) -> {
             if (field.equals("buckets")) {
                 B[0] = StrictJson.integer(p, what, field, 2, Integer.MAX_VALUE);
+                return;
+            }
+            if (field.equals("aggregation")) {
+                try {
+                    aggregation[0] = Aggregation.parse(StrictJson.text(p, what, field));
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException(what + " [aggregation]: " + e.getMessage(), e);
+                }
                 return;
             }
             if (p.currentToken() != XContentParser.Token.START_ARRAY) throw StrictJson.wrongType(p, what, field, "an array of repetitions");
@@ -426,7 +509,7 @@ public final class BucketTable implements Writeable {
         if (B[0] < 0 || sent.isEmpty()) throw new IllegalArgumentException(what + " requires [buckets] and a non-empty [repetitions]");
         float[] res = new float[residual.size()];
         for (int i = 0; i < res.length; i++) res[i] = residual.get(i);
-        return new BucketTable(sent.toArray(new int[0][]), probs.toArray(new float[0][]), res, tails.toArray(new Tail[0]), B[0]);
+        return new BucketTable(sent.toArray(new int[0][]), probs.toArray(new float[0][]), res, tails.toArray(new Tail[0]), B[0], aggregation[0]);
     }
 
     private static Tail readTail(XContentParser parser, String what) throws IOException {
@@ -462,6 +545,7 @@ public final class BucketTable implements Writeable {
     public boolean equals(Object o) {
         if (!(o instanceof BucketTable t)) return false;
         return buckets == t.buckets
+            && aggregation == t.aggregation
             && Arrays.deepEquals(sent, t.sent)
             && Arrays.deepEquals(probabilities, t.probabilities)
             && Arrays.equals(residual, t.residual)
@@ -479,11 +563,12 @@ public final class BucketTable implements Writeable {
     }
 
     private int computeHash() {
-        return 31 * (31 * (31 * buckets + Arrays.deepHashCode(sent)) + Arrays.deepHashCode(probabilities)) + 31 * Arrays.hashCode(residual) + Arrays.hashCode(tail);
+        return 31 * aggregation.ordinal() + 31 * (31 * (31 * buckets + Arrays.deepHashCode(sent)) + Arrays.deepHashCode(probabilities)) + 31 * Arrays.hashCode(residual) + Arrays.hashCode(tail);
     }
 
     @Override
     public String toString() {
-        return "R" + repetitions + "xB" + buckets + " sending " + sent[0].length + " per repetition" + (tail[0] != null ? ", the rest quantized" : "");
+        return "R" + repetitions + "xB" + buckets + " sending " + sent[0].length + " per repetition" + (tail[0] != null ? ", the rest quantized" : "")
+            + (aggregation != Aggregation.MEAN ? ", " + aggregation.value() : "");
     }
 }

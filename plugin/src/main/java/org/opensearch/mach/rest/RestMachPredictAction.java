@@ -136,6 +136,7 @@ public class RestMachPredictAction extends BaseRestHandler {
         b.field("query_text", p.text);
         b.field("decoding", r.used().value());
         b.field("score", p.score.value());
+        b.field("aggregation", prediction.model().card().aggregation.value());
         b.field("normalize", p.normalize);
         b.field("products_scored", r.scored());
         if (prediction.probabilities() == null) {

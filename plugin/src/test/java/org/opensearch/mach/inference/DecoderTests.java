@@ -217,4 +217,79 @@ public class DecoderTests extends OpenSearchTestCase {
         assertTrue(e.getMessage(), e.getMessage().contains("[auto, exact, candidates]"));
         expectThrows(IllegalArgumentException.class, () -> ScoreMode.parse("max"));
     }
+
+    /**
+     * log_mean by hand (R 2, B 4, floors f_0 = f_1 = 0.001, the smallest probability of each repetition):
+     * k0 (0.9, 0.001): (ln 900 + 0) / 2; k1 (0.3, 0.3): ln 300; k2 (0.05, 0.099): (ln 50 + ln 99) / 2;
+     * k3 (0.001, 0.6): (0 + ln 600) / 2. The mean ranks k0 k3 k1 k2, the log-mean k1 k2 k0 k3.
+     */
+    public void testLogMeanByHand() {
+        float[][] probs = { { 0.9f, 0.3f, 0.001f, 0.05f }, { 0.3f, 0.001f, 0.6f, 0.099f } };
+        ProductIndex index = new ProductIndex(new int[][] { { 0, 1, 3, 2 }, { 1, 0, 3, 2 } }, 4);
+        double[] expected = { Math.log(900) / 2, Math.log(300), (Math.log(50) + Math.log(99)) / 2, Math.log(600) / 2 };
+        assertEquals(3.40120, expected[0], 1e-5); // the hand figures
+        assertEquals(5.70378, expected[1], 1e-5);
+        assertEquals(4.25357, expected[2], 1e-5);
+        assertEquals(3.19846, expected[3], 1e-5);
+        for (Strategy strategy : new Strategy[] { Strategy.EXACT, Strategy.CANDIDATES }) {
+            Result log = Decoder.decode(index, probs, new Options(4, strategy, 4, 1, ScoreMode.MEAN), Aggregation.LOG_MEAN);
+            assertArrayEquals(strategy.toString(), new int[] { 1, 2, 0, 3 }, log.products());
+            for (int i = 0; i < 4; i++) {
+                int k = log.products()[i];
+                // float inputs: 0.001f and 0.9f are not exactly 1e-3 and 0.9
+                assertEquals("k" + k, expected[k], log.scores()[i], 1e-5);
+            }
+            assertEquals("meanScores stay the mean probability", 0.3f, log.meanScores()[0], 1e-6f);
+        }
+        Result mean = Decoder.decode(index, probs, new Options(4, Strategy.EXACT, 1, 1, ScoreMode.MEAN));
+        assertArrayEquals(new int[] { 0, 3, 1, 2 }, mean.products());
+        assertEquals(mean.scores()[0], mean.meanScores()[0], 0f);
+        // candidates from the top bucket of each repetition: k0 (r0 bucket 0) and k3 (r1 bucket 2), ranked by log-mean
+        Result cand = Decoder.decode(index, probs, new Options(4, Strategy.CANDIDATES, 1, 1, ScoreMode.MEAN), Aggregation.LOG_MEAN);
+        assertArrayEquals(new int[] { 0, 3 }, cand.products());
+        IllegalArgumentException e = expectThrows(
+            IllegalArgumentException.class,
+            () -> Decoder.decode(index, probs, new Options(4, Strategy.EXACT, 1, 1, ScoreMode.CALIBRATED), Aggregation.LOG_MEAN)
+        );
+        assertTrue(e.getMessage(), e.getMessage().contains("[score] [calibrated]") && e.getMessage().contains("[log_mean]"));
+    }
+
+    /** The floor is the repetition's smallest probability, but at most 7 decades below its largest; scores are >= 0. */
+    public void testLogMeanFloor() {
+        float[] scores = Aggregation.LOG_MEAN.bucketScores(new float[] { 1f, 1e-12f, 0.5f, 0f });
+        assertEquals(Math.log(1e7), scores[0], 1e-5);
+        assertEquals(0f, scores[1], 0f);
+        assertEquals(Math.log(5e6), scores[2], 1e-5);
+        assertEquals(0f, scores[3], 0f);
+        assertArrayEquals(new float[] { 0f, 0f }, Aggregation.LOG_MEAN.bucketScores(new float[] { 0f, 0f }), 0f);
+        float[] p = { 0.2f, 0.5f };
+        assertSame(p, Aggregation.MEAN.bucketScores(p));
+        assertEquals(Aggregation.LOG_MEAN, Aggregation.parse("log_mean"));
+        expectThrows(IllegalArgumentException.class, () -> Aggregation.parse("max"));
+    }
+
+    /** Random: log-mean decoding (exact, and candidates over every bucket) equals brute force over ln(max(p, f) / f). */
+    public void testLogMeanMatchesBruteForce() {
+        for (int iter = 0; iter < 10; iter++) {
+            int R = randomIntBetween(1, 8), B = randomIntBetween(2, 64), K = randomIntBetween(1, 2000), n = randomIntBetween(1, 100);
+            ProductIndex index = randomIndex(R, B, K);
+            float[][] probs = randomProbs(R, B);
+            float[][] logs = new float[R][B];
+            for (int r = 0; r < R; r++) {
+                float min = 1, max = 0;
+                for (float v : probs[r]) {
+                    min = Math.min(min, v);
+                    max = Math.max(max, v);
+                }
+                double f = Math.max(min, max * 1e-7);
+                for (int b = 0; b < B; b++) logs[r][b] = (float) Math.log(Math.max(probs[r][b], f) / f);
+            }
+            int[] expected = bruteForce(index, logs, n);
+            Result exact = Decoder.decode(index, probs, new Options(n, Strategy.EXACT, 1, 1, ScoreMode.MEAN), Aggregation.LOG_MEAN);
+            Result cand = Decoder.decode(index, probs, new Options(n, Strategy.CANDIDATES, B, 1, ScoreMode.MEAN), Aggregation.LOG_MEAN);
+            assertArrayEquals(expected, exact.products());
+            assertArrayEquals(expected, cand.products());
+            for (int i = 0; i < n && i < K; i++) assertEquals(index.mean(logs, expected[i]), exact.scores()[i], 1e-5);
+        }
+    }
 }

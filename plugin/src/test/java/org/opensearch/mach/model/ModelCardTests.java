@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import org.opensearch.mach.TestPaths;
+import org.opensearch.mach.inference.Aggregation;
 import org.opensearch.test.OpenSearchTestCase;
 
 import java.nio.file.Files;
@@ -57,6 +58,21 @@ public class ModelCardTests extends OpenSearchTestCase {
         assertNull(card.embeddingInputName);
         assertEquals("feature_ids", card.inputName);
         assertEquals(List.of("model.onnx"), card.networkFiles());
+    }
+
+    public void testAggregation() throws Exception {
+        ModelCard format1 = ModelCard.parse(Files.readAllBytes(TestPaths.tinyFixture().resolve("bundle/mach.json")));
+        assertEquals("absent: the paper's mean", Aggregation.MEAN, format1.aggregation);
+        assertEquals(Aggregation.MEAN, parse(EncoderBundleFixture.card(false).put("aggregation", "mean")).aggregation);
+        assertEquals(Aggregation.LOG_MEAN, parse(EncoderBundleFixture.card(true).put("aggregation", "log_mean")).aggregation);
+        ObjectNode format1LogMean = (ObjectNode) MAPPER.readTree(Files.readAllBytes(TestPaths.tinyFixture().resolve("bundle/mach.json")));
+        assertEquals(Aggregation.LOG_MEAN, parse(format1LogMean.put("aggregation", "log_mean")).aggregation);
+        for (boolean features : new boolean[] { false, true }) {
+            assertTrue(refusal(features, c -> c.put("aggregation", "max")).contains("[aggregation] is \"max\", expected [mean] or [log_mean]"));
+            assertTrue(refusal(features, c -> c.put("aggregation", "LOG_MEAN")).contains("[aggregation]"));
+            assertTrue(refusal(features, c -> c.put("aggregation", 1)).contains("[aggregation] is 1, expected [mean] or [log_mean]"));
+            assertTrue(refusal(features, c -> c.putNull("aggregation")).contains("[aggregation] is null"));
+        }
     }
 
     public void testRefusals() throws Exception {

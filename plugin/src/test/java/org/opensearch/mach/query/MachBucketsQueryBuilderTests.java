@@ -3,6 +3,7 @@ package org.opensearch.mach.query;
 import org.opensearch.index.query.BoolQueryBuilder;
 import org.opensearch.index.query.MatchQueryBuilder;
 import org.opensearch.mach.featurize.HashFamily;
+import org.opensearch.mach.inference.Aggregation;
 import org.opensearch.mach.inference.Decoder;
 
 import java.io.IOException;
@@ -102,6 +103,17 @@ public class MachBucketsQueryBuilderTests extends MachQueryParsingTestCase {
         assertTrue(parseError(ok.replace("\"field\"", "\"fields\"")).contains("unknown parameter [fields]"));
         assertTrue(parseError(ok.replace(FAMILY.name(), "nope")).contains("unknown hash family [nope]"));
         assertTrue(parseError(ok.replace("\"residual\": 0.04}]", "\"residual\": \"x\"}]")).contains("[residual] must be a number"));
+        // log_mean tables carry their aggregation through JSON and the wire
+        BucketTable logTable = BucketTable.of(probabilities(3, 8), 2, true).withAggregation(Aggregation.LOG_MEAN);
+        BucketScoring log = new BucketScoring(FAMILY.name(), logTable, Decoder.ScoreMode.MEAN, 1f, 0f);
+        assertRoundTrips(new MachBucketsQueryBuilder("buckets", log, 2, 1));
+        assertRoundTrips(new MachScoreQueryBuilder(new MatchQueryBuilder("title", "x"), "buckets", log, 3f));
+        assertNotEquals(new MachBucketsQueryBuilder("buckets", log, 2, 1), new MachBucketsQueryBuilder("buckets", new BucketScoring(FAMILY.name(), logTable.withAggregation(Aggregation.MEAN), Decoder.ScoreMode.MEAN, 1f, 0f), 2, 1));
+        MachBucketsQueryBuilder parsedLog = (MachBucketsQueryBuilder) parse(ok.replace("\"table\": {\"buckets\": 8,", "\"table\": {\"buckets\": 8, \"aggregation\": \"log_mean\","));
+        assertEquals(Aggregation.LOG_MEAN, parsedLog.scoring().table().aggregation());
+        assertNotEquals(parsed, parsedLog);
+        String bad = parseError(ok.replace("\"table\": {\"buckets\": 8,", "\"table\": {\"buckets\": 8, \"aggregation\": \"max\","));
+        assertTrue(bad, bad.contains("[aggregation]") && bad.contains("unknown aggregation [max]"));
     }
 
     public void testRewrittenShapes() throws IOException {

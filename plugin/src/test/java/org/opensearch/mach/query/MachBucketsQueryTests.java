@@ -23,10 +23,12 @@ import org.apache.lucene.tests.search.QueryUtils;
 import org.opensearch.common.io.stream.BytesStreamOutput;
 import org.opensearch.mach.featurize.HashFamily;
 import org.opensearch.mach.index.BucketFields;
+import org.opensearch.mach.inference.Aggregation;
 import org.opensearch.mach.inference.Decoder;
 import org.opensearch.mach.model.ProductIndex;
 import org.opensearch.test.OpenSearchTestCase;
 
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.Map;
@@ -115,7 +117,11 @@ public class MachBucketsQueryTests extends OpenSearchTestCase {
 
     /** The decoder's products as id -> score. */
     static Map<String, Float> decoded(Fixture fx, Decoder.Options options) {
-        Decoder.Result r = Decoder.decode(fx.catalog, fx.probs, options);
+        return decoded(fx, options, Aggregation.MEAN);
+    }
+
+    static Map<String, Float> decoded(Fixture fx, Decoder.Options options, Aggregation aggregation) {
+        Decoder.Result r = Decoder.decode(fx.catalog, fx.probs, options, aggregation);
         Map<String, Float> out = new HashMap<>();
         for (int i = 0; i < r.products().length; i++) out.put(fx.ids[r.products()[i]], Math.max(0f, r.scores()[i]));
         return out;
@@ -205,10 +211,12 @@ public class MachBucketsQueryTests extends OpenSearchTestCase {
     public void testPruningKeepsTheTopHits() throws Exception {
         try (Fixture fx = new Fixture(this, randomBoolean())) {
             int R = fx.family.repetitions(), B = fx.family.buckets();
-            for (int round = 0; round < 5; round++) {
-                Decoder.ScoreMode mode = randomFrom(Decoder.ScoreMode.values());
+            for (int round = 0; round < 6; round++) {
+                Aggregation aggregation = round % 2 == 0 ? Aggregation.MEAN : Aggregation.LOG_MEAN;
+                Decoder.ScoreMode mode = aggregation == Aggregation.LOG_MEAN ? Decoder.ScoreMode.MEAN : randomFrom(Decoder.ScoreMode.values());
                 int s = randomIntBetween(1, B), m = randomIntBetween(1, s), f = randomIntBetween(1, Math.min(3, R));
-                BucketScoring scoring = new BucketScoring(fx.family.name(), BucketTable.of(fx.probs, s, randomBoolean()), mode, 1f, 0f);
+                BucketTable table = BucketTable.of(fx.probs, s, randomBoolean()).withAggregation(aggregation);
+                BucketScoring scoring = new BucketScoring(fx.family.name(), table, mode, 1f, 0f);
                 BooleanQuery.Builder words = new BooleanQuery.Builder();
                 for (int t = randomIntBetween(1, 4); t > 0; t--) words.add(new TermQuery(new Term("title", "w" + randomIntBetween(0, 9))), BooleanClause.Occur.SHOULD);
                 float w = 0.5f + 20f * random().nextFloat();
@@ -323,5 +331,132 @@ public class MachBucketsQueryTests extends OpenSearchTestCase {
         IllegalArgumentException e = expectThrows(IllegalArgumentException.class,
             () -> new BucketScoring(new HashFamily(R, B + 1, 7).name(), BucketTable.of(probs, 3), Decoder.ScoreMode.MEAN, 1f, 0f));
         assertTrue(e.getMessage(), e.getMessage().contains("does not fit hash family"));
+    }
+
+    /**
+     * log_mean on the shard: with every bucket sent the candidates' and every lexical hit's MACH scores equal
+     * the catalog decoder's exact log-mean scores; explain adds up; no score exceeds the table's bound.
+     */
+    public void testLogMeanShardScoresEqualCatalogDecoding() throws Exception {
+        try (Fixture fx = new Fixture(this, false)) {
+            int R = fx.family.repetitions(), B = fx.family.buckets(), K = fx.ids.length;
+            BucketScoring scoring = new BucketScoring(fx.family.name(), BucketTable.of(fx.probs, B).withAggregation(Aggregation.LOG_MEAN), Decoder.ScoreMode.MEAN, 1f, 0f);
+            int m = randomIntBetween(1, B / 2), f = randomIntBetween(1, Math.min(3, R));
+            MachBucketsQuery q = new MachBucketsQuery(FIELD, scoring, m, f);
+            QueryUtils.check(random(), q, fx.searcher);
+            Map<String, Float> expected = decoded(fx, new Decoder.Options(K, Decoder.Strategy.CANDIDATES, m, f, Decoder.ScoreMode.MEAN), Aggregation.LOG_MEAN);
+            expected.keySet().removeAll(fx.noBuckets);
+            Map<String, Float> got = new HashMap<>();
+            TopDocs top = fx.searcher.search(q, K);
+            for (ScoreDoc sd : top.scoreDocs) {
+                got.put(fx.pid(sd.doc), sd.score);
+                Explanation e = fx.searcher.explain(q, sd.doc);
+                assertEquals(sd.score, e.getValue().floatValue(), 1e-5f);
+                assertPerRepetitionSum(e.getDetails()[0]);
+                assertTrue(e.toString(), e.toString().contains("log score"));
+            }
+            assertEquals(expected.keySet(), got.keySet());
+            for (var e : expected.entrySet()) assertEquals(e.getKey(), e.getValue(), got.get(e.getKey()), 1e-5f);
+            // the log-mean ranks otherwise than the mean (else this test could not tell them apart)
+            Map<String, Float> exact = decoded(fx, new Decoder.Options(K, Decoder.Strategy.EXACT, 1, 1, Decoder.ScoreMode.MEAN), Aggregation.LOG_MEAN);
+            Decoder.Options all = new Decoder.Options(K, Decoder.Strategy.EXACT, 1, 1, Decoder.ScoreMode.MEAN);
+            assertFalse(Arrays.equals(Decoder.decode(fx.catalog, fx.probs, all).products(), Decoder.decode(fx.catalog, fx.probs, all, Aggregation.LOG_MEAN).products()));
+            float max = 0;
+            for (float v : exact.values()) max = Math.max(max, v);
+            assertTrue(max + " <= " + scoring.maxScore(), max <= scoring.maxScore());
+            // per-document fusion: every lexical hit gets L + w * its exact log-mean score
+            float w = 0.5f + 10f * random().nextFloat();
+            TermQuery red = new TermQuery(new Term("color", "red"));
+            MachScoreQuery fused = new MachScoreQuery(red, FIELD, scoring, w);
+            QueryUtils.check(random(), fused, fx.searcher);
+            Map<String, Float> lexical = new HashMap<>();
+            for (ScoreDoc sd : fx.searcher.search(red, K).scoreDocs) lexical.put(fx.pid(sd.doc), sd.score);
+            TopDocs hits = fx.searcher.search(fused, K);
+            assertEquals(lexical.size(), hits.scoreDocs.length);
+            for (ScoreDoc sd : hits.scoreDocs) {
+                String id = fx.pid(sd.doc);
+                float mach = fx.noBuckets.contains(id) ? 0f : exact.get(id);
+                assertEquals(id, lexical.get(id) + w * mach, sd.score, 1e-4f);
+            }
+        }
+    }
+
+    /**
+     * The default table (top s sent, the rest quantized): its floor is the full output's, the sent buckets
+     * score exactly and each quantized one within half a code step of ln(max(p, f) / f), so a document's
+     * log-mean score is within the mean half step of the exact one.
+     */
+    public void testLogMeanQuantizedTableWithinItsStep() throws Exception {
+        try (Fixture fx = new Fixture(this, false)) {
+            int R = fx.family.repetitions(), B = fx.family.buckets(), K = fx.ids.length;
+            int s = randomIntBetween(1, B - 1);
+            BucketTable table = BucketTable.of(fx.probs, s, true).withAggregation(Aggregation.LOG_MEAN);
+            float[] dense = table.dense();
+            double meanHalfStep = 0;
+            for (int r = 0; r < R; r++) {
+                float[] exact = Aggregation.LOG_MEAN.bucketScores(fx.probs[r]);
+                float min = 1, max = 0;
+                for (float p : fx.probs[r]) {
+                    min = Math.min(min, p);
+                    max = Math.max(max, p);
+                }
+                assertEquals("r " + r, Aggregation.floor(min, max), table.floor(r), 1e-6 * table.floor(r));
+                double halfStep = 0;
+                for (int b = 0; b < B; b++) {
+                    double tol = table.isSent(r, b) ? 1e-5 : 0;
+                    if (!table.isSent(r, b)) tol = stepOf(fx.probs[r], table, r) / 2 + 1e-5;
+                    halfStep = Math.max(halfStep, tol);
+                    assertEquals("r " + r + " b " + b, exact[b], dense[r * B + b], tol);
+                }
+                meanHalfStep += halfStep / R;
+            }
+            BucketScoring scoring = new BucketScoring(fx.family.name(), table, Decoder.ScoreMode.MEAN, 1f, 0f);
+            Map<String, Float> exact = decoded(fx, new Decoder.Options(K, Decoder.Strategy.EXACT, 1, 1, Decoder.ScoreMode.MEAN), Aggregation.LOG_MEAN);
+            MachScoreQuery all = new MachScoreQuery(new MatchAllDocsQuery(), FIELD, scoring, 1f);
+            for (ScoreDoc sd : fx.searcher.search(all, K).scoreDocs) {
+                String id = fx.pid(sd.doc);
+                if (fx.noBuckets.contains(id)) continue;
+                assertEquals(id, 1f + exact.get(id), sd.score, meanHalfStep + 1e-4);
+                assertTrue(sd.score <= 1f + scoring.maxScore());
+            }
+        }
+    }
+
+    /** The quantized tail's code step in log space: ln(high / low) / 255 of the unsent probabilities. */
+    private static double stepOf(float[] probs, BucketTable table, int r) {
+        float high = 0, low = Float.MAX_VALUE;
+        for (int b = 0; b < probs.length; b++) {
+            if (table.isSent(r, b)) continue;
+            high = Math.max(high, probs[b]);
+            low = Math.min(low, probs[b]);
+        }
+        low = (float) Math.max(low, high * 1e-7);
+        return high > 0 ? Math.log((double) high / low) / 255 : 0;
+    }
+
+    public void testLogMeanTableOnTheWire() throws Exception {
+        int R = randomIntBetween(1, 8), B = randomIntBetween(2, 500);
+        float[][] probs = new float[R][B];
+        for (float[] row : probs) for (int b = 0; b < B; b++) row[b] = random().nextFloat() / B;
+        for (BucketTable t : new BucketTable[] { BucketTable.of(probs, randomIntBetween(1, B), randomBoolean()), BucketTable.of(probs, B) }) {
+            BucketTable log = t.withAggregation(Aggregation.LOG_MEAN);
+            assertNotEquals(t, log);
+            assertEquals(Aggregation.MEAN, t.aggregation());
+            try (BytesStreamOutput out = new BytesStreamOutput()) {
+                log.writeTo(out);
+                BucketTable read = new BucketTable(out.bytes().streamInput());
+                assertEquals(log, read);
+                assertEquals(log.hashCode(), read.hashCode());
+                assertEquals(Aggregation.LOG_MEAN, read.aggregation());
+                assertArrayEquals(log.dense(), read.dense(), 0f);
+            }
+            BucketScoring mean = new BucketScoring(new HashFamily(R, B, 7).name(), t, Decoder.ScoreMode.CALIBRATED, 1f, 0f);
+            assertNotNull(mean);
+            IllegalArgumentException e = expectThrows(
+                IllegalArgumentException.class,
+                () -> new BucketScoring(new HashFamily(R, B, 7).name(), log, Decoder.ScoreMode.CALIBRATED, 1f, 0f)
+            );
+            assertTrue(e.getMessage(), e.getMessage().contains("[score] [calibrated]"));
+        }
     }
 }
