@@ -1,14 +1,19 @@
 package org.opensearch.mach.cluster;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import org.opensearch.mach.featurize.HashFamily;
+import org.opensearch.mach.inference.Aggregation;
 import org.opensearch.mach.inference.Decoder;
 import org.opensearch.mach.inference.MachInferenceService;
 import org.opensearch.mach.inference.Prediction;
 import org.opensearch.test.OpenSearchIntegTestCase;
 
 import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
 
@@ -118,6 +123,73 @@ public class MachBucketsQueryClusterTests extends MachClusterTestCase {
         assertTrue(mm.toString(), mm.get(best) >= w - 1e-5f);
         for (var e : mm.entrySet()) assertTrue(e.toString(), e.getValue() >= 0f && e.getValue() <= 1f + 1e-5f);
         assertTrue(exact.size() >= mm.size());
+    }
+
+    /** The tiny bundle with {@code "aggregation": "log_mean"} in its card (mach.json is not among the checksummed files). */
+    private static final String LOG_MODEL = "tiny-log-mean";
+
+    @Override
+    protected void addModels(Path tiny) throws IOException {
+        Path copy = tiny.resolveSibling(LOG_MODEL);
+        Files.createDirectories(copy);
+        try (DirectoryStream<Path> files = Files.newDirectoryStream(tiny)) {
+            for (Path f : files) Files.copy(f, copy.resolve(f.getFileName().toString()));
+        }
+        ObjectNode card = (ObjectNode) JSON.readTree(Files.readString(copy.resolve("mach.json")));
+        card.put("aggregation", "log_mean");
+        Files.writeString(copy.resolve("mach.json"), JSON.writeValueAsString(card));
+    }
+
+    /** The tiny model's log-mean decoding of a text, id -> score. */
+    private static Map<String, Float> logMean(String text, Decoder.Options options) {
+        float[][] probs = MachInferenceService.predict(tinyModel(), text, options).probabilities();
+        Decoder.Result r = Decoder.decode(tinyModel().index(), probs, options, Aggregation.LOG_MEAN);
+        return decoded(new Prediction(tinyModel(), probs, r, 0, 0));
+    }
+
+    /**
+     * A log_mean model: index-side candidates and fusion (every bucket sent), the top_n product_id_field path and
+     * _predict all give the reference log-mean decoding of the same network output; calibrated is a 400.
+     */
+    public void testLogMeanModel() throws IOException {
+        indexed();
+        int B = family().buckets();
+        String text = "black bamboo";
+        int m = randomIntBetween(1, 6), f = randomIntBetween(1, 2);
+        Map<String, Float> candidates = logMean(text, new Decoder.Options(300, Decoder.Strategy.CANDIDATES, m, f, Decoder.ScoreMode.MEAN));
+        Map<String, Float> got = hits(rest("POST", "/" + IDX + "/_search", "{\"size\": 400, \"query\": {\"mach\": {\"model_id\": \"" + LOG_MODEL
+            + "\", \"query_text\": \"" + text + "\", \"scored_buckets\": " + B + ", \"buckets_per_repetition\": " + m + ", \"min_repetitions\": " + f + "}}}", 200));
+        assertEquals(candidates.keySet(), got.keySet());
+        for (var e : candidates.entrySet()) assertEquals(e.getKey(), e.getValue(), got.get(e.getKey()), 1e-5f);
+
+        Map<String, Float> exact = logMean(text, new Decoder.Options(300, Decoder.Strategy.EXACT, 1, 1, Decoder.ScoreMode.MEAN));
+        Map<String, Float> mean = decoded(MachInferenceService.predict(tinyModel(), text, new Decoder.Options(300, Decoder.Strategy.EXACT, 1, 1, Decoder.ScoreMode.MEAN)));
+        assertNotEquals("log-mean scores are not probabilities", mean, exact);
+        Map<String, Float> bm25 = hits(rest("POST", "/" + IDX + "/_search", "{\"size\": 400, \"query\": {\"match\": {\"title\": \"" + text + "\"}}}", 200));
+        float w = 2f;
+        Map<String, Float> fused = hits(rest("POST", "/" + IDX + "/_search", "{\"size\": 400, \"query\": {\"mach\": {\"model_id\": \"" + LOG_MODEL
+            + "\", \"query_text\": \"" + text + "\", \"scored_buckets\": " + B + ", \"lexical\": {\"match\": {\"title\": \"" + text
+            + "\"}}, \"combine\": \"boost\", \"mach_weight\": " + w + "}}}", 200));
+        assertEquals(bm25.keySet(), fused.keySet());
+        for (var e : bm25.entrySet()) assertEquals(e.getKey(), e.getValue() + w * exact.get(e.getKey()), fused.get(e.getKey()), 1e-4f);
+
+        // the catalog path (product_id_field, top_n): the coordinator decodes with the model's aggregation
+        Map<String, Float> topN = hits(rest("POST", "/" + IDX + "/_search", "{\"size\": 400, \"query\": {\"mach\": {\"model_id\": \"" + LOG_MODEL
+            + "\", \"query_text\": \"" + text + "\", \"product_id_field\": \"product_id\", \"top_n\": 20, \"decoding\": \"exact\"}}}", 200));
+        assertEquals(20, topN.size());
+        for (var e : topN.entrySet()) assertEquals(e.getKey(), exact.get(e.getKey()), e.getValue(), 1e-6f);
+        JsonNode predicted = rest("POST", "/_plugins/_mach/models/" + LOG_MODEL + "/_predict", "{\"query_text\": \"" + text + "\", \"top_n\": 5}", 200);
+        assertEquals("log_mean", predicted.path("aggregation").asText());
+        for (JsonNode product : predicted.path("products")) {
+            String id = product.path("product_id").asText();
+            assertEquals(id, exact.get(id), (float) product.path("score").asDouble(), 1e-6f);
+        }
+
+        for (String field : new String[] { "\"bucket_field\": \"buckets\"", "\"product_id_field\": \"product_id\"" }) {
+            JsonNode e = rest("POST", "/" + IDX + "/_search", "{\"query\": {\"mach\": {\"model_id\": \"" + LOG_MODEL + "\", \"query_text\": \"sofa\", "
+                + field + ", \"score\": \"calibrated\"}}}", 400);
+            assertTrue(e.toString(), e.toString().contains("[score] [calibrated]"));
+        }
     }
 
     public void testWrongFieldOrFamilyIsA400() throws IOException {
