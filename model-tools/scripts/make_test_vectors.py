@@ -57,6 +57,28 @@ BAD_FAMILY_NAMES = ["murmur3_x86_32-r0-b4096-s1", "murmur3_x86_32-r257-b16-s1", 
 HASH_INPUTS = ["", "a", "ab", "abc", "abcd", "hello", "The quick brown fox jumps over the lazy dog", "½ ß 🔨"]
 
 
+def decoding_vectors() -> dict:
+    """Exact decoding of one query's [R][B] probabilities under each card "aggregation"."""
+    import numpy as np
+    from mach_tools.decode import scores
+    rng = np.random.RandomState(16)
+    cases = []
+    # logit spreads: within the 7-decade floor (floor = min), beyond it (floor = max * 1e-7), and a flat one
+    for name, R, B, K, spread in (("narrow", 3, 8, 10, 4.0), ("wide", 4, 16, 12, 40.0), ("flat", 2, 4, 5, 0.0)):
+        logits = rng.uniform(-spread / 2, spread / 2, size=(R, B)) if spread else np.zeros((R, B))
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs = (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+        buckets = rng.randint(0, B, size=(K, R))
+        for aggregation in ("mean", "log_mean"):
+            cases.append({"name": f"{name}-{aggregation}", "aggregation": aggregation,
+                          "probs": [[float(v) for v in row] for row in probs],
+                          "buckets": buckets.tolist(),
+                          "scores": [float(v) for v in scores(probs[None], buckets, aggregation)[0]]})
+    return {"about": "spec/bundle-format.md \"aggregation\": one query's probabilities probs[r][b] (float32 values), "
+                     "each product's bucket per repetition buckets[k][r], and its exact score scores[k] (relative "
+                     "tolerance 1e-5)", "cases": cases}
+
+
 def main() -> None:
     specs = [FeaturizerSpec(), FeaturizerSpec(dimension=1000, max_features=16, seed=7)]
     out = {
@@ -107,6 +129,7 @@ def main() -> None:
         "vocab_sha256": vocab_sha, "vocab_size": len(wp.vocab), "max_tokens": wp.max_tokens,
         "cases": [{"text": t, "tokens": wp.tokens(t), "ids": wp.encode(t)} for t in WORDPIECE_TEXTS],
     }
+    out["decoding"] = decoding_vectors()
     path = pathlib.Path(__file__).resolve().parents[2] / "spec" / "test-vectors.json"
     path.write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {path}")

@@ -122,3 +122,23 @@ def test_wordpiece():
         assert wp.tokens(case["text"]) == case["tokens"], case["text"]
         assert wp.encode(case["text"]) == case["ids"], case["text"]
         assert from_file.encode(case["text"]) == case["ids"], case["text"]
+
+
+@pytest.mark.parametrize("case", VECTORS["decoding"]["cases"], ids=lambda c: c["name"])
+def test_decoding(case):
+    """mean and log_mean decoding (card "aggregation"): the plugin's Decoder and bucket table check the same cases."""
+    import numpy as np
+    from mach_tools.decode import scores
+    probs = np.array(case["probs"], dtype=np.float32)[None]
+    got = scores(probs, np.array(case["buckets"]), case["aggregation"])[0]
+    np.testing.assert_allclose(got, case["scores"], rtol=1e-5, atol=1e-7)
+    assert (got >= 0).all()
+
+
+def test_decoding_vectors_cover_both_floors():
+    import numpy as np
+    spans = []
+    for case in VECTORS["decoding"]["cases"]:
+        p = np.array(case["probs"])
+        spans.append(float((p.max(1) / p.min(1)).max()))
+    assert min(spans) == 1.0 and max(spans) > 1e7 and any(1 < s < 1e7 for s in spans)
