@@ -182,9 +182,11 @@ def make_encoder_parity(bundle_dir: str, card: dict, texts: Sequence[str], top: 
 
 def write_encoder_bundle(out_dir: str, heads: EncoderHeads, name: str, labels: Sequence[str], encoder,
                          product_hash: ProductHash, parity_texts: Sequence[str], training: dict,
-                         extra_files: Optional[Dict[str, str]] = None, force: bool = False) -> dict:
+                         extra_files: Optional[Dict[str, str]] = None, force: bool = False,
+                         aggregation: str = "mean") -> dict:
     """A format-2 bundle: encoder.onnx (copied as shipped), vocab.txt, the heads as model.onnx.
-    encoder: a mach_tools.encoder.SentenceEncoder. Staged and checked like write_bundle."""
+    encoder: a mach_tools.encoder.SentenceEncoder. Staged and checked like write_bundle.
+    aggregation: the estimator the heads are for; "mean" is written as an absent field."""
     with staged_bundle(out_dir, force) as (out_dir, tmp):
         shutil.copyfile(encoder.onnx_path, os.path.join(tmp, "encoder.onnx"))
         encoder.tokenizer.write_vocab(os.path.join(tmp, "vocab.txt"))
@@ -201,6 +203,8 @@ def write_encoder_bundle(out_dir: str, heads: EncoderHeads, name: str, labels: S
             "training": training,
             "files": None,  # filled by finish_bundle
         }
+        if aggregation != "mean":
+            card["aggregation"] = aggregation
         with open(os.path.join(tmp, "parity.json"), "w", encoding="utf-8") as f:
             json.dump(make_encoder_parity(tmp, card, parity_texts), f, ensure_ascii=False, indent=1)
         return finish_bundle(tmp, out_dir, card)
@@ -433,6 +437,8 @@ def check_bundle(bundle_dir: str, numeric: bool = True) -> List[str]:
         p.append("files must not list mach.json")
     if "query_defaults" in card:
         p += check_query_defaults(card["query_defaults"])
+    if card.get("aggregation", "mean") not in ("mean", "log_mean"):
+        p.append(f"aggregation must be \"mean\" or \"log_mean\", got {card.get('aggregation')!r}")
     for f in set(needed) | set(files):
         if not os.path.isfile(os.path.join(bundle_dir, f)):
             p.append(f"missing file {f}")

@@ -152,7 +152,22 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--embed-cache", metavar="DIR", help="keep the encoder's embeddings of training texts here, "
                                                           "reused by later runs with the same encoder")
     enc.add_argument("--temperature", type=_positive(float),
-                     help=f"catalog sketch initialization: bucket weights / temperature (default {de.temperature})")
+                     help="sketch heads: bucket weights = normalized centroid / temperature (default 0.2); fit heads: "
+                          "the logit scale, ranking-neutral (default: picked so that a typical query's logit spread "
+                          "per repetition is ~15, within log_mean's 7-decade floor)")
+    enc.add_argument("--heads", choices=["sketch", "fit"],
+                     help="sketch (default): normalized bucket centroids, trainable by --epochs, decoded by the mean "
+                          "of probabilities; fit: least-squares heads whose log-mean score reproduces the encoder's "
+                          "cosine (card aggregation log_mean; needs --epochs 0)")
+    enc.add_argument("--fit-sweeps", type=_positive(int), help=f"--heads fit: block coordinate sweeps (default {de.fit_sweeps})")
+    enc.add_argument("--tune-query-encoder", dest="tune_epochs", type=int, metavar="EPOCHS",
+                     help="first fine-tune the query tower (the fp32 encoder, in torch) for EPOCHS on --pairs against "
+                          "the frozen catalog vectors of --encoder; the bundle ships the tuned fp32 graph (default 0)")
+    enc.add_argument("--tune-lr", type=_positive(float), help=f"query tower AdamW learning rate (default {de.tune_lr})")
+    enc.add_argument("--tune-batch", type=_positive(int), help=f"query tower: queries per step (default {de.tune_batch})")
+    enc.add_argument("--tune-from", metavar="DIR",
+                     help="the fp32 encoder directory (or .onnx) to tune (default: --encoder if fp32, else its "
+                          "sibling without the -q suffix)")
     enc.add_argument("--init", choices=["catalog", "random"], help=f"head initialization (default {de.init})")
     enc.add_argument("--product-fields", choices=["title", "all"],
                      help=f"product texts used as pseudo-queries: the title, or every field and bullet line "
@@ -232,7 +247,8 @@ def cmd_train(args) -> int:
     from mach_tools.train import Recipe, train
     if args.encoder:
         return _train_encoder(args)
-    for flag in ("embed_cache", "temperature", "init", "product_fields", "hidden", "noise", "title_weight", "distill"):
+    for flag in ("embed_cache", "temperature", "init", "product_fields", "hidden", "noise", "title_weight", "distill",
+                 "heads", "fit_sweeps", "tune_epochs", "tune_lr", "tune_batch", "tune_from"):
         if getattr(args, flag) is not None:
             raise UserError(f"--{flag.replace('_', '-')} applies to encoder models only (give --encoder)")
     recipe = Recipe(**{f.name: getattr(args, f.name) for f in fields(Recipe) if getattr(args, f.name, None) is not None})
@@ -275,6 +291,14 @@ def _train_encoder(args) -> int:
                               if getattr(args, f.name, None) is not None})
     if recipe.epochs < 0:
         raise UserError("--epochs must be >= 0 (0: the catalog sketch, untrained)")
+    if recipe.tune_epochs < 0:
+        raise UserError("--tune-query-encoder must be >= 0 epochs")
+    if recipe.heads == "fit" and args.epochs is None:
+        recipe.epochs = 0  # fitted heads are not trained further
+    if recipe.tune_epochs and not args.pairs:
+        raise UserError("--tune-query-encoder needs --pairs (the query log the query tower learns from)")
+    if args.tune_from and not recipe.tune_epochs:
+        raise UserError("--tune-from applies only with --tune-query-encoder")
     try:
         encoder = SentenceEncoder.from_dir(args.encoder, cache_dir=args.embed_cache)
     except (FileNotFoundError, ValueError) as e:
@@ -284,7 +308,8 @@ def _train_encoder(args) -> int:
     name = args.name or os.path.basename(os.path.abspath(args.out))
     facts = {"catalog": args.catalog, "text_fields": catalog.field_names, "pairs": args.pairs, "dev": args.dev}
     train_encoder(catalog, pairs, recipe, encoder, args.out, name, dev=dev, gain_offset=go, relevant_min=rm,
-                  device=args.device, force=args.force, progress=not args.no_progress, data_facts=facts)
+                  device=args.device, force=args.force, progress=not args.no_progress, data_facts=facts,
+                  tune_from=args.tune_from)
     return 0
 
 
@@ -313,7 +338,7 @@ def cmd_evaluate(args) -> int:
     from mach_tools import metrics as M
     from mach_tools.bundle import check_bundle, load_card, onnx_predictor, read_labels
     from mach_tools.data import check_known, judgments_by_query, read_pairs
-    from mach_tools.decode import label_buckets
+    from mach_tools.decode import aggregation_of, label_buckets
     from mach_tools.featurize import ProductHash
     from mach_tools.train import evaluate_model
     import time
@@ -338,7 +363,7 @@ def cmd_evaluate(args) -> int:
     ph = ProductHash(buckets=card["product_hash"]["buckets"], seeds=card["product_hash"]["seeds"])
     go, rm = _conventions(args)
     t0 = time.time()
-    result = evaluate_model(predict, labels, label_buckets(labels, ph), judged, go, rm)
+    result = evaluate_model(predict, labels, label_buckets(labels, ph), judged, go, rm, aggregation_of(card))
     secs = time.time() - t0
     print(M.format_table({card.get("name", "model"): result}))
     print(f"{int(result['queries'])} queries ({int(result['queries_with_relevant'])} with a relevant product), "

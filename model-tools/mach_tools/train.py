@@ -199,17 +199,17 @@ def torch_predictor(model: MachModel, spec: FeaturizerSpec, device: torch.device
 
 
 def per_query_metrics(predict, labels: Sequence[str], buckets: np.ndarray, judged: Dict[str, Dict[str, float]],
-                      gain_offset: float, relevant_min: float) -> List[Dict[str, float]]:
+                      gain_offset: float, relevant_min: float, aggregation: str = "mean") -> List[Dict[str, float]]:
     """The metrics of each judged query, in the order of `judged`."""
     queries = list(judged)
-    ranked, judged_scores = rank_queries(queries, predict, labels, buckets, judged=judged)
+    ranked, judged_scores = rank_queries(queries, predict, labels, buckets, judged=judged, aggregation=aggregation)
     return [M.query_metrics(r, judged[q], gain_offset, relevant_min, js)
             for q, r, js in zip(queries, ranked, judged_scores)]
 
 
 def evaluate_model(predict, labels: Sequence[str], buckets: np.ndarray, judged: Dict[str, Dict[str, float]],
-                   gain_offset: float, relevant_min: float) -> Dict[str, float]:
-    return M.aggregate(per_query_metrics(predict, labels, buckets, judged, gain_offset, relevant_min))
+                   gain_offset: float, relevant_min: float, aggregation: str = "mean") -> Dict[str, float]:
+    return M.aggregate(per_query_metrics(predict, labels, buckets, judged, gain_offset, relevant_min, aggregation))
 
 
 # ---------------------------------------------------------------- training loop

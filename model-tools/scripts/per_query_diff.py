@@ -14,7 +14,7 @@ from onnx import numpy_helper
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mach_tools.bundle import load_card, onnx_predictor, read_labels  # noqa: E402
 from mach_tools.data import judgments_by_query, read_pairs  # noqa: E402
-from mach_tools.decode import label_buckets  # noqa: E402
+from mach_tools.decode import aggregation_of, label_buckets  # noqa: E402
 from mach_tools.features import CachedFeaturizer  # noqa: E402
 from mach_tools.featurize import FeaturizerSpec, ProductHash  # noqa: E402
 from mach_tools.metrics import PRESETS  # noqa: E402
@@ -28,7 +28,7 @@ def metrics_of(bundle, judged, gain_offset, relevant_min):
     labels = read_labels(bundle, card)
     ph = ProductHash(buckets=card["product_hash"]["buckets"], seeds=card["product_hash"]["seeds"])
     return per_query_metrics(onnx_predictor(bundle, card), labels, label_buckets(labels, ph), judged,
-                             gain_offset, relevant_min)
+                             gain_offset, relevant_min, aggregation_of(card))
 
 
 def rarest_block(bundle):

@@ -122,3 +122,25 @@ def test_wordpiece():
         assert wp.tokens(case["text"]) == case["tokens"], case["text"]
         assert wp.encode(case["text"]) == case["ids"], case["text"]
         assert from_file.encode(case["text"]) == case["ids"], case["text"]
+
+
+@pytest.mark.parametrize("case", VECTORS["aggregation"]["cases"], ids=lambda c: c["name"])
+def test_aggregation(case):
+    """mean and log_mean decoding (card "aggregation"): the plugin's Decoder and bucket table check the same cases."""
+    import numpy as np
+    from mach_tools.decode import scores
+    probs = np.array(case["probabilities"], dtype=np.float32)[None]
+    buckets = np.array(case["product_buckets"])
+    for aggregation in ("mean", "log_mean"):
+        got = scores(probs, buckets, aggregation)[0]
+        np.testing.assert_allclose(got, case[aggregation], rtol=1e-5, atol=1e-7, err_msg=aggregation)
+        assert (got >= 0).all()
+
+
+def test_aggregation_vectors_cover_both_floors():
+    import numpy as np
+    spans = []
+    for case in VECTORS["aggregation"]["cases"]:
+        p = np.array(case["probabilities"])
+        spans.append(float((p.max(1) / np.maximum(p.min(1), 1e-30)).max()))
+    assert max(spans) > 1e7 and any(1 < s < 1e7 for s in spans)
