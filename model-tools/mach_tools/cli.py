@@ -208,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_conventions(t)
 
     q = sub.add_parser("quantize", help="copy a bundle with int8 output heads (same input/output; plugin unchanged)")
+    q.add_argument("--encoder", action="store_true",
+                   help="format 2: also quantize the sentence encoder's projections (a fp32 or fine-tuned encoder)")
     q.add_argument("bundle")
     q.add_argument("--out", required=True, help="directory of the quantized bundle")
     q.add_argument("--name", help="the new card's name (default: the source's)")
@@ -427,10 +429,14 @@ def cmd_tune_fusion(args) -> int:
 def cmd_quantize(args) -> int:
     from mach_tools.bundle import sizes
     from mach_tools.quantize import quantize_bundle
-    card = quantize_bundle(args.bundle, args.out, args.force, args.name)
+    card = quantize_bundle(args.bundle, args.out, args.force, args.name, encoder=args.encoder)
     before = sizes(args.bundle, card)["model_onnx_bytes"]
     after = sizes(args.out, card)["model_onnx_bytes"]
     print(f"{args.out}: heads int8 ({card['heads']['bytes']:,} bytes); model.onnx {before:,} -> {after:,} bytes")
+    if args.encoder:
+        f = card["encoder"]["file"]
+        print(f"{args.out}: encoder {card['encoder']['variant']}; {f} {os.path.getsize(os.path.join(args.bundle, f)):,} -> "
+              f"{os.path.getsize(os.path.join(args.out, f)):,} bytes")
     return 0
 
 

@@ -51,6 +51,50 @@ def quantize_weights(w: np.ndarray):
     return np.ascontiguousarray(q.T), scale
 
 
+def _int8_matmul(p: str, x: str, wq: np.ndarray, wscale: np.ndarray, y: str):
+    """(initializers, nodes) computing y = x @ W with W int8 [in, out] (scale per output column) and x
+    quantized to uint8 per run: DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul(x_scale * w_scale)."""
+    inits = [numpy_helper.from_array(wq, f"{p}.weight"), numpy_helper.from_array(wscale, f"{p}.weight_scale")]
+    nodes = [
+        helper.make_node("DynamicQuantizeLinear", [x], [f"{p}/x_q", f"{p}/x_scale", f"{p}/x_zp"], name=f"{p}/quantize_x"),
+        helper.make_node("MatMulInteger", [f"{p}/x_q", f"{p}.weight", f"{p}/x_zp"], [f"{p}/acc"], name=f"{p}/matmul"),
+        helper.make_node("Cast", [f"{p}/acc"], [f"{p}/acc_f"], to=TensorProto.FLOAT, name=f"{p}/cast"),
+        helper.make_node("Mul", [f"{p}/x_scale", f"{p}.weight_scale"], [f"{p}/scale"], name=f"{p}/scales"),
+        helper.make_node("Mul", [f"{p}/acc_f", f"{p}/scale"], [y], name=f"{p}/dequantize"),
+    ]
+    return inits, nodes
+
+
+def quantize_encoder_model(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Every MatMul of a float sentence encoder whose weight is a 2-D initializer (the six projections
+    of each BERT layer) becomes the int8 form of _int8_matmul, as ONNX Runtime's dynamic quantization
+    does; attention's activation-by-activation MatMuls stay float."""
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    nodes, dropped, added = [], set(), []
+    for n in g.node:
+        w = inits.get(n.input[1]) if n.op_type == "MatMul" and len(n.input) == 2 else None
+        if w is None or len(w.dims) != 2 or w.data_type != TensorProto.FLOAT:
+            nodes.append(n)
+            continue
+        wf = numpy_helper.to_array(w).astype(np.float32)  # [in, out]
+        wq, wscale = quantize_weights(np.ascontiguousarray(wf.T))
+        new_inits, new_nodes = _int8_matmul(f"{n.name or w.name}_int8", n.input[0], wq, wscale, n.output[0])
+        nodes += new_nodes
+        added += new_inits
+        dropped.add(w.name)
+    if not dropped:
+        raise UserError("encoder.onnx has no float MatMul with constant weights; nothing to quantize")
+    still_used = {i for n in nodes for i in n.input}
+    del g.node[:]
+    g.node.extend(nodes)
+    kept = [t for t in g.initializer if t.name not in dropped or t.name in still_used]
+    del g.initializer[:]
+    g.initializer.extend(kept + added)
+    onnx.checker.check_model(model)
+    return model
+
+
 def quantize_model(model: onnx.ModelProto) -> onnx.ModelProto:
     g = model.graph
     gemm = _head_gemm(g)
@@ -62,14 +106,7 @@ def quantize_model(model: onnx.ModelProto) -> onnx.ModelProto:
     wq, wscale = quantize_weights(w)
     x, bias, y = gemm.input[0], (gemm.input[2] if len(gemm.input) > 2 else None), gemm.output[0]
     p = "heads_int8"
-    new_inits = [numpy_helper.from_array(wq, f"{p}.weight"), numpy_helper.from_array(wscale, f"{p}.weight_scale")]
-    nodes = [
-        helper.make_node("DynamicQuantizeLinear", [x], [f"{p}/x_q", f"{p}/x_scale", f"{p}/x_zp"], name=f"{p}/quantize_x"),
-        helper.make_node("MatMulInteger", [f"{p}/x_q", f"{p}.weight", f"{p}/x_zp"], [f"{p}/acc"], name=f"{p}/matmul"),
-        helper.make_node("Cast", [f"{p}/acc"], [f"{p}/acc_f"], to=TensorProto.FLOAT, name=f"{p}/cast"),
-        helper.make_node("Mul", [f"{p}/x_scale", f"{p}.weight_scale"], [f"{p}/scale"], name=f"{p}/scales"),
-        helper.make_node("Mul", [f"{p}/acc_f", f"{p}/scale"], [f"{p}/logits" if bias else y], name=f"{p}/dequantize"),
-    ]
+    new_inits, nodes = _int8_matmul(p, x, wq, wscale, f"{p}/logits" if bias else y)
     if bias:
         nodes.append(helper.make_node("Add", [f"{p}/logits", bias], [y], name=f"{p}/bias"))
     i = list(g.node).index(gemm)
@@ -97,21 +134,35 @@ def _parity(net, card: dict, cases: list, top: int) -> dict:
     return {"tolerance": PARITY_TOLERANCE, "top": top, "cases": out_cases}
 
 
-def quantize_bundle(src: str, out: str, force: bool = False, name: Optional[str] = None) -> dict:
-    """Writes the int8-head copy of bundle `src` to `out` (atomically, checked); returns its card."""
+ENCODER_SCHEME = ("every projection MatMul: weights int8 (7-bit range, |q| <= 63) symmetric per output column; "
+                  "activations uint8 per run (DynamicQuantizeLinear); embeddings, LayerNorm and attention float")
+
+
+def quantize_bundle(src: str, out: str, force: bool = False, name: Optional[str] = None, encoder: bool = False) -> dict:
+    """Writes the int8 copy of bundle `src` to `out` (atomically, checked); returns its card. The heads
+    are quantized unless they already are; with `encoder` (format 2) the sentence encoder's projections too."""
     from mach_tools.onnx_numpy import OnnxNumpyModel
     card = load_card(src)
-    if card.get("heads", {}).get("dtype") == "int8":
+    heads = card.get("heads", {}).get("dtype") != "int8"
+    if encoder and "encoder" not in card:
+        raise UserError(f"{src}: --encoder: a format {card.get('format_version')} bundle has no sentence encoder")
+    if not heads and not encoder:
         raise UserError(f"{src}: the heads are already int8")
     problems = check_bundle(src, numeric=False)
     if problems:
         raise UserError(f"{src}: not a valid bundle: {'; '.join(problems)}")
     with staged_bundle(out, force) as (out, tmp):
+        rewritten = ([card["onnx"]["file"]] if heads else []) + ([card["encoder"]["file"]] if encoder else [])
         for f in card["files"]:
-            if f not in (card["onnx"]["file"], "parity.json"):
+            if f not in rewritten + ["parity.json"]:
                 shutil.copyfile(os.path.join(src, f), os.path.join(tmp, f))
-        model = quantize_model(onnx.load(os.path.join(src, card["onnx"]["file"])))
-        onnx.save(model, os.path.join(tmp, card["onnx"]["file"]))
+        model = onnx.load(os.path.join(src, card["onnx"]["file"]))
+        if heads:
+            model = quantize_model(model)
+            onnx.save(model, os.path.join(tmp, card["onnx"]["file"]))
+        if encoder:
+            enc = quantize_encoder_model(onnx.load(os.path.join(src, card["encoder"]["file"])))
+            onnx.save(enc, os.path.join(tmp, card["encoder"]["file"]))
         with open(os.path.join(src, "parity.json"), encoding="utf-8") as f:
             parity = json.load(f)
         if "encoder" in card:  # format 2: the heads read the encoder's embedding; parity through both graphs
@@ -125,7 +176,12 @@ def quantize_bundle(src: str, out: str, force: bool = False, name: Optional[str]
         card = dict(card)
         if name:
             card["name"] = name
-        R, B, H = int(card["R"]), int(card["B"]), int(card["H"])
-        card["heads"] = {"dtype": "int8", "scheme": "weights int8 (7-bit range, |q| <= 63) symmetric per output "
-                         "column; activations uint8 per query (DynamicQuantizeLinear)", "bytes": R * B * H + 4 * R * B}
+        if heads:
+            R, B, H = int(card["R"]), int(card["B"]), int(card["H"])
+            card["heads"] = {"dtype": "int8", "scheme": "weights int8 (7-bit range, |q| <= 63) symmetric per output "
+                             "column; activations uint8 per query (DynamicQuantizeLinear)", "bytes": R * B * H + 4 * R * B}
+        if encoder:
+            variant = str(card["encoder"]["variant"])
+            card["encoder"] = dict(card["encoder"], variant="int8" if variant == "fp32" else variant.replace("fp32", "int8")
+                                   if "fp32" in variant else variant + "-int8", quantized=ENCODER_SCHEME)
         return finish_bundle(tmp, out, card)

@@ -119,3 +119,47 @@ def test_keeps_the_hash_family_and_refuses_a_wrong_one(tmp_path):
     assert any("does not match" in p for p in check_bundle(str(bad), numeric=False))
     with pytest.raises(UserError, match="does not match"):
         Q.quantize_bundle(str(bad), str(tmp_path / "qb"))
+
+
+def _fp32_encoder_bundle(tmp_path):
+    """The tiny encoder heads over the fp32 all-MiniLM-L6-v2 (the graph a fine-tuned encoder keeps)."""
+    from conftest import encoder_dir
+    from mach_tools.bundle import sha256_file
+    from mach_tools.wordpiece import WordPiece, encoder_files
+    src = tmp_path / "v2-fp32"
+    shutil.copytree(os.path.join(FIXTURE, "..", "..", "tiny-encoder"), src)
+    onnx_path, tokenizer = encoder_files(os.path.join(os.path.dirname(encoder_dir()), "all-minilm-l6-v2"))
+    shutil.copyfile(onnx_path, src / "encoder.onnx")
+    WordPiece.from_tokenizer_json(tokenizer).write_vocab(str(src / "vocab.txt"))
+    card = json.loads((src / "mach.json").read_text())
+    card["encoder"]["variant"] = "fp32"
+    card["files"]["encoder.onnx"] = sha256_file(str(src / "encoder.onnx"))
+    (src / "mach.json").write_text(json.dumps(card))
+    assert check_bundle(str(src), numeric=False) == []
+    return src
+
+
+def test_quantizes_the_encoder_of_a_float_encoder_bundle(tmp_path):
+    from mach_tools.encoder import SentenceEncoder
+    from mach_tools.wordpiece import WordPiece
+    src = _fp32_encoder_bundle(tmp_path)
+    card = Q.quantize_bundle(str(src), str(tmp_path / "q"), encoder=True)
+    assert card["encoder"]["variant"] == "int8" and "quantized" in card["encoder"] and card["heads"]["dtype"] == "int8"
+    assert check_bundle(str(tmp_path / "q"), numeric=True) == []  # parity re-run through the int8 encoder and heads
+    graph = onnx.load(str(tmp_path / "q" / "encoder.onnx")).graph
+    inits = {t.name for t in graph.initializer}
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("MatMulInteger") == 36  # 6 projections x 6 layers
+    assert not [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in inits]
+    assert os.path.getsize(tmp_path / "q" / "encoder.onnx") < 0.7 * os.path.getsize(src / "encoder.onnx")
+    # the int8 encoder embeds like the float one
+    tok = WordPiece.from_vocab_file(str(src / "vocab.txt"))
+    texts = ["cordless drill", "10 ft pvc pipe", "white kitchen faucet with sprayer"]
+    a = SentenceEncoder(str(src / "encoder.onnx"), tok).embed(texts)
+    b = SentenceEncoder(str(tmp_path / "q" / "encoder.onnx"), tok).embed(texts)
+    assert np.min(np.sum(a * b, axis=1)) > 0.98
+    # a second pass finds nothing to quantize, and a format 1 bundle has no encoder
+    with pytest.raises(UserError, match="no float MatMul"):
+        Q.quantize_bundle(str(tmp_path / "q"), str(tmp_path / "q2"), encoder=True)
+    with pytest.raises(UserError, match="no sentence encoder"):
+        Q.quantize_bundle(FIXTURE, str(tmp_path / "q3"), encoder=True)
