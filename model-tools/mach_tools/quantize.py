@@ -24,6 +24,11 @@ from mach_tools.bundle import check_bundle, finish_bundle, load_card, parity_cas
 from mach_tools.data import UserError
 
 PARITY_TOLERANCE = 1e-3
+# An int8 encoder's 36 quantized projections round activations per run; ONNX Runtime's fused integer
+# kernels and the NumPy evaluator that writes parity.json then differ by a few thousandths in the
+# embedding, which sharp heads (fitted heads: logit spread ~15) turn into up to ~0.01 in a probability
+# (seen: 0.1040 vs 0.1105). Parity still catches a wrong tokenizer or graph (differences ~0.1-1).
+ENCODER_PARITY_TOLERANCE = 0.02
 
 
 def _head_gemm(graph):
@@ -168,7 +173,8 @@ def quantize_bundle(src: str, out: str, force: bool = False, name: Optional[str]
         if "encoder" in card:  # format 2: the heads read the encoder's embedding; parity through both graphs
             from mach_tools.bundle import make_encoder_parity
             new_parity = make_encoder_parity(tmp, card, [c["text"] for c in parity["cases"]], top=int(parity["top"]),
-                                             tolerance=max(float(parity["tolerance"]), PARITY_TOLERANCE))
+                                             tolerance=max(float(parity["tolerance"]), PARITY_TOLERANCE,
+                                                           ENCODER_PARITY_TOLERANCE if encoder else 0.0))
         else:
             new_parity = _parity(OnnxNumpyModel(model), card, parity["cases"], int(parity["top"]))
         with open(os.path.join(tmp, "parity.json"), "w", encoding="utf-8") as f:
