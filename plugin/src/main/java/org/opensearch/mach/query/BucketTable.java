@@ -218,9 +218,10 @@ public final class BucketTable implements Writeable {
                 int[] sentAndEnd = scratch.sentAndEnd;
                 System.arraycopy(top, 0, sentAndEnd, 0, s);
                 sentAndEnd[s] = Integer.MAX_VALUE;
+                boolean nan = scratch.sawNaN;
                 for (int b = 0, i = 0, j = 0; b < B; b++) {
                     int isSent = sentAndEnd[i] == b ? 1 : 0;
-                    rest[j] = Math.min(1f, Math.max(0f, row[b]));
+                    rest[j] = nan ? Math.min(1f, Math.max(0f, row[b])) : clampNotNaN(row[b]);
                     j += 1 - isSent;
                     i += isSent;
                 }
@@ -228,6 +229,13 @@ public final class BucketTable implements Writeable {
             }
         }
         return new BucketTable(sent, probs, residual, tail, B);
+    }
+
+    private static final int ONE_BITS = Float.floatToRawIntBits(1f);
+
+    /** {@code Math.min(1f, Math.max(0f, p))} for a p that is not NaN, on its bits (negative and -0: 0; above 1: 1). */
+    private static float clampNotNaN(float p) {
+        return Float.intBitsToFloat(Math.min(Math.max(Float.floatToRawIntBits(p), 0), ONE_BITS));
     }
 
     /** Work arrays of {@link #of}, one set per thread (the inference threads build one table at a time each). */
@@ -240,6 +248,8 @@ public final class BucketTable implements Writeable {
         int[] keys = new int[0];
         int[] work = new int[0];
         int[] sentAndEnd = new int[0];
+        /** whether the last row {@link #topAscending} saw holds a NaN */
+        boolean sawNaN;
         float[] rest = new float[0];
 
         Scratch fit(int buckets) {
@@ -267,11 +277,14 @@ public final class BucketTable implements Writeable {
      */
     private static int[] topAscending(float[] probs, int s, Scratch scratch) {
         int B = probs.length;
+        scratch.sawNaN = true; // (until the row is read)
         if (s <= 0) return new int[0];
         int[] keys = scratch.keys, bins = scratch.bins;
         int minKey = Integer.MAX_VALUE, maxKey = Integer.MIN_VALUE;
+        scratch.sawNaN = false;
         for (int b = 0; b < B; b++) {
             if (Float.isNaN(probs[b])) {
+                scratch.sawNaN = true;
                 int[] top = Decoder.topBuckets(probs, s);
                 Arrays.sort(top);
                 return top;
@@ -284,9 +297,8 @@ public final class BucketTable implements Writeable {
         // (unsigned): a histogram of the offsets' top 11 bits, then the same among the keys of the bin
         // that holds it on the next 11 bits, until few are left: one pass over B and a few over fewer,
         // whatever the spread of the values (a flat output has all of them within a binade)
-        int[] work = scratch.work;
-        System.arraycopy(keys, 0, work, 0, B);
-        int n = B, rank = s - 1, above = 0; // rank: of the s-th largest among work[0..n); above: keys above work's
+        int[] work = scratch.work, from = keys; // the keys still in the running: from[0..n) (the first level reads all)
+        int n = B, rank = s - 1, above = 0; // rank: of the s-th largest among them; above: keys above them
         int shift = Math.max(0, 32 - Integer.numberOfLeadingZeros(maxKey - minKey) - Scratch.DIGIT_BITS);
         boolean undecided = true; // bits of the offsets below the last digit
         while (n > 64 && undecided) {
@@ -294,7 +306,7 @@ public final class BucketTable implements Writeable {
             Arrays.fill(bins, 0);
             int highest = 0;
             for (int i = 0; i < n; i++) {
-                int d = ((work[i] - minKey) >>> shift) & (Scratch.BINS - 1);
+                int d = ((from[i] - minKey) >>> shift) & (Scratch.BINS - 1);
                 bins[d]++;
                 highest = Math.max(highest, d);
             }
@@ -305,13 +317,15 @@ public final class BucketTable implements Writeable {
             }
             int kept = 0;
             for (int i = 0; i < n; i++) {
-                work[kept] = work[i];
-                kept += (((work[i] - minKey) >>> shift) & (Scratch.BINS - 1)) == digit ? 1 : 0;
+                work[kept] = from[i];
+                kept += (((from[i] - minKey) >>> shift) & (Scratch.BINS - 1)) == digit ? 1 : 0;
             }
+            from = work;
             n = kept;
             undecided = shift > 0;
             shift = Math.max(0, shift - Scratch.DIGIT_BITS);
         }
+        if (from == keys) System.arraycopy(keys, 0, work, 0, n); // (few keys: no level ran)
         int threshold = kthLargest(work, n, rank);
         for (int i = 0; i < n; i++) above += work[i] > threshold ? 1 : 0;
         // every key above the threshold, and the first (s - above) equal to it: ascending, without a branch per bucket
@@ -469,6 +483,29 @@ public final class BucketTable implements Writeable {
             dense = d;
         }
         return d;
+    }
+
+    /**
+     * The largest probability {@link #dense()} gives a bucket of repetition r outside {@code excluded}
+     * ({@code excluded[b]}), at least 0: the sent ones read one by one, the unsent from the tail's
+     * largest code (its decode table rises with the code; checked, else every unsent bucket is read).
+     */
+    public float maxOutside(int r, boolean[] excluded) {
+        float max = 0;
+        int[] s = sent[r];
+        for (int i = 0; i < s.length; i++) if (!excluded[s[i]]) max = Math.max(max, probabilities[r][i]);
+        if (s.length == buckets) return max;
+        if (tail[r] == null) return Math.max(max, residual[r]); // (unsent buckets are never excluded: those are in the top m)
+        byte[] codes = tail[r].codes();
+        int maxCode = 0;
+        for (byte c : codes) maxCode = Math.max(maxCode, c & 0xFF);
+        float[] decoded = tail[r].decodeTable();
+        boolean rising = true;
+        for (int c = 1; c <= maxCode; c++) rising &= decoded[c - 1] <= decoded[c];
+        if (rising && !Float.isNaN(decoded[0])) return Math.max(max, decoded[maxCode]);
+        float[] d = dense();
+        for (int b = 0, base = r * buckets; b < buckets; b++) if (!excluded[b]) max = Math.max(max, d[base + b]);
+        return max;
     }
 
     /**

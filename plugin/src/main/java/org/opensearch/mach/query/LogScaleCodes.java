@@ -12,12 +12,22 @@ package org.opensearch.mach.query;
  * for every value (tests compare the two on random and edge-case inputs).
  */
 final class LogScaleCodes {
-    /** Cells of the lookup over [low, high]'s float bits: a few per code, so a lookup is corrected at most once or twice. */
-    private static final int CELLS = 1024;
+    /**
+     * Cells of the lookup over [low, high]'s float bits. Consecutive steps are at least 2^23 span / 255
+     * bits apart (a float's bits grow by 2^23 to 2^24 per unit of ln v) and the bits span at most
+     * 2^24 span, so with the cell width the smallest power of two that leaves fewer than 2,048 cells
+     * (at most 2^25 span / 2,048: half the steps' distance) no cell holds two steps; when the width is
+     * one float (a range under 2,048 floats) every cell is one value. So a value's code is its cell's
+     * code, plus one if it is at or above the cell's next step. Subnormal values are denser in bits
+     * (one float can be several codes apart): there the steps are walked on.
+     */
+    private static final int CELLS = 2048;
 
     /** steps[c] (c = 1..255): the float bits of the smallest value whose code is c or more; steps[256]: above every value */
     private final int[] steps = new int[257];
     private final int[] cellCode = new int[CELLS];
+    /** per cell, the bits of the first step above its start */
+    private final int[] cellStep = new int[CELLS];
 
     /**
      * A relative distance no rounding error here reaches: code() steps at its real step v* within a
@@ -65,16 +75,16 @@ final class LogScaleCodes {
             int start = lowBits + (i << shift);
             while (c < 255 && steps[c + 1] <= start) c++;
             cellCode[i] = c;
+            cellStep[i] = steps[c + 1];
         }
         for (int i = 0; i < n; i++) {
             int bits = Float.floatToRawIntBits(values[i]);
             int c = 0;
             if (bits > lowBits) { // (0, -0 and anything at or under low: code 0)
-                c = cellCode[Math.min(cells - 1, (bits - lowBits) >>> shift)];
-                // a cell spans at most two codes (a code is several cells wide): one correction, without a
-                // branch (a mispredicted one per value cost more than the logarithm it replaces); the loop is a guard
-                c += 1 - ((bits - steps[c + 1]) >>> 31);
-                while (steps[c + 1] <= bits) c++;
+                int cell = Math.min(cells - 1, (bits - lowBits) >>> shift);
+                // (no branch: a mispredicted one per value cost more than the logarithm it replaces)
+                c = cellCode[cell] + 1 - ((bits - cellStep[cell]) >>> 31);
+                while (steps[c + 1] <= bits) c++; // only among subnormal values (below)
             }
             codes[i] = (byte) c;
         }

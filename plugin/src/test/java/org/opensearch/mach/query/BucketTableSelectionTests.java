@@ -62,6 +62,23 @@ public class BucketTableSelectionTests extends OpenSearchTestCase {
         }
     }
 
+    public void testMaxOutsideEqualsTheDenseScan() {
+        for (int iter = 0; iter < 100; iter++) {
+            int B = randomFrom(2, 64, 1024);
+            float[][] out = BucketTableSizeTests.softmaxLike(3, B);
+            if (randomBoolean()) out[1][randomInt(B - 1)] = 0f; // a zero in the tail
+            BucketTable table = BucketTable.of(out, randomIntBetween(1, B), randomBoolean());
+            float[] dense = table.dense();
+            for (int r = 0; r < 3; r++) {
+                boolean[] excluded = new boolean[B];
+                for (int b : table.topBuckets(r, randomIntBetween(0, 12))) excluded[b] = true;
+                float expected = 0;
+                for (int b = 0; b < B; b++) if (!excluded[b]) expected = Math.max(expected, dense[r * B + b]);
+                assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(table.maxOutside(r, excluded)));
+            }
+        }
+    }
+
     public void testSelectionWithNaNFallsBackToTheHeap() {
         float[] p = { 0.1f, Float.NaN, 0.5f, 0.2f, Float.NaN, 0.05f };
         for (int s = 1; s <= p.length; s++) assertArrayEquals(heapAscending(p, s), BucketTable.topAscending(p, s));
