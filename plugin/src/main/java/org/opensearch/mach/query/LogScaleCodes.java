@@ -8,8 +8,8 @@ package org.opensearch.mach.query;
  * error can move them to another float, else from a search with {@link #code} itself (a few
  * logarithms for about one step in 3,000, instead of one per unsent bucket); a value's code is then
  * the number of steps at or below it, looked up in a table over the value's float bits and corrected
- * by a comparison. The codes are the same as {@link #code}'s
- * for every value (tests compare the two on random and edge-case inputs).
+ * by a comparison. The codes are {@link #code}'s for every value (LogScaleCodesTests compares the
+ * two on random and edge-case inputs).
  */
 final class LogScaleCodes {
     /**
