@@ -213,17 +213,18 @@ public final class BucketTable implements Writeable {
             for (float x : p) min = Math.min(min, x);
             residual[r] = s == B ? 0f : (float) Math.min(min, Math.max(0.0, (1.0 - sum) / (B - s)));
             if (quantizeTail && s < B) {
-                // the unsent in bucket order, without a branch per bucket (a sentinel after the sent)
+                // the unsent in bucket order: the runs between consecutive sent buckets
                 float[] rest = scratch.rest, row = output[r];
-                int[] sentAndEnd = scratch.sentAndEnd;
-                System.arraycopy(top, 0, sentAndEnd, 0, s);
-                sentAndEnd[s] = Integer.MAX_VALUE;
                 boolean nan = scratch.sawNaN;
-                for (int b = 0, i = 0, j = 0; b < B; b++) {
-                    int isSent = sentAndEnd[i] == b ? 1 : 0;
-                    rest[j] = nan ? Math.min(1f, Math.max(0f, row[b])) : clampNotNaN(row[b]);
-                    j += 1 - isSent;
-                    i += isSent;
+                int j = 0;
+                for (int i = 0, from = 0; i <= s; i++) {
+                    int to = i < s ? top[i] : B;
+                    if (nan) {
+                        for (int b = from; b < to; b++) rest[j++] = Math.min(1f, Math.max(0f, row[b]));
+                    } else {
+                        for (int b = from; b < to; b++) rest[j++] = clampNotNaN(row[b]);
+                    }
+                    from = to + 1;
                 }
                 tail[r] = Tail.of(rest, B - s, scratch.codes);
             }
@@ -247,7 +248,6 @@ public final class BucketTable implements Writeable {
         final LogScaleCodes codes = new LogScaleCodes();
         int[] keys = new int[0];
         int[] work = new int[0];
-        int[] sentAndEnd = new int[0];
         /** whether the last row {@link #topAscending} saw holds a NaN */
         boolean sawNaN;
         float[] rest = new float[0];
@@ -256,7 +256,6 @@ public final class BucketTable implements Writeable {
             if (keys.length < buckets) {
                 keys = new int[buckets];
                 work = new int[buckets];
-                sentAndEnd = new int[buckets + 1];
                 rest = new float[buckets];
             }
             return this;
@@ -328,18 +327,22 @@ public final class BucketTable implements Writeable {
         if (from == keys) System.arraycopy(keys, 0, work, 0, n); // (few keys: no level ran)
         int threshold = kthLargest(work, n, rank);
         for (int i = 0; i < n; i++) above += work[i] > threshold ? 1 : 0;
-        // every key above the threshold, and the first (s - above) equal to it: ascending, without a branch per bucket
+        // every key above the threshold, and the first (s - above) equal to it, ascending: per 64 buckets
+        // a mask of those above and one of those equal, then their set bits (no branch per bucket)
         int ties = s - above;
-        int[] picked = scratch.sentAndEnd;
+        int[] top = new int[s];
         int k = 0;
-        for (int b = 0; b < B; b++) {
-            int key = keys[b];
-            int tie = key == threshold && ties > 0 ? 1 : 0;
-            ties -= tie;
-            picked[k] = b;
-            k += (key > threshold ? 1 : 0) | tie;
+        for (int base = 0; base < B; base += 64) {
+            long gt = 0, eq = 0;
+            for (int i = 0, end = Math.min(64, B - base); i < end; i++) {
+                int key = keys[base + i];
+                gt |= (key > threshold ? 1L : 0L) << i;
+                eq |= (key == threshold ? 1L : 0L) << i;
+            }
+            for (long e = eq; e != 0 && ties > 0; e &= e - 1, ties--) gt |= Long.lowestOneBit(e);
+            for (; gt != 0; gt &= gt - 1) top[k++] = base + Long.numberOfTrailingZeros(gt);
         }
-        return Arrays.copyOf(picked, s);
+        return top;
     }
 
     /** An int ordered as the float compares with {@code <} (so -0 equals 0); NaN excluded. */
