@@ -2,6 +2,8 @@ package org.opensearch.mach.bench;
 
 import org.opensearch.common.io.stream.BytesStreamOutput;
 import org.opensearch.core.common.bytes.BytesReference;
+import org.opensearch.mach.model.BundleLoader;
+import org.opensearch.mach.model.MachModel;
 import org.opensearch.mach.query.BucketTable;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -22,7 +24,8 @@ import java.util.concurrent.TimeUnit;
  * The per-query fixed cost of index-side MACH outside the network, part by part: the coordinator
  * building the {@link BucketTable} from [R][B] probabilities ({@code build}), serializing it
  * ({@code write}), the shard deserializing it ({@code read}) and expanding it into the dense
- * float[R * B] lookup ({@code dense}). Probabilities: softmaxed Gaussian logits (BenchData).
+ * float[R * B] lookup ({@code dense}). Probabilities: softmaxed Gaussian logits (BenchData), or with
+ * {@code bundle} its network's output on the {@code queries} texts (its R and B).
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.SampleTime)
@@ -41,6 +44,11 @@ public class BucketTableBench {
     /** rest_buckets: "quantized" (the default) or "residual" */
     @Param({ "quantized", "residual" })
     public String rest;
+    /** a bundle directory, or "" for synthetic probabilities */
+    @Param("")
+    public String bundle;
+    @Param("../shared/data/homedepot/judgments-dev.tsv")
+    public String queries;
 
     private float[][][] probs;
     private BucketTable[] tables;
@@ -48,8 +56,14 @@ public class BucketTableBench {
     private int next;
 
     @Setup
-    public void setup() throws IOException {
-        probs = BenchData.syntheticProbabilities(64, repetitions, buckets, 1);
+    public void setup() throws Exception {
+        if (bundle.isEmpty()) {
+            probs = BenchData.syntheticProbabilities(64, repetitions, buckets, 1);
+        } else {
+            try (MachModel model = BundleLoader.load("bench", BenchData.existing("bundle", bundle), false)) {
+                probs = BenchData.modelProbabilities(model, BenchData.queries(queries, 64));
+            }
+        }
         tables = new BucketTable[probs.length];
         wire = new BytesReference[probs.length];
         for (int q = 0; q < probs.length; q++) {

@@ -58,8 +58,7 @@ final class BucketBounds {
             top[r] = scoring.table().topBuckets(r, bucketsPerRepetition);
             Arrays.fill(isTop, false);
             for (int b : top[r]) isTop[b] = true;
-            float rest = 0;
-            for (int b = 0; b < B; b++) if (!isTop[b]) rest = Math.max(rest, dense[r * B + b]);
+            float rest = scoring.table().maxOutside(r, isTop);
             added[r] = new float[top[r].length];
             for (int i = 0; i < top[r].length; i++) added[r][i] = Math.max(0f, dense[r * B + top[r][i]] - rest);
             sum += rest;

@@ -55,6 +55,36 @@ public final class BucketTable implements Writeable {
         static final double FLOOR = 1e-7; // low is at least high * FLOOR: the log scale spans at most 7 decades
 
         static Tail of(float[] values) {
+            return of(values, values.length, new LogScaleCodes());
+        }
+
+        /** The tail of {@code values[0..n)}; codes as {@link LogScaleCodes#code}, computed by {@code encoder}. */
+        static Tail of(float[] values, int n, LogScaleCodes encoder) {
+            // the extremes by the float bits, which order non-negative floats as their values (no NaN: below)
+            int highBits = 0, lowBits = Float.floatToRawIntBits(Float.MAX_VALUE);
+            for (int i = 0; i < n; i++) {
+                int bits = Float.floatToRawIntBits(values[i]);
+                highBits = Math.max(highBits, bits);
+                lowBits = Math.min(lowBits, bits);
+            }
+            float high = Float.intBitsToFloat(highBits), low = Float.intBitsToFloat(lowBits);
+            if (lowBits < 0 || highBits > Float.floatToRawIntBits(Float.POSITIVE_INFINITY)) { // a negative value or NaN: as defined
+                high = 0;
+                low = Float.MAX_VALUE;
+                for (int i = 0; i < n; i++) {
+                    high = Math.max(high, values[i]);
+                    low = Math.min(low, values[i]);
+                }
+            }
+            low = (float) Math.max(low, high * FLOOR);
+            byte[] codes = new byte[n];
+            double span = Math.log((double) high / low);
+            if (high > 0 && span > 0) encoder.encode(values, n, low, high, span, codes);
+            return new Tail(high > 0 ? low : 0f, high, codes);
+        }
+
+        /** As {@link #of(float[])}, one logarithm per value: the definition the fast encoding must equal (tests). */
+        static Tail reference(float[] values) {
             float high = 0, low = Float.MAX_VALUE;
             for (float v : values) {
                 high = Math.max(high, v);
@@ -63,10 +93,7 @@ public final class BucketTable implements Writeable {
             low = (float) Math.max(low, high * FLOOR);
             byte[] codes = new byte[values.length];
             double span = Math.log((double) high / low);
-            for (int i = 0; i < values.length && high > 0 && span > 0; i++) {
-                double q = Math.log(Math.max(values[i], low) / (double) low) / span * 255;
-                codes[i] = (byte) Math.max(0, Math.min(255, Math.round(q)));
-            }
+            for (int i = 0; i < values.length && high > 0 && span > 0; i++) codes[i] = (byte) LogScaleCodes.code(values[i], low, span);
             return new Tail(high > 0 ? low : 0f, high, codes);
         }
 
@@ -79,8 +106,33 @@ public final class BucketTable implements Writeable {
             return (float) (low * Math.pow((double) high / low, code / 255.0));
         }
 
-        /** value(i) for every code: 256 pow calls instead of one per unsent bucket (~1 ms per shard query at R16/B4096). */
+        /**
+         * value(i) for every code, without a pow per code: {@code low * r^c} by products, r the 255th root of
+         * high / low, within a relative ~1e-13 of the real value, as decode's pow is; where no float's rounding
+         * boundary lies within {@link LogScaleCodes#SAFE} of it both round to the same float, else decode's is
+         * taken (about one code in 3,000).
+         */
         float[] decodeTable() {
+            float[] table = new float[256];
+            double ratio = (double) high / low;
+            if (high == 0 || !(low > 0) || !Double.isFinite(ratio)) {
+                for (int c = 0; c < 256; c++) table[c] = decode(c);
+                return table;
+            }
+            double step = Math.pow(ratio, 1 / 255.0), e = low;
+            for (int c = 0; c < 256; c++, e *= step) {
+                float f = (float) e;
+                int bits = Float.floatToRawIntBits(f);
+                boolean clear = f > 0 && f < Float.MAX_VALUE
+                    && e - ((double) Float.intBitsToFloat(bits - 1) + f) / 2 > LogScaleCodes.SAFE * e
+                    && ((double) f + Float.intBitsToFloat(bits + 1)) / 2 - e > LogScaleCodes.SAFE * e;
+                table[c] = clear ? f : decode(c);
+            }
+            return table;
+        }
+
+        /** value(i) for every code, one pow per code: the definition {@link #decodeTable} must equal (tests). */
+        float[] decodeTableReference() {
             float[] table = new float[256];
             for (int c = 0; c < 256; c++) table[c] = decode(c);
             return table;
@@ -154,12 +206,13 @@ public final class BucketTable implements Writeable {
     public static BucketTable of(float[][] output, int scoredBuckets, boolean quantizeTail) {
         int R = output.length, B = output[0].length;
         int s = Math.min(scoredBuckets, B);
+        Scratch scratch = SCRATCH.get().fit(B);
         int[][] sent = new int[R][];
         float[][] probs = new float[R][];
         float[] residual = new float[R];
         Tail[] tail = new Tail[R];
         for (int r = 0; r < R; r++) {
-            int[] top = topAscending(output[r], s);
+            int[] top = topAscending(output[r], s, scratch);
             double sum = 0;
             float[] p = new float[s];
             for (int i = 0; i < s; i++) {
@@ -173,42 +226,134 @@ public final class BucketTable implements Writeable {
             for (float x : p) min = Math.min(min, x);
             residual[r] = s == B ? 0f : (float) Math.min(min, Math.max(0.0, (1.0 - sum) / (B - s)));
             if (quantizeTail && s < B) {
-                float[] rest = new float[B - s];
-                for (int b = 0, i = 0, j = 0; b < B; b++) {
-                    if (i < s && top[i] == b) i++;
-                    else rest[j++] = Math.min(1f, Math.max(0f, output[r][b]));
+                // the unsent in bucket order: the runs between consecutive sent buckets
+                float[] rest = scratch.rest, row = output[r];
+                boolean nan = scratch.sawNaN;
+                int j = 0;
+                for (int i = 0, from = 0; i <= s; i++) {
+                    int to = i < s ? top[i] : B;
+                    if (nan) {
+                        for (int b = from; b < to; b++) rest[j++] = Math.min(1f, Math.max(0f, row[b]));
+                    } else {
+                        for (int b = from; b < to; b++) rest[j++] = clampNotNaN(row[b]);
+                    }
+                    from = to + 1;
                 }
-                tail[r] = Tail.of(rest);
+                tail[r] = Tail.of(rest, B - s, scratch.codes);
             }
         }
         return new BucketTable(sent, probs, residual, tail, B);
     }
 
+    private static final int ONE_BITS = Float.floatToRawIntBits(1f);
+
+    /** {@code Math.min(1f, Math.max(0f, p))} for a p that is not NaN, on its bits (negative and -0: 0; above 1: 1). */
+    private static float clampNotNaN(float p) {
+        return Float.intBitsToFloat(Math.min(Math.max(Float.floatToRawIntBits(p), 0), ONE_BITS));
+    }
+
+    /** Work arrays of {@link #of}, one set per thread (the inference threads build one table at a time each). */
+    private static final class Scratch {
+        /** bits of a radix digit of the selection */
+        static final int DIGIT_BITS = 11;
+        static final int BINS = 1 << DIGIT_BITS;
+        final int[] bins = new int[BINS];
+        final LogScaleCodes codes = new LogScaleCodes();
+        int[] keys = new int[0];
+        int[] work = new int[0];
+        /** whether the last row {@link #topAscending} saw holds a NaN */
+        boolean sawNaN;
+        float[] rest = new float[0];
+
+        Scratch fit(int buckets) {
+            if (keys.length < buckets) {
+                keys = new int[buckets];
+                work = new int[buckets];
+                rest = new float[buckets];
+            }
+            return this;
+        }
+    }
+
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
+    /** As {@link #topAscending(float[], int, Scratch)} with this thread's work arrays. */
+    static int[] topAscending(float[] probs, int s) {
+        return topAscending(probs, s, SCRATCH.get().fit(probs.length));
+    }
+
     /**
      * The same set as {@link Decoder#topBuckets} (higher probability first, ties: lower bucket), ascending:
-     * a linear-time selection of the s-th largest value, then one pass, instead of a heap of B offers
-     * (~90 us per repetition at B 4,096, s 256). NaN falls back to the heap.
+     * the s-th largest value by a radix selection, then one pass, instead of a heap of B offers (~90 us
+     * per repetition at B 4,096, s 256) or a quickselect (~50 us). NaN falls back to the heap.
      */
-    static int[] topAscending(float[] probs, int s) {
+    private static int[] topAscending(float[] probs, int s, Scratch scratch) {
         int B = probs.length;
+        scratch.sawNaN = true; // (until the row is read)
         if (s <= 0) return new int[0];
-        int[] keys = new int[B];
+        int[] keys = scratch.keys, bins = scratch.bins;
+        int minKey = Integer.MAX_VALUE, maxKey = Integer.MIN_VALUE;
+        scratch.sawNaN = false;
         for (int b = 0; b < B; b++) {
             if (Float.isNaN(probs[b])) {
+                scratch.sawNaN = true;
                 int[] top = Decoder.topBuckets(probs, s);
                 Arrays.sort(top);
                 return top;
             }
-            keys[b] = sortableKey(probs[b]);
+            int key = keys[b] = sortableKey(probs[b]);
+            minKey = Math.min(minKey, key);
+            maxKey = Math.max(maxKey, key);
         }
-        int[] work = keys.clone();
-        int threshold = kthLargest(work, s - 1);
-        int above = 0;
-        for (int k : keys) if (k > threshold) above++;
+        // radix selection of the s-th largest key over the keys' own range, offsets from the smallest
+        // (unsigned): a histogram of the offsets' top 11 bits, then the same among the keys of the bin
+        // that holds it on the next 11 bits, until few are left: one pass over B and a few over fewer,
+        // whatever the spread of the values (a flat output has all of them within a binade)
+        int[] work = scratch.work, from = keys; // the keys still in the running: from[0..n) (the first level reads all)
+        int n = B, rank = s - 1, above = 0; // rank: of the s-th largest among them; above: keys above them
+        int shift = Math.max(0, 32 - Integer.numberOfLeadingZeros(maxKey - minKey) - Scratch.DIGIT_BITS);
+        boolean undecided = true; // bits of the offsets below the last digit
+        while (n > 64 && undecided) {
+            // the digit: offset bits [shift, shift + 11); those kept so far agree on every bit above it
+            Arrays.fill(bins, 0);
+            int highest = 0;
+            for (int i = 0; i < n; i++) {
+                int d = ((from[i] - minKey) >>> shift) & (Scratch.BINS - 1);
+                bins[d]++;
+                highest = Math.max(highest, d);
+            }
+            int digit = highest;
+            while (rank >= bins[digit]) {
+                rank -= bins[digit];
+                above += bins[digit--];
+            }
+            int kept = 0;
+            for (int i = 0; i < n; i++) {
+                work[kept] = from[i];
+                kept += (((from[i] - minKey) >>> shift) & (Scratch.BINS - 1)) == digit ? 1 : 0;
+            }
+            from = work;
+            n = kept;
+            undecided = shift > 0;
+            shift = Math.max(0, shift - Scratch.DIGIT_BITS);
+        }
+        if (from == keys) System.arraycopy(keys, 0, work, 0, n); // (few keys: no level ran)
+        int threshold = kthLargest(work, n, rank);
+        for (int i = 0; i < n; i++) above += work[i] > threshold ? 1 : 0;
+        // every key above the threshold, and the first (s - above) equal to it, ascending: per 64 buckets
+        // a mask of those above and one of those equal, then their set bits (no branch per bucket)
         int ties = s - above;
         int[] top = new int[s];
-        for (int b = 0, n = 0; b < B && n < s; b++) {
-            if (keys[b] > threshold || (keys[b] == threshold && ties-- > 0)) top[n++] = b;
+        int k = 0;
+        for (int base = 0; base < B; base += 64) {
+            long gt = 0, eq = 0;
+            for (int i = 0, end = Math.min(64, B - base); i < end; i++) {
+                int key = keys[base + i];
+                gt |= (key > threshold ? 1L : 0L) << i;
+                eq |= (key == threshold ? 1L : 0L) << i;
+            }
+            for (long e = eq; e != 0 && ties > 0; e &= e - 1, ties--) gt |= Long.lowestOneBit(e);
+            for (; gt != 0; gt &= gt - 1) top[k++] = base + Long.numberOfTrailingZeros(gt);
         }
         return top;
     }
@@ -219,9 +364,9 @@ public final class BucketTable implements Writeable {
         return bits ^ ((bits >> 31) & 0x7fffffff);
     }
 
-    /** The value at descending rank k (0-based); reorders a (three-way quickselect, duplicates safe). */
-    private static int kthLargest(int[] a, int k) {
-        int lo = 0, hi = a.length - 1;
+    /** The value at descending rank k (0-based) of a[0..n); reorders it (three-way quickselect, duplicates safe). */
+    private static int kthLargest(int[] a, int n, int k) {
+        int lo = 0, hi = n - 1;
         while (true) {
             int pivot = a[lo + (hi - lo) / 2];
             int lt = lo, i = lo, gt = hi;
@@ -357,9 +502,13 @@ public final class BucketTable implements Writeable {
                 } else {
                     float[] decoded = log ? logTailTable(tail[r], f) : tail[r].decodeTable();
                     byte[] codes = tail[r].codes();
-                    for (int b = 0, i = 0, j = 0; b < buckets; b++) {
-                        if (i < sent[r].length && sent[r][i] == b) i++;
-                        else d[base + b] = decoded[codes[j++] & 0xFF];
+                    // the unsent run between consecutive sent buckets, code after code
+                    int[] s = sent[r];
+                    int j = 0;
+                    for (int i = 0, from = 0; i <= s.length; i++) {
+                        int to = i < s.length ? s[i] : buckets;
+                        for (int b = from; b < to; b++) d[base + b] = decoded[codes[j++] & 0xFF];
+                        from = to + 1;
                     }
                 }
                 for (int i = 0; i < sent[r].length; i++) {
@@ -399,6 +548,35 @@ public final class BucketTable implements Writeable {
         double offset = Math.log(t.low() / f), step = Math.log((double) t.high() / t.low()) / 255;
         for (int c = 0; c < 256; c++) table[c] = (float) Math.max(0.0, offset + c * step);
         return table;
+    }
+
+    /**
+     * The largest score {@link #dense()} gives a bucket of repetition r outside {@code excluded}
+     * ({@code excluded[b]}), at least 0: the sent ones read one by one, the unsent from the tail's
+     * largest code (its decode table rises with the code; checked, else every unsent bucket is read).
+     * With log_mean the dense lookup itself is scanned, so the bound is exactly what scoring reads.
+     */
+    public float maxOutside(int r, boolean[] excluded) {
+        if (aggregation == Aggregation.LOG_MEAN) return maxOutsideDense(r, excluded, 0);
+        float max = 0;
+        int[] s = sent[r];
+        for (int i = 0; i < s.length; i++) if (!excluded[s[i]]) max = Math.max(max, probabilities[r][i]);
+        if (s.length == buckets) return max;
+        if (tail[r] == null) return Math.max(max, residual[r]); // (unsent buckets are never excluded: those are in the top m)
+        byte[] codes = tail[r].codes();
+        int maxCode = 0;
+        for (byte c : codes) maxCode = Math.max(maxCode, c & 0xFF);
+        float[] decoded = tail[r].decodeTable();
+        boolean rising = true;
+        for (int c = 1; c <= maxCode; c++) rising &= decoded[c - 1] <= decoded[c];
+        if (rising && !Float.isNaN(decoded[0])) return Math.max(max, decoded[maxCode]);
+        return maxOutsideDense(r, excluded, max);
+    }
+
+    private float maxOutsideDense(int r, boolean[] excluded, float max) {
+        float[] d = dense();
+        for (int b = 0, base = r * buckets; b < buckets; b++) if (!excluded[b]) max = Math.max(max, d[base + b]);
+        return max;
     }
 
     /**
