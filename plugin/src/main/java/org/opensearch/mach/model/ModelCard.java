@@ -268,8 +268,10 @@ public final class ModelCard {
         JsonNode n = root.get("aggregation");
         if (n == null) return Aggregation.MEAN;
         if (n.isTextual()) {
-            for (Aggregation a : Aggregation.values()) {
-                if (a.value().equals(n.asText())) return a;
+            try {
+                return Aggregation.parse(n.asText());
+            } catch (IllegalArgumentException unknown) {
+                // refused below, naming the card's field
             }
         }
         throw new MachBundleException("mach.json: [aggregation] is " + n + ", expected [mean] or [log_mean]");

@@ -341,15 +341,9 @@ public final class MachOptions implements Writeable {
      * (a weight on min-max scores means nothing on raw scores).
      */
     public MachOptions withDefaults(MachOptions d, boolean hasLexical) {
-        MachOptions o = copy();
+        MachOptions o = withSharedFrom(d);
         o.topN = first(topN, d.topN);
         o.decoding = first(decoding, d.decoding);
-        o.bucketsPerRepetition = first(bucketsPerRepetition, d.bucketsPerRepetition);
-        o.minRepetitions = first(minRepetitions, d.minRepetitions);
-        o.scoreMode = first(scoreMode, d.scoreMode);
-        o.normalize = first(normalize, d.normalize);
-        o.scoredBuckets = first(scoredBuckets, d.scoredBuckets);
-        o.quantizeRest = first(quantizeRest, d.quantizeRest);
         if (hasLexical) {
             o.combine = first(combine, d.combine);
             if (o.combine(true) != Combine.FILTER) {
