@@ -17,6 +17,7 @@ import onnx
 import torch
 
 from mach_tools.data import UserError
+from mach_tools.decode import aggregation_of
 from mach_tools.featurize import FeaturizerSpec, ProductHash, card_family, featurize, featurize_padded
 from mach_tools.model import EncoderHeads, MachModel
 
@@ -437,8 +438,10 @@ def check_bundle(bundle_dir: str, numeric: bool = True) -> List[str]:
         p.append("files must not list mach.json")
     if "query_defaults" in card:
         p += check_query_defaults(card["query_defaults"])
-    if card.get("aggregation", "mean") not in ("mean", "log_mean"):
-        p.append(f"aggregation must be \"mean\" or \"log_mean\", got {card.get('aggregation')!r}")
+    try:
+        aggregation_of(card)
+    except ValueError as e:
+        p.append(str(e))
     for f in set(needed) | set(files):
         if not os.path.isfile(os.path.join(bundle_dir, f)):
             p.append(f"missing file {f}")
