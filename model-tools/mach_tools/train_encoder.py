@@ -58,6 +58,7 @@ class EncoderRecipe:
     tune_batch: int = 64          # queries per step
     tune_temperature: float = 0.05  # full-catalog softmax of the tuning loss
     tune_min_relevance: float = 2.0  # pairs below this relevance are not tuning targets
+    tune_pseudo_queries: int = 0  # per product and tuning epoch: title spans whose target is the product
     init: str = "catalog"         # or "random"
     product_fields: str = "title"  # "title": the first text field; "all": every field is a pseudo-query
     noise: float = 0.0            # std of Gaussian noise added to each training vector (then renormalized)
@@ -183,28 +184,56 @@ def dense_metrics(Q: torch.Tensor, P: torch.Tensor, labels: Sequence[str], dev: 
     return M.aggregate(per)
 
 
-def tune_query_tower(bert, tokenizer, P: torch.Tensor, catalog: Catalog, pairs: Pairs, recipe: EncoderRecipe,
-                     dev, gain_offset: float, relevant_min: float, progress: bool, log) -> List[dict]:
-    """Fine-tunes `bert` (in place) so that a logged query's embedding ranks its judged products first
-    among the frozen catalog vectors P: soft targets over each query's products with gain
-    relevance - gain_offset (pairs at or above tune_min_relevance), full-catalog softmax at
-    tune_temperature, AdamW with 50 warm-up steps then linear decay; word embeddings frozen.
-    Returns the history: per epoch the loss and (with dev) the dense dev metrics."""
-    from mach_tools.bert import embed_texts, token_batch
+def tuning_examples(catalog: Catalog, pairs: Optional[Pairs], recipe: EncoderRecipe, gain_offset: float):
+    """The query tower's fixed examples: each logged query with its judged products as soft targets
+    (gain relevance - gain_offset, pairs at or above tune_min_relevance). Returns {query: [(k, gain)]}."""
     index = catalog.index()
     groups: Dict[str, List[tuple]] = {}
-    for q, p, rel in zip(pairs.queries, pairs.product_ids, pairs.relevance):
-        gain = rel - gain_offset
-        if q.strip() and p in index and rel >= recipe.tune_min_relevance and gain > 0:
-            groups.setdefault(q, []).append((index[p], gain))
-    queries = list(groups)
-    if not queries:
+    if pairs is not None:
+        for q, p, rel in zip(pairs.queries, pairs.product_ids, pairs.relevance):
+            gain = rel - gain_offset
+            if q.strip() and p in index and rel >= recipe.tune_min_relevance and gain > 0:
+                groups.setdefault(q, []).append((index[p], gain))
+    return groups
+
+
+def pseudo_queries(catalog: Catalog, per_product: int, rng: random.Random) -> List[tuple]:
+    """per_product pseudo-queries of every product with a title: a contiguous span or an ordered subset
+    of the title's words with word dropout (the hashed trainer's augmentation, train._span), each
+    targeting its product alone. Drawn afresh every epoch. Returns [(text, [(k, 1.0)])]."""
+    from mach_tools.train import Recipe, _span
+    spans = Recipe()
+    out = []
+    for k, fields in enumerate(catalog.fields):
+        words = next((f for f in fields if f), "").split()
+        for _ in range(per_product if words else 0):
+            out.append((" ".join(_span(words, rng, spans)), [(k, 1.0)]))
+    return out
+
+
+def tune_query_tower(bert, tokenizer, P: torch.Tensor, catalog: Catalog, pairs: Optional[Pairs],
+                     recipe: EncoderRecipe, dev, gain_offset: float, relevant_min: float, progress: bool,
+                     log) -> List[dict]:
+    """Fine-tunes `bert` (in place) so that a query's embedding ranks its products first among the
+    frozen catalog vectors P: the logged queries (tuning_examples) and, with tune_pseudo_queries,
+    pseudo-queries from the product titles (pseudo_queries: a catalog without a query log can tune
+    too); full-catalog softmax at tune_temperature against the normalized targets, AdamW with 50
+    warm-up steps then linear decay; word embeddings frozen.
+    Returns the history: per epoch the loss and (with dev) the dense dev metrics."""
+    from mach_tools.bert import embed_texts, token_batch
+    groups = tuning_examples(catalog, pairs, recipe, gain_offset)
+    logged = list(groups.items())
+    if not logged and not recipe.tune_pseudo_queries:
         raise UserError(f"--tune-query-encoder: no pair has relevance >= {recipe.tune_min_relevance} and a "
-                        f"positive gain (relevance - {gain_offset:g})")
+                        f"positive gain (relevance - {gain_offset:g}), and no --tune-pseudo-queries")
+    n_pseudo = recipe.tune_pseudo_queries * sum(1 for fields in catalog.fields if next((f for f in fields if f), ""))
+    if not logged and not n_pseudo:
+        raise UserError("--tune-pseudo-queries: no product has a title to draw pseudo-queries from")
+    rng = random.Random(recipe.seed)
     for prm in bert.word.parameters():
         prm.requires_grad = False
     opt = torch.optim.AdamW([p for p in bert.parameters() if p.requires_grad], lr=recipe.tune_lr, weight_decay=0.01)
-    per_epoch = (len(queries) + recipe.tune_batch - 1) // recipe.tune_batch
+    per_epoch = (len(logged) + n_pseudo + recipe.tune_batch - 1) // recipe.tune_batch
     steps = recipe.tune_epochs * per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50) * max(0.0, 1 - s / steps))
     dev_q = list(dev) if dev else []
@@ -219,30 +248,33 @@ def tune_query_tower(bert, tokenizer, P: torch.Tensor, catalog: Catalog, pairs: 
                   f"recall@100 {rec['dev_dense'].get('recall@100', 0):.4f}")
         return rec
 
-    log(f"tuning the query tower on {len(queries)} queries, {recipe.tune_epochs} epoch(s) of {per_epoch} steps")
+    log(f"tuning the query tower on {len(logged)} logged queries and {n_pseudo} pseudo-queries per epoch, "
+        f"{recipe.tune_epochs} epoch(s) of {per_epoch} steps")
     history = [record(0, None, 0.0)]
     bert.train()
     for epoch in range(1, recipe.tune_epochs + 1):
         t0 = time.time()
-        perm = np.random.RandomState(recipe.seed + epoch).permutation(len(queries))
+        examples = logged + (pseudo_queries(catalog, recipe.tune_pseudo_queries, rng) if n_pseudo else [])
+        perm = np.random.RandomState(recipe.seed + epoch).permutation(len(examples))
         total = 0.0
-        bar = progress_bar(range(0, len(queries), recipe.tune_batch), desc=f"tune {epoch}/{recipe.tune_epochs}",
+        bar = progress_bar(range(0, len(examples), recipe.tune_batch), desc=f"tune {epoch}/{recipe.tune_epochs}",
                            unit="batch", enabled=progress, mininterval=2.0)
         for s in bar:
-            batch = [queries[j] for j in perm[s:s + recipe.tune_batch]]
+            batch = [examples[j] for j in perm[s:s + recipe.tune_batch]]
             target = torch.zeros(len(batch), len(P))
-            for row, q in enumerate(batch):
-                for k, g in groups[q]:
+            for row, (_, products) in enumerate(batch):
+                for k, g in products:
                     target[row, k] += g
             target /= target.sum(1, keepdim=True)
-            logp = F.log_softmax(bert.embed(*token_batch(tokenizer, batch)) @ P.T / recipe.tune_temperature, -1)
+            logp = F.log_softmax(bert.embed(*token_batch(tokenizer, [q for q, _ in batch])) @ P.T
+                                 / recipe.tune_temperature, -1)
             loss = -(target * logp).sum(1).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             total += float(loss) * len(batch)
-        history.append(record(epoch, total / len(queries), time.time() - t0))
+        history.append(record(epoch, total / len(examples), time.time() - t0))
         bert.train()
     bert.eval()
     return history
@@ -285,8 +317,8 @@ def train_encoder(catalog: Catalog, pairs: Optional[Pairs], recipe: EncoderRecip
                         "afterwards is not supported) and no --init random, --hidden or --distill")
     if recipe.init == "catalog" and recipe.hidden:
         raise UserError("--init catalog needs heads directly on the embedding: use --hidden 0 or --init random")
-    if recipe.tune_epochs and pairs is None:
-        raise UserError("--tune-query-encoder needs --pairs (the query log the query tower learns from)")
+    if recipe.tune_epochs and pairs is None and not recipe.tune_pseudo_queries:
+        raise UserError("--tune-query-encoder needs --pairs (a query log) or --tune-pseudo-queries N")
     source = fp32_source(encoder, tune_from) if recipe.tune_epochs else None
     torch.set_num_threads(recipe.threads)
     random.seed(recipe.seed)
@@ -314,7 +346,8 @@ def train_encoder(catalog: Catalog, pairs: Optional[Pairs], recipe: EncoderRecip
         tuning = {"base": os.path.basename(os.path.dirname(source)), "base_sha256": sha256_file(source),
                   "catalog_vectors_sha256": encoder.sha256, "epochs": recipe.tune_epochs, "lr": recipe.tune_lr,
                   "batch": recipe.tune_batch, "temperature": recipe.tune_temperature,
-                  "min_relevance": recipe.tune_min_relevance, "seconds": round(tune_seconds, 1)}
+                  "min_relevance": recipe.tune_min_relevance,
+                  "pseudo_queries_per_product": recipe.tune_pseudo_queries, "seconds": round(tune_seconds, 1)}
         bundle_encoder = SentenceEncoder(os.path.join(tuned_dir, "encoder.onnx"), encoder.tokenizer,
                                          facts={"name": encoder.facts.get("name", "encoder"), "variant": "fp32-tuned",
                                                 "tuning": tuning})

@@ -143,7 +143,12 @@ def test_cli_refusals(tmp_path, data, capsys):
     assert main(base + ["--heads", "fit", "--epochs", "2"]) == 2
     assert "--epochs 0" in capsys.readouterr().err
     assert main(base + ["--tune-query-encoder", "1"]) == 2
-    assert "needs --pairs" in capsys.readouterr().err
+    assert "needs --pairs (a query log) or --tune-pseudo-queries" in capsys.readouterr().err
+    assert main(base + ["--tune-pseudo-queries", "2"]) == 2
+    assert "only with --tune-query-encoder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(base + ["--tune-query-encoder", "1", "--tune-pseudo-queries", "0"])
+    assert "--tune-pseudo-queries: must be > 0" in capsys.readouterr().err
     assert main(base + ["--pairs", pairs, "--tune-query-encoder", "1", "--tune-from", str(tmp_path)]) == 2
     assert "fp32" in capsys.readouterr().err
     assert main(base + ["--pairs", pairs, "--tune-from", str(tmp_path)]) == 2
@@ -192,3 +197,34 @@ def test_tuned_query_tower_bundle(tmp_path, data):
     hist = card["training"]["query_tower"]["history"]
     assert [h["epoch"] for h in hist] == [0, 1] and "dev_dense" in hist[1] and hist[1]["loss"] > 0
     assert check_bundle(out) == []  # parity recomputed from the written graph
+
+
+def test_pseudo_queries_are_title_words_targeting_their_product():
+    import random
+    from mach_tools.data import Catalog
+    from mach_tools.train_encoder import pseudo_queries
+    cat = Catalog(ids=["a", "b", "c"], field_names=["title"],
+                  fields=[["cordless drill 18v kit"], [""], ["red sofa"]])
+    got = pseudo_queries(cat, 5, random.Random(1))
+    assert len(got) == 10  # the product without a title has none
+    for text, targets in got:
+        k = targets[0][0]
+        assert targets == [(k, 1.0)] and k in (0, 2)
+        assert text and set(text.split()) <= set(cat.fields[k][0].split())
+    assert len({t for t, _ in got if _[0][0] == 0}) > 1  # spans vary
+
+
+def test_query_tower_tunes_on_pseudo_queries_without_a_log(tmp_path, data):
+    _fp32_dir()
+    cat, pairs, dev = data
+    out = str(tmp_path / "pq")
+    assert main(["train", "--encoder", encoder_dir(), "--catalog", cat, "--dev", dev, "--preset", "synth",
+                 "--R", "4", "--B", "16", "--no-progress", "--epochs", "0", "--tune-query-encoder", "1",
+                 "--tune-pseudo-queries", "2", "--tune-lr", "1e-5", "--tune-batch", "4", "--out", out]) == 0
+    card = load_card(out)
+    tuning = card["encoder"]["tuning"]
+    assert card["encoder"]["variant"] == "fp32-tuned" and tuning["pseudo_queries_per_product"] == 2
+    assert card["files"]["encoder.onnx"] != tuning["base_sha256"]  # the tower changed
+    hist = card["training"]["query_tower"]["history"]
+    assert [h["epoch"] for h in hist] == [0, 1] and hist[1]["loss"] > 0
+    assert check_bundle(out) == []
