@@ -221,9 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--rank", required=True, type=int, help="k: the heads become [d -> k] then [k -> R*B] (1 <= k < d)")
     c.add_argument("--pairs", required=True, help="training query log (TSV with a query column): the queries the fit "
                                                   "weighs by (never the dev judgments)")
-    c.add_argument("--fit", default="query-svd", choices=["query-svd", "pca"],
-                   help="query-svd (default): least squares of the logits over the queries; pca: the queries' top-k "
-                        "principal directions")
+    c.add_argument("--fit", default="pca", choices=["pca", "query-svd"],
+                   help="pca (default): the queries' top-k principal directions; query-svd: least squares of the logits "
+                        "over the queries")
     c.add_argument("--out", required=True, help="directory of the compressed bundle")
     c.add_argument("--name", help="the new card's name (default: the source's)")
     c.add_argument("--embed-cache", help="directory caching the query embeddings (by encoder sha256 and text)")

@@ -96,7 +96,7 @@ def test_compressed_bundle_checks_and_keeps_its_contract(compressed):
     src, out, pairs, card = compressed
     assert check_bundle(str(out), numeric=True) == []  # checksums, shapes, parity through encoder + low-rank heads
     lr = card["low_rank"]
-    assert lr["rank"] == 16 and lr["fit"] == "query-svd" and lr["fitted_on"]["queries"] == len(QUERIES)
+    assert lr["rank"] == 16 and lr["fit"] == "pca" and lr["fitted_on"]["queries"] == len(QUERIES)
     assert lr["macs"] == 384 * 16 + 16 * 4 * 64 and 0 < lr["relative_error"] < 1
     graph = onnx.load(str(out / "model.onnx")).graph
     assert [n.op_type for n in graph.node][:2] == ["MatMul", "Gemm"]
