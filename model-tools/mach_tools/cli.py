@@ -218,6 +218,21 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--name", help="the new card's name (default: the source's)")
     q.add_argument("--force", action="store_true", help="replace --out if it exists")
 
+    c = sub.add_parser("compress", help="copy an encoder bundle with low-rank heads (two MatMuls fitted to the "
+                                        "training queries; same input/output, plugin unchanged)")
+    c.add_argument("bundle")
+    c.add_argument("--rank", required=True, type=int, help="k: the heads become [d -> k] then [k -> R*B] (1 <= k < d)")
+    c.add_argument("--pairs", required=True, help="training query log (TSV with a query column): the queries the fit "
+                                                  "weighs by (never the dev judgments)")
+    c.add_argument("--fit", default="pca", choices=["pca", "query-svd"],
+                   help="pca (default): the queries' top-k principal directions; query-svd: least squares of the logits "
+                        "over the queries")
+    c.add_argument("--out", required=True, help="directory of the compressed bundle")
+    c.add_argument("--name", help="the new card's name (default: the source's)")
+    c.add_argument("--embed-cache", help="directory caching the query embeddings (by encoder sha256 and text)")
+    c.add_argument("--force", action="store_true", help="replace --out if it exists")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     f = sub.add_parser("fusion", help="offline: what fusing the lexical and MACH lists of engine-eval --rankings "
                                       "could gain (oracle switch, RRF, linear)")
     f.add_argument("rankings", help="JSON lines written by engine-eval --rankings")
@@ -446,6 +461,19 @@ def cmd_quantize(args) -> int:
     return 0
 
 
+def cmd_compress(args) -> int:
+    from mach_tools.bundle import sizes
+    from mach_tools.compress import compress_bundle
+    card = compress_bundle(args.bundle, args.out, args.rank, args.pairs, args.fit, args.force, args.name,
+                           args.embed_cache, progress=not args.no_progress)
+    lr = card["low_rank"]
+    print(f"{args.out}: heads rank {lr['rank']} ({lr['fit']}, {lr['fitted_on']['queries']} queries): "
+          f"{lr['macs']:,} multiply-adds per query instead of {lr['full_macs']:,}; expected relative logit "
+          f"error {lr['relative_error']:.4f}; model.onnx {sizes(args.bundle, card)['model_onnx_bytes']:,} -> "
+          f"{sizes(args.out, card)['model_onnx_bytes']:,} bytes")
+    return 0
+
+
 def cmd_fusion(args) -> int:
     from mach_tools import fusion
     go, rm = _conventions(args)
@@ -465,7 +493,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return {"synth": cmd_synth, "train": cmd_train, "evaluate": cmd_evaluate, "inspect": cmd_inspect,
                 "engine-eval": cmd_engine_eval, "tune-fusion": cmd_tune_fusion, "deploy": cmd_deploy, "fusion": cmd_fusion,
-                "quantize": cmd_quantize}[args.cmd](args)
+                "quantize": cmd_quantize, "compress": cmd_compress}[args.cmd](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -55,13 +55,13 @@ class SentenceEncoder:
         return SentenceEncoder(onnx_path, WordPiece.from_tokenizer_json(tok, max_tokens=max_tokens), cache_dir, facts)
 
     @staticmethod
-    def from_bundle(bundle_dir: str, card: dict) -> "SentenceEncoder":
+    def from_bundle(bundle_dir: str, card: dict, cache_dir: Optional[str] = None) -> "SentenceEncoder":
         enc = card["encoder"]
         tk = enc["tokenizer"]
         wp = WordPiece.from_vocab_file(os.path.join(bundle_dir, tk["vocab"]), unk=tk["unk_token"], cls=tk["cls_token"],
                                        sep=tk["sep_token"], max_tokens=tk["max_tokens"],
                                        max_chars_per_word=tk["max_input_chars_per_word"])
-        return SentenceEncoder(os.path.join(bundle_dir, enc["file"]), wp)
+        return SentenceEncoder(os.path.join(bundle_dir, enc["file"]), wp, cache_dir)
 
     def card(self) -> dict:
         return {"file": "encoder.onnx", **self.facts, "dimension": self.dimension, "pooling": "mean",

@@ -70,16 +70,15 @@ def _int8_matmul(p: str, x: str, wq: np.ndarray, wscale: np.ndarray, y: str):
     return inits, nodes
 
 
-def quantize_encoder_model(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Every MatMul of a float sentence encoder whose weight is a 2-D initializer (the six projections
-    of each BERT layer) becomes the int8 form of _int8_matmul, as ONNX Runtime's dynamic quantization
-    does; attention's activation-by-activation MatMuls stay float."""
+def _quantize_matmuls(model: onnx.ModelProto, only: Optional[str] = None) -> int:
+    """Every MatMul whose weight is a 2-D float initializer (named `only`, if given) becomes the int8
+    form of _int8_matmul; returns how many did."""
     g = model.graph
     inits = {t.name: t for t in g.initializer}
     nodes, dropped, added = [], set(), []
     for n in g.node:
         w = inits.get(n.input[1]) if n.op_type == "MatMul" and len(n.input) == 2 else None
-        if w is None or len(w.dims) != 2 or w.data_type != TensorProto.FLOAT:
+        if w is None or len(w.dims) != 2 or w.data_type != TensorProto.FLOAT or only not in (None, w.name):
             nodes.append(n)
             continue
         wf = numpy_helper.to_array(w).astype(np.float32)  # [in, out]
@@ -88,19 +87,30 @@ def quantize_encoder_model(model: onnx.ModelProto) -> onnx.ModelProto:
         nodes += new_nodes
         added += new_inits
         dropped.add(w.name)
-    if not dropped:
-        raise UserError("encoder.onnx has no float MatMul with constant weights; nothing to quantize")
     still_used = {i for n in nodes for i in n.input}
     del g.node[:]
     g.node.extend(nodes)
     kept = [t for t in g.initializer if t.name not in dropped or t.name in still_used]
     del g.initializer[:]
     g.initializer.extend(kept + added)
+    return len(dropped)
+
+
+def quantize_encoder_model(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Every MatMul of a float sentence encoder whose weight is a 2-D initializer (the six projections
+    of each BERT layer) becomes the int8 form of _int8_matmul, as ONNX Runtime's dynamic quantization
+    does; attention's activation-by-activation MatMuls stay float."""
+    if not _quantize_matmuls(model):
+        raise UserError("encoder.onnx has no float MatMul with constant weights; nothing to quantize")
     onnx.checker.check_model(model)
     return model
 
 
 def quantize_model(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The heads' Gemm becomes int8 (and, for low-rank heads, `mach_tools compress`, their projection
+    MatMul before it)."""
+    from mach_tools.compress import PROJECTION
+    _quantize_matmuls(model, only=PROJECTION)
     g = model.graph
     gemm = _head_gemm(g)
     attrs = {a.name: helper.get_attribute_value(a) for a in gemm.attribute}
@@ -184,8 +194,11 @@ def quantize_bundle(src: str, out: str, force: bool = False, name: Optional[str]
             card["name"] = name
         if heads:
             R, B, H = int(card["R"]), int(card["B"]), int(card["H"])
+            k = int(card["low_rank"]["rank"]) if "low_rank" in card else 0
             card["heads"] = {"dtype": "int8", "scheme": "weights int8 (7-bit range, |q| <= 63) symmetric per output "
-                             "column; activations uint8 per query (DynamicQuantizeLinear)", "bytes": R * B * H + 4 * R * B}
+                             "column; activations uint8 per query (DynamicQuantizeLinear)" +
+                             ("; low-rank: both MatMuls" if k else ""),
+                             "bytes": (R * B * k + 4 * R * B + H * k + 4 * k) if k else R * B * H + 4 * R * B}
         if encoder:
             variant = str(card["encoder"]["variant"])
             card["encoder"] = dict(card["encoder"], variant="int8" if variant == "fp32" else variant.replace("fp32", "int8")

@@ -91,6 +91,36 @@ public class EncoderBundleTests extends OpenSearchTestCase {
         }
     }
 
+    /**
+     * Low-rank int8 heads (mach_tools compress + quantize: MatMulInteger [384, 32] then [32, R*B]) load
+     * and predict like the one-layer float heads they were made from, up to int8 rounding.
+     */
+    public void testLowRankInt8Heads() throws Exception {
+        Path lowRank = EncoderBundleFixture.build(createTempDir().resolve("v2"), false, "all-minilm-l6-v2-q", "heads-low-rank-int8.onnx");
+        try (MachModel low = BundleLoader.load("low-rank", lowRank, false); MachModel full = BundleLoader.load("full", bundle(false), false)) {
+            int agree = 0, rows = 0;
+            for (String text : EncoderBundleFixture.HAND_CHECKED_IDS.keySet()) {
+                float[][] a = MachInferenceService.predict(low, text, TOP_10).probabilities();
+                float[][] b = MachInferenceService.predict(full, text, TOP_10).probabilities();
+                for (int r = 0; r < EncoderBundleFixture.R; r++, rows++) {
+                    for (int k = 0; k < EncoderBundleFixture.B; k++) {
+                        assertEquals(text + " r" + r + " b" + k, b[r][k], a[r][k], 0.15);
+                    }
+                    agree += argmax(a[r]) == argmax(b[r]) ? 1 : 0;
+                }
+            }
+            assertTrue(agree + " of " + rows + " top buckets agree", agree >= rows * 3 / 4);
+        }
+    }
+
+    private static int argmax(float[] row) {
+        int best = 0;
+        for (int k = 1; k < row.length; k++) {
+            if (row[k] > row[best]) best = k;
+        }
+        return best;
+    }
+
     /** The pooled embeddings are the sentence encoder's: unit length, and closer for synonyms than for unrelated text. */
     public void testEmbeddingsAreSentenceEmbeddings() throws Exception {
         try (MachModel model = BundleLoader.load("v2", bundle(false), false)) {

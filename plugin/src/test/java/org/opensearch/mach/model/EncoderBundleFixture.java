@@ -101,13 +101,17 @@ public final class EncoderBundleFixture {
 
     /** @param encoder the encoder directory: {@code all-minilm-l6-v2-q} (int8) or {@code all-minilm-l6-v2} (fp32) */
     public static Path build(Path dir, boolean withFeatures, String encoder) throws Exception {
+        return build(dir, withFeatures, encoder, withFeatures ? "heads-features.onnx" : "heads.onnx");
+    }
+
+    /** @param headsFile a graph of fixtures/encoder-heads, e.g. {@code heads-low-rank-int8.onnx} (same input and output as heads.onnx) */
+    public static Path build(Path dir, boolean withFeatures, String encoder, String headsFile) throws Exception {
         Files.createDirectories(dir);
         Path encoderDir = TestPaths.encoderDir(encoder);
         Files.copy(encoderDir.resolve("encoder.onnx"), dir.resolve("encoder.onnx"));
         List<String> vocab = WordPieceTokenizer.readTokenizerJson(encoderDir.resolve("tokenizer.json"));
         Files.writeString(dir.resolve("vocab.txt"), String.join("\n", vocab) + "\n", StandardCharsets.UTF_8);
-        Path heads = TestPaths.projectRoot().resolve("plugin/src/test/resources/fixtures/encoder-heads")
-            .resolve(withFeatures ? "heads-features.onnx" : "heads.onnx");
+        Path heads = TestPaths.projectRoot().resolve("plugin/src/test/resources/fixtures/encoder-heads").resolve(headsFile);
         Files.copy(heads, dir.resolve("model.onnx"));
         Files.copy(TestPaths.tinyFixture().resolve("bundle/labels.txt"), dir.resolve("labels.txt"));
 

@@ -1,0 +1,189 @@
+"""Low-rank heads: replace an encoder bundle's [d -> R*B] head layer by two smaller ones.
+
+The heads of an encoder model (bundle format 2) are one Gemm, logits = q W^T + b with W [R*B, d]
+(d = 384), then a softmax per repetition. Here W^T becomes P V with P [d, k] and V [k, R*B]:
+d*k + k*R*B multiply-adds per query instead of d*R*B (k = 128: ~3x fewer). The graph keeps its input
+`embedding` and output `probabilities`: MatMul(embedding, P) -> Gemm(., V^T, b) -> the same Reshape
+and Softmax, so the plugin serves it unchanged, and `mach_tools quantize` makes both int8.
+
+The fit uses the query distribution: Sigma = E[q q^T] over the embeddings of the `--pairs` queries
+(each distinct query once, through the bundle's own encoder), and
+- `pca` (default): P = the top-k eigenvectors of Sigma (the queries' principal directions), V = P^T W^T;
+- `query-svd`: the rank-k P V minimizing E_q ||q W^T - q P V||^2, i.e. the truncated SVD
+  of Sigma^{1/2} W^T: with its left singular vectors U_k, P = Sigma^{-1/2} U_k and
+  V = U_k^T Sigma^{1/2} W^T. The expected squared error is the sum of the dropped squared singular
+  values (over n queries), which the card reports as a fraction of E||q W^T||^2 (for both fits).
+The smaller logit error does not rank better: on Home Depot pca is 0.0045 NDCG@10 better at k 128
+and level at k 192 (docs/performance.md), hence the default.
+Before the fit each repetition's mean bucket row is taken out of W (softmax over a repetition's
+buckets ignores a logit shift common to all of them, so the probabilities are unchanged and no rank
+is spent on it); the bias stays as it is.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Optional, Tuple
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from mach_tools.bundle import check_bundle, finish_bundle, load_card, make_encoder_parity, staged_bundle
+from mach_tools.data import UserError
+
+FITS = ("pca", "query-svd")
+PROJECTION = "heads_low_rank.projection"
+
+
+def center_repetitions(w: np.ndarray, R: int) -> np.ndarray:
+    """[R*B, d] -> the same with each repetition's mean row subtracted (same softmax per repetition)."""
+    v = w.reshape(R, -1, w.shape[1])
+    return (v - v.mean(axis=1, keepdims=True)).reshape(w.shape)
+
+
+def second_moment(x: np.ndarray) -> np.ndarray:
+    """[n, d] query embeddings -> Sigma = X^T X / n (float64)."""
+    x = x.astype(np.float64)
+    return x.T @ x / max(len(x), 1)
+
+
+def fit_low_rank(w: np.ndarray, sigma: np.ndarray, rank: int, fit: str = "pca") -> Tuple[np.ndarray, np.ndarray, dict]:
+    """W [N, d] (Gemm with transB: logits = q W^T), Sigma [d, d], rank k <= d ->
+    (P [d, k], V [k, N], facts) with P V ~ W^T. facts["relative_error"]: the expected
+    ||q W^T - q P V||^2 / ||q W^T||^2 under Sigma (what the fit predicts for the queries it saw)."""
+    d = w.shape[1]
+    if not 1 <= rank <= d:
+        raise UserError(f"rank must be between 1 and {d}, got {rank}")
+    if fit not in FITS:
+        raise UserError(f"unknown fit {fit!r} (known: {', '.join(FITS)})")
+    wt = w.astype(np.float64).T  # [d, N]
+    lam, e = np.linalg.eigh(sigma)
+    lam, e = lam[::-1], e[:, ::-1]
+    if fit == "pca":
+        p = e[:, :rank]
+        v = p.T @ wt
+    else:
+        # Sigma^{1/2} and its pseudo-inverse, eigenvalues floored relative to the largest (a direction no
+        # query takes costs nothing to drop)
+        lam = np.maximum(lam, 0.0)
+        keep = lam > lam[0] * 1e-12
+        root = np.where(keep, np.sqrt(lam), 0.0)
+        inv_root = np.where(keep, 1.0 / np.where(keep, np.sqrt(lam), 1.0), 0.0)
+        s_half = (e * root) @ e.T
+        s_inv_half = (e * inv_root) @ e.T
+        m = s_half @ wt  # [d, N]
+        g = m @ m.T  # [d, d] = U S^2 U^T
+        s2, u = np.linalg.eigh(g)
+        s2, u = s2[::-1], u[:, ::-1]
+        uk = u[:, :rank]
+        p = s_inv_half @ uk
+        v = uk.T @ m
+    err = wt - p @ v
+    total = float(np.einsum("ij,ij->", sigma, wt @ wt.T))
+    lost = float(np.einsum("ij,ij->", sigma, err @ err.T))
+    facts = {"rank": rank, "fit": fit, "relative_error": lost / total if total > 0 else 0.0}
+    return p.astype(np.float32), v.astype(np.float32), facts
+
+
+def _heads_gemm(model: onnx.ModelProto, input_name: str):
+    """The heads' Gemm (PyTorch Linear: transB=1) reading the embedding input directly; refuses anything else."""
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    gemms = [n for n in g.node if n.op_type == "Gemm" and n.input[1] in inits]
+    if any(n.op_type in ("MatMulInteger", "MatMul") for n in g.node) or len(gemms) != 1:
+        raise UserError("model.onnx is not one float Gemm over the embedding (already low-rank, int8 or with a "
+                        "hidden layer): compress the float heads of a bundle trained by `train --encoder`")
+    gemm = gemms[0]
+    attrs = {a.name: helper.get_attribute_value(a) for a in gemm.attribute}
+    if gemm.input[0] != input_name or attrs.get("transB", 0) != 1 or attrs.get("transA", 0) != 0 \
+            or attrs.get("alpha", 1.0) != 1.0:
+        raise UserError(f"model.onnx's heads Gemm does not read {input_name!r} with transB=1 (got inputs "
+                        f"{list(gemm.input)}, attributes {attrs}); nothing to compress")
+    return gemm, inits[gemm.input[1]]
+
+
+def low_rank_model(model: onnx.ModelProto, input_name: str, p: np.ndarray, v: np.ndarray) -> onnx.ModelProto:
+    """The heads Gemm(x, W, b) becomes MatMul(x, P) -> Gemm(., V^T, b); the rest of the graph is kept."""
+    g = model.graph
+    gemm, weight = _heads_gemm(model, input_name)
+    z = "heads_low_rank/z"
+    proj = helper.make_node("MatMul", [input_name, PROJECTION], [z], name="heads_low_rank/project")
+    i = list(g.node).index(gemm)
+    gemm.input[0] = z
+    g.node.insert(i, proj)
+    new_w = numpy_helper.from_array(np.ascontiguousarray(v.T.astype(np.float32)), weight.name)
+    inits = [new_w if t.name == weight.name else t for t in g.initializer]
+    del g.initializer[:]
+    g.initializer.extend(inits + [numpy_helper.from_array(np.ascontiguousarray(p.astype(np.float32)), PROJECTION)])
+    onnx.checker.check_model(model)
+    return model
+
+
+def _train_queries(pairs_path: str):
+    from mach_tools.data import read_pairs
+    seen, out = set(), []
+    for q in read_pairs(pairs_path).queries:
+        if q and q not in seen:
+            seen.add(q)
+            out.append(q)
+    if not out:
+        raise UserError(f"{pairs_path}: no queries")
+    return out
+
+
+def compress_bundle(src: str, out: str, rank: int, pairs: str, fit: str = "pca", force: bool = False,
+                    name: Optional[str] = None, embed_cache: Optional[str] = None, progress: bool = True) -> dict:
+    """Writes the low-rank copy of encoder bundle `src` to `out` (atomically, checked); returns its card."""
+    from mach_tools.encoder import SentenceEncoder
+    card = load_card(src)
+    if card.get("format_version") != 2 or card.get("input") != "encoder":
+        raise UserError(f"{src}: low-rank heads need an encoder bundle (format 2, input 'encoder'); "
+                        f"this one is format {card.get('format_version')}, input {card.get('input')!r}")
+    if card.get("heads", {}).get("dtype") == "int8":
+        raise UserError(f"{src}: the heads are int8; compress the float bundle, then `mach_tools quantize` the result")
+    if "low_rank" in card:
+        raise UserError(f"{src}: the heads are already low-rank (rank {card['low_rank'].get('rank')})")
+    d = int(card["encoder"]["dimension"])
+    if not 0 < rank < d:
+        raise UserError(f"--rank must be between 1 and {d - 1} (the embedding has {d} dimensions), got {rank}")
+    if fit not in FITS:
+        raise UserError(f"--fit must be one of {', '.join(FITS)}, got {fit!r}")
+    if os.path.exists(out) and not force:
+        raise UserError(f"{os.path.abspath(out)} already exists (pass --force to replace it)")
+    if not os.path.isfile(pairs):
+        raise UserError(f"--pairs {pairs}: no such file")
+    problems = check_bundle(src, numeric=False)
+    if problems:
+        raise UserError(f"{src}: not a valid bundle: {'; '.join(problems)}")
+    in_name = card["onnx"]["inputs"][0]["name"]
+    model = onnx.load(os.path.join(src, card["onnx"]["file"]))
+    _, weight = _heads_gemm(model, in_name)  # refuse before the slow part
+    queries = _train_queries(pairs)
+    enc = SentenceEncoder.from_bundle(src, card, cache_dir=embed_cache)
+    x = enc.embed(queries, progress=progress, desc="embed queries")
+    R = int(card["R"])
+    w = center_repetitions(numpy_helper.to_array(weight).astype(np.float32), R)
+    p, v, facts = fit_low_rank(w, second_moment(x), rank, fit)
+    with staged_bundle(out, force) as (out, tmp):
+        for f in card["files"]:
+            if f not in (card["onnx"]["file"], "parity.json"):
+                shutil.copyfile(os.path.join(src, f), os.path.join(tmp, f))
+        onnx.save(low_rank_model(model, in_name, p, v), os.path.join(tmp, card["onnx"]["file"]))
+        card = dict(card)
+        if name:
+            card["name"] = name
+        B = int(card["B"])
+        card["low_rank"] = {
+            **facts, "relative_error": round(facts["relative_error"], 6),
+            "fitted_on": {"pairs": pairs, "queries": len(queries), "encoder": card["encoder"]["file"]},
+            "macs": d * rank + rank * R * B, "full_macs": d * R * B,
+            "centered": "each repetition's mean bucket row subtracted before the fit (same probabilities)"}
+        with open(os.path.join(src, "parity.json"), encoding="utf-8") as f:
+            parity = json.load(f)
+        new_parity = make_encoder_parity(tmp, card, [c["text"] for c in parity["cases"]], top=int(parity["top"]),
+                                         tolerance=float(parity["tolerance"]))
+        with open(os.path.join(tmp, "parity.json"), "w", encoding="utf-8") as f:
+            json.dump(new_parity, f, ensure_ascii=False, indent=1)
+        return finish_bundle(tmp, out, card)
