@@ -182,6 +182,65 @@ public class MachBucketsRestIT {
         assertTrue(r.body(), r.json().path("loaded").path(REFERENCE).path("catalog_loaded").asBoolean(false));
     }
 
+    // ---------------------------------------------------------------- _reindex
+
+    @Test
+    public void e1_reindexIntoTheSameMappingScoresAlike() throws IOException {
+        // a fresh source (no deleted documents, so BM25's statistics match the copy's), a document without a
+        // product id among the products: the copy re-derives every document's buckets from its product id
+        String source = "mach-it-reindex-source", copy = "mach-it-reindex-copy";
+        String settings = "\"index.mach.model\": \"" + MODEL + "\", \"index.mach.bucket_field\": \"buckets\"";
+        for (String index : List.of(source, copy)) {
+            rest.delete("/" + index);
+            Rest.Response created = rest.put("/" + index, mapping(family, settings));
+            assertEquals(created.toString(), 200, created.status());
+        }
+        MachRestIT.bulkProducts(rest, source, products);
+        Rest.Response noId = rest.put("/" + source + "/_doc/no-product-id?refresh=true", Map.of("title", "Black Bamboo Tray"));
+        assertEquals(noId.toString(), 201, noId.status());
+
+        Rest.Response reindexed = rest.post("/_reindex?refresh=true", "{\"source\": {\"index\": \"" + source + "\"}, \"dest\": {\"index\": \"" + copy + "\"}}");
+        assertEquals(reindexed.toString(), 200, reindexed.status());
+        assertEquals(reindexed.body(), products.size() + 1, reindexed.json().path("created").asInt());
+        assertEquals(reindexed.body(), 0, reindexed.json().path("failures").size());
+
+        String all = ", \"scored_buckets\": " + B + ", \"buckets_per_repetition\": " + B;
+        String lexical = ", \"lexical\": {\"match\": {\"title\": \"" + TEXT + "\"}}, \"mach_weight\": 3";
+        List<String> queries = List.of(
+            mach(TEXT, ""),
+            mach(TEXT, all),
+            mach(TEXT, lexical + ", \"combine\": \"boost\""),
+            mach(TEXT, lexical + ", \"combine\": \"hybrid\""),
+            mach(TEXT, lexical + ", \"combine\": \"filter\""),
+            "{\"match\": {\"title\": \"" + TEXT + "\"}}"
+        );
+        for (String query : queries) {
+            Map<String, Double> before = scoresByDocId(source, query), after = scoresByDocId(copy, query);
+            assertFalse(query, before.isEmpty());
+            assertEquals(query, before, after); // the same documents, bit-identical scores
+        }
+        // the document without a product id: no MACH score, its BM25 score alone in boost, found by no MACH-only query
+        Map<String, Double> bm25 = scoresByDocId(copy, "{\"match\": {\"title\": \"" + TEXT + "\"}}");
+        Map<String, Double> boost = scoresByDocId(copy, mach(TEXT, lexical + ", \"combine\": \"boost\""));
+        assertTrue(bm25.containsKey("no-product-id"));
+        assertEquals(bm25.get("no-product-id"), boost.get("no-product-id"));
+        assertFalse(scoresByDocId(copy, mach(TEXT, all)).containsKey("no-product-id"));
+        assertEquals(products.size(), scoresByDocId(copy, mach(TEXT, all)).size());
+
+        // partial updates (_update merges into _source and indexes again): a new title keeps the document's buckets,
+        // a new product id moves it to that product's buckets, a product id given to the document without one scores it
+        String doc = products.get(3)[0], other = products.get(5)[0];
+        Map<String, Double> exact = scoresByDocId(copy, mach(TEXT, all));
+        update(copy, doc, Map.of("title", "Black Bamboo Shelf"));
+        assertEquals(exact.get(doc), scoresByDocId(copy, mach(TEXT, all)).get(doc));
+        update(copy, doc, Map.of("product_id", other));
+        assertEquals(exact.get(other), scoresByDocId(copy, mach(TEXT, all)).get(doc));
+        update(copy, "no-product-id", Map.of("product_id", other));
+        assertEquals(exact.get(other), scoresByDocId(copy, mach(TEXT, all)).get("no-product-id"));
+        rest.delete("/" + source);
+        rest.delete("/" + copy);
+    }
+
     // ---------------------------------------------------------------- helpers
 
     static String mach(String text, String extra) {
@@ -193,6 +252,11 @@ public class MachBucketsRestIT {
         assertTrue(r.toString(), r.status() == 200 || r.status() == 201);
     }
 
+    static void update(String index, String docId, Map<String, String> fields) throws IOException {
+        Rest.Response r = rest.post("/" + index + "/_update/" + docId + "?refresh=true", Map.of("doc", fields));
+        assertEquals(r.toString(), 200, r.status());
+    }
+
     /** product id -> score of every hit (documents of one product score alike). */
     static Map<String, Double> search(String query) throws IOException {
         Map<String, Double> out = new HashMap<>();
@@ -201,13 +265,22 @@ public class MachBucketsRestIT {
     }
 
     static Map<String, Double> searchByDocId(String query) throws IOException {
+        return scoresByDocId(INDEX, query);
+    }
+
+    /** document id -> score of every hit of a query on an index. */
+    static Map<String, Double> scoresByDocId(String index, String query) throws IOException {
         Map<String, Double> out = new HashMap<>();
-        for (JsonNode h : hits(query)) out.put(h.path("_id").asText(), h.path("_score").asDouble());
+        for (JsonNode h : hits(index, query)) out.put(h.path("_id").asText(), h.path("_score").asDouble());
         return out;
     }
 
     static JsonNode hits(String query) throws IOException {
-        Rest.Response r = rest.post("/" + INDEX + "/_search", "{\"size\": 1000, \"query\": " + query + "}");
+        return hits(INDEX, query);
+    }
+
+    static JsonNode hits(String index, String query) throws IOException {
+        Rest.Response r = rest.post("/" + index + "/_search", "{\"size\": 1000, \"query\": " + query + "}");
         assertEquals(r.toString(), 200, r.status());
         return r.json().path("hits").path("hits");
     }

@@ -15,8 +15,10 @@ import java.util.function.Function;
  * {@code maxBatch} requests) and runs it as one ONNX Runtime call. When the node is idle every request
  * runs alone, as before; when requests arrive faster than the pool runs them, they queue and the
  * next free worker runs them together: the [H, R*B] output layer, the bulk of the model, is then read
- * once per batch instead of once per query. What follows the ONNX call per request (decoding) is
- * handed back as follow-ups that any free worker runs before the next batch.
+ * once per batch instead of once per query. What follows the ONNX call per request (decoding, or
+ * the index-side bucket table) is handed back as follow-ups that any free worker runs before the
+ * next batch; the worker that ran the batch runs the first itself, so a request alone is answered on
+ * the thread that ran its network.
  */
 final class InferenceBatcher<T> {
     private final MachModel model;
@@ -87,9 +89,16 @@ final class InferenceBatcher<T> {
                 // after one ONNX call for several requests, each request's decoding is a follow-up: a second
                 // worker decodes in parallel and each request is answered when its own decoding ends (at
                 // K = 1M decoding costs ~2-4 ms a request: decoding a batch of 4 in turn made the last wait
-                // for all four); this worker drains them itself if no other can start
-                followUps.addAll(runBatch.apply(batch));
-                maybeStartWorker();
+                // for all four); this worker drains them itself if no other can start. It runs the first one
+                // itself at once: a batch of one (every request on an idle node) is then answered on the
+                // thread that ran its network, without waking a second worker to take it over
+                List<Runnable> next = runBatch.apply(batch);
+                if (next.isEmpty()) continue;
+                if (next.size() > 1) {
+                    followUps.addAll(next.subList(1, next.size()));
+                    maybeStartWorker();
+                }
+                next.get(0).run();
             }
         } finally {
             workers.decrementAndGet();
