@@ -1,9 +1,19 @@
 package org.opensearch.mach.bench;
 
+import org.apache.lucene.analysis.en.EnglishAnalyzer;
+import org.apache.lucene.document.Document;
+import org.apache.lucene.document.Field;
+import org.apache.lucene.document.StringField;
+import org.apache.lucene.document.TextField;
+import org.apache.lucene.index.IndexWriter;
+import org.apache.lucene.index.IndexWriterConfig;
+import org.apache.lucene.store.Directory;
+import org.apache.lucene.store.FSDirectory;
 import org.opensearch.mach.inference.MachInference;
 import org.opensearch.mach.model.MachModel;
 import org.opensearch.mach.model.ProductIndex;
 
+import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
@@ -12,7 +22,9 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Random;
+import java.util.function.BiConsumer;
 import java.util.Set;
 
 /** Inputs shared by the benchmarks: query texts, random product indexes, bucket probabilities. */
@@ -24,6 +36,47 @@ final class BenchData {
         Path p = Path.of(path);
         if (!Files.exists(p)) throw new IllegalArgumentException("-p " + param + "=" + path + ": no such file (run from the repository root)");
         return p;
+    }
+
+    /**
+     * The product ids of a catalog TSV (header, then id TAB title), in file order; indexes it into
+     * {@code dir} first unless a complete index is there (a {@code complete} marker): product_id
+     * (keyword) and title (english analyzer), plus what {@code extra} adds per product, force-merged
+     * into one segment like the bench node's index after a refresh and merge.
+     */
+    static List<String> catalogIndex(Path catalog, Path dir, BiConsumer<String, Document> extra) throws IOException {
+        Path done = dir.resolve("complete");
+        boolean build = !Files.exists(done);
+        if (build) {
+            Files.createDirectories(dir);
+            try (var files = Files.list(dir)) {
+                for (Path p : files.toList()) Files.delete(p);
+            }
+        }
+        List<String> ids = new ArrayList<>();
+        try (
+            BufferedReader in = Files.newBufferedReader(catalog, StandardCharsets.UTF_8);
+            Directory d = build ? FSDirectory.open(dir) : null;
+            IndexWriter w = build ? new IndexWriter(d, new IndexWriterConfig(new EnglishAnalyzer()).setRAMBufferSizeMB(256)) : null
+        ) {
+            in.readLine();
+            for (String line; (line = in.readLine()) != null;) {
+                int tab = line.indexOf('\t');
+                if (tab < 0) continue;
+                String id = line.substring(0, tab);
+                ids.add(id);
+                if (w == null) continue;
+                Document doc = new Document();
+                doc.add(new StringField("product_id", id, Field.Store.NO));
+                doc.add(new TextField("title", line.substring(tab + 1), Field.Store.NO));
+                extra.accept(id, doc);
+                w.addDocument(doc);
+                if (ids.size() % 200_000 == 0) System.out.printf(Locale.ROOT, "indexed %,d products%n", ids.size());
+            }
+            if (w != null) w.forceMerge(1);
+        }
+        if (build) Files.writeString(done, Integer.toString(ids.size()));
+        return ids;
     }
 
     /** The distinct texts of the first column of a TSV with a header (e.g. judgments-dev.tsv), at most {@code max}. */

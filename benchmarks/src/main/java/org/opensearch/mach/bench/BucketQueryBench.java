@@ -2,13 +2,7 @@ package org.opensearch.mach.bench;
 
 import org.apache.lucene.analysis.Analyzer;
 import org.apache.lucene.analysis.en.EnglishAnalyzer;
-import org.apache.lucene.document.Document;
-import org.apache.lucene.document.Field;
-import org.apache.lucene.document.StringField;
-import org.apache.lucene.document.TextField;
 import org.apache.lucene.index.DirectoryReader;
-import org.apache.lucene.index.IndexWriter;
-import org.apache.lucene.index.IndexWriterConfig;
 import org.apache.lucene.search.BooleanClause;
 import org.apache.lucene.search.BooleanQuery;
 import org.apache.lucene.search.BoostQuery;
@@ -41,8 +35,6 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
-import java.io.BufferedReader;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -110,7 +102,7 @@ public class BucketQueryBench {
         }
         Path file = BenchData.existing("catalog", catalog).toAbsolutePath().normalize();
         Path dir = Path.of("benchmarks/target/bucket-index", Integer.toHexString(file.hashCode()) + "-" + Files.size(file) + "-" + family.name());
-        int products = index(file, dir, family);
+        int products = BenchData.catalogIndex(file, dir, (id, doc) -> BucketFields.fields(FIELD, family.codesOf(id)).forEach(doc::add)).size();
         directory = FSDirectory.open(dir);
         reader = DirectoryReader.open(directory);
         searcher = new IndexSearcher(reader);
@@ -145,38 +137,6 @@ public class BucketQueryBench {
             );
             default -> throw new IllegalArgumentException("-p method=" + method + ": use bm25, mach, filter, boost or hybrid");
         };
-    }
-
-    /** Indexes the catalog into {@code dir} unless a complete index is there; returns the number of products. */
-    private static int index(Path catalog, Path dir, HashFamily family) throws Exception {
-        Path done = dir.resolve("complete");
-        if (Files.exists(done)) return Integer.parseInt(Files.readString(done).trim());
-        Files.createDirectories(dir);
-        try (var files = Files.list(dir)) {
-            for (Path p : files.toList()) Files.delete(p);
-        }
-        int n = 0;
-        try (
-            BufferedReader in = Files.newBufferedReader(catalog, StandardCharsets.UTF_8);
-            Directory d = FSDirectory.open(dir);
-            IndexWriter w = new IndexWriter(d, new IndexWriterConfig(new EnglishAnalyzer()).setRAMBufferSizeMB(256))
-        ) {
-            in.readLine();
-            for (String line; (line = in.readLine()) != null;) {
-                int tab = line.indexOf('\t');
-                if (tab < 0) continue;
-                String id = line.substring(0, tab);
-                Document doc = new Document();
-                doc.add(new StringField("product_id", id, Field.Store.NO));
-                doc.add(new TextField("title", line.substring(tab + 1), Field.Store.NO));
-                BucketFields.fields(FIELD, family.codesOf(id)).forEach(doc::add);
-                w.addDocument(doc);
-                if (++n % 200_000 == 0) System.out.printf(Locale.ROOT, "indexed %,d products%n", n);
-            }
-            w.forceMerge(1); // one segment, like the bench node's index after a refresh and merge
-        }
-        Files.writeString(done, Integer.toString(n));
-        return n;
     }
 
     @TearDown

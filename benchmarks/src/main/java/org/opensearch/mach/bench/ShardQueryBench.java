@@ -4,13 +4,7 @@ import org.apache.lucene.analysis.Analyzer;
 import org.apache.lucene.analysis.TokenStream;
 import org.apache.lucene.analysis.en.EnglishAnalyzer;
 import org.apache.lucene.analysis.tokenattributes.CharTermAttribute;
-import org.apache.lucene.document.Document;
-import org.apache.lucene.document.Field;
-import org.apache.lucene.document.StringField;
-import org.apache.lucene.document.TextField;
 import org.apache.lucene.index.DirectoryReader;
-import org.apache.lucene.index.IndexWriter;
-import org.apache.lucene.index.IndexWriterConfig;
 import org.apache.lucene.index.Term;
 import org.apache.lucene.search.BooleanClause;
 import org.apache.lucene.search.BooleanQuery;
@@ -34,13 +28,9 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Random;
@@ -82,7 +72,7 @@ public class ShardQueryBench {
     public void setup() throws IOException {
         Path file = BenchData.existing("catalog", catalog).toAbsolutePath().normalize();
         Path dir = Path.of("benchmarks/target/shard-index", Integer.toHexString(file.hashCode()) + "-" + Files.size(file));
-        List<String> ids = index(file, dir);
+        List<String> ids = BenchData.catalogIndex(file, dir, (id, doc) -> {});
         directory = FSDirectory.open(dir);
         reader = DirectoryReader.open(directory);
         searcher = new IndexSearcher(reader);
@@ -129,42 +119,6 @@ public class ShardQueryBench {
         float[] scores = new float[chosen.length];
         for (int i = 0; i < scores.length; i++) scores[i] = 0.5f / (i + 1);
         return new MachProductsQuery("product_id", chosen, scores);
-    }
-
-    /** Indexes the catalog into {@code dir} unless a complete index is there; returns the product ids in file order. */
-    private static List<String> index(Path catalog, Path dir) throws IOException {
-        List<String> ids = new ArrayList<>();
-        Path done = dir.resolve("complete");
-        boolean build = !Files.exists(done);
-        if (build) {
-            Files.createDirectories(dir);
-            try (var files = Files.list(dir)) {
-                for (Path p : files.toList()) Files.delete(p);
-            }
-        }
-        try (
-            BufferedReader in = Files.newBufferedReader(catalog, StandardCharsets.UTF_8);
-            Directory d = build ? FSDirectory.open(dir) : null;
-            IndexWriter w = build ? new IndexWriter(d, new IndexWriterConfig(new EnglishAnalyzer()).setRAMBufferSizeMB(256)) : null
-        ) {
-            in.readLine();
-            for (String line; (line = in.readLine()) != null;) {
-                int tab = line.indexOf('\t');
-                if (tab < 0) continue;
-                String id = line.substring(0, tab);
-                ids.add(id);
-                if (w != null) {
-                    Document doc = new Document();
-                    doc.add(new StringField("product_id", id, Field.Store.NO));
-                    doc.add(new TextField("title", line.substring(tab + 1), Field.Store.NO));
-                    w.addDocument(doc);
-                    if (ids.size() % 200_000 == 0) System.out.printf(Locale.ROOT, "indexed %,d products%n", ids.size());
-                }
-            }
-            if (w != null) w.forceMerge(1); // one segment, like the bench node's index after a refresh and merge
-        }
-        if (build) Files.writeString(done, Arrays.toString(new long[] { ids.size() }));
-        return ids;
     }
 
     @TearDown
