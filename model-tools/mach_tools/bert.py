@@ -151,39 +151,3 @@ def embed_texts(bert: Bert, tokenizer, texts: Sequence[str], batch: int = 128) -
         out[chunk] = bert.embed(*token_batch(tokenizer, [texts[j] for j in chunk]))
     bert.train(was)
     return out
-
-
-def truncate_layers(source: str, layers: int, path: str) -> None:
-    """Writes to `path` the fp32 graph of `source` cut after its first `layers` transformer layers:
-    that layer's output LayerNorm becomes the graph output (same name, `last_hidden_state`), the later
-    layers' nodes and weights are dropped. A shallower query tower costs proportionally less per query;
-    tuning then teaches it to meet the full encoder's catalog vectors."""
-    import onnx
-    model = onnx.load(source)
-    g = model.graph
-    total = sum(1 for k in _param_map(g) if k.endswith(".q.weight"))
-    if not 1 <= layers < total:
-        raise ValueError(f"layers must be in 1..{total - 1} (the graph has {total}), got {layers}")
-    out = g.output[0].name
-    cut = f"encoder.layer.{layers - 1}.output.LayerNorm.bias"
-    for n in g.node:  # the old output's producer goes first: one producer per name
-        for j, o in enumerate(n.output):
-            if o == out:
-                n.output[j] = out + "/dropped"
-    last = [n for n in g.node if n.op_type == "Add" and cut in n.input]
-    if len(last) != 1:
-        raise ValueError(f"no single Add of {cut} in the graph (not a BERT export)")
-    last[0].output[0] = out
-    needed, keep = {out}, []
-    for n in reversed(g.node):  # nodes are in topological order: walk back from the output
-        if any(o in needed for o in n.output):
-            keep.append(n)
-            needed.update(n.input)
-    keep.reverse()
-    del g.node[:]
-    g.node.extend(keep)
-    inits = [t for t in g.initializer if t.name in needed]
-    del g.initializer[:]
-    g.initializer.extend(inits)
-    onnx.checker.check_model(model)
-    onnx.save(model, path)

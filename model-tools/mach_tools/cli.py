@@ -166,9 +166,6 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--tune-pseudo-queries", type=_positive(int), metavar="N",
                      help="query tower: also N pseudo-queries per product and epoch (spans of the title, target: the "
                           "product), so a catalog without a query log can tune too (default 0)")
-    enc.add_argument("--tower-layers", type=_positive(int), metavar="N",
-                     help="with --tune-query-encoder: the query tower keeps only the encoder's first N transformer "
-                          "layers (a cheaper query; the catalog vectors stay the full encoder's) (default: all)")
     enc.add_argument("--tune-lr", type=_positive(float), help=f"query tower AdamW learning rate (default {de.tune_lr})")
     enc.add_argument("--tune-batch", type=_positive(int), help=f"query tower: queries per step (default {de.tune_batch})")
     enc.add_argument("--tune-from", metavar="DIR",
@@ -272,7 +269,7 @@ def cmd_train(args) -> int:
         return _train_encoder(args)
     for flag in ("embed_cache", "temperature", "init", "product_fields", "hidden", "noise", "title_weight", "distill",
                  "heads", "fit_sweeps", "tune_epochs", "tune_lr", "tune_batch", "tune_from",
-                 "tune_pseudo_queries", "tower_layers"):
+                 "tune_pseudo_queries"):
         if getattr(args, flag) is not None:
             raise UserError(f"--{flag.replace('_', '-')} applies to encoder models only (give --encoder)")
     recipe = Recipe(**{f.name: getattr(args, f.name) for f in fields(Recipe) if getattr(args, f.name, None) is not None})
@@ -321,8 +318,6 @@ def _train_encoder(args) -> int:
         recipe.epochs = 0  # fitted heads are not trained further
     if recipe.tune_epochs and not args.pairs and not recipe.tune_pseudo_queries:
         raise UserError("--tune-query-encoder needs --pairs (a query log) or --tune-pseudo-queries N")
-    if recipe.tower_layers and not recipe.tune_epochs:
-        raise UserError("--tower-layers applies only with --tune-query-encoder (a cut tower must be tuned)")
     if recipe.tune_pseudo_queries and not recipe.tune_epochs:
         raise UserError("--tune-pseudo-queries applies only with --tune-query-encoder")
     if args.tune_from and not recipe.tune_epochs:

@@ -59,7 +59,6 @@ class EncoderRecipe:
     tune_temperature: float = 0.05  # full-catalog softmax of the tuning loss
     tune_min_relevance: float = 2.0  # pairs below this relevance are not tuning targets
     tune_pseudo_queries: int = 0  # per product and tuning epoch: title spans whose target is the product
-    tower_layers: int = 0         # > 0: the query tower keeps only its first N transformer layers (cheaper queries)
     init: str = "catalog"         # or "random"
     product_fields: str = "title"  # "title": the first text field; "all": every field is a pseudo-query
     noise: float = 0.0            # std of Gaussian noise added to each training vector (then renormalized)
@@ -335,26 +334,16 @@ def train_encoder(catalog: Catalog, pairs: Optional[Pairs], recipe: EncoderRecip
     titles = [next((f for f in fields if f), "") for fields in catalog.fields]
     tower, tune_history, tuned_dir = encoder, None, None
     if source:
-        from mach_tools.bert import from_onnx, truncate_layers, write_onnx
+        from mach_tools.bert import from_onnx, write_onnx
         catalog_vecs = torch.from_numpy(encoder.embed(titles, progress=progress, desc="embedding catalog"))
-        tuned_dir = tempfile.mkdtemp(prefix="mach-tuned-encoder-")
-        graph = source
-        if recipe.tower_layers:
-            graph = os.path.join(tuned_dir, "truncated.onnx")
-            try:
-                truncate_layers(source, recipe.tower_layers, graph)
-            except ValueError as e:
-                shutil.rmtree(tuned_dir, ignore_errors=True)
-                raise UserError(f"--tower-layers: {e}")
-            log(f"query tower: the first {recipe.tower_layers} layers of {os.path.basename(os.path.dirname(source))}")
-        bert = from_onnx(graph)
+        bert = from_onnx(source)
         t1 = time.time()
         tune_history = tune_query_tower(bert, encoder.tokenizer, catalog_vecs, catalog, pairs, recipe, dev,
                                         gain_offset, relevant_min, progress, log)
         tune_seconds = time.time() - t1
-        write_onnx(bert, graph, os.path.join(tuned_dir, "encoder.onnx"))
+        tuned_dir = tempfile.mkdtemp(prefix="mach-tuned-encoder-")
+        write_onnx(bert, source, os.path.join(tuned_dir, "encoder.onnx"))
         tuning = {"base": os.path.basename(os.path.dirname(source)), "base_sha256": sha256_file(source),
-                  "layers": len(bert.layers),
                   "catalog_vectors_sha256": encoder.sha256, "epochs": recipe.tune_epochs, "lr": recipe.tune_lr,
                   "batch": recipe.tune_batch, "temperature": recipe.tune_temperature,
                   "min_relevance": recipe.tune_min_relevance,

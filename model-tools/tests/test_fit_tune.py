@@ -146,8 +146,6 @@ def test_cli_refusals(tmp_path, data, capsys):
     assert "needs --pairs (a query log) or --tune-pseudo-queries" in capsys.readouterr().err
     assert main(base + ["--tune-pseudo-queries", "2"]) == 2
     assert "only with --tune-query-encoder" in capsys.readouterr().err
-    assert main(base + ["--tower-layers", "3"]) == 2
-    assert "only with --tune-query-encoder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(base + ["--tune-query-encoder", "1", "--tune-pseudo-queries", "0"])
     assert "--tune-pseudo-queries: must be > 0" in capsys.readouterr().err
@@ -230,40 +228,3 @@ def test_query_tower_tunes_on_pseudo_queries_without_a_log(tmp_path, data):
     hist = card["training"]["query_tower"]["history"]
     assert [h["epoch"] for h in hist] == [0, 1] and hist[1]["loss"] > 0
     assert check_bundle(out) == []
-
-
-def test_truncated_tower_is_the_first_layers_of_the_graph(tmp_path):
-    from mach_tools.bert import embed_texts, from_onnx, truncate_layers
-    from mach_tools.encoder import SentenceEncoder
-    enc = SentenceEncoder.from_dir(_fp32_dir())
-    cut = str(tmp_path / "cut.onnx")
-    truncate_layers(enc.onnx_path, 2, cut)
-    small = from_onnx(cut)
-    assert len(small.layers) == 2
-    full = from_onnx(enc.onnx_path)
-    full.layers = full.layers[:2]
-    texts = ["red sofa", "cordless drill 18v battery"]
-    got = SentenceEncoder(cut, enc.tokenizer).embed(texts)  # the written graph, run by the ONNX evaluator
-    np.testing.assert_allclose(got, embed_texts(full, enc.tokenizer, texts).numpy(), atol=1e-5)
-    assert np.abs(got - enc.embed(texts)).max() > 1e-2  # not the 6-layer encoder
-    for bad in (0, 6):
-        with pytest.raises(ValueError, match="layers must be in 1..5"):
-            truncate_layers(enc.onnx_path, bad, str(tmp_path / "bad.onnx"))
-    assert not os.path.exists(tmp_path / "bad.onnx")
-
-
-def test_tower_layers_bundle(tmp_path, data):
-    _fp32_dir()
-    cat, pairs, dev = data
-    out = str(tmp_path / "l2")
-    assert main(["train", "--encoder", encoder_dir(), "--catalog", cat, "--pairs", pairs, "--preset", "synth",
-                 "--R", "4", "--B", "16", "--no-progress", "--heads", "fit", "--tune-query-encoder", "1",
-                 "--tower-layers", "2", "--tune-batch", "2", "--out", out]) == 0
-    card = load_card(out)
-    assert card["encoder"]["tuning"]["layers"] == 2
-    from mach_tools.bert import from_onnx
-    assert len(from_onnx(os.path.join(out, "encoder.onnx")).layers) == 2
-    assert check_bundle(out) == []
-    assert main(["train", "--encoder", encoder_dir(), "--catalog", cat, "--pairs", pairs, "--R", "4", "--B", "16",
-                 "--no-progress", "--tune-query-encoder", "1", "--tower-layers", "6", "--out", str(tmp_path / "x")]) == 2
-    assert not os.path.exists(tmp_path / "x")
