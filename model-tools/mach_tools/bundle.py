@@ -181,6 +181,25 @@ def make_encoder_parity(bundle_dir: str, card: dict, texts: Sequence[str], top: 
     return {"tolerance": tolerance, "top": top, "cases": cases}
 
 
+def copy_unchanged_files(src: str, tmp: str, card: dict, rewritten: Sequence[str]) -> None:
+    """Copies every file the card lists from bundle `src` into the staging dir `tmp`, but for
+    `rewritten` and parity.json (a derived bundle writes those itself)."""
+    for f in card["files"]:
+        if f not in rewritten and f != "parity.json":
+            shutil.copyfile(os.path.join(src, f), os.path.join(tmp, f))
+
+
+def rewrite_encoder_parity(src: str, tmp: str, card: dict, min_tolerance: float = 0.0) -> None:
+    """parity.json of the staged encoder bundle `tmp`, recomputed from its own graphs on the texts and
+    top of `src`'s parity.json, at `src`'s tolerance or `min_tolerance`, whichever is looser."""
+    with open(os.path.join(src, "parity.json"), encoding="utf-8") as f:
+        parity = json.load(f)
+    new = make_encoder_parity(tmp, card, [c["text"] for c in parity["cases"]], top=int(parity["top"]),
+                              tolerance=max(float(parity["tolerance"]), min_tolerance))
+    with open(os.path.join(tmp, "parity.json"), "w", encoding="utf-8") as f:
+        json.dump(new, f, ensure_ascii=False, indent=1)
+
+
 def write_encoder_bundle(out_dir: str, heads: EncoderHeads, name: str, labels: Sequence[str], encoder,
                          product_hash: ProductHash, parity_texts: Sequence[str], training: dict,
                          extra_files: Optional[Dict[str, str]] = None, force: bool = False,

@@ -21,16 +21,15 @@ is spent on it); the bias stays as it is.
 """
 from __future__ import annotations
 
-import json
 import os
-import shutil
 from typing import Optional, Tuple
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from mach_tools.bundle import check_bundle, finish_bundle, load_card, make_encoder_parity, staged_bundle
+from mach_tools.bundle import (check_bundle, copy_unchanged_files, finish_bundle, load_card, rewrite_encoder_parity,
+                               staged_bundle)
 from mach_tools.data import UserError
 
 FITS = ("pca", "query-svd")
@@ -167,9 +166,7 @@ def compress_bundle(src: str, out: str, rank: int, pairs: str, fit: str = "pca",
     w = center_repetitions(numpy_helper.to_array(weight).astype(np.float32), R)
     p, v, facts = fit_low_rank(w, second_moment(x), rank, fit)
     with staged_bundle(out, force) as (out, tmp):
-        for f in card["files"]:
-            if f not in (card["onnx"]["file"], "parity.json"):
-                shutil.copyfile(os.path.join(src, f), os.path.join(tmp, f))
+        copy_unchanged_files(src, tmp, card, [card["onnx"]["file"]])
         onnx.save(low_rank_model(model, in_name, p, v), os.path.join(tmp, card["onnx"]["file"]))
         card = dict(card)
         if name:
@@ -180,10 +177,5 @@ def compress_bundle(src: str, out: str, rank: int, pairs: str, fit: str = "pca",
             "fitted_on": {"pairs": pairs, "queries": len(queries), "encoder": card["encoder"]["file"]},
             "macs": d * rank + rank * R * B, "full_macs": d * R * B,
             "centered": "each repetition's mean bucket row subtracted before the fit (same probabilities)"}
-        with open(os.path.join(src, "parity.json"), encoding="utf-8") as f:
-            parity = json.load(f)
-        new_parity = make_encoder_parity(tmp, card, [c["text"] for c in parity["cases"]], top=int(parity["top"]),
-                                         tolerance=float(parity["tolerance"]))
-        with open(os.path.join(tmp, "parity.json"), "w", encoding="utf-8") as f:
-            json.dump(new_parity, f, ensure_ascii=False, indent=1)
+        rewrite_encoder_parity(src, tmp, card)
         return finish_bundle(tmp, out, card)

@@ -23,6 +23,10 @@ class Catalog:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def title(self, k: int) -> str:
+        """The product's first non-empty field (its title when it has one)."""
+        return next((f for f in self.fields[k] if f), "")
+
     def text(self, k: int) -> str:
         return " ".join(f for f in self.fields[k] if f)
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from typing import Optional
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper, TensorProto
 
-from mach_tools.bundle import check_bundle, finish_bundle, load_card, parity_case, staged_bundle
+from mach_tools.bundle import (check_bundle, copy_unchanged_files, finish_bundle, load_card, parity_case,
+                               rewrite_encoder_parity, staged_bundle)
 from mach_tools.data import UserError
 
 PARITY_TOLERANCE = 1e-3
@@ -168,9 +168,7 @@ def quantize_bundle(src: str, out: str, force: bool = False, name: Optional[str]
         raise UserError(f"{src}: not a valid bundle: {'; '.join(problems)}")
     with staged_bundle(out, force) as (out, tmp):
         rewritten = ([card["onnx"]["file"]] if heads else []) + ([card["encoder"]["file"]] if encoder else [])
-        for f in card["files"]:
-            if f not in rewritten + ["parity.json"]:
-                shutil.copyfile(os.path.join(src, f), os.path.join(tmp, f))
+        copy_unchanged_files(src, tmp, card, rewritten)
         model = onnx.load(os.path.join(src, card["onnx"]["file"]))
         if heads:
             model = quantize_model(model)
@@ -178,17 +176,14 @@ def quantize_bundle(src: str, out: str, force: bool = False, name: Optional[str]
         if encoder:
             enc = quantize_encoder_model(onnx.load(os.path.join(src, card["encoder"]["file"])))
             onnx.save(enc, os.path.join(tmp, card["encoder"]["file"]))
-        with open(os.path.join(src, "parity.json"), encoding="utf-8") as f:
-            parity = json.load(f)
         if "encoder" in card:  # format 2: the heads read the encoder's embedding; parity through both graphs
-            from mach_tools.bundle import make_encoder_parity
-            new_parity = make_encoder_parity(tmp, card, [c["text"] for c in parity["cases"]], top=int(parity["top"]),
-                                             tolerance=max(float(parity["tolerance"]), PARITY_TOLERANCE,
-                                                           ENCODER_PARITY_TOLERANCE if encoder else 0.0))
+            rewrite_encoder_parity(src, tmp, card, max(PARITY_TOLERANCE, ENCODER_PARITY_TOLERANCE if encoder else 0.0))
         else:
-            new_parity = _parity(OnnxNumpyModel(model), card, parity["cases"], int(parity["top"]))
-        with open(os.path.join(tmp, "parity.json"), "w", encoding="utf-8") as f:
-            json.dump(new_parity, f, ensure_ascii=False, indent=1)
+            with open(os.path.join(src, "parity.json"), encoding="utf-8") as f:
+                parity = json.load(f)
+            with open(os.path.join(tmp, "parity.json"), "w", encoding="utf-8") as f:
+                json.dump(_parity(OnnxNumpyModel(model), card, parity["cases"], int(parity["top"])), f,
+                          ensure_ascii=False, indent=1)
         card = dict(card)
         if name:
             card["name"] = name
@@ -201,6 +196,6 @@ def quantize_bundle(src: str, out: str, force: bool = False, name: Optional[str]
                              "bytes": (R * B * k + 4 * R * B + H * k + 4 * k) if k else R * B * H + 4 * R * B}
         if encoder:
             variant = str(card["encoder"]["variant"])
-            card["encoder"] = dict(card["encoder"], variant="int8" if variant == "fp32" else variant.replace("fp32", "int8")
-                                   if "fp32" in variant else variant + "-int8", quantized=ENCODER_SCHEME)
+            card["encoder"] = dict(card["encoder"], quantized=ENCODER_SCHEME,
+                                   variant=variant.replace("fp32", "int8") if "fp32" in variant else variant + "-int8")
         return finish_bundle(tmp, out, card)

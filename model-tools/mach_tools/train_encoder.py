@@ -204,8 +204,8 @@ def pseudo_queries(catalog: Catalog, per_product: int, rng: random.Random) -> Li
     from mach_tools.train import Recipe, _span
     spans = Recipe()
     out = []
-    for k, fields in enumerate(catalog.fields):
-        words = next((f for f in fields if f), "").split()
+    for k in range(len(catalog)):
+        words = catalog.title(k).split()
         for _ in range(per_product if words else 0):
             out.append((" ".join(_span(words, rng, spans)), [(k, 1.0)]))
     return out
@@ -226,7 +226,7 @@ def tune_query_tower(bert, tokenizer, P: torch.Tensor, catalog: Catalog, pairs: 
     if not logged and not recipe.tune_pseudo_queries:
         raise UserError(f"--tune-query-encoder: no pair has relevance >= {recipe.tune_min_relevance} and a "
                         f"positive gain (relevance - {gain_offset:g}), and no --tune-pseudo-queries")
-    n_pseudo = recipe.tune_pseudo_queries * sum(1 for fields in catalog.fields if next((f for f in fields if f), ""))
+    n_pseudo = recipe.tune_pseudo_queries * sum(1 for k in range(len(catalog)) if catalog.title(k))
     if not logged and not n_pseudo:
         raise UserError("--tune-pseudo-queries: no product has a title to draw pseudo-queries from")
     rng = random.Random(recipe.seed)
@@ -331,7 +331,7 @@ def train_encoder(catalog: Catalog, pairs: Optional[Pairs], recipe: EncoderRecip
 
     t0 = time.time()
     texts, prods, weights, counts = training_texts(catalog, pairs, recipe)
-    titles = [next((f for f in fields if f), "") for fields in catalog.fields]
+    titles = [catalog.title(k) for k in range(len(catalog))]
     tower, tune_history, tuned_dir = encoder, None, None
     if source:
         from mach_tools.bert import from_onnx, write_onnx
