@@ -321,14 +321,23 @@ def read_labels(bundle_dir: str, card: dict) -> List[str]:
 
 def onnx_predictor(bundle_dir: str, card: dict):
     """texts -> probabilities [n, R, B] by running the bundle's ONNX graphs (NumPy evaluator) with
-    the card's featurizer or encoder: what the plugin computes, without ONNX Runtime."""
+    the card's featurizer or encoder: what the plugin computes, without ONNX Runtime. A graph that
+    quantizes its activations per run (int8 heads: DynamicQuantizeLinear) runs one query at a time, as
+    the plugin runs it: over a batch the scale would follow the batch's largest activation."""
     from mach_tools.onnx_numpy import OnnxNumpyModel
     net = OnnxNumpyModel(os.path.join(bundle_dir, card["onnx"]["file"]))
     in_name, out_name = card_inputs(card)[0]["name"], card["onnx"]["output"]["name"]
+    per_query = any(n.op_type == "DynamicQuantizeLinear" for n in net.model.graph.node)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        if not per_query:
+            return net.run({in_name: x})[out_name]
+        return np.concatenate([net.run({in_name: x[i:i + 1]})[out_name] for i in range(len(x))])
+
     if card.get("format_version") == ENCODER_FORMAT_VERSION:
         from mach_tools.encoder import SentenceEncoder
         enc = SentenceEncoder.from_bundle(bundle_dir, card)
-        return lambda texts: net.run({in_name: enc.embed(list(texts))})[out_name]
+        return lambda texts: run(enc.embed(list(texts)))
     from mach_tools.features import CachedFeaturizer, RaggedIds, pad_batch
     spec = FeaturizerSpec.from_card(card["featurizer"])
     feat = CachedFeaturizer(spec)
@@ -338,8 +347,7 @@ def onnx_predictor(bundle_dir: str, card: dict):
         for t in texts:
             r.append(feat.ids(t))
         flat, off = r.freeze()
-        x = pad_batch(flat, off, np.arange(len(texts)), width=spec.max_features, padding_id=spec.padding_id)
-        return net.run({in_name: x})[out_name]
+        return run(pad_batch(flat, off, np.arange(len(texts)), width=spec.max_features, padding_id=spec.padding_id))
     return predict
 
 
