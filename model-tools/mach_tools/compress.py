@@ -15,8 +15,9 @@ distinct query once, through the bundle's own encoder or featurizer and graph), 
   of Sigma^{1/2} W^T: with its left singular vectors U_k, P = Sigma^{-1/2} U_k and
   V = U_k^T Sigma^{1/2} W^T. The expected squared error is the sum of the dropped squared singular
   values (over n queries), which the card reports as a fraction of E||q W^T||^2 (for both fits).
-The smaller logit error does not rank better: on Home Depot pca is 0.0045 NDCG@10 better at k 128
-and level at k 192 (docs/performance.md), hence the default.
+The smaller logit error does not always rank better: on Home Depot's encoder model pca is 0.0045
+NDCG@10 better at k 128 and level at k 192, hence the default; on the hashed model query-svd is 0.0033
+better at k 128 (docs/performance.md).
 Before the fit each repetition's mean bucket row is taken out of W (softmax over a repetition's
 buckets ignores a logit shift common to all of them, so the probabilities are unchanged and no rank
 is spent on it); the bias stays as it is.
