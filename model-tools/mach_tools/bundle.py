@@ -189,13 +189,30 @@ def copy_unchanged_files(src: str, tmp: str, card: dict, rewritten: Sequence[str
             shutil.copyfile(os.path.join(src, f), os.path.join(tmp, f))
 
 
-def rewrite_encoder_parity(src: str, tmp: str, card: dict, min_tolerance: float = 0.0) -> None:
-    """parity.json of the staged encoder bundle `tmp`, recomputed from its own graphs on the texts and
-    top of `src`'s parity.json, at `src`'s tolerance or `min_tolerance`, whichever is looser."""
+def make_hashed_parity(bundle_dir: str, card: dict, texts: Sequence[str], top: int = 5,
+                       tolerance: float = 1e-4) -> dict:
+    """Parity of a hashed (format 1) bundle computed from its own model.onnx (NumPy evaluator) and the
+    card's featurizer, each text alone as the plugin runs a query (int8 heads quantize activations per
+    run): for a graph rewritten after training (int8 or low-rank heads)."""
+    from mach_tools.onnx_numpy import OnnxNumpyModel
+    net = OnnxNumpyModel(os.path.join(bundle_dir, card["onnx"]["file"]))
+    spec = FeaturizerSpec.from_card(card["featurizer"])
+    ox = card["onnx"]
+    cases = []
+    for t in texts:
+        p = net.run({ox["input"]["name"]: np.array(featurize_padded([t], spec), dtype=np.int64)})[ox["output"]["name"]][0]
+        cases.append(parity_case(t, p, top, feature_ids=featurize(t, spec)))
+    return {"tolerance": tolerance, "top": top, "cases": cases}
+
+
+def rewrite_parity(src: str, tmp: str, card: dict, min_tolerance: float = 0.0) -> None:
+    """parity.json of the staged bundle `tmp` (either format), recomputed from its own graphs on the
+    texts and top of `src`'s parity.json, at `src`'s tolerance or `min_tolerance`, whichever is looser."""
     with open(os.path.join(src, "parity.json"), encoding="utf-8") as f:
         parity = json.load(f)
-    new = make_encoder_parity(tmp, card, [c["text"] for c in parity["cases"]], top=int(parity["top"]),
-                              tolerance=max(float(parity["tolerance"]), min_tolerance))
+    make = make_encoder_parity if card.get("format_version") == ENCODER_FORMAT_VERSION else make_hashed_parity
+    new = make(tmp, card, [c["text"] for c in parity["cases"]], top=int(parity["top"]),
+               tolerance=max(float(parity["tolerance"]), min_tolerance))
     with open(os.path.join(tmp, "parity.json"), "w", encoding="utf-8") as f:
         json.dump(new, f, ensure_ascii=False, indent=1)
 
@@ -304,14 +321,23 @@ def read_labels(bundle_dir: str, card: dict) -> List[str]:
 
 def onnx_predictor(bundle_dir: str, card: dict):
     """texts -> probabilities [n, R, B] by running the bundle's ONNX graphs (NumPy evaluator) with
-    the card's featurizer or encoder: what the plugin computes, without ONNX Runtime."""
+    the card's featurizer or encoder: what the plugin computes, without ONNX Runtime. A graph that
+    quantizes its activations per run (int8 heads: DynamicQuantizeLinear) runs one query at a time, as
+    the plugin runs it: over a batch the scale would follow the batch's largest activation."""
     from mach_tools.onnx_numpy import OnnxNumpyModel
     net = OnnxNumpyModel(os.path.join(bundle_dir, card["onnx"]["file"]))
     in_name, out_name = card_inputs(card)[0]["name"], card["onnx"]["output"]["name"]
+    per_query = any(n.op_type == "DynamicQuantizeLinear" for n in net.model.graph.node)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        if not per_query:
+            return net.run({in_name: x})[out_name]
+        return np.concatenate([net.run({in_name: x[i:i + 1]})[out_name] for i in range(len(x))])
+
     if card.get("format_version") == ENCODER_FORMAT_VERSION:
         from mach_tools.encoder import SentenceEncoder
         enc = SentenceEncoder.from_bundle(bundle_dir, card)
-        return lambda texts: net.run({in_name: enc.embed(list(texts))})[out_name]
+        return lambda texts: run(enc.embed(list(texts)))
     from mach_tools.features import CachedFeaturizer, RaggedIds, pad_batch
     spec = FeaturizerSpec.from_card(card["featurizer"])
     feat = CachedFeaturizer(spec)
@@ -321,8 +347,7 @@ def onnx_predictor(bundle_dir: str, card: dict):
         for t in texts:
             r.append(feat.ids(t))
         flat, off = r.freeze()
-        x = pad_batch(flat, off, np.arange(len(texts)), width=spec.max_features, padding_id=spec.padding_id)
-        return net.run({in_name: x})[out_name]
+        return run(pad_batch(flat, off, np.arange(len(texts)), width=spec.max_features, padding_id=spec.padding_id))
     return predict
 
 

@@ -218,10 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--name", help="the new card's name (default: the source's)")
     q.add_argument("--force", action="store_true", help="replace --out if it exists")
 
-    c = sub.add_parser("compress", help="copy an encoder bundle with low-rank heads (two MatMuls fitted to the "
-                                        "training queries; same input/output, plugin unchanged)")
+    c = sub.add_parser("compress", help="copy a bundle (hashed or encoder, float heads) with low-rank heads (two "
+                                        "MatMuls fitted to the training queries; same input/output, plugin unchanged)")
     c.add_argument("bundle")
-    c.add_argument("--rank", required=True, type=int, help="k: the heads become [d -> k] then [k -> R*B] (1 <= k < d)")
+    c.add_argument("--rank", required=True, type=int,
+                   help="k: the heads become [d -> k] then [k -> R*B] (1 <= k < d; d: the embedding, 384, or the "
+                        "hashed network's hidden width H)")
     c.add_argument("--pairs", required=True, help="training query log (TSV with a query column): the queries the fit "
                                                   "weighs by (never the dev judgments)")
     c.add_argument("--fit", default="pca", choices=["pca", "query-svd"],
@@ -229,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "over the queries")
     c.add_argument("--out", required=True, help="directory of the compressed bundle")
     c.add_argument("--name", help="the new card's name (default: the source's)")
-    c.add_argument("--embed-cache", help="directory caching the query embeddings (by encoder sha256 and text)")
+    c.add_argument("--embed-cache", help="encoder bundles: directory caching the query embeddings (by encoder sha256 and text)")
     c.add_argument("--force", action="store_true", help="replace --out if it exists")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -8,7 +8,7 @@ supported; anything else is refused by name.
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import onnx
@@ -117,15 +117,20 @@ class OnnxNumpyModel:
             if n.op_type not in self._OPS:
                 raise ValueError(f"model.onnx uses operator {n.op_type}, which the NumPy evaluator does not support")
 
-    def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    def run(self, feeds: Dict[str, np.ndarray], outputs: Optional[Sequence[str]] = None) -> Dict[str, np.ndarray]:
+        """The graph's outputs, or the tensors named in `outputs` (any intermediate ones: the run stops
+        once they are all computed)."""
+        want = list(outputs) if outputs is not None else self.outputs
         env = dict(self.init)
         env.update(feeds)
         for n in self.model.graph.node:
+            if all(o in env for o in want):
+                break
             args = [env[i] if i else None for i in n.input]
             outs = self._OPS[n.op_type](self, args, _attrs(n))
             for name, v in zip(n.output, outs if isinstance(outs, tuple) else (outs,)):
                 env[name] = v
-        return {o: env[o] for o in self.outputs}
+        return {o: env[o] for o in want}
 
     def _reduce_sum_op(self, a, at):
         axes = a[1] if len(a) > 1 and a[1] is not None else at.get("axes")

@@ -11,7 +11,6 @@ tolerance, because activation rounding at a .5 boundary may differ between imple
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Optional
 
@@ -19,8 +18,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper, TensorProto
 
-from mach_tools.bundle import (check_bundle, copy_unchanged_files, finish_bundle, load_card, parity_case,
-                               rewrite_encoder_parity, staged_bundle)
+from mach_tools.bundle import check_bundle, copy_unchanged_files, finish_bundle, load_card, rewrite_parity, staged_bundle
 from mach_tools.data import UserError
 
 PARITY_TOLERANCE = 1e-3
@@ -136,27 +134,26 @@ def quantize_model(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def _parity(net, card: dict, cases: list, top: int) -> dict:
-    ox = card["onnx"]
-    L = int(card["featurizer"]["max_features"])
-    out_cases = []
-    for c in cases:
-        ids = c["feature_ids"]
-        x = np.zeros((1, L), dtype=np.int64)
-        x[0, :len(ids)] = ids
-        probs = net.run({ox["input"]["name"]: x})[ox["output"]["name"]][0]
-        out_cases.append(parity_case(c["text"], probs, top, feature_ids=ids))
-    return {"tolerance": PARITY_TOLERANCE, "top": top, "cases": out_cases}
-
-
 ENCODER_SCHEME = ("every projection MatMul: weights int8 (7-bit range, |q| <= 63) symmetric per output column; "
                   "activations uint8 per run (DynamicQuantizeLinear); embeddings, LayerNorm and attention float")
+
+
+def int8_weight_bytes(model: onnx.ModelProto) -> int:
+    """Bytes of the int8 weights and their float32 scales in `model`: the int8 heads (both MatMuls of
+    low-rank heads)."""
+    inits = {t.name: t for t in model.graph.initializer}
+    total = 0
+    for t in inits.values():
+        if t.data_type == TensorProto.INT8:
+            total += int(np.prod(t.dims))
+            scale = inits.get(t.name + "_scale")
+            total += 4 * int(np.prod(scale.dims)) if scale is not None else 0
+    return total
 
 
 def quantize_bundle(src: str, out: str, force: bool = False, name: Optional[str] = None, encoder: bool = False) -> dict:
     """Writes the int8 copy of bundle `src` to `out` (atomically, checked); returns its card. The heads
     are quantized unless they already are; with `encoder` (format 2) the sentence encoder's projections too."""
-    from mach_tools.onnx_numpy import OnnxNumpyModel
     card = load_card(src)
     heads = card.get("heads", {}).get("dtype") != "int8"
     if encoder and "encoder" not in card:
@@ -176,24 +173,16 @@ def quantize_bundle(src: str, out: str, force: bool = False, name: Optional[str]
         if encoder:
             enc = quantize_encoder_model(onnx.load(os.path.join(src, card["encoder"]["file"])))
             onnx.save(enc, os.path.join(tmp, card["encoder"]["file"]))
-        if "encoder" in card:  # format 2: the heads read the encoder's embedding; parity through both graphs
-            rewrite_encoder_parity(src, tmp, card, max(PARITY_TOLERANCE, ENCODER_PARITY_TOLERANCE if encoder else 0.0))
-        else:
-            with open(os.path.join(src, "parity.json"), encoding="utf-8") as f:
-                parity = json.load(f)
-            with open(os.path.join(tmp, "parity.json"), "w", encoding="utf-8") as f:
-                json.dump(_parity(OnnxNumpyModel(model), card, parity["cases"], int(parity["top"])), f,
-                          ensure_ascii=False, indent=1)
+        # from the rewritten graphs (format 2: the encoder and the heads)
+        rewrite_parity(src, tmp, card, max(PARITY_TOLERANCE, ENCODER_PARITY_TOLERANCE if encoder else 0.0))
         card = dict(card)
         if name:
             card["name"] = name
         if heads:
-            R, B, H = int(card["R"]), int(card["B"]), int(card["H"])
-            k = int(card["low_rank"]["rank"]) if "low_rank" in card else 0
             card["heads"] = {"dtype": "int8", "scheme": "weights int8 (7-bit range, |q| <= 63) symmetric per output "
                              "column; activations uint8 per query (DynamicQuantizeLinear)" +
-                             ("; low-rank: both MatMuls" if k else ""),
-                             "bytes": (R * B * k + 4 * R * B + H * k + 4 * k) if k else R * B * H + 4 * R * B}
+                             ("; low-rank: both MatMuls" if "low_rank" in card else ""),
+                             "bytes": int8_weight_bytes(model)}
         if encoder:
             variant = str(card["encoder"]["variant"])
             card["encoder"] = dict(card["encoder"], quantized=ENCODER_SCHEME,

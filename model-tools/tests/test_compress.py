@@ -14,6 +14,10 @@ from mach_tools.data import UserError
 from mach_tools.onnx_numpy import OnnxNumpyModel
 
 
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "plugin", "src", "test", "resources", "fixtures")
+TINY = os.path.join(FIXTURES, "tiny")  # hashed (format 1): R 4, B 64, H 32, D 4096
+
+
 def _problem(seed=5, n=300, d=24, R=4, B=16):
     """Anisotropic queries (a few dominant directions, as sentence embeddings) and random heads."""
     rng = np.random.default_rng(seed)
@@ -143,10 +147,97 @@ def test_bad_input_is_refused_and_leaves_nothing(compressed, tmp_path, capsys):
         C.compress_bundle(str(tmp_path / "int8"), str(dest), 8, str(pairs))
     with pytest.raises(UserError, match="already exists"):
         C.compress_bundle(str(src), str(out), 8, str(pairs))
-    fixture = os.path.join(os.path.dirname(Q.__file__), "..", "..", "plugin", "src", "test", "resources", "fixtures",
-                           "tiny", "bundle")
-    with pytest.raises(UserError, match="need an encoder bundle"):
-        C.compress_bundle(fixture, str(dest), 8, str(pairs))
+    with pytest.raises(UserError, match="heads are int8"):
+        C.compress_bundle(os.path.join(FIXTURES, "tiny-int8", "bundle"), str(dest), 8, str(pairs))
     assert sorted(os.listdir(tmp_path)) == ["int8"]  # no output and no staging directory left behind
     with open(out / "mach.json") as f:
         assert json.load(f)["low_rank"]["rank"] == 16
+
+
+# ---------------------------------------------------------------- hashed (format 1) bundles
+
+def _tiny_hidden(texts):
+    """The tiny hashed network's hidden vectors, computed by hand from its initializers: ReLU(mean of the
+    feature rows + bias), what its heads Gemm reads."""
+    from mach_tools.featurize import FeaturizerSpec, featurize_padded
+    card = json.load(open(os.path.join(TINY, "bundle", "mach.json")))
+    init = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(os.path.join(TINY, "bundle", "model.onnx")).graph.initializer}
+    ids = np.array(featurize_padded(texts, FeaturizerSpec.from_card(card["featurizer"])))
+    mask = (ids != 0).astype(np.float32)
+    summed = (init["embedding.weight"][ids] * mask[..., None]).sum(axis=1)
+    return np.maximum(summed / np.maximum(mask.sum(axis=1, keepdims=True), 1) + init["bias"], 0), init
+
+
+def _tiny_queries():
+    with open(os.path.join(TINY, "queries.tsv"), encoding="utf-8") as f:
+        return list(dict.fromkeys(line.split("\t")[0] for line in f.read().splitlines()[1:]))
+
+
+@pytest.mark.parametrize("fit", C.FITS)
+def test_hashed_graph_at_full_rank_reproduces_the_network(fit):
+    """The activations compress fits on are the hidden vectors the heads read, and the rewritten graph
+    (MatMul + Gemm after the ReLU) at full rank gives the full-rank network's probabilities."""
+    from mach_tools.featurize import FeaturizerSpec, featurize_padded
+    texts = _tiny_queries()[:200]
+    model = onnx.load(os.path.join(TINY, "bundle", "model.onnx"))
+    card = json.load(open(os.path.join(TINY, "bundle", "mach.json")))
+    ids = np.array(featurize_padded(texts, FeaturizerSpec.from_card(card["featurizer"])), dtype=np.int64)
+    x = C.heads_inputs(model, {"feature_ids": ids}, batch=64)
+    hidden, init = _tiny_hidden(texts)
+    assert x.shape == (len(texts), 32) and np.abs(x - hidden).max() < 1e-5
+    w = C.center_repetitions(init["heads.weight"], 4)
+    p, v, facts = C.fit_low_rank(w, C.second_moment(x), 32, fit)
+    assert facts["relative_error"] < 1e-6
+    full = OnnxNumpyModel(model).run({"feature_ids": ids})["probabilities"]
+    low = C.low_rank_model(onnx.load(os.path.join(TINY, "bundle", "model.onnx")), p, v)  # checker passes
+    assert [n.op_type for n in low.graph.node if n.op_type in ("MatMul", "Gemm")] == ["MatMul", "Gemm"]
+    assert np.abs(OnnxNumpyModel(low).run({"feature_ids": ids})["probabilities"] - full).max() < 1e-5
+
+
+@pytest.fixture(scope="module")
+def hashed(tmp_path_factory):
+    """The tiny hashed bundle (R 4, B 64, H 32) compressed to rank 16 on its training queries, and its int8 copy."""
+    tmp = tmp_path_factory.mktemp("hashed")
+    pairs = os.path.join(TINY, "queries.tsv")
+    card = C.compress_bundle(os.path.join(TINY, "bundle"), str(tmp / "lr16"), 16, pairs, progress=False)
+    qcard = Q.quantize_bundle(str(tmp / "lr16"), str(tmp / "lr16-int8"))
+    return tmp, card, qcard
+
+
+def test_hashed_bundle_compresses_checks_and_quantizes(hashed):
+    tmp, card, qcard = hashed
+    texts = _tiny_queries()
+    lr = card["low_rank"]
+    assert lr["rank"] == 16 and lr["fitted_on"]["queries"] == len(texts) and "encoder" not in lr["fitted_on"]
+    assert lr["fitted_on"]["activations"] == "/Relu_output_0"
+    assert lr["macs"] == 32 * 16 + 16 * 4 * 64 and lr["full_macs"] == 32 * 4 * 64 and 0 < lr["relative_error"] < 1
+    for b in ("lr16", "lr16-int8"):
+        assert check_bundle(str(tmp / b), numeric=True) == []  # checksums, shapes, the rewritten parity file
+    src_parity = json.load(open(os.path.join(TINY, "bundle", "parity.json")))
+    parity = json.load(open(tmp / "lr16" / "parity.json"))
+    assert [c["text"] for c in parity["cases"]] == [c["text"] for c in src_parity["cases"]]
+    assert parity["cases"] != src_parity["cases"]  # recomputed from the low-rank graph
+    # the card's relative error is the one measured on the hidden vectors of the queries it was fitted to
+    hidden, init = _tiny_hidden(texts)
+    w = C.center_repetitions(init["heads.weight"], 4)
+    low = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(tmp / "lr16" / "model.onnx")).graph.initializer}
+    err = np.sum((hidden @ w.T - hidden @ low[C.PROJECTION] @ low["heads.weight"].T) ** 2) / np.sum((hidden @ w.T) ** 2)
+    assert err == pytest.approx(lr["relative_error"], rel=0.01, abs=1e-5)
+    # int8: both MatMuls, bytes of both factors, the low_rank record kept
+    assert qcard["heads"]["bytes"] == 4 * 64 * 16 + 4 * 4 * 64 + 32 * 16 + 4 * 16 and qcard["low_rank"] == lr
+    ops = [n.op_type for n in onnx.load(str(tmp / "lr16-int8" / "model.onnx")).graph.node]
+    assert ops.count("MatMulInteger") == 2 and "MatMul" not in ops and "Gemm" not in ops
+
+
+def test_hashed_refusals_come_first_and_leave_nothing(hashed, tmp_path, capsys):
+    tmp, _, _ = hashed
+    pairs = os.path.join(TINY, "queries.tsv")
+    for rank in ("0", "32"):
+        assert main(["compress", os.path.join(TINY, "bundle"), "--rank", rank, "--pairs", pairs,
+                     "--out", str(tmp_path / "x")]) == 2
+        assert "--rank must be between 1 and 31 (the heads read 32 values per query)" in capsys.readouterr().err
+    with pytest.raises(UserError, match="already low-rank"):
+        C.compress_bundle(str(tmp / "lr16"), str(tmp_path / "x"), 8, pairs)
+    with pytest.raises(UserError, match="heads are int8"):
+        C.compress_bundle(str(tmp / "lr16-int8"), str(tmp_path / "x"), 8, pairs)
+    assert os.listdir(tmp_path) == []

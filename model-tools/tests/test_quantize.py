@@ -56,6 +56,22 @@ def test_quantized_fixture_is_valid_and_close_to_float(tmp_path):
         assert (a.argmax(axis=1) == b.argmax(axis=1)).mean() >= 0.75
 
 
+def test_predictor_runs_int8_heads_one_query_at_a_time():
+    """evaluate's predictor quantizes each query's activations alone, as the plugin does: a batch of
+    texts gives each text's own result, not the batch-scaled one."""
+    from mach_tools.bundle import load_card, onnx_predictor
+    from mach_tools.featurize import FeaturizerSpec, featurize_padded
+    b = os.path.join(os.path.dirname(FIXTURE), "..", "tiny-int8", "bundle")
+    card = load_card(b)
+    texts = ["amber trainers", "vertex sweater", "a b c d e f g h i j k l m n o p", "x"]
+    together = onnx_predictor(b, card)(texts)
+    alone = np.concatenate([onnx_predictor(b, card)([t]) for t in texts])
+    assert np.array_equal(together, alone)
+    ids = np.array(featurize_padded(texts, FeaturizerSpec.from_card(card["featurizer"])), dtype=np.int64)
+    batched = OnnxNumpyModel(os.path.join(b, "model.onnx")).run({"feature_ids": ids})["probabilities"]
+    assert not np.array_equal(batched, alone)  # one scale for the whole batch rounds differently
+
+
 def test_refuses_a_second_quantization_and_an_existing_output(tmp_path):
     out = tmp_path / "q"
     Q.quantize_bundle(FIXTURE, str(out))
