@@ -213,7 +213,12 @@ public final class MachModel extends AbstractRefCounted implements Closeable {
      * catalog on the heap.
      */
     public long memoryBytes() {
-        return onnxBytes + network.heapBytes() + catalogBytes();
+        return networkBytes() + catalogBytes();
+    }
+
+    /** The network's part of {@link #memoryBytes()}: its native weights and its tokenizer; what a deploy admits. */
+    public long networkBytes() {
+        return onnxBytes + network.heapBytes();
     }
 
     /** Gives back the owner's reference; the sessions close once no query runs on them. */

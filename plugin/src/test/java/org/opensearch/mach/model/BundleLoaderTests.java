@@ -158,6 +158,7 @@ public class BundleLoaderTests extends OpenSearchTestCase {
             assertEquals(seen[0].heapBytes(), model.catalogBytes());
             assertTrue(model.catalogBytes() > 300 * 4);
             assertEquals(withoutCatalog + model.catalogBytes(), model.memoryBytes());
+            assertEquals(withoutCatalog, model.networkBytes());
         }
     }
 
