@@ -178,8 +178,14 @@ public class MachBucketsRestIT {
         assertTrue(r.body(), served.isObject());
         assertFalse(r.body(), served.path("catalog_loaded").asBoolean(true));
         assertEquals(r.body(), 0, served.path("catalog_bytes").asLong(-1));
-        // the reference copy answered _predict: it holds its catalog (the stat can be true)
-        assertTrue(r.body(), r.json().path("loaded").path(REFERENCE).path("catalog_loaded").asBoolean(false));
+        assertTrue(r.body(), served.path("network_bytes").asLong(0) > 0);
+        assertEquals(r.body(), served.path("network_bytes").asLong(), served.path("heap_and_native_bytes").asLong(-1));
+        // the reference copy answered _predict: it holds its catalog (the stat can be true), counted apart from its network
+        JsonNode reference = r.json().path("loaded").path(REFERENCE);
+        assertTrue(r.body(), reference.path("catalog_loaded").asBoolean(false));
+        assertTrue(r.body(), reference.path("catalog_bytes").asLong(0) > 0);
+        assertEquals(r.body(), reference.path("network_bytes").asLong() + reference.path("catalog_bytes").asLong(),
+            reference.path("heap_and_native_bytes").asLong(-1));
     }
 
     // ---------------------------------------------------------------- _reindex

@@ -10,6 +10,7 @@ import org.opensearch.cluster.routing.IndexRoutingTable;
 import org.opensearch.core.action.ActionListener;
 import org.opensearch.core.common.unit.ByteSizeValue;
 import org.opensearch.core.rest.RestStatus;
+import org.opensearch.mach.MachPlugin;
 import org.opensearch.mach.model.BundleLoader;
 import org.opensearch.mach.model.BundleZip;
 import org.opensearch.mach.model.MachModel;
@@ -52,6 +53,8 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
         /** Whether a later cluster state may fix the failure (store not available yet, memory freed). */
         volatile boolean retryable;
         volatile long loadMillis;
+        /** Heap admitted for the model's catalog on this node (0 until a request first needs the catalog). */
+        long catalogBytes;
         /** A load was started for this deployment (it is not just waiting for the store). */
         boolean loadStarted;
         final List<ActionListener<MachModel>> waiting = new ArrayList<>();
@@ -141,7 +144,7 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
             if (used + e.memoryBytes() > memoryLimit.getAsLong()) {
                 d.retryable = true;
                 throw new OpenSearchStatusException(
-                    "model [" + e.id() + "] needs " + new ByteSizeValue(e.memoryBytes()) + ", models loaded on this node use "
+                    "model [" + e.id() + "] needs " + new ByteSizeValue(e.memoryBytes()) + " for its network, models loaded on this node use "
                         + new ByteSizeValue(used) + ", mach.models.memory_limit is " + new ByteSizeValue(memoryLimit.getAsLong()),
                     RestStatus.BAD_REQUEST
                 );
@@ -168,6 +171,7 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
                 d.state = State.FAILED;
                 d.error = "undeployed while loading";
             } else {
+                model.admitCatalogWith(new CatalogAdmission(d));
                 d.model = model;
                 d.loadMillis = (System.nanoTime() - t0) / 1_000_000;
                 d.state = State.DEPLOYED;
@@ -227,12 +231,52 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
         for (ActionListener<MachModel> l : waiters) l.onFailure(notServing(d.entry.id(), d));
     }
 
-    private long usedBytesExcept(String id) {
+    /** What the models deployed on this node hold against the limit (networks, and the catalogs loaded), {@code id}'s excepted. */
+    private synchronized long usedBytesExcept(String id) {
         long used = 0;
         for (Deployment d : deployments.values()) {
-            if (!d.entry.id().equals(id) && d.state == State.DEPLOYED) used += d.entry.memoryBytes();
+            if (!d.entry.id().equals(id) && d.state == State.DEPLOYED) used += d.entry.memoryBytes() + d.catalogBytes;
         }
         return used;
+    }
+
+    /**
+     * Admits a deployed model's catalog when a request first needs it: its heap counts against
+     * mach.models.memory_limit from then on (the deploy admitted the network only). A refusal is a 400
+     * naming the model, the figures and the limit; the model stays deployed for index-side queries,
+     * and the next request that needs the catalog asks again (after the limit is raised, say).
+     */
+    private final class CatalogAdmission implements MachModel.CatalogAdmission {
+        private final Deployment d;
+
+        CatalogAdmission(Deployment d) {
+            this.d = d;
+        }
+
+        @Override
+        public void admit(MachModel model, long bytes) {
+            synchronized (ModelDeployer.this) {
+                long used = usedBytesExcept(null);
+                long limit = memoryLimit.getAsLong();
+                if (used + bytes > limit) {
+                    throw new OpenSearchStatusException(
+                        "model [" + d.entry.id() + "]: its product catalog (needed by product_id_field queries and _predict) needs "
+                            + new ByteSizeValue(bytes) + " of heap, models loaded on this node use " + new ByteSizeValue(used) + ", "
+                            + MachPlugin.MEMORY_LIMIT.getKey() + " is " + new ByteSizeValue(limit) + "; raise the limit or undeploy a "
+                            + "model (bucket_field queries need no catalog and keep working)",
+                        RestStatus.BAD_REQUEST
+                    );
+                }
+                d.catalogBytes = bytes;
+            }
+        }
+
+        @Override
+        public void release(MachModel model, long bytes) {
+            synchronized (ModelDeployer.this) {
+                d.catalogBytes = 0;
+            }
+        }
     }
 
     /**
@@ -299,7 +343,13 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
             if (d.state == State.DEPLOYED) {
                 m.put("load_ms", d.loadMillis);
                 MachModel model = d.model;
-                m.put("memory_bytes", d.entry.memoryBytes()); // reserved against mach.models.memory_limit, catalog included
+                long catalogBytes;
+                synchronized (this) {
+                    catalogBytes = d.catalogBytes;
+                }
+                // counted against mach.models.memory_limit: the network from the deploy, the catalog once loaded here
+                m.put("memory_bytes", d.entry.memoryBytes() + catalogBytes);
+                m.put("network_bytes", d.entry.memoryBytes());
                 m.put("device", model == null ? null : model.device());
                 if (model != null) {
                     // the catalog (labels + product index) is loaded by the first _predict or product_id_field query here

@@ -18,7 +18,9 @@ import java.util.Map;
  * @param sha256       hex SHA-256 of the whole bundle zip
  * @param sizeBytes    bundle zip bytes
  * @param chunks       number of chunks
- * @param memoryBytes  estimated memory per node once deployed (ONNX weights + labels + product index)
+ * @param memoryBytes  memory per node once deployed, what a deploy admits: the network (ONNX weights,
+ *                     tokenizer). The catalog (labels + product index) is admitted on the node that first
+ *                     loads it. (Entries registered by versions that counted the catalog here keep that figure.)
  * @param products     K
  * @param repetitions  R
  * @param buckets      B

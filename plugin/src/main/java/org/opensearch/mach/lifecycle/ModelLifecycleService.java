@@ -277,10 +277,11 @@ public final class ModelLifecycleService {
     }
 
     /**
-     * Loads the bundle once (full validation: card vs ONNX graph, checksums, parity, and the labels,
-     * which the deployed copies read only when a request needs their catalog) and describes it. Its
-     * memory figure counts the catalog: admission to a node's mach.models.memory_limit assumes the
-     * catalog may be loaded there.
+     * Loads the bundle's network once and streams its labels file through every check of the catalog
+     * load (card vs ONNX graph, checksums, parity; each label line, uniqueness, count) and describes it,
+     * without reading the catalog into the heap (~40 MB of hashes at K = 5M, where the catalog is ~540 MB).
+     * Its memory figure is the network's: a deploy admits that against a node's mach.models.memory_limit,
+     * and a node admits the catalog when a request first needs it there.
      */
     private ModelEntry validate(String id, Path zip, String storageId, String sha, int chunks) throws Exception {
         MachModel model;
@@ -291,13 +292,13 @@ public final class ModelLifecycleService {
         }
         try {
             try {
-                if (model.hasCatalog()) model.loadCatalog();
+                model.checkLabels();
             } catch (MachBundleException e) {
                 throw new OpenSearchStatusException("model [" + id + "] is not a valid bundle: " + e.getMessage(), RestStatus.BAD_REQUEST);
             }
             long size = AccessController.doPrivilegedChecked(() -> Files.size(zip));
             return new ModelEntry(
-                id, storageId, sha, size, chunks, model.memoryBytes(), model.productCount(), model.card().repetitions,
+                id, storageId, sha, size, chunks, model.networkBytes(), model.productCount(), model.card().repetitions,
                 model.card().buckets, model.card().name, System.currentTimeMillis(), false
             );
         } finally {

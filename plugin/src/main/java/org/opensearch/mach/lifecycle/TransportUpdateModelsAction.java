@@ -30,7 +30,8 @@ import java.util.stream.Collectors;
  * Applies an {@link UpdateModelsRequest} to the cluster state on the cluster manager. Every rule that
  * keeps queries valid is checked here, against the state the change applies to: an alias only
  * points to a deployed model, a model an alias points to is not undeployed or deleted, and a deploy
- * fits in {@code mach.models.memory_limit}.
+ * fits in {@code mach.models.memory_limit} (the networks' bytes; a node admits a model's catalog when a
+ * request first needs it there, see {@link ModelDeployer}).
  */
 public class TransportUpdateModelsAction extends TransportClusterManagerNodeAction<UpdateModelsRequest, AcknowledgedResponse> {
 
@@ -100,7 +101,7 @@ public class TransportUpdateModelsAction extends TransportClusterManagerNodeActi
                     String deployed = m.models().values().stream().filter(ModelEntry::deployed)
                         .map(x -> x.id() + " (" + new ByteSizeValue(x.memoryBytes()) + ")").collect(Collectors.joining(", "));
                     throw new OpenSearchStatusException(
-                        "cannot deploy model [" + e.id() + "]: it needs " + new ByteSizeValue(e.memoryBytes()) + " per node, deployed models use "
+                        "cannot deploy model [" + e.id() + "]: its network needs " + new ByteSizeValue(e.memoryBytes()) + " per node, deployed models use "
                             + new ByteSizeValue(used) + (deployed.isEmpty() ? "" : " [" + deployed + "]") + ", and " + MachPlugin.MEMORY_LIMIT.getKey()
                             + " is " + new ByteSizeValue(memoryLimit) + "; undeploy a model or raise the limit",
                         RestStatus.BAD_REQUEST

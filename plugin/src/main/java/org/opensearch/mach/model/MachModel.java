@@ -40,6 +40,8 @@ public final class MachModel extends AbstractRefCounted implements Closeable {
     private final String device;
     private final long loadMillis;
     private final Object catalogLock = new Object();
+    /** Who admits the catalog's heap before it is read (a node's memory limit); null: no limit. */
+    private volatile CatalogAdmission catalogAdmission;
     private volatile ProductCatalog catalog;
     private volatile long catalogLoadMillis;
 
@@ -120,7 +122,33 @@ public final class MachModel extends AbstractRefCounted implements Closeable {
         }
     }
 
-    /** {@link #catalog()} with the bundle error as is (registration validates the labels with it). */
+    /**
+     * Admits a model's catalog on a node before it is read: its heap counts against the node's
+     * memory limit from the first request that decodes, not from the deploy.
+     */
+    public interface CatalogAdmission {
+        /** Reserves {@code bytes} for the model's catalog, or throws a 4xx that names the model and the limit. */
+        void admit(MachModel model, long bytes);
+
+        /** Gives back what {@link #admit} reserved for a catalog that could not be read. */
+        void release(MachModel model, long bytes);
+    }
+
+    /** Sets who admits the catalog when it is first read (before it is). */
+    public void admitCatalogWith(CatalogAdmission admission) {
+        this.catalogAdmission = admission;
+    }
+
+    /**
+     * Checks the labels file as the catalog load would (every line, uniqueness, count, checksum)
+     * without keeping the ids: registration validates with it.
+     */
+    public void checkLabels() throws MachBundleException {
+        if (labelsFile == null) return;
+        AccessController.doPrivilegedChecked(() -> LabelsFile.check(labelsFile, card));
+    }
+
+    /** {@link #catalog()} with the bundle error as is; an admission refusal is thrown as is (a 4xx). */
     public ProductCatalog loadCatalog() throws MachBundleException {
         ProductCatalog c = catalog;
         if (c != null) return c;
@@ -135,7 +163,16 @@ public final class MachModel extends AbstractRefCounted implements Closeable {
                 }
                 long t0 = System.nanoTime();
                 // privileged: a query thread reads the file, with OpenSearch's frames on the stack
-                catalog = AccessController.doPrivilegedChecked(() -> ProductCatalog.read(labelsFile, card));
+                long bytes = AccessController.doPrivilegedChecked(() -> ProductCatalog.heapBytes(labelsFile, card));
+                CatalogAdmission admission = catalogAdmission;
+                if (admission != null) admission.admit(this, bytes);
+                boolean read = false;
+                try {
+                    catalog = AccessController.doPrivilegedChecked(() -> ProductCatalog.read(labelsFile, card));
+                    read = true;
+                } finally {
+                    if (!read && admission != null) admission.release(this, bytes);
+                }
                 catalogLoadMillis = (System.nanoTime() - t0) / 1_000_000;
             }
             return catalog;
@@ -176,7 +213,12 @@ public final class MachModel extends AbstractRefCounted implements Closeable {
      * catalog on the heap.
      */
     public long memoryBytes() {
-        return onnxBytes + network.heapBytes() + catalogBytes();
+        return networkBytes() + catalogBytes();
+    }
+
+    /** The network's part of {@link #memoryBytes()}: its native weights and its tokenizer; what a deploy admits. */
+    public long networkBytes() {
+        return onnxBytes + network.heapBytes();
     }
 
     /** Gives back the owner's reference; the sessions close once no query runs on them. */

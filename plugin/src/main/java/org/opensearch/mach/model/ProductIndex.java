@@ -2,6 +2,8 @@ package org.opensearch.mach.model;
 
 import org.opensearch.mach.featurize.ProductHash;
 
+import java.util.function.IntFunction;
+
 /**
  * The products of a model and their buckets: {@code bucket(r, k)} for exact scoring, and the
  * inverse index bucket -> products per repetition (CSR arrays) for candidate decoding.
@@ -62,9 +64,18 @@ public final class ProductIndex {
 
     /** Hashes every label with the card's product hash. */
     public static ProductIndex build(String[] labels, ProductHash hash) {
-        int[][] bucketOf = new int[hash.repetitions()][labels.length];
-        for (int k = 0; k < labels.length; k++) {
-            int[] b = hash.bucketsOf(labels[k]);
+        return build(labels.length, k -> labels[k], hash);
+    }
+
+    /** Hashes every id with the card's product hash (one transient String per id). */
+    static ProductIndex build(ProductLabels labels, ProductHash hash) {
+        return build(labels.size(), labels::get, hash);
+    }
+
+    private static ProductIndex build(int products, IntFunction<String> id, ProductHash hash) {
+        int[][] bucketOf = new int[hash.repetitions()][products];
+        for (int k = 0; k < products; k++) {
+            int[] b = hash.bucketsOf(id.apply(k));
             for (int r = 0; r < b.length; r++) {
                 bucketOf[r][k] = b[r];
             }
@@ -139,7 +150,13 @@ public final class ProductIndex {
 
     /** Heap bytes of the index: the bucket table, the members and their bucket starts (arrays with their headers). */
     public long heapBytes() {
-        long table = narrow != null ? 2L * narrow.length : 4L * wide.length;
+        return heapBytes(repetitions, buckets, products);
+    }
+
+    /** Heap bytes of the index of {@code products} products, before it is built. */
+    static long heapBytes(int repetitions, int buckets, int products) {
+        long cells = (long) repetitions * products;
+        long table = buckets <= MAX_NARROW_BUCKETS ? 2L * cells : 4L * cells;
         return 16 + table + repetitions * (16 + 4L * products + 16 + 4L * (buckets + 1));
     }
 

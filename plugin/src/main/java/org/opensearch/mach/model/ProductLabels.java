@@ -1,6 +1,7 @@
 package org.opensearch.mach.model;
 
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 
 /**
  * The product ids of a model, in label order, packed as UTF-8 bytes plus one offset per product.
@@ -36,6 +37,38 @@ public final class ProductLabels {
         return new ProductLabels(bytes, offsets);
     }
 
+    /** Collects ids as UTF-8 bytes (a labels file's lines), without a String per id. */
+    static final class Builder {
+        private byte[] bytes;
+        private int[] offsets;
+        private int count;
+
+        /** Sized for the expected ids; grows past them. */
+        Builder(int expectedCount, long expectedBytes) {
+            if (expectedBytes > Integer.MAX_VALUE - 16) throw new IllegalArgumentException("product ids take more than 2 GB");
+            bytes = new byte[(int) Math.max(0, expectedBytes)];
+            offsets = new int[Math.max(1, expectedCount + 1)];
+        }
+
+        void add(byte[] from, int offset, int length) {
+            int end = offsets[count] + length;
+            if (end < 0 || end > Integer.MAX_VALUE - 16) throw new IllegalArgumentException("product ids take more than 2 GB");
+            if (end > bytes.length) bytes = Arrays.copyOf(bytes, (int) Math.min(Integer.MAX_VALUE - 16, Math.max(end, 2L * bytes.length)));
+            if (count + 2 > offsets.length) offsets = Arrays.copyOf(offsets, offsets.length + (offsets.length >> 1) + 1);
+            System.arraycopy(from, offset, bytes, offsets[count], length);
+            offsets[++count] = end;
+        }
+
+        /** The ids, in arrays of exactly their size (no copy when the expected sizes were exact). */
+        ProductLabels build() {
+            int used = offsets[count];
+            return new ProductLabels(
+                used == bytes.length ? bytes : Arrays.copyOf(bytes, used),
+                count + 1 == offsets.length ? offsets : Arrays.copyOf(offsets, count + 1)
+            );
+        }
+    }
+
     public int size() {
         return offsets.length - 1;
     }
@@ -46,6 +79,11 @@ public final class ProductLabels {
 
     /** Heap bytes of the packed ids (arrays with their headers). */
     public long heapBytes() {
-        return 16L + bytes.length + 16L + 4L * offsets.length;
+        return heapBytes(bytes.length, size());
+    }
+
+    /** Heap bytes of {@code count} ids of {@code idBytes} UTF-8 bytes in all, before they are read. */
+    static long heapBytes(long idBytes, int count) {
+        return 16L + idBytes + 16L + 4L * (count + 1L);
     }
 }

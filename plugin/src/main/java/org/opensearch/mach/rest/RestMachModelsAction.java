@@ -161,7 +161,8 @@ public class RestMachModelsAction extends BaseRestHandler {
         b.field("device", m.device());
         b.field("load_ms", m.loadMillis());
         b.field("catalog_loaded", m.catalogLoaded()); // labels + product index: loaded by the first request that decodes
+        b.field("network_bytes", m.networkBytes());
         b.field("catalog_bytes", m.catalogBytes());
-        b.field("heap_and_native_bytes", m.memoryBytes()); // what the model holds now
+        b.field("heap_and_native_bytes", m.memoryBytes()); // what the model holds now: network + catalog
     }
 }

@@ -139,7 +139,8 @@ public class MachLifecycleTests extends MachClusterTestCase {
         Map<String, Object> reg = registerFromPath("tiny-v1", false);
         assertEquals("registered", reg.get("state"));
         assertEquals(300, reg.get("products"));
-        assertTrue("memory is accounted: " + reg, ((Number) reg.get("memory_bytes")).longValue() > Files.size(bundleDir().resolve("model.onnx")));
+        // what a deploy admits: the network (the catalog is admitted on the node that first loads it)
+        assertEquals(reg.toString(), Files.size(bundleDir().resolve("model.onnx")), ((Number) reg.get("memory_bytes")).longValue());
 
         // registered, not deployed: a query says so
         String text = "crimson couch";
@@ -238,6 +239,58 @@ public class MachLifecycleTests extends MachClusterTestCase {
         // the alias protects its model: undeploying or deleting it is refused until the alias moves
         Exception e = expectThrows(Exception.class, () -> ack(f -> lifecycle().undeploy("tiny-a", f)));
         assertTrue(e.toString(), e.toString().contains("alias [prod] points to it"));
+    }
+
+    /**
+     * A deploy admits the network only; a node admits the catalog when a request first needs it there.
+     * Over the limit a product_id_field query and _predict are a 400 naming the model and the limit,
+     * nothing is left loaded, the model stays deployed and bucket_field queries keep working; once
+     * the limit is raised the same query loads the catalog and answers.
+     */
+    public void testCatalogIsAdmittedWhenARequestFirstNeedsIt() throws Exception {
+        indexBucketedProducts(INDEX, 2, reference().card().hashFamily.name(), "");
+        Map<String, Object> reg = registerFromPath("tiny", false);
+        long network = ((Number) reg.get("memory_bytes")).longValue();
+        long catalog = reference().catalog().heapBytes();
+        assertTrue("the network only: " + reg, network < reference().memoryBytes());
+        String text = "crimson couch";
+        String byBuckets = "{\"size\": 10, \"query\": {\"mach\": {\"model_id\": \"tiny\", \"query_text\": \"" + text
+            + "\", \"bucket_field\": \"buckets\"}}}";
+        String byIds = "{\"size\": 10, \"query\": {\"mach\": {\"model_id\": \"tiny\", \"query_text\": \"" + text
+            + "\", \"product_id_field\": \"product_id\", \"top_n\": 10}}}";
+        rest("PUT", "/_cluster/settings", "{\"persistent\": {\"mach.models.memory_limit\": \"" + (network + catalog - 1) + "b\"}}", 200);
+        try {
+            assertDeployedOnEveryNode(deploy("tiny"), 2);
+            for (int i = 0; i < 2; i++) { // through both nodes (the client alternates)
+                assertTrue(rest("POST", "/" + INDEX + "/_search", byBuckets, 200).get("hits").get("hits").size() > 0);
+                String refused = rest("POST", "/" + INDEX + "/_search", byIds, 400).toString();
+                assertTrue(refused, refused.contains("model [tiny]: its product catalog") && refused.contains("mach.models.memory_limit is"));
+                refused = rest("POST", "/_plugins/_mach/models/tiny/_predict", "{\"query_text\": \"" + text + "\"}", 400).toString();
+                assertTrue(refused, refused.contains("model [tiny]: its product catalog"));
+            }
+            for (JsonNode n : rest("GET", "/_plugins/_mach/models/tiny", null, 200).get("nodes")) {
+                assertEquals(n.toString(), "deployed", n.get("state").asText());
+                assertFalse(n.toString(), n.get("catalog_loaded").asBoolean());
+                assertEquals(n.toString(), network, n.get("network_bytes").asLong());
+                assertEquals(n.toString(), network, n.get("memory_bytes").asLong());
+            }
+            assertTrue(rest("POST", "/" + INDEX + "/_search", byBuckets, 200).get("hits").get("hits").size() > 0);
+
+            rest("PUT", "/_cluster/settings", "{\"persistent\": {\"mach.models.memory_limit\": \"" + (network + catalog) + "b\"}}", 200);
+            List<String> got = new ArrayList<>();
+            rest("POST", "/" + INDEX + "/_search", byIds, 200).get("hits").get("hits").forEach(h -> got.add(h.get("_id").asText()));
+            assertEquals(expected(text), got);
+            int withCatalog = 0;
+            for (JsonNode n : rest("GET", "/_plugins/_mach/models/tiny", null, 200).get("nodes")) {
+                long admitted = n.get("catalog_loaded").asBoolean() ? catalog : 0;
+                withCatalog += admitted > 0 ? 1 : 0;
+                assertEquals(n.toString(), admitted, n.get("catalog_bytes").asLong());
+                assertEquals(n.toString(), network + admitted, n.get("memory_bytes").asLong());
+            }
+            assertEquals("the coordinating node", 1, withCatalog);
+        } finally {
+            rest("PUT", "/_cluster/settings", "{\"persistent\": {\"mach.models.memory_limit\": null}}", 200);
+        }
     }
 
     private static Path tmpDir(String node) {

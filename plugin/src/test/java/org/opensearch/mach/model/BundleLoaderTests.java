@@ -59,13 +59,72 @@ public class BundleLoaderTests extends OpenSearchTestCase {
         return e.getMessage();
     }
 
-    /** Labels are checked when the catalog is first read, not at load. */
+    /**
+     * Labels are checked when the catalog is first read, not at load; registration's streamed check
+     * ({@link MachModel#checkLabels}) refuses them with the same message and loads nothing.
+     */
     private String catalogError(Path dir) throws Exception {
         try (MachModel model = BundleLoader.load("t", dir, false)) {
             assertFalse(model.catalogLoaded());
+            MachBundleException checked = expectThrows(MachBundleException.class, model::checkLabels);
+            assertFalse(model.catalogLoaded());
             MachBundleException e = expectThrows(MachBundleException.class, model::loadCatalog);
             assertFalse(model.catalogLoaded());
+            assertEquals(e.getMessage(), checked.getMessage());
             return e.getMessage();
+        }
+    }
+
+    /** An admission that refuses or counts what the catalog asks for. */
+    private static final class Admission implements MachModel.CatalogAdmission {
+        volatile boolean refuse;
+        long admitted, released;
+
+        @Override
+        public void admit(MachModel model, long bytes) {
+            if (refuse) throw new OpenSearchStatusException("model [" + model.id() + "]: over the limit", org.opensearch.core.rest.RestStatus.BAD_REQUEST);
+            admitted += bytes;
+        }
+
+        @Override
+        public void release(MachModel model, long bytes) {
+            released += bytes;
+        }
+    }
+
+    public void testCatalogIsAdmittedBeforeItIsRead() throws Exception {
+        Path dir = copyFixture();
+        try (MachModel model = BundleLoader.load("tiny", dir, false)) {
+            model.checkLabels(); // a valid file: registration's check passes and loads nothing
+            assertFalse(model.catalogLoaded());
+            Admission admission = new Admission();
+            model.admitCatalogWith(admission);
+            admission.refuse = true;
+            OpenSearchStatusException e = expectThrows(OpenSearchStatusException.class, model::catalog);
+            assertEquals(org.opensearch.core.rest.RestStatus.BAD_REQUEST, e.status());
+            assertTrue(e.getMessage(), e.getMessage().contains("model [tiny]: over the limit"));
+            assertFalse("nothing half-loaded", model.catalogLoaded());
+            assertEquals(0, model.catalogBytes());
+            assertEquals(0, admission.admitted + admission.released);
+            admission.refuse = false; // the limit raised: the next request loads it
+            ProductCatalog catalog = model.catalog();
+            assertEquals("the admitted figure is the catalog's heap", catalog.heapBytes(), admission.admitted);
+            assertEquals(0, admission.released);
+            model.catalog(); // loaded once, admitted once
+            assertEquals(catalog.heapBytes(), admission.admitted);
+        }
+    }
+
+    public void testAdmissionIsGivenBackWhenTheCatalogCannotBeRead() throws Exception {
+        Path dir = copyFixture();
+        editCard(dir, c -> ((ObjectNode) c.get("labels")).put("count", 301));
+        try (MachModel model = BundleLoader.load("t", dir, false)) {
+            Admission admission = new Admission();
+            model.admitCatalogWith(admission);
+            expectThrows(OpenSearchStatusException.class, model::catalog);
+            assertFalse(model.catalogLoaded());
+            assertTrue(admission.admitted > 0);
+            assertEquals(admission.admitted, admission.released);
         }
     }
 
@@ -99,6 +158,7 @@ public class BundleLoaderTests extends OpenSearchTestCase {
             assertEquals(seen[0].heapBytes(), model.catalogBytes());
             assertTrue(model.catalogBytes() > 300 * 4);
             assertEquals(withoutCatalog + model.catalogBytes(), model.memoryBytes());
+            assertEquals(withoutCatalog, model.networkBytes());
         }
     }
 
