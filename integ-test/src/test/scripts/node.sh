@@ -16,6 +16,9 @@
 #   MACH_NODE_WATCH_PID   stop the node when this process exits (default: the caller, $PPID;
 #                         0 disables). Guards against a killed Maven leaving a node behind.
 #   MACH_NODE_USER        user that runs the node when started as root (default opensearch-it)
+#   MACH_NODE_SETTINGS    more opensearch.yml lines, appended as given (e.g. the benchmarks'
+#                         "mach.inference.intra_op_threads: 2"); a node already running is reused
+#                         as it is: stop it first to change them
 #
 # Writes NODE_DIR/http.port, NODE_DIR/node.pid; the node log is NODE_DIR/logs/mach-it.log.
 # Model bundles go to NODE_DIR/models/<model id>, the node setting mach.models.dir. It lies outside
@@ -191,6 +194,7 @@ cluster.routing.allocation.disk.threshold_enabled: false
 EOF
     # the setting exists only with the plugin installed (an unknown setting stops the node)
     if [[ -n "$plugin" ]]; then echo "mach.models.dir: $dir/models" >> "$dir/config/opensearch.yml"; fi
+    if [[ -n "${MACH_NODE_SETTINGS:-}" ]]; then printf '%s\n' "$MACH_NODE_SETTINGS" >> "$dir/config/opensearch.yml"; fi
     printf -- '-Xms%s\n-Xmx%s\n' "${MACH_NODE_HEAP:-1g}" "${MACH_NODE_HEAP:-1g}" > "$dir/config/jvm.options.d/heap.options"
     echo "$http_port" > "$dir/http.port"
     if (( AS_ROOT )); then chown -R "$RUN_USER" "$dir/config" "$dir/logs"; fi
