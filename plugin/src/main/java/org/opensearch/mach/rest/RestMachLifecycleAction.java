@@ -19,6 +19,7 @@ import com.fasterxml.jackson.core.JsonParseException;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.core.exc.StreamConstraintsException;
 
 import java.io.IOException;
 import java.util.HashMap;
@@ -234,7 +235,7 @@ public class RestMachLifecycleAction extends BaseRestHandler {
                 }
                 data = out.build();
             }
-        } catch (JsonParseException e) {
+        } catch (JsonParseException | StreamConstraintsException e) {
             throw new IllegalArgumentException(what + " is not valid JSON: " + e.getOriginalMessage());
         }
         if (data == null) throw new IllegalArgumentException(what + " needs [data], the chunk's bytes in base64");

@@ -1,5 +1,7 @@
 package org.opensearch.mach.rest;
 
+import org.opensearch.core.common.bytes.BytesArray;
+import org.opensearch.core.xcontent.MediaTypeRegistry;
 import org.opensearch.core.xcontent.NamedXContentRegistry;
 import org.opensearch.mach.lifecycle.ModelLifecycleService;
 import org.opensearch.rest.RestRequest;
@@ -35,6 +37,28 @@ public class RestMachLifecycleActionTests extends OpenSearchTestCase {
             { "timeout", "-5s", "[_deploy] [timeout] must be a time value such as 2m, got [-5s]" } }) {
             IllegalArgumentException e = expectThrows(IllegalArgumentException.class, () -> action().prepareRequest(deploy(Map.of(bad[0], bad[1])), null));
             assertEquals(bad[0] + "=" + bad[1], bad[2], e.getMessage());
+        }
+    }
+
+    private static RestRequest chunk(String body) {
+        return new FakeRestRequest.Builder(NamedXContentRegistry.EMPTY).withMethod(RestRequest.Method.PUT)
+            .withPath("/_plugins/_mach/uploads/abcdefgh12/0")
+            .withParams(new HashMap<>(Map.of("upload_id", "abcdefgh12", "chunk", "0")))
+            .withContent(new BytesArray(body), MediaTypeRegistry.JSON)
+            .build();
+    }
+
+    /** A chunk body is read by its own streaming parser, as strictly: every refusal is a 400 (IllegalArgumentException). */
+    public void testChunkBodyRefusals() {
+        for (String[] bad : new String[][] {
+            { "{\"data\": 5, \"sha256\": \"ab\"}", "[chunk] [data] must be a string, got a number [5]" },
+            { "{\"data\": \"AAAA\", \"sha256\": null}", "[chunk] [sha256] must be a string, got null" },
+            { "{\"data\": \"AAAA\", \"size\": 3}", "[chunk] unknown parameter [size]; known parameters: [data, sha256]" },
+            { "{\"data\": \"AAAA\"}", "[chunk] needs [sha256]" },
+            { "[1]", "[chunk] must be a JSON object, got an array" },
+            { "{\"data\": \"AAAA\", \"sha256\": " + "1".repeat(1500) + "}", "[chunk] is not valid JSON: Number value length (1500) exceeds" } }) {
+            IllegalArgumentException e = expectThrows(IllegalArgumentException.class, () -> action().prepareRequest(chunk(bad[0]), null));
+            assertTrue(bad[0].substring(0, Math.min(60, bad[0].length())) + ": " + e.getMessage(), e.getMessage().startsWith(bad[1]));
         }
     }
 
