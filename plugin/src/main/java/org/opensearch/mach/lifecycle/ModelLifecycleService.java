@@ -246,9 +246,14 @@ public final class ModelLifecycleService {
      * endpoint tells nothing about the rest of the node's disk. The card is checked first (a zip's
      * sizes, a directory's file list), so nothing else is read from what is not a bundle.
      */
-    private void copyFromPath(String path, Path zip) throws Exception {
+    void copyFromPath(String path, Path zip) throws Exception {
         if (path == null || path.isBlank()) throw new IllegalArgumentException("[path] must name a bundle zip or directory under the registration directory");
-        Path p = registerDir.resolve(path).normalize(); // a relative path is relative to the registration directory
+        Path p;
+        try {
+            p = registerDir.resolve(path).normalize(); // a relative path is relative to the registration directory
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new IllegalArgumentException("[path] is not a valid path: " + e.getReason(), e);
+        }
         String outside = "[path] must be inside the registration directory [" + registerDir + "] (node setting " + REGISTER_DIR_SETTING + ")";
         if (!p.startsWith(registerDir)) throw new IllegalArgumentException(outside);
         String shown = registerDir.relativize(p).toString();

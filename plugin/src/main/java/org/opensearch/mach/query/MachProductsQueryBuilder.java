@@ -3,7 +3,6 @@ package org.opensearch.mach.query;
 import org.apache.lucene.search.MatchNoDocsQuery;
 import org.apache.lucene.search.Query;
 import org.opensearch.core.ParseField;
-import org.opensearch.core.common.ParsingException;
 import org.opensearch.core.common.io.stream.StreamInput;
 import org.opensearch.core.common.io.stream.StreamOutput;
 import org.opensearch.core.xcontent.XContentBuilder;
@@ -12,6 +11,7 @@ import org.opensearch.index.mapper.KeywordFieldMapper;
 import org.opensearch.index.mapper.MappedFieldType;
 import org.opensearch.index.query.QueryShardContext;
 import org.opensearch.index.query.QueryShardException;
+import org.opensearch.mach.rest.StrictJson;
 
 import java.io.IOException;
 import java.util.ArrayList;
@@ -102,61 +102,47 @@ public class MachProductsQueryBuilder extends NamedQueryBuilder<MachProductsQuer
         builder.endArray();
     }
 
+    static final List<String> PARAMETERS = parameters(List.of(FIELD.getPreferredName(), IDS.getPreferredName(), SCORES.getPreferredName()));
+
+    /** Read by the strict parser ({@link StrictJson}) like every query of the plugin: a wrong type, a null, an unknown field is a 400 naming it. */
     public static MachProductsQueryBuilder fromXContent(XContentParser parser) throws IOException {
-        String field = null;
-        List<String> ids = null;
-        List<Float> scores = null;
-        float boost = DEFAULT_BOOST;
-        String queryName = null;
-        String current = null;
-        XContentParser.Token token;
-        while ((token = parser.nextToken()) != XContentParser.Token.END_OBJECT) {
-            if (token == XContentParser.Token.FIELD_NAME) {
-                current = parser.currentName();
-            } else if (token == XContentParser.Token.START_ARRAY) {
-                if (IDS.match(current, parser.getDeprecationHandler())) {
-                    ids = new ArrayList<>();
-                    while ((token = parser.nextToken()) != XContentParser.Token.END_ARRAY) {
-                        if (token != XContentParser.Token.VALUE_STRING) {
-                            throw new ParsingException(parser.getTokenLocation(), "[" + NAME + "] [ids] must hold strings, found " + token);
-                        }
-                        ids.add(parser.text());
-                    }
-                } else if (SCORES.match(current, parser.getDeprecationHandler())) {
-                    scores = new ArrayList<>();
-                    while ((token = parser.nextToken()) != XContentParser.Token.END_ARRAY) {
-                        if (token != XContentParser.Token.VALUE_NUMBER) {
-                            throw new ParsingException(parser.getTokenLocation(), "[" + NAME + "] [scores] must hold numbers, found " + token);
-                        }
-                        scores.add(parser.floatValue());
-                    }
-                } else {
-                    throw new ParsingException(parser.getTokenLocation(), "[" + NAME + "] unknown array [" + current + "]");
+        String what = "[" + NAME + "]";
+        Parsed q = new Parsed();
+        return parseStrictly(parser, what, PARAMETERS, (field, p) -> {
+            switch (field) {
+                case "field" -> q.field = StrictJson.text(p, what, field);
+                case "ids" -> {
+                    q.ids = new ArrayList<>();
+                    readArray(p, what, field, () -> q.ids.add(StrictJson.text(p, what, field)));
                 }
-            } else if (token.isValue()) {
-                if (FIELD.match(current, parser.getDeprecationHandler())) {
-                    field = parser.text();
-                } else if (BOOST_FIELD.match(current, parser.getDeprecationHandler())) {
-                    boost = parser.floatValue();
-                } else if (NAME_FIELD.match(current, parser.getDeprecationHandler())) {
-                    queryName = parser.text();
-                } else {
-                    throw new ParsingException(parser.getTokenLocation(), "[" + NAME + "] unknown field [" + current + "]");
+                case "scores" -> {
+                    q.scores = new ArrayList<>();
+                    readArray(p, what, field, () -> q.scores.add(StrictJson.number(p, what, field)));
                 }
-            } else {
-                throw new ParsingException(parser.getTokenLocation(), "[" + NAME + "] unexpected " + token + " in [" + current + "]");
+                default -> throw new IllegalStateException("parameter [" + field + "] is listed but not read");
             }
-        }
-        if (ids == null || scores == null) {
-            throw new ParsingException(parser.getTokenLocation(), "[" + NAME + "] requires [ids] and [scores]");
-        }
-        float[] s = new float[scores.size()];
-        for (int i = 0; i < s.length; i++) s[i] = scores.get(i);
-        try {
-            return new MachProductsQueryBuilder(field, ids.toArray(new String[0]), s).boost(boost).queryName(queryName);
-        } catch (IllegalArgumentException e) {
-            throw new ParsingException(parser.getTokenLocation(), e.getMessage(), e);
-        }
+        }, () -> {
+            if (q.ids == null || q.scores == null) throw new IllegalArgumentException(what + " requires [ids] and [scores]");
+            float[] s = new float[q.scores.size()];
+            for (int i = 0; i < s.length; i++) s[i] = q.scores.get(i);
+            return new MachProductsQueryBuilder(q.field, q.ids.toArray(new String[0]), s);
+        });
+    }
+
+    private interface ValueReader {
+        void read() throws IOException;
+    }
+
+    /** An array parameter: each element read by {@code element} (which names the parameter when one is of the wrong type). */
+    private static void readArray(XContentParser p, String what, String field, ValueReader element) throws IOException {
+        if (p.currentToken() != XContentParser.Token.START_ARRAY) throw StrictJson.wrongType(p, what, field, "an array");
+        while (p.nextToken() != XContentParser.Token.END_ARRAY) element.read();
+    }
+
+    private static final class Parsed {
+        String field;
+        List<String> ids;
+        List<Float> scores;
     }
 
     @Override

@@ -19,6 +19,7 @@ import com.fasterxml.jackson.core.JsonParseException;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.core.exc.StreamConstraintsException;
 
 import java.io.IOException;
 import java.util.HashMap;
@@ -96,8 +97,8 @@ public class RestMachLifecycleAction extends BaseRestHandler {
                     return channel -> service.register(id, r.source(), r.deploy(), mapListener(channel, RestStatus.CREATED));
                 }
                 if (path.endsWith("/_deploy")) {
-                    boolean wait = request.paramAsBoolean("wait_for_completion", true);
-                    TimeValue timeout = request.paramAsTime("timeout", TimeValue.timeValueMinutes(2));
+                    boolean wait = deployParameter(request, "wait_for_completion", "true or false", () -> request.paramAsBoolean("wait_for_completion", true));
+                    TimeValue timeout = deployParameter(request, "timeout", "a time value such as 2m", () -> request.paramAsTime("timeout", DEFAULT_DEPLOY_TIMEOUT));
                     return channel -> service.deploy(id, wait, timeout, mapListener(channel, RestStatus.OK));
                 }
                 if (path.endsWith("/_undeploy")) {
@@ -138,6 +139,20 @@ public class RestMachLifecycleAction extends BaseRestHandler {
             default -> {}
         }
         throw new IllegalArgumentException("unsupported request " + request.method() + " " + path);
+    }
+
+    static final TimeValue DEFAULT_DEPLOY_TIMEOUT = TimeValue.timeValueMinutes(2);
+
+    /**
+     * A query-string parameter of {@code _deploy}, read by {@code read}; a value it cannot take is a 400
+     * that names the parameter and what it takes (OpenSearch's own boolean message names neither).
+     */
+    static <T> T deployParameter(RestRequest request, String name, String takes, java.util.function.Supplier<T> read) {
+        try {
+            return read.get();
+        } catch (IllegalArgumentException | org.opensearch.OpenSearchParseException e) {
+            throw new IllegalArgumentException("[_deploy] [" + name + "] must be " + takes + ", got [" + request.param(name) + "]", e);
+        }
     }
 
     private record Register(ModelLifecycleService.Source source, boolean deploy) {}
@@ -220,7 +235,7 @@ public class RestMachLifecycleAction extends BaseRestHandler {
                 }
                 data = out.build();
             }
-        } catch (JsonParseException e) {
+        } catch (JsonParseException | StreamConstraintsException e) {
             throw new IllegalArgumentException(what + " is not valid JSON: " + e.getOriginalMessage());
         }
         if (data == null) throw new IllegalArgumentException(what + " needs [data], the chunk's bytes in base64");

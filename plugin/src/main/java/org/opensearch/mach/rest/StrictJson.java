@@ -1,5 +1,7 @@
 package org.opensearch.mach.rest;
 
+import com.fasterxml.jackson.core.exc.StreamConstraintsException;
+
 import org.opensearch.core.common.ParsingException;
 import org.opensearch.core.xcontent.XContentLocation;
 import org.opensearch.core.xcontent.XContentParser;
@@ -10,7 +12,8 @@ import java.util.List;
 /**
  * The one strict reader of request parameters: the {@code mach} query and every {@code _plugins/_mach}
  * body go through it. A value of the wrong JSON type (null included), out of range, or an unknown
- * field is a 400 that names the field and what it takes; nothing is coerced (a number is not text,
+ * field is a 400 that names the field and what it takes (so is a value beyond the JSON parser's limits,
+ * e.g. a number of over 1000 digits); nothing is coerced (a number is not text,
  * "10" is not a number), so the query and the REST endpoints accept exactly the same values.
  */
 public final class StrictJson {
@@ -31,7 +34,7 @@ public final class StrictJson {
         if (token != XContentParser.Token.START_OBJECT) {
             throw new ParsingException(parser.getTokenLocation(), what + " must be a JSON object, got " + describe(token));
         }
-        while ((token = parser.nextToken()) != XContentParser.Token.END_OBJECT) {
+        while ((token = nextField(parser, what)) != XContentParser.Token.END_OBJECT) {
             if (token != XContentParser.Token.FIELD_NAME) {
                 throw new ParsingException(parser.getTokenLocation(), what + " unexpected end of input");
             }
@@ -40,13 +43,41 @@ public final class StrictJson {
             if (!known.contains(field)) {
                 throw new ParsingException(location, what + " unknown parameter [" + field + "]; known parameters: " + known);
             }
-            parser.nextToken();
             try {
+                parser.nextToken();
                 reader.read(field, parser);
             } catch (IllegalArgumentException e) {
                 throw new ParsingException(location, e.getMessage(), e);
+            } catch (StreamConstraintsException e) {
+                throw beyondLimits(location, what, field, e);
             }
         }
+    }
+
+    /**
+     * The next field name (or the object's end). Jackson reads a field's scalar value together with its
+     * name, so a value beyond the JSON parser's limits fails here, with the name already read.
+     */
+    private static XContentParser.Token nextField(XContentParser parser, String what) throws IOException {
+        try {
+            return parser.nextToken();
+        } catch (StreamConstraintsException e) {
+            String field;
+            try {
+                field = parser.currentName();
+            } catch (IOException | RuntimeException unknown) {
+                field = null;
+            }
+            throw beyondLimits(parser.getTokenLocation(), what, field, e);
+        }
+    }
+
+    /**
+     * A value beyond the JSON parser's limits (a number of over 1000 digits, nesting too deep): Jackson's
+     * exception would be a 500, and it is the request's fault.
+     */
+    private static ParsingException beyondLimits(XContentLocation location, String what, String field, StreamConstraintsException e) {
+        return new ParsingException(location, what + (field == null ? "" : " [" + field + "]") + " cannot be read: " + e.getOriginalMessage(), e);
     }
 
     public static String text(XContentParser parser, String what, String field) throws IOException {

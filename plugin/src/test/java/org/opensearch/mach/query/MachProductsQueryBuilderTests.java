@@ -72,6 +72,30 @@ public class MachProductsQueryBuilderTests extends AbstractQueryTestCase<MachPro
         assertTrue(e.getMessage(), e.getMessage().contains("[field]"));
     }
 
+    /** The strict parser's rules: null, a wrong type, an unknown field are a 400 naming the field, nothing is coerced. */
+    public void testStrictParsing() {
+        String ok = "\"ids\": [\"P1\"], \"scores\": [0.5]";
+        for (String[] bad : new String[][] {
+            { "{\"mach_products\": {\"field\": null, " + ok + "}}", "[field] must be a string, got null" },
+            { "{\"mach_products\": {\"field\": 5, " + ok + "}}", "[field] must be a string, got a number [5]" },
+            { "{\"mach_products\": {\"field\": {\"a\": 1}, " + ok + "}}", "[field] must be a string, got an object" },
+            { "{\"mach_products\": {\"field\": \"f\", " + ok + ", \"boost\": \"2\"}}", "[boost] must be a number, got a string [2]" },
+            { "{\"mach_products\": {\"field\": \"f\", " + ok + ", \"boost\": null}}", "[boost] must be a number, got null" },
+            { "{\"mach_products\": {\"field\": \"f\", " + ok + ", \"boost\": true}}", "[boost] must be a number, got a boolean [true]" },
+            { "{\"mach_products\": {\"field\": \"f\", " + ok + ", \"_name\": 3}}", "[_name] must be a string, got a number [3]" },
+            { "{\"mach_products\": {\"field\": \"f\", \"ids\": \"P1\", \"scores\": [0.5]}}", "[ids] must be an array, got a string [P1]" },
+            { "{\"mach_products\": {\"field\": \"f\", \"ids\": [null], \"scores\": [0.5]}}", "[ids] must be a string, got null" },
+            { "{\"mach_products\": {\"field\": \"f\", \"ids\": [\"P1\"], \"scores\": null}}", "[scores] must be an array, got null" },
+            { "{\"mach_products\": {\"field\": \"f\", \"ids\": [\"P1\"], \"scores\": [\"0.5\"]}}", "[scores] must be a number, got a string [0.5]" },
+            { "{\"mach_products\": {\"field\": \"f\", \"ids\": [\"P1\"], \"scores\": [1e39]}}", "[scores] must be a finite number" },
+            { "{\"mach_products\": {\"field\": \"f\", " + ok + ", \"weight\": 2}}", "unknown parameter [weight]" },
+            { "{\"mach_products\": {\"field\": \"f\", \"scores\": [0.5]}}", "requires [ids] and [scores]" } }) {
+            ParsingException e = expectThrows(ParsingException.class, () -> parseQuery(bad[0]));
+            String msg = e.getMessage() + (e.getCause() != null ? " / " + e.getCause().getMessage() : "");
+            assertTrue(bad[0] + ": " + msg, msg.contains("[mach_products] " + bad[1]) || msg.contains(bad[1]) && bad[1].startsWith("unknown"));
+        }
+    }
+
     public void testFieldMustBeKeyword() {
         QueryShardContext context = createShardContext();
         QueryShardException e = expectThrows(

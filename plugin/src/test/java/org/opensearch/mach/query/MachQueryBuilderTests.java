@@ -231,6 +231,15 @@ public class MachQueryBuilderTests extends MachQueryParsingTestCase {
             .contains("[query_text] must be a string, got a number [42]"));
     }
 
+    /** A value beyond the JSON parser's limits (a number of over 1000 digits) is a 400 naming the parameter, not Jackson's 500. */
+    public void testValuesBeyondTheJsonParsersLimits() {
+        String digits = "1".repeat(1500);
+        assertTrue(parseError(mach(", \"top_n\": " + digits)), parseError(mach(", \"top_n\": " + digits)).startsWith("[mach] [top_n] cannot be read: "));
+        assertTrue(parseError(mach(", \"mach_weight\": 0." + digits)).startsWith("[mach] [mach_weight] cannot be read: "));
+        assertTrue(parseError(mach(", \"lexical\": {\"term\": {\"f\": {\"value\": \"x\", \"boost\": " + digits + "}}}"))
+            .startsWith("[mach] [lexical] cannot be read: "));
+    }
+
     public void testUnrewrittenQueryCannotRunOnAShard() {
         MachQueryBuilder q = new MachQueryBuilder("m", "x", "pid", null);
         IllegalStateException e = expectThrows(IllegalStateException.class, () -> q.doToQuery(null));

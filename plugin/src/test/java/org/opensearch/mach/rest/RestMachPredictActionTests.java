@@ -1,0 +1,42 @@
+package org.opensearch.mach.rest;
+
+import org.opensearch.common.xcontent.json.JsonXContent;
+import org.opensearch.core.common.ParsingException;
+import org.opensearch.core.xcontent.XContentParser;
+import org.opensearch.test.OpenSearchTestCase;
+
+import java.io.IOException;
+
+/** The _predict body, read by the strict parser. */
+public class RestMachPredictActionTests extends OpenSearchTestCase {
+
+    private String error(String body) {
+        ParsingException e = expectThrows(ParsingException.class, () -> {
+            try (XContentParser parser = createParser(JsonXContent.jsonXContent, body)) {
+                RestMachPredictAction.parse(parser);
+            }
+        });
+        return e.getMessage();
+    }
+
+    public void testDefaults() throws IOException {
+        try (XContentParser parser = createParser(JsonXContent.jsonXContent, "{\"text\": \"cordless drill\"}")) {
+            RestMachPredictAction.Params p = RestMachPredictAction.parse(parser);
+            assertEquals("cordless drill", p.text);
+            assertEquals(10, p.topN);
+            assertEquals(10, p.buckets);
+            assertEquals(1, p.minRepetitions);
+            assertEquals(5, p.topBuckets);
+            assertFalse(p.normalize);
+        }
+    }
+
+    public void testRefusalsNameTheField() {
+        String digits = "1".repeat(1500);
+        assertEquals("[_predict] [top_n] must be an integer, got null", error("{\"query_text\": \"x\", \"top_n\": null}"));
+        assertEquals("[_predict] [top_buckets] must be between 0 and 1000, got [1001]", error("{\"query_text\": \"x\", \"top_buckets\": 1001}"));
+        assertEquals("[_predict] [normalize] must be true or false, got a string [yes]", error("{\"query_text\": \"x\", \"normalize\": \"yes\"}"));
+        assertTrue(error("{\"query_text\": \"x\", \"top_n\": " + digits + "}").startsWith("[_predict] [top_n] cannot be read: "));
+        assertTrue(error("{\"query_text\": \"x\", \"limit\": 3}").startsWith("[_predict] unknown parameter [limit]"));
+    }
+}
