@@ -97,7 +97,7 @@ public class MachBucketsQueryClusterTests extends MachClusterTestCase {
         for (var e : hybrid.entrySet()) assertEquals(e.getKey(), bm25.getOrDefault(e.getKey(), 0f) + w * exact.get(e.getKey()), e.getValue(), 1e-4f);
     }
 
-    public void testNormalizeAndMinMax() throws IOException {
+    public void testNormalizeAndMinMax() throws Exception {
         indexed();
         String text = "black bamboo";
         Prediction p = MachInferenceService.predict(tinyModel(), text, new Decoder.Options(300, Decoder.Strategy.EXACT, 1, 1, Decoder.ScoreMode.MEAN));
@@ -110,6 +110,15 @@ public class MachBucketsQueryClusterTests extends MachClusterTestCase {
         String any = raw.keySet().iterator().next();
         float bound = raw.get(any) / normalized.get(any);
         assertTrue("the bound is at least the best score", bound >= p.result().scores()[0] - 1e-6f);
+        // the bound is the table's (plugin/README.md): mean over r of max_b p_r(b), here from the model's own output
+        float[][] probs = org.opensearch.mach.inference.MachInference.probabilities(tinyModel(), text);
+        double maxMean = 0;
+        for (float[] row : probs) {
+            float max = 0;
+            for (float v : row) max = Math.max(max, v);
+            maxMean += (double) max / probs.length;
+        }
+        assertEquals("normalize divides by mean_r max_b p_r(b)", maxMean, bound, 1e-5 * maxMean);
         for (var e : raw.entrySet()) {
             assertEquals(e.getKey(), e.getValue() / bound, normalized.get(e.getKey()), 1e-5f);
             assertTrue(normalized.get(e.getKey()) <= 1f);
