@@ -150,15 +150,26 @@ def test_check_bundle_refuses_tampering(tmp_path):
     assert any("named" in p for p in variant("name", edit_card(lambda c: c["onnx"]["input"].update(name="ids"))))
     assert any("missing file" in p for p in variant("miss", lambda d: os.remove(os.path.join(d, "parity.json"))))
 
-    def bad_parity(d):
-        p = json.load(open(os.path.join(d, "parity.json")))
-        p["cases"][0]["top_probs"][0][0] += 0.01
-        json.dump(p, open(os.path.join(d, "parity.json"), "w"))
-        c = load_card(d)
-        from mach_tools.bundle import sha256_file
-        c["files"]["parity.json"] = sha256_file(os.path.join(d, "parity.json"))
-        json.dump(c, open(os.path.join(d, "mach.json"), "w"))
-    assert any("parity" in p for p in variant("par", bad_parity))
+    def edit_parity(fn):
+        def e(d):
+            p = json.load(open(os.path.join(d, "parity.json")))
+            fn(p["cases"][0])
+            json.dump(p, open(os.path.join(d, "parity.json"), "w"))
+            c = load_card(d)
+            from mach_tools.bundle import sha256_file
+            c["files"]["parity.json"] = sha256_file(os.path.join(d, "parity.json"))
+            json.dump(c, open(os.path.join(d, "mach.json"), "w"))
+        return e
+
+    def bump_prob(case):
+        case["top_probs"][0][0] += 0.01
+
+    def other_first_id(case):
+        case["feature_ids"][0] = case["feature_ids"][0] % 2047 + 1  # another id of 1..D-1
+
+    assert variant("par", edit_parity(bump_prob)) == ["parity: ONNX output differs from the trainer's by 1.00e-02 for 'drill'"]
+    # the trainer's feature ids against this featurizer's (the plugin refuses the same bundle)
+    assert variant("fids", edit_parity(other_first_id)) == ["parity: featurizer ids differ for 'drill'"]
 
 
 def test_training_is_reproducible(synth_dir, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import REPO
 from mach_tools.features import CachedFeaturizer
-from mach_tools.featurize import FeaturizerSpec, HashFamily, ProductHash, card_family, feature_strings, featurize, murmur3_x86_32
+from mach_tools.featurize import FeaturizerSpec, HashFamily, ProductHash, card_family, feature_strings, featurize, featurize_padded, murmur3_x86_32
 
 VECTORS = json.load(open(os.path.join(REPO, "spec", "test-vectors.json"), encoding="utf-8"))
 
@@ -30,6 +30,9 @@ def test_featurizer(spec_card, case):
     assert featurize(case["text"], spec) == case["ids"]
     # The cached training featurizer must give the same ids as the reference.
     assert CachedFeaturizer(spec).ids(case["text"]) == case["ids"]
+    # The ONNX input row (the plugin checks the same): the vector's ids, then padding_id up to max_features.
+    row = case["ids"] + [spec_card["padding_id"]] * (spec_card["max_features"] - len(case["ids"]))
+    assert featurize_padded([case["text"]], spec) == [row]
 
 
 def _hash_cases():

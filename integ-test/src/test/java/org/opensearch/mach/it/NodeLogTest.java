@@ -57,4 +57,19 @@ public class NodeLogTest {
         assertEquals(1, problems.size());
         assertTrue(problems.get(0), problems.get(0).contains("NullPointerException"));
     }
+
+    /** A real failure is reported even when its trace passes through code named like a request parameter. */
+    @Test
+    public void realFailureInTheQueryCodeIsReported() throws IOException {
+        List<String> problems = scan("""
+            [2026-11-23T12:59:31,000][WARN ][o.o.r.RestController     ] [mach-it-0] path: /products/_search, params: {index=products}
+            java.lang.NullPointerException: Cannot invoke "org.opensearch.index.query.QueryBuilder.toQuery()" because "this.lexical" is null
+            \tat org.opensearch.mach.query.MachQueryBuilder.lexicalRange(MachQueryBuilder.java:1)
+            \tat org.opensearch.mach.query.MachQueryBuilder.doRewrite(MachQueryBuilder.java:2)
+            [2026-11-23T12:59:32,000][WARN ][o.o.r.RestController     ] [mach-it-0] path: /products/_search, params: {index=products}
+            java.lang.IllegalStateException: [mach] [top_n] 100 but the decoder returned 101 products
+            \tat org.opensearch.mach.no_such_param.X.y(X.java:1)
+            """);
+        assertEquals(problems.toString(), 2, problems.size());
+    }
 }

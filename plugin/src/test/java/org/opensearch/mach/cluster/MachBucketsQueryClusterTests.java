@@ -97,7 +97,7 @@ public class MachBucketsQueryClusterTests extends MachClusterTestCase {
         for (var e : hybrid.entrySet()) assertEquals(e.getKey(), bm25.getOrDefault(e.getKey(), 0f) + w * exact.get(e.getKey()), e.getValue(), 1e-4f);
     }
 
-    public void testNormalizeAndMinMax() throws IOException {
+    public void testNormalizeAndMinMax() throws Exception {
         indexed();
         String text = "black bamboo";
         Prediction p = MachInferenceService.predict(tinyModel(), text, new Decoder.Options(300, Decoder.Strategy.EXACT, 1, 1, Decoder.ScoreMode.MEAN));
@@ -110,6 +110,15 @@ public class MachBucketsQueryClusterTests extends MachClusterTestCase {
         String any = raw.keySet().iterator().next();
         float bound = raw.get(any) / normalized.get(any);
         assertTrue("the bound is at least the best score", bound >= p.result().scores()[0] - 1e-6f);
+        // the bound is the table's (plugin/README.md): mean over r of max_b p_r(b), here from the model's own output
+        float[][] probs = org.opensearch.mach.inference.MachInference.probabilities(tinyModel(), text);
+        double maxMean = 0;
+        for (float[] row : probs) {
+            float max = 0;
+            for (float v : row) max = Math.max(max, v);
+            maxMean += (double) max / probs.length;
+        }
+        assertEquals("normalize divides by mean_r max_b p_r(b)", maxMean, bound, 1e-5 * maxMean);
         for (var e : raw.entrySet()) {
             assertEquals(e.getKey(), e.getValue() / bound, normalized.get(e.getKey()), 1e-5f);
             assertTrue(normalized.get(e.getKey()) <= 1f);
@@ -123,6 +132,36 @@ public class MachBucketsQueryClusterTests extends MachClusterTestCase {
         assertTrue(mm.toString(), mm.get(best) >= w - 1e-5f);
         for (var e : mm.entrySet()) assertTrue(e.toString(), e.getValue() >= 0f && e.getValue() <= 1f + 1e-5f);
         assertTrue(exact.size() >= mm.size());
+        // every hit by the formula (plugin/README.md): (1 - w) mm_lex(BM25) + w mm_mach(MACH), each side's range the min and
+        // max of its own top lexical_window (= top_n) hits: BM25 alone, and MACH alone (its candidates)
+        Map<String, Float> bm25 = hits(rest("POST", "/" + IDX + "/_search", "{\"size\": 400, \"query\": {\"match\": {\"title\": \"" + text + "\"}}}", 200));
+        Map<String, Float> alone = hits(rest("POST", "/" + IDX + "/_search", "{\"size\": 400, \"query\": {\"mach\": {\"query_text\": \"" + text + "\"}}}", 200));
+        int window = org.opensearch.mach.query.MachOptions.DEFAULT_TOP_N;
+        float[] lexRange = topRange(bm25, window), machRange = topRange(alone, window);
+        assertTrue("both ranges have a spread", lexRange[1] > lexRange[0] && machRange[1] > machRange[0]);
+        java.util.Set<String> union = new java.util.HashSet<>(bm25.keySet());
+        union.addAll(alone.keySet());
+        assertEquals("hybrid = BM25 matches + MACH candidates", union, mm.keySet());
+        for (String id : union) {
+            float lex = bm25.containsKey(id) ? (1 - w) * minMax(bm25.get(id), lexRange) : 0f;
+            assertEquals(id, lex + w * minMax(exact.get(id), machRange), mm.get(id), 1e-4f);
+        }
+    }
+
+    /** {min, max} of the {@code window} highest scores. */
+    private static float[] topRange(Map<String, Float> scores, int window) {
+        float[] top = scores.values().stream().sorted(java.util.Comparator.reverseOrder()).limit(window)
+            .collect(java.util.stream.Collectors.collectingAndThen(java.util.stream.Collectors.toList(), l -> {
+                float[] a = new float[l.size()];
+                for (int i = 0; i < a.length; i++) a[i] = l.get(i);
+                return a;
+            }));
+        return new float[] { top[top.length - 1], top[0] };
+    }
+
+    /** max(0, (s - min) / (max - min)). */
+    private static float minMax(float s, float[] range) {
+        return Math.max(0f, (s - range[0]) / (range[1] - range[0]));
     }
 
     /** The tiny bundle with {@code "aggregation": "log_mean"} in its card (mach.json is not among the checksummed files). */

@@ -50,11 +50,12 @@ public class TestVectorsTests extends OpenSearchTestCase {
                     expectedIds[i] = c.get("ids").get(i).asLong();
                 }
                 assertArrayEquals("ids of [" + text + "]", expectedIds, f.featureIds(text));
-                long[] padded = f.paddedFeatureIds(text);
-                assertEquals(f.maxFeatures(), padded.length);
-                for (int i = expectedIds.length; i < padded.length; i++) {
-                    assertEquals(f.paddingId(), padded[i]);
+                // the ONNX input row, built from the vector's ids and the spec: the ids first, then padding_id to max_features
+                long[] expectedRow = new long[spec.get("max_features").asInt()];
+                for (int i = 0; i < expectedRow.length; i++) {
+                    expectedRow[i] = i < expectedIds.length ? expectedIds[i] : spec.get("padding_id").asLong();
                 }
+                assertArrayEquals("padded ids of [" + text + "]", expectedRow, f.paddedFeatureIds(text));
                 checked++;
             }
         }

@@ -38,16 +38,20 @@ public class ChunkBytesTests extends OpenSearchTestCase {
     }
 
     public void testReadCutsAStreamIntoChunks() throws Exception {
-        byte[] data = randomByteArrayOfLength(3 * 1000 + 7);
-        ByteArrayInputStream in = new ByteArrayInputStream(data);
-        ChunkBytes first = ChunkBytes.read(in, 1000);
-        assertEquals(1000, first.length());
-        ChunkBytes.read(in, 1000);
-        ChunkBytes.read(in, 1000);
-        ChunkBytes last = ChunkBytes.read(in, 1000);
-        assertEquals(7, last.length());
-        assertEquals(0, ChunkBytes.read(in, 1000).length());
-        assertArrayEquals(java.util.Arrays.copyOfRange(data, 0, 1000), concat(first));
+        // chunks both smaller and larger than a part (a stored chunk spans several parts)
+        for (int max : new int[] { 1000, 2 * ChunkBytes.PART_BYTES + 5 }) {
+            byte[] data = randomByteArrayOfLength(3 * max + 7);
+            ByteArrayInputStream in = new ByteArrayInputStream(data);
+            for (int c = 0; c < 4; c++) {
+                ChunkBytes chunk = ChunkBytes.read(in, max);
+                int from = c * max, to = Math.min(data.length, from + max);
+                assertEquals("max " + max + " chunk " + c, to - from, chunk.length());
+                byte[] expected = java.util.Arrays.copyOfRange(data, from, to);
+                assertArrayEquals("max " + max + " chunk " + c, expected, concat(chunk));
+                assertEquals(BundleStore.sha256(expected), chunk.sha256());
+            }
+            assertEquals(0, ChunkBytes.read(in, max).length());
+        }
     }
 
     public void testMoreThanTheLimitIsRefused() {

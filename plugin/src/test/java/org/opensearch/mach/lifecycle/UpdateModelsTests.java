@@ -11,7 +11,6 @@ import org.opensearch.core.xcontent.XContentBuilder;
 import org.opensearch.core.xcontent.XContentParser;
 import org.opensearch.test.OpenSearchTestCase;
 
-import java.util.Map;
 
 /** The cluster-state rules of the model lifecycle, and the metadata's wire and JSON round trips. */
 public class UpdateModelsTests extends OpenSearchTestCase {
@@ -99,14 +98,26 @@ public class UpdateModelsTests extends OpenSearchTestCase {
             p.nextToken();
             assertEquals(m, MachModelsMetadata.fromXContent(p));
         }
-        UpdateModelsRequest r = UpdateModelsRequest.register(entry("c", 9));
-        BytesStreamOutput out2 = new BytesStreamOutput();
-        r.writeTo(out2);
-        try (StreamInput in = out2.bytes().streamInput()) {
+        // every kind of request, every field (the master applies what a non-master node forwarded)
+        ModelEntry c = entry("c", 9);
+        assertRequestRoundTrips(UpdateModelsRequest.register(c), UpdateModelsRequest.Op.REGISTER, "c", null, c);
+        assertRequestRoundTrips(UpdateModelsRequest.deploy("d"), UpdateModelsRequest.Op.DEPLOY, "d", null, null);
+        assertRequestRoundTrips(UpdateModelsRequest.undeploy("u"), UpdateModelsRequest.Op.UNDEPLOY, "u", null, null);
+        assertRequestRoundTrips(UpdateModelsRequest.delete("x"), UpdateModelsRequest.Op.DELETE, "x", null, null);
+        assertRequestRoundTrips(UpdateModelsRequest.putAlias("live", "b"), UpdateModelsRequest.Op.PUT_ALIAS, "b", "live", null);
+        assertRequestRoundTrips(UpdateModelsRequest.deleteAlias("live"), UpdateModelsRequest.Op.DELETE_ALIAS, null, "live", null);
+    }
+
+    private static void assertRequestRoundTrips(UpdateModelsRequest r, UpdateModelsRequest.Op op, String modelId, String alias, ModelEntry entry)
+        throws Exception {
+        BytesStreamOutput out = new BytesStreamOutput();
+        r.writeTo(out);
+        try (StreamInput in = out.bytes().streamInput()) {
             UpdateModelsRequest back = new UpdateModelsRequest(in);
-            assertEquals(r.op, back.op);
-            assertEquals(r.entry, back.entry);
+            assertEquals(op, back.op);
+            assertEquals(op + " model id", modelId, back.modelId);
+            assertEquals(op + " alias", alias, back.alias);
+            assertEquals(op + " entry", entry, back.entry);
         }
-        assertEquals(Map.of("live", "a"), m.aliases());
     }
 }

@@ -450,8 +450,10 @@ public class MachBucketsQueryTests extends OpenSearchTestCase {
                 assertEquals(Aggregation.LOG_MEAN, read.aggregation());
                 assertArrayEquals(log.dense(), read.dense(), 0f);
             }
+            // calibrated scores need the mean aggregation: B / (B - 1) (mean - 1 / B), at least 0
             BucketScoring mean = new BucketScoring(new HashFamily(R, B, 7).name(), t, Decoder.ScoreMode.CALIBRATED, 1f, 0f);
-            assertNotNull(mean);
+            assertEquals((double) B / (B - 1) * (0.75 - 1.0 / B), mean.score(0.75), 1e-6);
+            assertEquals(0f, mean.score(0.5 / B), 0f);
             IllegalArgumentException e = expectThrows(
                 IllegalArgumentException.class,
                 () -> new BucketScoring(new HashFamily(R, B, 7).name(), log, Decoder.ScoreMode.CALIBRATED, 1f, 0f)

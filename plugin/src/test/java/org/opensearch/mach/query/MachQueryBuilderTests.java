@@ -215,7 +215,9 @@ public class MachQueryBuilderTests extends MachQueryParsingTestCase {
         assertTrue(parseError(mach(", \"no_such_param\": 1")).contains("unknown parameter [no_such_param]"));
         assertTrue(parseError(mach(", \"extra\": {\"a\": 1}")).contains("unknown parameter [extra]"));
         assertTrue(parseError(mach(", \"normalize\": \"yes\"")).contains("[normalize]"));
-        expectThrows(Exception.class, () -> parse("{\"mach\": {\"model_id\": \"m\", \"query_text\": "));
+        // truncated JSON: a 400 (any exception would do for expectThrows(Exception.class): a 500 too)
+        Exception truncated = expectThrows(Exception.class, () -> parse("{\"mach\": {\"model_id\": \"m\", \"query_text\": "));
+        assertEquals(truncated.toString(), org.opensearch.core.rest.RestStatus.BAD_REQUEST, org.opensearch.ExceptionsHelper.status(truncated));
         // null and wrong JSON types: a 400 naming the known field, never "unknown parameter" nor a 500
         for (String field : List.of("top_n", "buckets_per_repetition", "min_repetitions", "mach_weight", "boost", "normalize", "decoding",
             "score", "combine", "_name", "lexical")) {
