@@ -76,6 +76,11 @@ public final class BucketTable implements Writeable {
                     low = Math.min(low, values[i]);
                 }
             }
+            return of(values, n, low, high, encoder);
+        }
+
+        /** As {@link #of(float[], int, LogScaleCodes)} with the extremes of {@code values[0..n)} known. */
+        static Tail of(float[] values, int n, float low, float high, LogScaleCodes encoder) {
             low = (float) Math.max(low, high * FLOOR);
             byte[] codes = new byte[n];
             double span = Math.log((double) high / low);
@@ -212,7 +217,8 @@ public final class BucketTable implements Writeable {
         float[] residual = new float[R];
         Tail[] tail = new Tail[R];
         for (int r = 0; r < R; r++) {
-            int[] top = topAscending(output[r], s, scratch);
+            boolean quantize = quantizeTail && s < B;
+            int[] top = topAscending(output[r], s, scratch, quantize);
             double sum = 0;
             float[] p = new float[s];
             for (int i = 0; i < s; i++) {
@@ -225,18 +231,15 @@ public final class BucketTable implements Writeable {
             float min = p[0];
             for (float x : p) min = Math.min(min, x);
             residual[r] = s == B ? 0f : (float) Math.min(min, Math.max(0.0, (1.0 - sum) / (B - s)));
-            if (quantizeTail && s < B) {
+            if (quantize && !scratch.sawNaN) { // the selection copied the unsent and found their extremes
+                tail[r] = Tail.of(scratch.rest, B - s, Float.intBitsToFloat(scratch.restLowBits), Float.intBitsToFloat(scratch.restHighBits), scratch.codes);
+            } else if (quantize) {
                 // the unsent in bucket order: the runs between consecutive sent buckets
                 float[] rest = scratch.rest, row = output[r];
-                boolean nan = scratch.sawNaN;
                 int j = 0;
                 for (int i = 0, from = 0; i <= s; i++) {
                     int to = i < s ? top[i] : B;
-                    if (nan) {
-                        for (int b = from; b < to; b++) rest[j++] = Math.min(1f, Math.max(0f, row[b]));
-                    } else {
-                        for (int b = from; b < to; b++) rest[j++] = clampNotNaN(row[b]);
-                    }
+                    for (int b = from; b < to; b++) rest[j++] = Math.min(1f, Math.max(0f, row[b]));
                     from = to + 1;
                 }
                 tail[r] = Tail.of(rest, B - s, scratch.codes);
@@ -246,11 +249,6 @@ public final class BucketTable implements Writeable {
     }
 
     private static final int ONE_BITS = Float.floatToRawIntBits(1f);
-
-    /** {@code Math.min(1f, Math.max(0f, p))} for a p that is not NaN, on its bits (negative and -0: 0; above 1: 1). */
-    private static float clampNotNaN(float p) {
-        return Float.intBitsToFloat(Math.min(Math.max(Float.floatToRawIntBits(p), 0), ONE_BITS));
-    }
 
     /** Work arrays of {@link #of}, one set per thread (the inference threads build one table at a time each). */
     private static final class Scratch {
@@ -263,7 +261,9 @@ public final class BucketTable implements Writeable {
         int[] work = new int[0];
         /** whether the last row {@link #topAscending} saw holds a NaN */
         boolean sawNaN;
+        /** with the rest asked for (and no NaN): the unsent buckets' clamped probabilities in bucket order, and the bits of their extremes */
         float[] rest = new float[0];
+        int restLowBits, restHighBits;
 
         Scratch fit(int buckets) {
             if (keys.length < buckets) {
@@ -279,15 +279,16 @@ public final class BucketTable implements Writeable {
 
     /** As {@link #topAscending(float[], int, Scratch)} with this thread's work arrays. */
     static int[] topAscending(float[] probs, int s) {
-        return topAscending(probs, s, SCRATCH.get().fit(probs.length));
+        return topAscending(probs, s, SCRATCH.get().fit(probs.length), false);
     }
 
     /**
      * The same set as {@link Decoder#topBuckets} (higher probability first, ties: lower bucket), ascending:
      * the s-th largest value by a radix selection, then one pass, instead of a heap of B offers (~90 us
-     * per repetition at B 4,096, s 256) or a quickselect (~50 us). NaN falls back to the heap.
+     * per repetition at B 4,096, s 256) or a quickselect (~50 us). NaN falls back to the heap. With
+     * {@code rest} (and no NaN), also the unsent ones' clamped probabilities and their extremes (scratch).
      */
-    private static int[] topAscending(float[] probs, int s, Scratch scratch) {
+    private static int[] topAscending(float[] probs, int s, Scratch scratch, boolean rest) {
         int B = probs.length;
         scratch.sawNaN = true; // (until the row is read)
         if (s <= 0) return new int[0];
@@ -340,9 +341,15 @@ public final class BucketTable implements Writeable {
         if (from == keys) System.arraycopy(keys, 0, work, 0, n); // (few keys: no level ran)
         int threshold = kthLargest(work, n, rank);
         for (int i = 0; i < n; i++) above += work[i] > threshold ? 1 : 0;
-        // every key above the threshold, and the first (s - above) equal to it, ascending: per 64 buckets
-        // a mask of those above and one of those equal, then their set bits (no branch per bucket)
         int ties = s - above;
+        return rest ? topAndRest(keys, B, s, threshold, ties, scratch) : top(keys, B, s, threshold, ties);
+    }
+
+    /**
+     * Every key above the threshold, and the first {@code ties} equal to it, ascending: per 64 buckets a
+     * mask of those above and one of those equal, then their set bits (no branch per bucket).
+     */
+    private static int[] top(int[] keys, int B, int s, int threshold, int ties) {
         int[] top = new int[s];
         int k = 0;
         for (int base = 0; base < B; base += 64) {
@@ -356,6 +363,33 @@ public final class BucketTable implements Writeable {
             for (; gt != 0; gt &= gt - 1) top[k++] = base + Long.numberOfTrailingZeros(gt);
         }
         return top;
+    }
+
+    /**
+     * As {@link #top}, and in the same pass the unsent buckets' clamped probabilities in bucket order
+     * (scratch.rest) and the bits of their smallest and largest: one pass instead of the masks', a copy's
+     * of the runs between sent buckets and the extremes'. A branch per bucket: with s of B sent it is
+     * mostly predicted, and it beat a branch-free one (two stores at moving indices per bucket).
+     */
+    private static int[] topAndRest(int[] keys, int B, int s, int threshold, int ties, Scratch scratch) {
+        int[] picked = new int[s];
+        float[] rest = scratch.rest;
+        int k = 0, j = 0, high = 0, low = Integer.MAX_VALUE;
+        for (int b = 0; b < B; b++) {
+            int key = keys[b];
+            if (key >= threshold && (key > threshold || ties-- > 0)) {
+                picked[k++] = b;
+            } else {
+                // min(1, max(0, p))'s bits: a non-negative float's key is its bits (-0's is 0's)
+                int v = Math.min(Math.max(key, 0), ONE_BITS);
+                rest[j++] = Float.intBitsToFloat(v);
+                high = Math.max(high, v);
+                low = Math.min(low, v);
+            }
+        }
+        scratch.restLowBits = low;
+        scratch.restHighBits = high;
+        return picked;
     }
 
     /** An int ordered as the float compares with {@code <} (so -0 equals 0); NaN excluded. */
