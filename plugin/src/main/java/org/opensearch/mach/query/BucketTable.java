@@ -10,6 +10,9 @@ import org.opensearch.mach.inference.Decoder;
 import org.opensearch.mach.rest.StrictJson;
 
 import java.io.IOException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -438,12 +441,16 @@ public final class BucketTable implements Writeable {
         return aggregation;
     }
 
+    /** An int in a byte[] as {@link StreamOutput#writeInt} writes it (big-endian). */
+    private static final VarHandle BIG_ENDIAN_INT = MethodHandles.byteArrayViewVarHandle(int[].class, ByteOrder.BIG_ENDIAN);
+
     private static BucketTable read(StreamInput in) throws IOException {
         int R = in.readVInt(), B = in.readVInt();
         int[][] sent = new int[R][];
         float[][] probs = new float[R][];
         float[] residual = new float[R];
         Tail[] tail = new Tail[R];
+        byte[] floats = new byte[0];
         for (int r = 0; r < R; r++) {
             int n = in.readVInt();
             if (n < 1 || n > B) throw new IOException("bucket table: repetition " + r + " sends " + n + " of " + B + " buckets");
@@ -454,7 +461,10 @@ public final class BucketTable implements Writeable {
             } else {
                 for (int i = 0, b = -1; i < n; i++) sent[r][i] = b += in.readVInt() + 1;
             }
-            for (int i = 0; i < n; i++) probs[r][i] = in.readFloat();
+            // the floats as one block of bytes: readFloat reads each of their 4 bytes by a call of its own
+            if (floats.length < 4 * n) floats = new byte[4 * n];
+            in.readBytes(floats, 0, 4 * n);
+            for (int i = 0; i < n; i++) probs[r][i] = Float.intBitsToFloat((int) BIG_ENDIAN_INT.get(floats, 4 * i));
             residual[r] = n == B ? 0f : in.readFloat();
             if (n < B && in.readBoolean()) {
                 float low = in.readFloat(), high = in.readFloat();
