@@ -586,7 +586,7 @@ public final class BucketTable implements Writeable {
     }
 
     /** Each tail code's log_mean score: ln(value / f) = ln(low / f) + code / 255 * ln(high / low), linear in the code, at least 0. */
-    private static float[] logTailTable(Tail t, double f) {
+    static float[] logTailTable(Tail t, double f) {
         float[] table = new float[256];
         if (t.high() == 0 || !(f > 0)) return table;
         double offset = Math.log(t.low() / f), step = Math.log((double) t.high() / t.low()) / 255;
