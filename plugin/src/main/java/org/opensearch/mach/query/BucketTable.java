@@ -10,6 +10,9 @@ import org.opensearch.mach.inference.Decoder;
 import org.opensearch.mach.rest.StrictJson;
 
 import java.io.IOException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -76,6 +79,11 @@ public final class BucketTable implements Writeable {
                     low = Math.min(low, values[i]);
                 }
             }
+            return of(values, n, low, high, encoder);
+        }
+
+        /** As {@link #of(float[], int, LogScaleCodes)} with the extremes of {@code values[0..n)} known. */
+        static Tail of(float[] values, int n, float low, float high, LogScaleCodes encoder) {
             low = (float) Math.max(low, high * FLOOR);
             byte[] codes = new byte[n];
             double span = Math.log((double) high / low);
@@ -212,7 +220,8 @@ public final class BucketTable implements Writeable {
         float[] residual = new float[R];
         Tail[] tail = new Tail[R];
         for (int r = 0; r < R; r++) {
-            int[] top = topAscending(output[r], s, scratch);
+            boolean quantize = quantizeTail && s < B;
+            int[] top = topAscending(output[r], s, scratch, quantize);
             double sum = 0;
             float[] p = new float[s];
             for (int i = 0; i < s; i++) {
@@ -225,18 +234,15 @@ public final class BucketTable implements Writeable {
             float min = p[0];
             for (float x : p) min = Math.min(min, x);
             residual[r] = s == B ? 0f : (float) Math.min(min, Math.max(0.0, (1.0 - sum) / (B - s)));
-            if (quantizeTail && s < B) {
+            if (quantize && !scratch.sawNaN) { // the selection copied the unsent and found their extremes
+                tail[r] = Tail.of(scratch.rest, B - s, Float.intBitsToFloat(scratch.restLowBits), Float.intBitsToFloat(scratch.restHighBits), scratch.codes);
+            } else if (quantize) {
                 // the unsent in bucket order: the runs between consecutive sent buckets
                 float[] rest = scratch.rest, row = output[r];
-                boolean nan = scratch.sawNaN;
                 int j = 0;
                 for (int i = 0, from = 0; i <= s; i++) {
                     int to = i < s ? top[i] : B;
-                    if (nan) {
-                        for (int b = from; b < to; b++) rest[j++] = Math.min(1f, Math.max(0f, row[b]));
-                    } else {
-                        for (int b = from; b < to; b++) rest[j++] = clampNotNaN(row[b]);
-                    }
+                    for (int b = from; b < to; b++) rest[j++] = Math.min(1f, Math.max(0f, row[b]));
                     from = to + 1;
                 }
                 tail[r] = Tail.of(rest, B - s, scratch.codes);
@@ -246,11 +252,6 @@ public final class BucketTable implements Writeable {
     }
 
     private static final int ONE_BITS = Float.floatToRawIntBits(1f);
-
-    /** {@code Math.min(1f, Math.max(0f, p))} for a p that is not NaN, on its bits (negative and -0: 0; above 1: 1). */
-    private static float clampNotNaN(float p) {
-        return Float.intBitsToFloat(Math.min(Math.max(Float.floatToRawIntBits(p), 0), ONE_BITS));
-    }
 
     /** Work arrays of {@link #of}, one set per thread (the inference threads build one table at a time each). */
     private static final class Scratch {
@@ -263,7 +264,9 @@ public final class BucketTable implements Writeable {
         int[] work = new int[0];
         /** whether the last row {@link #topAscending} saw holds a NaN */
         boolean sawNaN;
+        /** with the rest asked for (and no NaN): the unsent buckets' clamped probabilities in bucket order, and the bits of their extremes */
         float[] rest = new float[0];
+        int restLowBits, restHighBits;
 
         Scratch fit(int buckets) {
             if (keys.length < buckets) {
@@ -279,15 +282,16 @@ public final class BucketTable implements Writeable {
 
     /** As {@link #topAscending(float[], int, Scratch)} with this thread's work arrays. */
     static int[] topAscending(float[] probs, int s) {
-        return topAscending(probs, s, SCRATCH.get().fit(probs.length));
+        return topAscending(probs, s, SCRATCH.get().fit(probs.length), false);
     }
 
     /**
      * The same set as {@link Decoder#topBuckets} (higher probability first, ties: lower bucket), ascending:
      * the s-th largest value by a radix selection, then one pass, instead of a heap of B offers (~90 us
-     * per repetition at B 4,096, s 256) or a quickselect (~50 us). NaN falls back to the heap.
+     * per repetition at B 4,096, s 256) or a quickselect (~50 us). NaN falls back to the heap. With
+     * {@code rest} (and no NaN), also the unsent ones' clamped probabilities and their extremes (scratch).
      */
-    private static int[] topAscending(float[] probs, int s, Scratch scratch) {
+    private static int[] topAscending(float[] probs, int s, Scratch scratch, boolean rest) {
         int B = probs.length;
         scratch.sawNaN = true; // (until the row is read)
         if (s <= 0) return new int[0];
@@ -340,9 +344,15 @@ public final class BucketTable implements Writeable {
         if (from == keys) System.arraycopy(keys, 0, work, 0, n); // (few keys: no level ran)
         int threshold = kthLargest(work, n, rank);
         for (int i = 0; i < n; i++) above += work[i] > threshold ? 1 : 0;
-        // every key above the threshold, and the first (s - above) equal to it, ascending: per 64 buckets
-        // a mask of those above and one of those equal, then their set bits (no branch per bucket)
         int ties = s - above;
+        return rest ? topAndRest(keys, B, s, threshold, ties, scratch) : top(keys, B, s, threshold, ties);
+    }
+
+    /**
+     * Every key above the threshold, and the first {@code ties} equal to it, ascending: per 64 buckets a
+     * mask of those above and one of those equal, then their set bits (no branch per bucket).
+     */
+    private static int[] top(int[] keys, int B, int s, int threshold, int ties) {
         int[] top = new int[s];
         int k = 0;
         for (int base = 0; base < B; base += 64) {
@@ -356,6 +366,33 @@ public final class BucketTable implements Writeable {
             for (; gt != 0; gt &= gt - 1) top[k++] = base + Long.numberOfTrailingZeros(gt);
         }
         return top;
+    }
+
+    /**
+     * As {@link #top}, and in the same pass the unsent buckets' clamped probabilities in bucket order
+     * (scratch.rest) and the bits of their smallest and largest: one pass instead of the masks', a copy's
+     * of the runs between sent buckets and the extremes'. A branch per bucket: with s of B sent it is
+     * mostly predicted, and it beat a branch-free one (two stores at moving indices per bucket).
+     */
+    private static int[] topAndRest(int[] keys, int B, int s, int threshold, int ties, Scratch scratch) {
+        int[] picked = new int[s];
+        float[] rest = scratch.rest;
+        int k = 0, j = 0, high = 0, low = Integer.MAX_VALUE;
+        for (int b = 0; b < B; b++) {
+            int key = keys[b];
+            if (key >= threshold && (key > threshold || ties-- > 0)) {
+                picked[k++] = b;
+            } else {
+                // min(1, max(0, p))'s bits: a non-negative float's key is its bits (-0's is 0's)
+                int v = Math.min(Math.max(key, 0), ONE_BITS);
+                rest[j++] = Float.intBitsToFloat(v);
+                high = Math.max(high, v);
+                low = Math.min(low, v);
+            }
+        }
+        scratch.restLowBits = low;
+        scratch.restHighBits = high;
+        return picked;
     }
 
     /** An int ordered as the float compares with {@code <} (so -0 equals 0); NaN excluded. */
@@ -404,12 +441,16 @@ public final class BucketTable implements Writeable {
         return aggregation;
     }
 
+    /** An int in a byte[] as {@link StreamOutput#writeInt} writes it (big-endian). */
+    private static final VarHandle BIG_ENDIAN_INT = MethodHandles.byteArrayViewVarHandle(int[].class, ByteOrder.BIG_ENDIAN);
+
     private static BucketTable read(StreamInput in) throws IOException {
         int R = in.readVInt(), B = in.readVInt();
         int[][] sent = new int[R][];
         float[][] probs = new float[R][];
         float[] residual = new float[R];
         Tail[] tail = new Tail[R];
+        byte[] floats = new byte[0];
         for (int r = 0; r < R; r++) {
             int n = in.readVInt();
             if (n < 1 || n > B) throw new IOException("bucket table: repetition " + r + " sends " + n + " of " + B + " buckets");
@@ -420,7 +461,10 @@ public final class BucketTable implements Writeable {
             } else {
                 for (int i = 0, b = -1; i < n; i++) sent[r][i] = b += in.readVInt() + 1;
             }
-            for (int i = 0; i < n; i++) probs[r][i] = in.readFloat();
+            // the floats as one block of bytes: readFloat reads each of their 4 bytes by a call of its own
+            if (floats.length < 4 * n) floats = new byte[4 * n];
+            in.readBytes(floats, 0, 4 * n);
+            for (int i = 0; i < n; i++) probs[r][i] = Float.intBitsToFloat((int) BIG_ENDIAN_INT.get(floats, 4 * i));
             residual[r] = n == B ? 0f : in.readFloat();
             if (n < B && in.readBoolean()) {
                 float low = in.readFloat(), high = in.readFloat();
@@ -542,7 +586,7 @@ public final class BucketTable implements Writeable {
     }
 
     /** Each tail code's log_mean score: ln(value / f) = ln(low / f) + code / 255 * ln(high / low), linear in the code, at least 0. */
-    private static float[] logTailTable(Tail t, double f) {
+    static float[] logTailTable(Tail t, double f) {
         float[] table = new float[256];
         if (t.high() == 0 || !(f > 0)) return table;
         double offset = Math.log(t.low() / f), step = Math.log((double) t.high() / t.low()) / 255;

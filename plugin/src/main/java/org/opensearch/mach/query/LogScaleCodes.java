@@ -1,5 +1,7 @@
 package org.opensearch.mach.query;
 
+import java.util.Arrays;
+
 /**
  * The quantized tail's 8-bit codes ({@link BucketTable.Tail}) without a logarithm per value: the
  * code {@link #code} is a non-decreasing step function of the value (every step of it is monotone:
@@ -25,9 +27,8 @@ final class LogScaleCodes {
 
     /** steps[c] (c = 1..255): the float bits of the smallest value whose code is c or more; steps[256]: above every value */
     private final int[] steps = new int[257];
-    private final int[] cellCode = new int[CELLS];
-    /** per cell, the bits of the first step above its start */
-    private final int[] cellStep = new int[CELLS];
+    /** per cell, its code (the steps at or below its start) in the low 8 bits, the bits of the first step above its start in the upper 32 (one load per value) */
+    private final long[] cell = new long[CELLS];
 
     /**
      * A relative distance no rounding error here reaches: code() steps at its real step v* within a
@@ -71,20 +72,43 @@ final class LogScaleCodes {
         int shift = 0;
         while (((highBits - lowBits) >>> shift) >= CELLS) shift++;
         int cells = ((highBits - lowBits) >>> shift) + 1;
-        for (int i = 0, c = 0; i < cells; i++) {
-            int start = lowBits + (i << shift);
-            while (c < 255 && steps[c + 1] <= start) c++;
-            cellCode[i] = c;
-            cellStep[i] = steps[c + 1];
+        // cell i (start lowBits + i * 2^shift) has code c from c's first cell (the first start at or above
+        // steps[c]) up to c + 1's: filled run by run instead of a search per cell
+        for (int c = 0, from = 0; c <= 255; c++) {
+            int to = c == 255 ? cells : Math.max(from, firstCellAtOrAbove(steps[c + 1], lowBits, shift, cells));
+            Arrays.fill(cell, from, to, (long) steps[c + 1] << 32 | c);
+            from = to;
         }
+        boolean twoInACell = false; // (subnormal values, or one float several codes apart)
+        for (int c = 1; c < 255; c++) twoInACell |= (steps[c] - lowBits) >>> shift == (steps[c + 1] - lowBits) >>> shift;
+        if (twoInACell) {
+            encodeWalking(values, n, lowBits, shift, cells, codes);
+            return;
+        }
+        for (int i = 0; i < n; i++) {
+            // no cell holds two steps: the cell's code, plus one at or above its step; anything at or under low
+            // is read as low (cell 0: code 0, its step above low). No branch (a mispredicted one per value cost
+            // more than the logarithm it replaces) and no load that depends on another.
+            int bits = Math.max(Float.floatToRawIntBits(values[i]), lowBits);
+            long x = cell[Math.min(cells - 1, (bits - lowBits) >>> shift)];
+            codes[i] = (byte) ((int) x + 1 - ((bits - (int) (x >>> 32)) >>> 31));
+        }
+    }
+
+    /** The first cell whose start is at or above {@code bits} (bits > lowBits), at most {@code cells}. */
+    private static int firstCellAtOrAbove(int bits, int lowBits, int shift, int cells) {
+        return (int) Math.min(cells, ((long) bits - lowBits + (1L << shift) - 1) >>> shift);
+    }
+
+    /** The codes where a cell may hold several steps: the steps above the cell's are walked on. */
+    private void encodeWalking(float[] values, int n, int lowBits, int shift, int cells, byte[] codes) {
         for (int i = 0; i < n; i++) {
             int bits = Float.floatToRawIntBits(values[i]);
             int c = 0;
             if (bits > lowBits) { // (0, -0 and anything at or under low: code 0)
-                int cell = Math.min(cells - 1, (bits - lowBits) >>> shift);
-                // (no branch: a mispredicted one per value cost more than the logarithm it replaces)
-                c = cellCode[cell] + 1 - ((bits - cellStep[cell]) >>> 31);
-                while (steps[c + 1] <= bits) c++; // only among subnormal values (below)
+                long x = cell[Math.min(cells - 1, (bits - lowBits) >>> shift)];
+                c = (int) x + 1 - ((bits - (int) (x >>> 32)) >>> 31);
+                while (steps[c + 1] <= bits) c++;
             }
             codes[i] = (byte) c;
         }
