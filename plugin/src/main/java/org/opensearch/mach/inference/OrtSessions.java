@@ -33,6 +33,8 @@ public final class OrtSessions {
         }
         try (OrtSession.SessionOptions opts = new OrtSession.SessionOptions()) {
             opts.setIntraOpNumThreads(intraOpThreads);
+            // ORT's helper threads otherwise spin between operators, taking the cores the shard's search needs
+            if (intraOpThreads > 1) opts.addConfigEntry("session.intra_op.allow_spinning", "0");
             return new Opened(env.createSession(file.toString(), opts), "cpu");
         }
     }
