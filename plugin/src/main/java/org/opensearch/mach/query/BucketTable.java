@@ -84,11 +84,19 @@ public final class BucketTable implements Writeable {
 
         /** As {@link #of(float[], int, LogScaleCodes)} with the extremes of {@code values[0..n)} known. */
         static Tail of(float[] values, int n, float low, float high, LogScaleCodes encoder) {
-            low = (float) Math.max(low, high * FLOOR);
+            low = lowest(low, high);
             byte[] codes = new byte[n];
             double span = Math.log((double) high / low);
             if (high > 0 && span > 0) encoder.encode(values, n, low, high, span, codes);
             return new Tail(high > 0 ? low : 0f, high, codes);
+        }
+
+        /**
+         * The scale's low end: the smallest value, at least high * FLOOR, and above 0 when high is (with high
+         * under ~1.4e-38, high * FLOOR underflows: a zero value would make the span infinite).
+         */
+        private static float lowest(float low, float high) {
+            return (float) Math.max(low, Math.max(high * FLOOR, high > 0 ? Float.MIN_VALUE : 0f));
         }
 
         /** As {@link #of(float[])}, one logarithm per value: the definition the fast encoding must equal (tests). */
@@ -98,7 +106,7 @@ public final class BucketTable implements Writeable {
                 high = Math.max(high, v);
                 low = Math.min(low, v);
             }
-            low = (float) Math.max(low, high * FLOOR);
+            low = lowest(low, high);
             byte[] codes = new byte[values.length];
             double span = Math.log((double) high / low);
             for (int i = 0; i < values.length && high > 0 && span > 0; i++) codes[i] = (byte) LogScaleCodes.code(values[i], low, span);

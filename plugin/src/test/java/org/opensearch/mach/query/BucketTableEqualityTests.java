@@ -30,9 +30,8 @@ public class BucketTableEqualityTests extends OpenSearchTestCase {
                 case 0 -> (float) Math.exp(randomFrom(0.1, 1.0, 4.0) * random().nextGaussian()); // softmax-like (normalized below)
                 case 1 -> few[randomInt(distinct - 1)]; // few values: ties at the threshold
                 case 2 -> 0.25f + randomInt(50) * 1e-7f; // a narrow range: a few floats per code
-                // subnormals (no zero: with high * 1e-7 under the smallest float, a zero makes low 0, where the
-                // encoder's codes are not the reference's: 255 at high, not 0; both paths of the table agree)
-                case 3 -> Float.MIN_VALUE * randomIntBetween(1, 3000);
+                // subnormals, and zeros among them (high * 1e-7 then underflows: the scale starts at the smallest float)
+                case 3 -> randomInt(9) == 0 ? 0f : Float.MIN_VALUE * randomIntBetween(1, 3000);
                 default -> randomFrom(0f, -0f, -randomFloat(), randomFloat(), 2f * randomFloat(), (float) Math.exp(-40 * randomDouble()));
             };
             sum += row[b];
@@ -141,5 +140,16 @@ public class BucketTableEqualityTests extends OpenSearchTestCase {
                 assertSameBits(a + " read, B " + B + " s " + s, expected, read.dense());
             }
         }
+    }
+
+    /** A zero among values so small that high * 1e-7 underflows: the scale starts at the smallest float, both codings agree. */
+    public void testZeroAmongTinyValues() {
+        float[] rest = { 0f, Float.MIN_VALUE * 1000, Float.MIN_VALUE * 3 };
+        BucketTable.Tail t = BucketTable.Tail.of(rest);
+        assertEquals(BucketTable.Tail.reference(rest), t);
+        assertEquals(Float.MIN_VALUE, t.low(), 0f);
+        assertEquals(0, t.codes()[0] & 0xFF);
+        assertEquals(255, t.codes()[1] & 0xFF);
+        assertTrue((t.codes()[2] & 0xFF) > 0 && (t.codes()[2] & 0xFF) < 255);
     }
 }
