@@ -268,7 +268,9 @@ public class MachLifecycleTests extends MachClusterTestCase {
                 refused = rest("POST", "/_plugins/_mach/models/tiny/_predict", "{\"query_text\": \"" + text + "\"}", 400).toString();
                 assertTrue(refused, refused.contains("model [tiny]: its product catalog"));
             }
-            for (JsonNode n : rest("GET", "/_plugins/_mach/models/tiny", null, 200).get("nodes")) {
+            JsonNode perNode = rest("GET", "/_plugins/_mach/models/tiny", null, 200).get("nodes");
+            assertEquals(perNode.toString(), 2, perNode.size());
+            for (JsonNode n : perNode) {
                 assertEquals(n.toString(), "deployed", n.get("state").asText());
                 assertFalse(n.toString(), n.get("catalog_loaded").asBoolean());
                 assertEquals(n.toString(), network, n.get("network_bytes").asLong());
@@ -519,7 +521,9 @@ public class MachLifecycleTests extends MachClusterTestCase {
         assertEquals(reg.toString(), "deployed", reg.get("state").asText());
         assertEquals(sha, reg.get("sha256").asText());
         // deployed, nothing asked yet: no node holds the catalog (labels + product index)
-        for (JsonNode n : rest("GET", "/_plugins/_mach/models/m1", null, 200).get("nodes")) {
+        JsonNode perNode = rest("GET", "/_plugins/_mach/models/m1", null, 200).get("nodes");
+        assertEquals(perNode.toString(), 2, perNode.size());
+        for (JsonNode n : perNode) {
             assertFalse(n.toString(), n.get("catalog_loaded").asBoolean());
             assertEquals(n.toString(), 0, n.get("catalog_bytes").asLong());
         }
