@@ -62,7 +62,7 @@ public class MachQueryBuilderTests extends MachQueryParsingTestCase {
         assertEquals("the lexical window is top_n unless given", 30, minMax.options().lexicalWindow());
     }
 
-    public void testMinMaxErrors() {
+    public void testMinMaxErrors() throws IOException {
         String lex = ", \"lexical\": {\"match\": {\"t\": \"x\"}}";
         assertTrue(parseError(mach(lex + ", \"normalization\": \"min_max\", \"mach_weight\": 3")).contains("[mach_weight] must be between 0 and 1"));
         assertTrue(parseError(mach(lex + ", \"normalization\": \"min_max\", \"mach_weight\": -0.1")).contains("[mach_weight] must be between 0 and 1"));
@@ -70,6 +70,8 @@ public class MachQueryBuilderTests extends MachQueryParsingTestCase {
         assertTrue(parseError(mach(", \"normalization\": \"min_max\"")).contains("[normalization] applies only with a [lexical] query"));
         assertTrue(parseError(mach(lex + ", \"lexical_window\": 10")).contains("[lexical_window] applies only with [normalization] [min_max]"));
         assertTrue(parseError(mach(lex + ", \"normalization\": \"min_max\", \"lexical_window\": 0")).contains("[lexical_window] must be between 1 and 10000"));
+        assertTrue(parseError(mach(lex + ", \"normalization\": \"min_max\", \"lexical_window\": 10001")).contains("[lexical_window] must be between 1 and 10000"));
+        assertEquals(10_000, ((MachQueryBuilder) parse(mach(lex + ", \"normalization\": \"min_max\", \"lexical_window\": 10000"))).options().lexicalWindow());
         assertTrue(parseError(mach(lex + ", \"normalization\": \"zscore\"")).contains("unknown normalization [zscore]; use one of [none, min_max]"));
         assertTrue(parseError(mach(lex + ", \"normalization\": 1")).contains("[normalization] must be a string"));
     }
