@@ -56,7 +56,7 @@ public class RestMachLifecycleActionTests extends OpenSearchTestCase {
             { "{\"data\": \"AAAA\", \"size\": 3}", "[chunk] unknown parameter [size]; known parameters: [data, sha256]" },
             { "{\"data\": \"AAAA\"}", "[chunk] needs [sha256]" },
             { "[1]", "[chunk] must be a JSON object, got an array" },
-            { "{\"data\": \"AAAA\", \"sha256\": " + "1".repeat(1500) + "}", "[chunk] is not valid JSON: Number value length (1500) exceeds" } }) {
+            { "{\"data\": \"AAAA\", \"sha256\": " + "1".repeat(1500) + "}", "[chunk] is not valid JSON: Number value length" } }) {
             IllegalArgumentException e = expectThrows(IllegalArgumentException.class, () -> action().prepareRequest(chunk(bad[0]), null));
             assertTrue(bad[0].substring(0, Math.min(60, bad[0].length())) + ": " + e.getMessage(), e.getMessage().startsWith(bad[1]));
         }
