@@ -723,8 +723,8 @@ public final class BucketTable implements Writeable {
                     switch (f) {
                         case "residual" -> res[0] = StrictJson.number(x, rep, f);
                         case "tail" -> tail[0] = readTail(x, rep + " [tail]");
-                        case "buckets" -> readArray(x, rep, f, () -> bs.add(StrictJson.integer(x, rep, f, 0, Integer.MAX_VALUE)));
-                        default -> readArray(x, rep, f, () -> ps.add(StrictJson.number(x, rep, f)));
+                        case "buckets" -> StrictJson.array(x, rep, f, () -> bs.add(StrictJson.integer(x, rep, f, 0, Integer.MAX_VALUE)));
+                        default -> StrictJson.array(x, rep, f, () -> ps.add(StrictJson.number(x, rep, f)));
                     }
                 });
                 if (Float.isNaN(res[0])) throw new IllegalArgumentException(rep + " requires [buckets], [probabilities] and [residual]");
@@ -760,15 +760,6 @@ public final class BucketTable implements Writeable {
         });
         if (Float.isNaN(lh[0]) || Float.isNaN(lh[1]) || codes[0] == null) throw new IllegalArgumentException(what + " requires [low], [high] and [codes]");
         return new Tail(lh[0], lh[1], codes[0]);
-    }
-
-    private interface ValueReader {
-        void read() throws IOException;
-    }
-
-    private static void readArray(XContentParser p, String what, String field, ValueReader value) throws IOException {
-        if (p.currentToken() != XContentParser.Token.START_ARRAY) throw StrictJson.wrongType(p, what, field, "an array");
-        while (p.nextToken() != XContentParser.Token.END_ARRAY) value.read();
     }
 
     @Override

@@ -113,11 +113,11 @@ public class MachProductsQueryBuilder extends NamedQueryBuilder<MachProductsQuer
                 case "field" -> q.field = StrictJson.text(p, what, field);
                 case "ids" -> {
                     q.ids = new ArrayList<>();
-                    readArray(p, what, field, () -> q.ids.add(StrictJson.text(p, what, field)));
+                    StrictJson.array(p, what, field, () -> q.ids.add(StrictJson.text(p, what, field)));
                 }
                 case "scores" -> {
                     q.scores = new ArrayList<>();
-                    readArray(p, what, field, () -> q.scores.add(StrictJson.number(p, what, field)));
+                    StrictJson.array(p, what, field, () -> q.scores.add(StrictJson.number(p, what, field)));
                 }
                 default -> throw new IllegalStateException("parameter [" + field + "] is listed but not read");
             }
@@ -127,16 +127,6 @@ public class MachProductsQueryBuilder extends NamedQueryBuilder<MachProductsQuer
             for (int i = 0; i < s.length; i++) s[i] = q.scores.get(i);
             return new MachProductsQueryBuilder(q.field, q.ids.toArray(new String[0]), s);
         });
-    }
-
-    private interface ValueReader {
-        void read() throws IOException;
-    }
-
-    /** An array parameter: each element read by {@code element} (which names the parameter when one is of the wrong type). */
-    private static void readArray(XContentParser p, String what, String field, ValueReader element) throws IOException {
-        if (p.currentToken() != XContentParser.Token.START_ARRAY) throw StrictJson.wrongType(p, what, field, "an array");
-        while (p.nextToken() != XContentParser.Token.END_ARRAY) element.read();
     }
 
     private static final class Parsed {

@@ -80,6 +80,17 @@ public final class StrictJson {
         return new ParsingException(location, what + (field == null ? "" : " [" + field + "]") + " cannot be read: " + e.getOriginalMessage(), e);
     }
 
+    /** Reads one value of an array (the parser on it). */
+    public interface ElementReader {
+        void read() throws IOException;
+    }
+
+    /** An array parameter (the parser on its start), each element read by {@code element}, which names the parameter when one is of the wrong type. */
+    public static void array(XContentParser parser, String what, String field, ElementReader element) throws IOException {
+        if (parser.currentToken() != XContentParser.Token.START_ARRAY) throw wrongType(parser, what, field, "an array");
+        while (parser.nextToken() != XContentParser.Token.END_ARRAY) element.read();
+    }
+
     public static String text(XContentParser parser, String what, String field) throws IOException {
         if (parser.currentToken() != XContentParser.Token.VALUE_STRING) throw wrongType(parser, what, field, "a string");
         return parser.text();
