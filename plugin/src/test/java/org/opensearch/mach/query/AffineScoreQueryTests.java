@@ -12,6 +12,7 @@ import org.apache.lucene.search.Query;
 import org.apache.lucene.search.ScoreDoc;
 import org.apache.lucene.search.TermQuery;
 import org.apache.lucene.search.TopDocs;
+import org.apache.lucene.search.similarities.BM25Similarity;
 import org.apache.lucene.store.Directory;
 import org.apache.lucene.tests.index.RandomIndexWriter;
 import org.apache.lucene.tests.search.QueryUtils;
@@ -24,7 +25,12 @@ import java.util.Map;
 public class AffineScoreQueryTests extends OpenSearchTestCase {
 
     public void testScoresExplainAndLuceneChecks() throws Exception {
-        try (Directory dir = newDirectory(); RandomIndexWriter w = new RandomIndexWriter(random(), dir)) {
+        // BM25, what the wrapped lexical queries score with on a node: the test framework's random similarity
+        // can give every match the same score, and the range below needs them apart
+        try (
+            Directory dir = newDirectory();
+            RandomIndexWriter w = new RandomIndexWriter(random(), dir, newIndexWriterConfig().setSimilarity(new BM25Similarity()))
+        ) {
             for (int i = 0; i < 100; i++) {
                 Document d = new Document();
                 d.add(new TextField("body", "drill " + "cordless ".repeat(i % 7) + "x".repeat(1 + i % 3), Field.Store.NO));
@@ -33,6 +39,7 @@ public class AffineScoreQueryTests extends OpenSearchTestCase {
             }
             try (IndexReader reader = w.getReader()) {
                 IndexSearcher searcher = newSearcher(reader);
+                searcher.setSimilarity(new BM25Similarity());
                 Query inner = new TermQuery(new Term("body", "cordless"));
                 Map<Integer, Float> raw = scores(searcher, inner);
                 float min = Float.MAX_VALUE, max = 0;
