@@ -55,10 +55,19 @@ final class BucketBounds {
         double sum = 0;
         boolean[] isTop = new boolean[B];
         for (int r = 0; r < R; r++) {
-            top[r] = scoring.table().topBuckets(r, bucketsPerRepetition);
-            Arrays.fill(isTop, false);
-            for (int b : top[r]) isTop[b] = true;
-            float rest = scoring.table().maxOutside(r, isTop);
+            float rest;
+            if (scoring.table().sentBuckets(r) == B) {
+                // every bucket sent: the best one outside the top m is the (m + 1)-th (its score, as the scores rise with the
+                // probability), one selection instead of a selection and a scan of all B
+                int[] next = scoring.table().topBuckets(r, bucketsPerRepetition + 1);
+                top[r] = Arrays.copyOf(next, Math.min(bucketsPerRepetition, next.length));
+                rest = next.length > bucketsPerRepetition ? Math.max(0f, dense[r * B + next[bucketsPerRepetition]]) : 0f;
+            } else {
+                top[r] = scoring.table().topBuckets(r, bucketsPerRepetition);
+                Arrays.fill(isTop, false);
+                for (int b : top[r]) isTop[b] = true;
+                rest = scoring.table().maxOutside(r, isTop);
+            }
             added[r] = new float[top[r].length];
             for (int i = 0; i < top[r].length; i++) added[r][i] = Math.max(0f, dense[r * B + top[r][i]] - rest);
             sum += rest;

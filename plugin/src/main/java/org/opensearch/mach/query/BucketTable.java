@@ -185,13 +185,14 @@ public final class BucketTable implements Writeable {
             if (sent[r].length != probabilities[r].length || sent[r].length < 1 || sent[r].length > buckets) {
                 throw new IllegalArgumentException("repetition " + r + " must send 1 to " + buckets + " buckets, each with a probability");
             }
-            for (int i = 0; i < sent[r].length; i++) {
+            boolean checked = r > 0 && sent[r] == sent[r - 1]; // (an exact table's repetitions share their list)
+            for (int i = 0; i < sent[r].length && !checked; i++) {
                 int b = sent[r][i];
                 if (b < 0 || b >= buckets || (i > 0 && b <= sent[r][i - 1])) {
                     throw new IllegalArgumentException("repetition " + r + ": buckets must be ascending and in [0, " + buckets + "), got [" + b + "]");
                 }
-                checkProbability(probabilities[r][i], r);
             }
+            checkProbabilities(probabilities[r], r);
             checkProbability(residual[r], r);
             if (tail.length != repetitions) throw new IllegalArgumentException("a bucket table needs a tail entry for each repetition");
             if (tail[r] != null) {
@@ -209,6 +210,16 @@ public final class BucketTable implements Writeable {
         this.tail = tail;
     }
 
+    /** As {@link #checkProbability} for each, in one pass without a branch per value (NaN propagates through min and max). */
+    private static void checkProbabilities(float[] ps, int r) {
+        float min = 0f, max = 0f;
+        for (float p : ps) {
+            min = Math.min(min, p);
+            max = Math.max(max, p);
+        }
+        if (!(min >= 0f && max <= 1f)) for (float p : ps) checkProbability(p, r);
+    }
+
     private static void checkProbability(float p, int r) {
         if (!(p >= 0f && p <= 1f)) throw new IllegalArgumentException("repetition " + r + ": probabilities must be in [0, 1], got [" + p + "]");
     }
@@ -222,6 +233,7 @@ public final class BucketTable implements Writeable {
     public static BucketTable of(float[][] output, int scoredBuckets, boolean quantizeTail) {
         int R = output.length, B = output[0].length;
         int s = Math.min(scoredBuckets, B);
+        if (s == B) return exact(output);
         Scratch scratch = SCRATCH.get().fit(B);
         int[][] sent = new int[R][];
         float[][] probs = new float[R][];
@@ -257,6 +269,31 @@ public final class BucketTable implements Writeable {
             }
         }
         return new BucketTable(sent, probs, residual, tail, B);
+    }
+
+    /**
+     * Every bucket sent: the output clamped to [0, 1], one pass per repetition (no selection, no tail; the
+     * repetitions share one ascending bucket list).
+     */
+    private static BucketTable exact(float[][] output) {
+        int R = output.length, B = output[0].length;
+        int[] all = allBuckets(B);
+        int[][] sent = new int[R][];
+        float[][] probs = new float[R][];
+        for (int r = 0; r < R; r++) {
+            float[] row = output[r], p = new float[B];
+            for (int b = 0; b < B; b++) p[b] = Math.min(1f, Math.max(0f, row[b])); // (NaN stays NaN: refused below)
+            sent[r] = all;
+            probs[r] = p;
+        }
+        return new BucketTable(sent, probs, new float[R], new Tail[R], B, Aggregation.MEAN);
+    }
+
+    /** 0, 1, ..., B - 1 */
+    private static int[] allBuckets(int B) {
+        int[] all = new int[B];
+        for (int b = 0; b < B; b++) all[b] = b;
+        return all;
     }
 
     private static final int ONE_BITS = Float.floatToRawIntBits(1f);
@@ -459,14 +496,15 @@ public final class BucketTable implements Writeable {
         float[] residual = new float[R];
         Tail[] tail = new Tail[R];
         byte[] floats = new byte[0];
+        int[] all = null; // the list of every bucket, shared by the repetitions that send all
         for (int r = 0; r < R; r++) {
             int n = in.readVInt();
             if (n < 1 || n > B) throw new IOException("bucket table: repetition " + r + " sends " + n + " of " + B + " buckets");
-            sent[r] = new int[n];
             probs[r] = new float[n];
             if (n == B) {
-                for (int b = 0; b < B; b++) sent[r][b] = b;
+                sent[r] = all = all != null ? all : allBuckets(B);
             } else {
+                sent[r] = new int[n];
                 for (int i = 0, b = -1; i < n; i++) sent[r][i] = b += in.readVInt() + 1;
             }
             // the floats as one block of bytes: readFloat reads each of their 4 bytes by a call of its own
@@ -496,7 +534,11 @@ public final class BucketTable implements Writeable {
             if (n < buckets) {
                 for (int i = 0, prev = -1; i < n; prev = sent[r][i++]) out.writeVInt(sent[r][i] - prev - 1);
             }
-            for (float p : probabilities[r]) out.writeFloat(p);
+            // the floats as one block of bytes, as writeFloat writes each (big-endian)
+            float[] ps = probabilities[r];
+            byte[] block = new byte[4 * n];
+            for (int i = 0; i < n; i++) BIG_ENDIAN_INT.set(block, 4 * i, Float.floatToIntBits(ps[i]));
+            out.writeBytes(block);
             if (n < buckets) {
                 out.writeFloat(residual[r]);
                 out.writeBoolean(tail[r] != null);
@@ -549,6 +591,10 @@ public final class BucketTable implements Writeable {
             for (int r = 0; r < repetitions; r++) {
                 int base = r * buckets;
                 double f = log ? floor(r) : 0;
+                if (sent[r].length == buckets && !log) {
+                    System.arraycopy(probabilities[r], 0, d, base, buckets); // (every bucket sent, in bucket order)
+                    continue;
+                }
                 if (tail[r] == null) {
                     Arrays.fill(d, base, base + buckets, log ? Aggregation.logScore(residual[r], f) : residual[r]);
                 } else {

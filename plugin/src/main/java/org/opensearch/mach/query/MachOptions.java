@@ -51,6 +51,12 @@ public final class MachOptions implements Writeable {
      * exact scores (exact: 262 KB); s 256 residual 21 KB, overlap 0.72. R 32 / B 20,000: 675 KB / 43 KB.
      */
     public static final int DEFAULT_SCORED_BUCKETS = 256;
+    /**
+     * A table of at most this many probabilities (R x B; 256 KB as floats) is sent whole, exact, when the query
+     * names neither scored_buckets nor rest_buckets: building it is one copy (~0.06 ms at R 16 / B 4,096 against
+     * ~0.7 ms for the top 256 and the quantized rest, docs/performance.md), for 3.2 x the bytes per remote shard.
+     */
+    public static final int EXACT_TABLE_PROBABILITIES = 1 << 16;
     public static final int MAX_SCORED_BUCKETS = 1 << 24;
 
     private Integer topN;
@@ -286,10 +292,12 @@ public final class MachOptions implements Writeable {
     // ------------------------------------------------------------------ effective values
 
     /**
-     * Buckets per repetition sent to the shards for a model of B buckets: at least
-     * buckets_per_repetition (the candidates come from the top ones), at most B (exact).
+     * Buckets per repetition sent to the shards for a model of R repetitions of B buckets: at least
+     * buckets_per_repetition (the candidates come from the top ones), at most B (exact); unless the query
+     * says, B for a table of at most {@link #EXACT_TABLE_PROBABILITIES}, else {@link #DEFAULT_SCORED_BUCKETS}.
      */
-    public int scoredBucketsFor(int buckets) {
+    public int scoredBucketsFor(int repetitions, int buckets) {
+        if (!hasScoredBuckets() && (long) repetitions * buckets <= EXACT_TABLE_PROBABILITIES) return buckets;
         int s = scoredBuckets != null ? scoredBuckets : DEFAULT_SCORED_BUCKETS;
         return Math.min(buckets, Math.max(s, decoderOptions().bucketsPerRepetition()));
     }

@@ -387,7 +387,7 @@ public class MachQueryBuilder extends NamedQueryBuilder<MachQueryBuilder> {
                     listener.onResponse(withoutMach(effective));
                     return;
                 }
-                BucketTable table = BucketTable.of(prediction.probabilities(), effective.scoredBucketsFor(family.buckets()), effective.quantizeRest())
+                BucketTable table = BucketTable.of(prediction.probabilities(), effective.scoredBucketsFor(family.repetitions(), family.buckets()), effective.quantizeRest())
                     .withAggregation(model.card().aggregation);
                 BucketScoring raw = new BucketScoring(family.name(), table, effective.decoderOptions().scoreMode(), 1f, 0f);
                 if (!minMax) {

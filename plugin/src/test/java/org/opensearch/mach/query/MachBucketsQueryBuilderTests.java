@@ -36,16 +36,21 @@ public class MachBucketsQueryBuilderTests extends MachQueryParsingTestCase {
         MachQueryBuilder q = (MachQueryBuilder) parse(mach(", \"scored_buckets\": 64, \"buckets_per_repetition\": 5, \"lexical\": {\"match\": {\"title\": \"x\"}}"));
         assertEquals("buckets", q.bucketField());
         assertNull(q.productIdField());
-        assertEquals("at least m, at most B", 8, q.options().scoredBucketsFor(8));
-        assertEquals(64, q.options().scoredBucketsFor(4096));
+        assertEquals("at least m, at most B", 8, q.options().scoredBucketsFor(16, 8));
+        assertEquals(64, q.options().scoredBucketsFor(16, 4096));
         assertRoundTrips(q);
         assertTrue("the rest is quantized by default", q.options().quantizeRest());
         MachQueryBuilder residual = (MachQueryBuilder) parse(mach(", \"rest_buckets\": \"residual\""));
         assertFalse(residual.options().quantizeRest());
         assertRoundTrips(residual);
         MachQueryBuilder d = (MachQueryBuilder) parse(mach(", \"buckets_per_repetition\": 300"));
-        assertEquals("scored_buckets defaults to 256, raised to m", 300, d.options().scoredBucketsFor(4096));
-        assertEquals(MachOptions.DEFAULT_SCORED_BUCKETS, ((MachQueryBuilder) parse(mach(""))).options().scoredBucketsFor(4096));
+        assertEquals("over 65,536 probabilities scored_buckets defaults to 256, raised to m", 300, d.options().scoredBucketsFor(32, 4096));
+        MachOptions plain = ((MachQueryBuilder) parse(mach(""))).options();
+        assertEquals("up to 65,536 probabilities the whole table", 4096, plain.scoredBucketsFor(16, 4096));
+        assertEquals(4096, d.options().scoredBucketsFor(16, 4096));
+        assertEquals(MachOptions.DEFAULT_SCORED_BUCKETS, plain.scoredBucketsFor(16, 4097));
+        assertEquals(MachOptions.DEFAULT_SCORED_BUCKETS, plain.scoredBucketsFor(32, 4096));
+        assertEquals("rest_buckets given: the top 256", MachOptions.DEFAULT_SCORED_BUCKETS, residual.options().scoredBucketsFor(16, 4096));
     }
 
     public void testStrictErrors() {

@@ -136,13 +136,13 @@ public class MachQueryBuilderTests extends MachQueryParsingTestCase {
         MachOptions catalog = ((MachQueryBuilder) parse(mach(lex))).effectiveOptions(card, "m");
         assertEquals(10f, catalog.machWeight(), 0f);
         assertEquals(200, catalog.topN());
-        assertEquals(MachOptions.DEFAULT_SCORED_BUCKETS, catalog.scoredBucketsFor(4096));
+        assertEquals(MachOptions.DEFAULT_SCORED_BUCKETS, catalog.scoredBucketsFor(32, 4096));
         // bucket_field: index_side's fusion; the top level's shared keys fill the rest, its top_n does not
         String index = mach(lex).replace("\"product_id_field\": \"pid\"", "\"bucket_field\": \"mb\"");
         MachOptions side = ((MachQueryBuilder) parse(index)).effectiveOptions(card, "m");
         assertEquals(Combine.HYBRID, side.combine(true));
         assertEquals(10000f, side.machWeight(), 0f);
-        assertEquals(512, side.scoredBucketsFor(4096));
+        assertEquals("the card's scored_buckets, though R x B is small", 512, side.scoredBucketsFor(16, 4096));
         assertEquals(20, side.decoderOptions().bucketsPerRepetition());
         assertEquals(org.opensearch.mach.inference.Decoder.ScoreMode.CALIBRATED, side.decoderOptions().scoreMode());
         assertEquals(MachOptions.DEFAULT_TOP_N, side.topN());
