@@ -110,8 +110,10 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, Sy
     );
 
     /**
-     * Memory the deployed models may use per node (ONNX weights + labels + product index, estimated at
-     * registration). A deploy beyond it is refused with the figures. Dynamic; set it cluster-wide.
+     * Memory the models loaded on a node may use: deployed models and bundles of mach.models.dir, in one
+     * account ({@link NodeModelMemory}): each network from its load (a deploy admits the network measured
+     * at registration), each catalog from the request that first needs it. A deploy beyond it is refused
+     * with the figures. Dynamic; set it cluster-wide.
      */
     public static final Setting<ByteSizeValue> MEMORY_LIMIT = Setting.byteSizeSetting(
         "mach.models.memory_limit", new ByteSizeValue(4, ByteSizeUnit.GB), Setting.Property.NodeScope, Setting.Property.Dynamic
