@@ -31,6 +31,7 @@ import org.opensearch.mach.lifecycle.UpdateModelsRequest;
 import org.opensearch.mach.inference.PredictionCache;
 import org.opensearch.mach.model.BundleZip;
 import org.opensearch.mach.model.ModelRegistry;
+import org.opensearch.mach.model.NodeModelMemory;
 import org.opensearch.secure_sm.AccessController;
 import org.apache.logging.log4j.LogManager;
 import org.opensearch.mach.query.IndexBinding;
@@ -109,8 +110,10 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, Sy
     );
 
     /**
-     * Memory the deployed models may use per node (ONNX weights + labels + product index, estimated at
-     * registration). A deploy beyond it is refused with the figures. Dynamic; set it cluster-wide.
+     * Memory the models loaded on a node may use: deployed models and bundles of mach.models.dir, in one
+     * account ({@link NodeModelMemory}): each network from its load (a deploy admits the network measured
+     * at registration), each catalog from the request that first needs it. A deploy beyond it is refused
+     * with the figures. Dynamic; set it cluster-wide.
      */
     public static final Setting<ByteSizeValue> MEMORY_LIMIT = Setting.byteSizeSetting(
         "mach.models.memory_limit", new ByteSizeValue(4, ByteSizeUnit.GB), Setting.Property.NodeScope, Setting.Property.Dynamic
@@ -180,15 +183,17 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, Sy
         Settings settings = environment.settings();
         Path modelsDir = environment.configDir().resolve(MODELS_DIR.get(settings));
         Path tmp = tmpDir(nodeEnvironment);
-        registry = new ModelRegistry(modelsDir, CUDA.get(settings), INTRA_OP_THREADS.get(settings), tmp);
+        ClusterSettings clusterSettings = clusterService.getClusterSettings();
+        // one account for the node: deployed models and bundles of mach.models.dir alike
+        NodeModelMemory memory = new NodeModelMemory(() -> clusterSettings.get(MEMORY_LIMIT).getBytes());
+        registry = new ModelRegistry(modelsDir, CUDA.get(settings), INTRA_OP_THREADS.get(settings), tmp, memory);
         int workers = threadPool.info(MachInferenceService.THREAD_POOL).getMax();
         MachInferenceService inference = new MachInferenceService(
             registry, threadPool, new PredictionCache(CACHE_SIZE.get(clusterService.getSettings())), workers, BATCH_SIZE.get(settings)
         );
         clusterService.getClusterSettings().addSettingsUpdateConsumer(CACHE_SIZE, inference::resizeCache);
         BundleStore store = new BundleStore(client);
-        ClusterSettings clusterSettings = clusterService.getClusterSettings();
-        deployer = new ModelDeployer(store, threadPool, CUDA.get(settings), INTRA_OP_THREADS.get(settings), () -> clusterSettings.get(MEMORY_LIMIT).getBytes(), tmp);
+        deployer = new ModelDeployer(store, threadPool, CUDA.get(settings), INTRA_OP_THREADS.get(settings), memory, tmp);
         clusterService.addListener(deployer);
         inference.attachCluster(clusterService::state, deployer, indexNameExpressionResolver);
         String registerDir = REGISTER_DIR.get(settings);

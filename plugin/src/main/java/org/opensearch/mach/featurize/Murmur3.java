@@ -13,6 +13,11 @@ public final class Murmur3 {
         return Integer.toUnsignedLong(StringHelper.murmurhash3_x86_32(data, 0, data.length, (int) seed));
     }
 
+    /** Unsigned 32-bit hash of {@code data[offset, offset + length)} with {@code seed}. */
+    public static long hashUnsigned(byte[] data, int offset, int length, long seed) {
+        return Integer.toUnsignedLong(StringHelper.murmurhash3_x86_32(data, offset, length, (int) seed));
+    }
+
     public static long hashUnsigned(String text, long seed) {
         return hashUnsigned(text.getBytes(StandardCharsets.UTF_8), seed);
     }

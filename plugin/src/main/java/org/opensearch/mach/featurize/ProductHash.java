@@ -36,6 +36,19 @@ public final class ProductHash {
         return (int) (Murmur3.hashUnsigned(utf8, seeds[repetition]) % buckets);
     }
 
+    /** Buckets of one product in every repetition into {@code out}, from the id's UTF-8 bytes {@code utf8[offset, offset + length)}. */
+    public void bucketsOf(byte[] utf8, int offset, int length, int[] out) {
+        for (int r = 0; r < seeds.length; r++) {
+            out[r] = (int) (Murmur3.hashUnsigned(utf8, offset, length, seeds[r]) % buckets);
+        }
+    }
+
+    /** Buckets of one product in every repetition into {@code out}. */
+    public void bucketsOf(String productId, int[] out) {
+        byte[] utf8 = productId.getBytes(StandardCharsets.UTF_8);
+        bucketsOf(utf8, 0, utf8.length, out);
+    }
+
     /** Buckets of one product in every repetition. */
     public int[] bucketsOf(String productId) {
         byte[] utf8 = productId.getBytes(StandardCharsets.UTF_8);

@@ -8,12 +8,11 @@ import org.opensearch.cluster.ClusterState;
 import org.opensearch.cluster.ClusterStateListener;
 import org.opensearch.cluster.routing.IndexRoutingTable;
 import org.opensearch.core.action.ActionListener;
-import org.opensearch.core.common.unit.ByteSizeValue;
 import org.opensearch.core.rest.RestStatus;
-import org.opensearch.mach.MachPlugin;
 import org.opensearch.mach.model.BundleLoader;
 import org.opensearch.mach.model.BundleZip;
 import org.opensearch.mach.model.MachModel;
+import org.opensearch.mach.model.NodeModelMemory;
 import org.opensearch.secure_sm.AccessController;
 import org.opensearch.threadpool.ThreadPool;
 
@@ -26,7 +25,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.function.LongSupplier;
 
 /**
  * Makes this node serve what the cluster state says is deployed. On every cluster state change it
@@ -53,14 +51,21 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
         /** Whether a later cluster state may fix the failure (store not available yet, memory freed). */
         volatile boolean retryable;
         volatile long loadMillis;
-        /** Heap admitted for the model's catalog on this node (0 until a request first needs the catalog). */
-        long catalogBytes;
+        /**
+         * The network's bytes held against the limit on this node: the entry's figure while loading, then,
+         * for an entry whose figure counts the catalog too (recorded by an earlier build), the network
+         * measured from the loaded bundle.
+         */
+        volatile long networkBytes;
+        /** Holds the catalog's heap on this node from the request that first needs the catalog. */
+        volatile NodeModelMemory.CatalogAdmission catalog;
         /** A load was started for this deployment (it is not just waiting for the store). */
         boolean loadStarted;
         final List<ActionListener<MachModel>> waiting = new ArrayList<>();
 
         Deployment(ModelEntry entry) {
             this.entry = entry;
+            this.networkBytes = entry.memoryBytes();
         }
     }
 
@@ -71,20 +76,20 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
     private final ThreadPool threadPool;
     private final boolean tryCuda;
     private final int intraOpThreads;
-    private final LongSupplier memoryLimit;
+    private final NodeModelMemory memory;
     /** This node's directory for the bundle zip read from the store and its extracted files. */
     private final Path tmpRoot;
     private final Map<String, Deployment> deployments = new ConcurrentHashMap<>();
     private final Map<String, ModelStats> stats = new ConcurrentHashMap<>();
     private volatile boolean closed;
 
-    public ModelDeployer(BundleStore store, ThreadPool threadPool, boolean tryCuda, int intraOpThreads, LongSupplier memoryLimit, Path tmpRoot) {
+    public ModelDeployer(BundleStore store, ThreadPool threadPool, boolean tryCuda, int intraOpThreads, NodeModelMemory memory, Path tmpRoot) {
         this.tmpRoot = tmpRoot;
         this.store = store;
         this.threadPool = threadPool;
         this.tryCuda = tryCuda;
         this.intraOpThreads = intraOpThreads;
-        this.memoryLimit = memoryLimit;
+        this.memory = memory;
     }
 
     @Override
@@ -140,15 +145,11 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
         Path zip = null;
         MachModel model = null;
         try {
-            long used = usedBytesExcept(e.id());
-            if (used + e.memoryBytes() > memoryLimit.getAsLong()) {
+            // held while loading, so that two models loading at once cannot both pass a limit that fits one
+            memory.admit(d, e.memoryBytes(), (bytes, used, limit) -> {
                 d.retryable = true;
-                throw new OpenSearchStatusException(
-                    "model [" + e.id() + "] needs " + new ByteSizeValue(e.memoryBytes()) + " for its network, models loaded on this node use "
-                        + new ByteSizeValue(used) + ", mach.models.memory_limit is " + new ByteSizeValue(memoryLimit.getAsLong()),
-                    RestStatus.BAD_REQUEST
-                );
-            }
+                return NodeModelMemory.networkRefusal("model [" + e.id() + "]", bytes, used, limit);
+            });
             zip = AccessController.doPrivilegedChecked(() -> BundleZip.newTempZip(tmpRoot, e.id()));
             Path file = zip;
             AccessController.doPrivilegedChecked(() -> {
@@ -158,6 +159,7 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
             model = AccessController.doPrivilegedChecked(() -> BundleLoader.loadZip(e.id(), file, tmpRoot, tryCuda, intraOpThreads));
         } catch (Exception ex) {
             if (!d.retryable) d.retryable = isTransient(ex);
+            memory.release(d);
             fail(d, ex);
             return;
         } finally {
@@ -167,11 +169,19 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
         synchronized (this) {
             if (closed || deployments.get(e.id()) != d) { // undeployed or replaced while loading
                 model.close();
+                memory.release(d);
                 waiters = drain(d);
                 d.state = State.FAILED;
                 d.error = "undeployed while loading";
             } else {
-                model.admitCatalogWith(new CatalogAdmission(d));
+                if (!e.networkOnly()) {
+                    // its recorded figure counts the catalog too: hold the network as measured from the bundle
+                    // (the catalog is held apart once a request needs it), not the catalog twice
+                    d.networkBytes = model.networkBytes();
+                    memory.set(d, d.networkBytes);
+                }
+                d.catalog = memory.catalogAdmission(e.id());
+                model.admitCatalogWith(d.catalog);
                 d.model = model;
                 d.loadMillis = (System.nanoTime() - t0) / 1_000_000;
                 d.state = State.DEPLOYED;
@@ -225,58 +235,12 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
         d.state = State.FAILED;
         d.error = why;
         if (m != null) {
+            memory.release(d);
+            if (d.catalog != null) d.catalog.close();
             m.close(); // the deployment's reference; running queries hold their own
             logger.info("released mach model [{}] ({})", d.entry.id(), why);
         }
         for (ActionListener<MachModel> l : waiters) l.onFailure(notServing(d.entry.id(), d));
-    }
-
-    /** What the models deployed on this node hold against the limit (networks, and the catalogs loaded), {@code id}'s excepted. */
-    private synchronized long usedBytesExcept(String id) {
-        long used = 0;
-        for (Deployment d : deployments.values()) {
-            if (!d.entry.id().equals(id) && d.state == State.DEPLOYED) used += d.entry.memoryBytes() + d.catalogBytes;
-        }
-        return used;
-    }
-
-    /**
-     * Admits a deployed model's catalog when a request first needs it: its heap counts against
-     * mach.models.memory_limit from then on (the deploy admitted the network only). A refusal is a 400
-     * naming the model, the figures and the limit; the model stays deployed for index-side queries,
-     * and the next request that needs the catalog asks again (after the limit is raised, say).
-     */
-    private final class CatalogAdmission implements MachModel.CatalogAdmission {
-        private final Deployment d;
-
-        CatalogAdmission(Deployment d) {
-            this.d = d;
-        }
-
-        @Override
-        public void admit(MachModel model, long bytes) {
-            synchronized (ModelDeployer.this) {
-                long used = usedBytesExcept(null);
-                long limit = memoryLimit.getAsLong();
-                if (used + bytes > limit) {
-                    throw new OpenSearchStatusException(
-                        "model [" + d.entry.id() + "]: its product catalog (needed by product_id_field queries and _predict) needs "
-                            + new ByteSizeValue(bytes) + " of heap, models loaded on this node use " + new ByteSizeValue(used) + ", "
-                            + MachPlugin.MEMORY_LIMIT.getKey() + " is " + new ByteSizeValue(limit) + "; raise the limit or undeploy a "
-                            + "model (bucket_field queries need no catalog and keep working)",
-                        RestStatus.BAD_REQUEST
-                    );
-                }
-                d.catalogBytes = bytes;
-            }
-        }
-
-        @Override
-        public void release(MachModel model, long bytes) {
-            synchronized (ModelDeployer.this) {
-                d.catalogBytes = 0;
-            }
-        }
     }
 
     /**
@@ -343,13 +307,11 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
             if (d.state == State.DEPLOYED) {
                 m.put("load_ms", d.loadMillis);
                 MachModel model = d.model;
-                long catalogBytes;
-                synchronized (this) {
-                    catalogBytes = d.catalogBytes;
-                }
+                NodeModelMemory.CatalogAdmission catalog = d.catalog;
+                long catalogBytes = catalog == null ? 0 : catalog.held();
                 // counted against mach.models.memory_limit: the network from the deploy, the catalog once loaded here
-                m.put("memory_bytes", d.entry.memoryBytes() + catalogBytes);
-                m.put("network_bytes", d.entry.memoryBytes());
+                m.put("memory_bytes", d.networkBytes + catalogBytes);
+                m.put("network_bytes", d.networkBytes);
                 m.put("device", model == null ? null : model.device());
                 if (model != null) {
                     // the catalog (labels + product index) is loaded by the first _predict or product_id_field query here

@@ -19,14 +19,18 @@ import java.util.Map;
  * @param sizeBytes    bundle zip bytes
  * @param chunks       number of chunks
  * @param memoryBytes  memory per node once deployed, what a deploy admits: the network (ONNX weights,
- *                     tokenizer). The catalog (labels + product index) is admitted on the node that first
- *                     loads it. (Entries registered by versions that counted the catalog here keep that figure.)
+ *                     tokenizer), when {@code networkOnly}. The catalog (labels + product index) is admitted on
+ *                     the node that first loads it.
  * @param products     K
  * @param repetitions  R
  * @param buckets      B
  * @param name         the card's name
  * @param registeredAt epoch millis
  * @param deployed     whether every node should serve it
+ * @param networkOnly  whether {@code memoryBytes} is the network alone. False for entries recorded by builds
+ *                     whose figure also counted the catalog (their cluster state has no
+ *                     {@code memory_network_only}): a node that loads such a model counts the network it
+ *                     measures from the bundle instead, and its catalog once loaded, so nothing is counted twice
  */
 public record ModelEntry(
     String id,
@@ -40,7 +44,8 @@ public record ModelEntry(
     int buckets,
     String name,
     long registeredAt,
-    boolean deployed
+    boolean deployed,
+    boolean networkOnly
 ) implements Writeable, ToXContentObject {
 
     public ModelEntry(StreamInput in) throws IOException {
@@ -56,6 +61,7 @@ public record ModelEntry(
             in.readVInt(),
             in.readString(),
             in.readLong(),
+            in.readBoolean(),
             in.readBoolean()
         );
     }
@@ -74,10 +80,11 @@ public record ModelEntry(
         out.writeString(name);
         out.writeLong(registeredAt);
         out.writeBoolean(deployed);
+        out.writeBoolean(networkOnly);
     }
 
     public ModelEntry withDeployed(boolean value) {
-        return new ModelEntry(id, storageId, sha256, sizeBytes, chunks, memoryBytes, products, repetitions, buckets, name, registeredAt, value);
+        return new ModelEntry(id, storageId, sha256, sizeBytes, chunks, memoryBytes, products, repetitions, buckets, name, registeredAt, value, networkOnly);
     }
 
     @Override
@@ -94,10 +101,15 @@ public record ModelEntry(
         b.field("name", name);
         b.field("registered_at", registeredAt);
         b.field("deployed", deployed);
+        b.field("memory_network_only", networkOnly);
         return b.endObject();
     }
 
-    /** Reads what {@link #toXContent} wrote (the cluster state on disk). */
+    /**
+     * Reads what {@link #toXContent} wrote (the cluster state on disk). An entry without
+     * {@code memory_network_only} was recorded by an earlier build, whose {@code memory_bytes} may count
+     * the catalog too: it reads as not network-only.
+     */
     static ModelEntry fromMap(String id, Map<String, Object> m) {
         return new ModelEntry(
             id,
@@ -111,7 +123,8 @@ public record ModelEntry(
             ((Number) m.get("buckets")).intValue(),
             (String) m.get("name"),
             ((Number) m.get("registered_at")).longValue(),
-            (Boolean) m.get("deployed")
+            (Boolean) m.get("deployed"),
+            Boolean.TRUE.equals(m.get("memory_network_only"))
         );
     }
 }

@@ -304,7 +304,7 @@ public final class ModelLifecycleService {
             long size = AccessController.doPrivilegedChecked(() -> Files.size(zip));
             return new ModelEntry(
                 id, storageId, sha, size, chunks, model.networkBytes(), model.productCount(), model.card().repetitions,
-                model.card().buckets, model.card().name, System.currentTimeMillis(), false
+                model.card().buckets, model.card().name, System.currentTimeMillis(), false, true
             );
         } finally {
             model.close();

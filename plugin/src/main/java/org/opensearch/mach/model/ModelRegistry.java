@@ -25,6 +25,10 @@ import java.util.regex.Pattern;
  * (or, when there is no such directory, the zipped bundle {@code <mach.models.dir>/X.zip}),
  * loaded (and validated) on first use, then cached until the node closes. A bundle that fails to
  * load is not cached: fixing the files on disk is enough for the next request to pick it up.
+ *
+ * <p>Each bundle is admitted against the node's {@code mach.models.memory_limit} like a deployed
+ * model ({@link NodeModelMemory}): its network when it is loaded (a bundle over the limit is a 400
+ * naming the model and the limit, and nothing stays loaded), its catalog when a request first needs it.
  */
 public final class ModelRegistry implements Closeable {
     private static final Logger logger = LogManager.getLogger(ModelRegistry.class);
@@ -41,14 +45,21 @@ public final class ModelRegistry implements Closeable {
     private final int intraOpThreads;
     /** Where zipped bundles are extracted to be loaded. */
     private final Path tmpRoot;
+    private final NodeModelMemory memory;
     private final Map<String, MachModel> loaded = new ConcurrentHashMap<>();
+    private final Map<String, NodeModelMemory.CatalogAdmission> catalogs = new ConcurrentHashMap<>();
     private volatile boolean closed;
 
     public ModelRegistry(Path modelsDir, boolean tryCuda) {
-        this(modelsDir, tryCuda, 1, BundleZip.tmpRoot());
+        this(modelsDir, tryCuda, 1, BundleZip.tmpRoot(), NodeModelMemory.unlimited());
     }
 
-    public ModelRegistry(Path modelsDir, boolean tryCuda, int intraOpThreads, Path tmpRoot) {
+    public ModelRegistry(Path modelsDir, boolean tryCuda, NodeModelMemory memory) {
+        this(modelsDir, tryCuda, 1, BundleZip.tmpRoot(), memory);
+    }
+
+    public ModelRegistry(Path modelsDir, boolean tryCuda, int intraOpThreads, Path tmpRoot, NodeModelMemory memory) {
+        this.memory = memory;
         this.modelsDir = modelsDir.toAbsolutePath().normalize();
         this.tmpRoot = tmpRoot;
         this.tryCuda = tryCuda;
@@ -91,6 +102,18 @@ public final class ModelRegistry implements Closeable {
             } catch (MachBundleException e) {
                 throw new OpenSearchStatusException("model [" + modelId + "] cannot be loaded: " + e.getMessage(), RestStatus.BAD_REQUEST);
             }
+            MachModel admitted = model;
+            try {
+                memory.admit(admitted, model.networkBytes(), (bytes, used, limit) -> NodeModelMemory.networkRefusal(
+                    "model [" + modelId + "] (a bundle of mach.models.dir)", bytes, used, limit
+                ));
+            } catch (RuntimeException refused) {
+                model.close();
+                throw refused;
+            }
+            NodeModelMemory.CatalogAdmission catalog = memory.catalogAdmission(modelId);
+            model.admitCatalogWith(catalog);
+            catalogs.put(modelId, catalog);
             logger.info(
                 "loaded mach model [{}] from [{}]: R={} B={} products={} device={} in {} ms",
                 modelId, dir, model.card().repetitions, model.card().buckets, model.productCount(), model.device(), model.loadMillis()
@@ -140,7 +163,10 @@ public final class ModelRegistry implements Closeable {
         closed = true;
         for (MachModel m : loaded.values()) {
             m.close();
+            memory.release(m);
         }
+        for (NodeModelMemory.CatalogAdmission c : catalogs.values()) c.close();
         loaded.clear();
+        catalogs.clear();
     }
 }

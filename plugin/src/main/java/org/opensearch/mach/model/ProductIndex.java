@@ -2,8 +2,6 @@ package org.opensearch.mach.model;
 
 import org.opensearch.mach.featurize.ProductHash;
 
-import java.util.function.IntFunction;
-
 /**
  * The products of a model and their buckets: {@code bucket(r, k)} for exact scoring, and the
  * inverse index bucket -> products per repetition (CSR arrays) for candidate decoding.
@@ -29,58 +27,73 @@ public final class ProductIndex {
     private final int[][] start;
     private final int[][] members;
 
+    /** From each product's buckets, {@code bucketOf[r][k]} (tests, benchmarks). */
     public ProductIndex(int[][] bucketOf, int buckets) {
-        this.repetitions = bucketOf.length;
+        this(bucketOf.length, buckets, bucketOf.length == 0 ? 0 : bucketOf[0].length, (k, row) -> {
+            for (int r = 0; r < row.length; r++) row[r] = bucketOf[r][k];
+        });
+    }
+
+    /** Writes product k's bucket in every repetition into {@code row} (one array, reused for every product). */
+    @FunctionalInterface
+    private interface Rows {
+        void row(int product, int[] row);
+    }
+
+    /**
+     * Builds the index in its final arrays only: the bucket table is filled row by row, then the
+     * inverse index is counted and filled from it in two sequential passes. Nothing of the catalog's
+     * size is allocated besides what the index keeps (a transient [R][K] array of the buckets took as
+     * much heap as the table and the members together: 320 MB at K = 5M, R = 16).
+     */
+    private ProductIndex(int repetitions, int buckets, int products, Rows rows) {
+        this.repetitions = repetitions;
         this.buckets = buckets;
-        this.products = repetitions == 0 ? 0 : bucketOf[0].length;
+        this.products = products;
         int cells = Math.multiplyExact(repetitions, products);
         this.narrow = buckets <= MAX_NARROW_BUCKETS ? new char[cells] : null;
         this.wide = narrow == null ? new int[cells] : null;
-        for (int r = 0; r < repetitions; r++) {
-            for (int k = 0; k < products; k++) {
-                if (narrow != null) narrow[k * repetitions + r] = (char) bucketOf[r][k];
-                else wide[k * repetitions + r] = bucketOf[r][k];
+        int[] row = new int[repetitions];
+        for (int k = 0, base = 0; k < products; k++, base += repetitions) {
+            rows.row(k, row);
+            for (int r = 0; r < repetitions; r++) {
+                if (narrow != null) narrow[base + r] = (char) row[r];
+                else wide[base + r] = row[r];
             }
         }
-        this.start = new int[repetitions][];
-        this.members = new int[repetitions][];
-        for (int r = 0; r < repetitions; r++) {
-            int[] counts = new int[buckets + 1];
-            for (int k = 0; k < products; k++) {
-                counts[bucketOf[r][k] + 1]++;
-            }
-            for (int b = 0; b < buckets; b++) {
-                counts[b + 1] += counts[b];
-            }
-            int[] fill = counts.clone();
-            int[] m = new int[products];
-            for (int k = 0; k < products; k++) {
-                m[fill[bucketOf[r][k]]++] = k;
-            }
-            start[r] = counts;
-            members[r] = m;
+        // bucket starts per repetition: counts first, then their prefix sums
+        int[][] start = new int[repetitions][buckets + 1];
+        for (int k = 0, base = 0; k < products; k++, base += repetitions) {
+            for (int r = 0; r < repetitions; r++) start[r][bucketAt(base + r) + 1]++;
         }
+        for (int[] c : start) {
+            for (int b = 0; b < buckets; b++) c[b + 1] += c[b];
+        }
+        // start[r][b] is bucket b's fill cursor: afterwards it is where bucket b + 1 starts, so shift back
+        int[][] members = new int[repetitions][products];
+        for (int k = 0, base = 0; k < products; k++, base += repetitions) {
+            for (int r = 0; r < repetitions; r++) members[r][start[r][bucketAt(base + r)]++] = k;
+        }
+        for (int[] c : start) {
+            System.arraycopy(c, 0, c, 1, buckets);
+            c[0] = 0;
+        }
+        this.start = start;
+        this.members = members;
+    }
+
+    private int bucketAt(int cell) {
+        return narrow != null ? narrow[cell] : wide[cell];
     }
 
     /** Hashes every label with the card's product hash. */
     public static ProductIndex build(String[] labels, ProductHash hash) {
-        return build(labels.length, k -> labels[k], hash);
+        return new ProductIndex(hash.repetitions(), hash.buckets(), labels.length, (k, row) -> hash.bucketsOf(labels[k], row));
     }
 
-    /** Hashes every id with the card's product hash (one transient String per id). */
+    /** Hashes every id with the card's product hash, from its packed UTF-8 bytes (no object per id). */
     static ProductIndex build(ProductLabels labels, ProductHash hash) {
-        return build(labels.size(), labels::get, hash);
-    }
-
-    private static ProductIndex build(int products, IntFunction<String> id, ProductHash hash) {
-        int[][] bucketOf = new int[hash.repetitions()][products];
-        for (int k = 0; k < products; k++) {
-            int[] b = hash.bucketsOf(id.apply(k));
-            for (int r = 0; r < b.length; r++) {
-                bucketOf[r][k] = b[r];
-            }
-        }
-        return new ProductIndex(bucketOf, hash.buckets());
+        return new ProductIndex(hash.repetitions(), hash.buckets(), labels.size(), (k, row) -> labels.buckets(k, hash, row));
     }
 
     public int repetitions() {

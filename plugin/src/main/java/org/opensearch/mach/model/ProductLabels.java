@@ -1,5 +1,7 @@
 package org.opensearch.mach.model;
 
+import org.opensearch.mach.featurize.ProductHash;
+
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 
@@ -75,6 +77,11 @@ public final class ProductLabels {
 
     public String get(int product) {
         return new String(bytes, offsets[product], offsets[product + 1] - offsets[product], StandardCharsets.UTF_8);
+    }
+
+    /** The buckets of product k in every repetition into {@code out}, hashed from its stored bytes. */
+    void buckets(int product, ProductHash hash, int[] out) {
+        hash.bucketsOf(bytes, offsets[product], offsets[product + 1] - offsets[product], out);
     }
 
     /** Heap bytes of the packed ids (arrays with their headers). */

@@ -15,6 +15,7 @@ import org.opensearch.mach.inference.Prediction;
 import org.opensearch.mach.lifecycle.BundleStore;
 import org.opensearch.mach.lifecycle.ChunkBytes;
 import org.opensearch.mach.lifecycle.MachModelsMetadata;
+import org.opensearch.mach.lifecycle.ModelEntry;
 import org.opensearch.mach.lifecycle.ModelLifecycleService;
 import org.opensearch.mach.model.BundleLoader;
 import org.opensearch.mach.model.BundleZip;
@@ -290,6 +291,70 @@ public class MachLifecycleTests extends MachClusterTestCase {
                 assertEquals(n.toString(), network + admitted, n.get("memory_bytes").asLong());
             }
             assertEquals("the coordinating node", 1, withCatalog);
+        } finally {
+            rest("PUT", "/_cluster/settings", "{\"persistent\": {\"mach.models.memory_limit\": null}}", 200);
+        }
+    }
+
+    /**
+     * A model registered by an earlier build: its entry has no memory_network_only and its memory_bytes
+     * counts the catalog too. A deploy admits that figure; each node then holds the network it measures
+     * from the bundle, and the catalog once a request needs it, so the catalog is not counted twice: a
+     * limit of network + catalog serves a product_id_field query.
+     */
+    public void testAModelOfAnEarlierBuildCountsItsCatalogOnce() throws Exception {
+        indexProducts(INDEX, 2, 1);
+        Map<String, Object> reg = registerFromPath("tiny", false);
+        long network = ((Number) reg.get("memory_bytes")).longValue();
+        long catalog = reference().catalog().heapBytes();
+        // the entry as an earlier build recorded it
+        org.opensearch.cluster.service.ClusterService cs = internalCluster().getCurrentClusterManagerNodeInstance(
+            org.opensearch.cluster.service.ClusterService.class
+        );
+        PlainActionFuture<Void> rewritten = PlainActionFuture.newFuture();
+        cs.submitStateUpdateTask("old-format entry", new org.opensearch.cluster.ClusterStateUpdateTask() {
+            @Override
+            public org.opensearch.cluster.ClusterState execute(org.opensearch.cluster.ClusterState current) {
+                MachModelsMetadata m = MachModelsMetadata.of(current);
+                ModelEntry e = m.models().get("tiny");
+                ModelEntry old = new ModelEntry(e.id(), e.storageId(), e.sha256(), e.sizeBytes(), e.chunks(), network + catalog,
+                    e.products(), e.repetitions(), e.buckets(), e.name(), e.registeredAt(), e.deployed(), false);
+                return org.opensearch.cluster.ClusterState.builder(current).metadata(
+                    org.opensearch.cluster.metadata.Metadata.builder(current.metadata()).putCustom(MachModelsMetadata.TYPE, m.withModel(old))
+                ).build();
+            }
+
+            @Override
+            public void onFailure(String source, Exception e) {
+                rewritten.onFailure(e);
+            }
+
+            @Override
+            public void clusterStateProcessed(String source, org.opensearch.cluster.ClusterState before, org.opensearch.cluster.ClusterState after) {
+                rewritten.onResponse(null);
+            }
+        });
+        rewritten.actionGet(TimeValue.timeValueMinutes(1));
+        assertEquals(network + catalog, rest("GET", "/_plugins/_mach/models/tiny", null, 200).get("memory_bytes").asLong());
+        String text = "crimson couch";
+        String byIds = "{\"size\": 10, \"query\": {\"mach\": {\"model_id\": \"tiny\", \"query_text\": \"" + text
+            + "\", \"product_id_field\": \"product_id\", \"top_n\": 10}}}";
+        rest("PUT", "/_cluster/settings", "{\"persistent\": {\"mach.models.memory_limit\": \"" + (network + catalog) + "b\"}}", 200);
+        try {
+            assertDeployedOnEveryNode(deploy("tiny"), 2);
+            for (JsonNode n : rest("GET", "/_plugins/_mach/models/tiny", null, 200).get("nodes")) {
+                assertEquals(n.toString(), network, n.get("network_bytes").asLong()); // measured from the bundle
+                assertEquals(n.toString(), network, n.get("memory_bytes").asLong());
+            }
+            for (int i = 0; i < 2; i++) { // through both nodes (the client alternates): each loads the catalog once
+                List<String> got = new ArrayList<>();
+                rest("POST", "/" + INDEX + "/_search", byIds, 200).get("hits").get("hits").forEach(h -> got.add(h.get("_id").asText()));
+                assertEquals(expected(text), got);
+            }
+            for (JsonNode n : rest("GET", "/_plugins/_mach/models/tiny", null, 200).get("nodes")) {
+                long admitted = n.get("catalog_loaded").asBoolean() ? catalog : 0;
+                assertEquals(n.toString(), network + admitted, n.get("memory_bytes").asLong());
+            }
         } finally {
             rest("PUT", "/_cluster/settings", "{\"persistent\": {\"mach.models.memory_limit\": null}}", 200);
         }

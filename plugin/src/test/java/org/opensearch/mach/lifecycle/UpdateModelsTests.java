@@ -17,7 +17,7 @@ public class UpdateModelsTests extends OpenSearchTestCase {
     private static final long GB = 1L << 30;
 
     private static ModelEntry entry(String id, long memory) {
-        return new ModelEntry(id, "s-" + id, "ab".repeat(32), 1000, 1, memory, 300, 4, 64, "tiny", 1L, false);
+        return new ModelEntry(id, "s-" + id, "ab".repeat(32), 1000, 1, memory, 300, 4, 64, "tiny", 1L, false, true);
     }
 
     private static MachModelsMetadata apply(MachModelsMetadata m, UpdateModelsRequest r) {
@@ -33,7 +33,7 @@ public class UpdateModelsTests extends OpenSearchTestCase {
 
     public void testOneUploadBacksOneModel() {
         MachModelsMetadata m = apply(MachModelsMetadata.EMPTY, UpdateModelsRequest.register(entry("a", 100)));
-        ModelEntry sameChunks = new ModelEntry("b", "s-a", "ab".repeat(32), 1000, 1, 100, 300, 4, 64, "tiny", 1L, false);
+        ModelEntry sameChunks = new ModelEntry("b", "s-a", "ab".repeat(32), 1000, 1, 100, 300, 4, 64, "tiny", 1L, false, true);
         Exception e = expectThrows(OpenSearchStatusException.class, () -> apply(m, UpdateModelsRequest.register(sameChunks)));
         assertTrue(e.getMessage(), e.getMessage().contains("already registered as model [a]"));
         assertEquals(RestStatus.CONFLICT, status(m, UpdateModelsRequest.register(sameChunks)));
@@ -106,6 +106,43 @@ public class UpdateModelsTests extends OpenSearchTestCase {
         assertRequestRoundTrips(UpdateModelsRequest.delete("x"), UpdateModelsRequest.Op.DELETE, "x", null, null);
         assertRequestRoundTrips(UpdateModelsRequest.putAlias("live", "b"), UpdateModelsRequest.Op.PUT_ALIAS, "b", "live", null);
         assertRequestRoundTrips(UpdateModelsRequest.deleteAlias("live"), UpdateModelsRequest.Op.DELETE_ALIAS, null, "live", null);
+    }
+
+    /**
+     * The cluster state on disk as earlier builds wrote it: no {@code memory_network_only}, and a
+     * {@code memory_bytes} that may count the catalog. It still reads, as not network-only (a node then
+     * counts the network it measures from the bundle); what this build writes reads back as network-only.
+     */
+    public void testAnEntryOfAnEarlierBuildReadsAsNotNetworkOnly() throws Exception {
+        String old = "{\"models\": {\"hd\": {\"storage_id\": \"u1\", \"sha256\": \"" + "ab".repeat(32) + "\", \"size_bytes\": 1000, "
+            + "\"chunks\": 1, \"memory_bytes\": 900000000, \"products\": 5000000, \"repetitions\": 16, \"buckets\": 4096, "
+            + "\"name\": \"hd\", \"registered_at\": 7, \"deployed\": true}}, \"aliases\": {\"live\": \"hd\"}}";
+        MachModelsMetadata m;
+        try (XContentParser p = createParser(JsonXContent.jsonXContent, old)) {
+            p.nextToken();
+            m = MachModelsMetadata.fromXContent(p);
+        }
+        ModelEntry e = m.model("live");
+        assertEquals(new ModelEntry("hd", "u1", "ab".repeat(32), 1000, 1, 900000000L, 5000000, 16, 4096, "hd", 7L, true, false), e);
+        assertFalse(e.networkOnly());
+        // both kinds survive the wire and the JSON of the cluster state
+        MachModelsMetadata both = m.withModel(entry("new", 100).withDeployed(true));
+        assertTrue(both.model("new").networkOnly());
+        BytesStreamOutput out = new BytesStreamOutput();
+        both.writeTo(out);
+        try (StreamInput in = out.bytes().streamInput()) {
+            assertEquals(both, new MachModelsMetadata(in));
+        }
+        XContentBuilder b = JsonXContent.contentBuilder().startObject();
+        both.toXContent(b, ToXContent.EMPTY_PARAMS);
+        b.endObject();
+        try (XContentParser p = createParser(JsonXContent.jsonXContent, org.opensearch.core.common.bytes.BytesReference.bytes(b))) {
+            p.nextToken();
+            MachModelsMetadata back = MachModelsMetadata.fromXContent(p);
+            assertEquals(both, back);
+            assertFalse(back.model("hd").networkOnly());
+            assertTrue(back.model("new").networkOnly());
+        }
     }
 
     private static void assertRequestRoundTrips(UpdateModelsRequest r, UpdateModelsRequest.Op op, String modelId, String alias, ModelEntry entry)

@@ -450,4 +450,52 @@ public class BundleLoaderTests extends OpenSearchTestCase {
             assertTrue(broken.getMessage(), broken.getMessage().contains("missing file [mach.json]"));
         }
     }
+
+    /**
+     * Bundles of mach.models.dir count against mach.models.memory_limit like deployed models, in the
+     * node's one account: the network when the bundle is loaded (over the limit: a 400 naming the model
+     * and the limit, nothing left loaded or held), the catalog when a request first needs it.
+     */
+    public void testRegistryAdmitsItsBundlesAgainstTheMemoryLimit() throws Exception {
+        Path models = createTempDir();
+        Files.move(copyFixture(), models.resolve("tiny"));
+        long network;
+        long catalog;
+        try (MachModel probe = BundleLoader.load("probe", models.resolve("tiny"), false)) {
+            network = probe.networkBytes();
+            catalog = probe.catalog().heapBytes();
+        }
+        java.util.concurrent.atomic.AtomicLong limit = new java.util.concurrent.atomic.AtomicLong(network - 1);
+        NodeModelMemory memory = new NodeModelMemory(limit::get);
+        try (ModelRegistry registry = new ModelRegistry(models, false, memory)) {
+            OpenSearchStatusException e = expectThrows(OpenSearchStatusException.class, () -> registry.get("tiny"));
+            assertEquals(org.opensearch.core.rest.RestStatus.BAD_REQUEST, e.status());
+            assertTrue(e.getMessage(), e.getMessage().contains("model [tiny] (a bundle of mach.models.dir) needs")
+                && e.getMessage().contains("mach.models.memory_limit is " + new org.opensearch.core.common.unit.ByteSizeValue(network - 1)));
+            assertTrue(registry.loaded().isEmpty());
+            assertEquals(0, memory.used());
+            // what else the node holds (a deployed model) counts too
+            Object deployed = new Object();
+            memory.set(deployed, 1);
+            limit.set(network);
+            e = expectThrows(OpenSearchStatusException.class, () -> registry.get("tiny"));
+            assertTrue(e.getMessage(), e.getMessage().contains("models loaded on this node use 1b"));
+            memory.release(deployed);
+
+            limit.set(network + catalog - 1);
+            MachModel m = registry.get("tiny");
+            assertEquals(network, memory.used());
+            assertFalse(m.catalogLoaded());
+            OpenSearchStatusException refused = expectThrows(OpenSearchStatusException.class, m::catalog);
+            assertEquals(org.opensearch.core.rest.RestStatus.BAD_REQUEST, refused.status());
+            assertTrue(refused.getMessage(), refused.getMessage().contains("model [tiny]: its product catalog")
+                && refused.getMessage().contains("mach.models.memory_limit is"));
+            assertFalse(m.catalogLoaded());
+            assertEquals(network, memory.used());
+            limit.set(network + catalog);
+            assertEquals(300, m.catalog().labels().size());
+            assertEquals(network + catalog, memory.used());
+        }
+        assertEquals("a closed registry holds nothing", 0, memory.used());
+    }
 }

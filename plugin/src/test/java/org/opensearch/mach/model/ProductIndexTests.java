@@ -62,4 +62,47 @@ public class ProductIndexTests extends OpenSearchTestCase {
         for (int k = 0; k < many.length; k++) many[k] = String.format(java.util.Locale.ROOT, "p%07d", k);
         assertTrue(ProductLabels.of(many).heapBytes() <= 12L * many.length + 64);
     }
+
+    private static long threadAllocated() {
+        return ((com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean()).getCurrentThreadAllocatedBytes();
+    }
+
+    /**
+     * The catalog's index is built from the packed ids in its final arrays: the same index as from the
+     * ids as strings and from the buckets as [R][K] arrays, allocating barely more than it keeps (no
+     * transient [R][K] copy of the buckets, no object per id), so loading a catalog peaks near its size.
+     */
+    public void testBuildFromPackedIdsAllocatesLittleMoreThanTheIndex() {
+        int K = 50_000, R = 16, B = randomFrom(4096, 70_000);
+        long[] seeds = new long[R];
+        for (int r = 0; r < R; r++) seeds[r] = randomLongBetween(0, (1L << 32) - 1);
+        org.opensearch.mach.featurize.ProductHash hash = new org.opensearch.mach.featurize.ProductHash(seeds, B);
+        String[] ids = new String[K];
+        for (int k = 0; k < K; k++) ids[k] = randomBoolean() ? "p" + k : randomUnicodeOfLengthBetween(1, 12) + k;
+        ProductLabels labels = ProductLabels.of(ids);
+        ProductIndex.build(labels, hash); // warm up (class loading, compilation)
+        long before = threadAllocated();
+        ProductIndex index = ProductIndex.build(labels, hash);
+        long allocated = threadAllocated() - before;
+        assertTrue("allocated " + allocated + " for an index of " + index.heapBytes(), allocated <= index.heapBytes() + (1 << 20));
+
+        int[][] bucketOf = new int[R][K];
+        for (int k = 0; k < K; k++) {
+            int[] b = hash.bucketsOf(ids[k]);
+            for (int r = 0; r < R; r++) bucketOf[r][k] = b[r];
+        }
+        ProductIndex fromArrays = new ProductIndex(bucketOf, B), fromStrings = ProductIndex.build(ids, hash);
+        for (ProductIndex other : List.of(fromArrays, fromStrings)) {
+            assertEquals(index.heapBytes(), other.heapBytes());
+            for (int k = 0; k < K; k++) {
+                for (int r = 0; r < R; r++) assertEquals(index.bucket(r, k), other.bucket(r, k));
+            }
+            for (int r = 0; r < R; r++) {
+                for (int b = 0; b < B; b++) {
+                    assertEquals(index.bucketSize(r, b), other.bucketSize(r, b));
+                    for (int i = 0; i < index.bucketSize(r, b); i++) assertEquals(index.member(r, b, i), other.member(r, b, i));
+                }
+            }
+        }
+    }
 }
