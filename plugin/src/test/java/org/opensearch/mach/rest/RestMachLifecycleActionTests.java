@@ -66,4 +66,82 @@ public class RestMachLifecycleActionTests extends OpenSearchTestCase {
         assertNotNull(action().prepareRequest(deploy(Map.of("wait_for_completion", "false", "timeout", "30s")), null));
         assertNotNull(action().prepareRequest(deploy(Map.of()), null));
     }
+
+    private static RestRequest post(String path, Map<String, String> params, String body) {
+        FakeRestRequest.Builder b = new FakeRestRequest.Builder(NamedXContentRegistry.EMPTY).withMethod(RestRequest.Method.POST)
+            .withPath(path).withParams(new HashMap<>(params));
+        if (body != null) b.withContent(new BytesArray(body), MediaTypeRegistry.JSON);
+        return b.build();
+    }
+
+    /** The request is refused before any cluster work, as a 400 (what OpenSearch renders it as) whose message starts with {@code message}. */
+    private void assertRefused(RestRequest request, String message) {
+        Exception e = expectThrows(Exception.class, () -> action().prepareRequest(request, null));
+        assertEquals(e.toString(), org.opensearch.core.rest.RestStatus.BAD_REQUEST, org.opensearch.ExceptionsHelper.status(e));
+        assertTrue(request.content().utf8ToString() + ": " + e.getMessage(), e.getMessage().startsWith(message));
+    }
+
+    private static final String SHA = "ab".repeat(32);
+
+    /** A _register body: every wrong type, null, out-of-range value, unknown field and wrong combination is a 400 naming the field. */
+    public void testRegisterBodyRefusals() {
+        String path = "/_plugins/_mach/models/m/_register";
+        Map<String, String> id = Map.of("id", "m");
+        for (String[] bad : new String[][] {
+            { "{\"path\": null}", "[_register] [path] must be a string, got null" },
+            { "{\"path\": 5}", "[_register] [path] must be a string, got a number [5]" },
+            { "{\"path\": [\"a\"]}", "[_register] [path] must be a string, got an array" },
+            { "{\"upload_id\": {}, \"chunks\": 1, \"sha256\": \"" + SHA + "\"}", "[_register] [upload_id] must be a string, got an object" },
+            { "{\"upload_id\": \"abcdefgh12\", \"chunks\": \"3\", \"sha256\": \"" + SHA + "\"}", "[_register] [chunks] must be an integer, got a string [3]" },
+            { "{\"upload_id\": \"abcdefgh12\", \"chunks\": 1.5, \"sha256\": \"" + SHA + "\"}", "[_register] [chunks] must be an integer" },
+            { "{\"upload_id\": \"abcdefgh12\", \"chunks\": 0, \"sha256\": \"" + SHA + "\"}", "[_register] [chunks] must be between 1 and 10000, got [0]" },
+            { "{\"upload_id\": \"abcdefgh12\", \"chunks\": 10001, \"sha256\": \"" + SHA + "\"}", "[_register] [chunks] must be between 1 and 10000, got [10001]" },
+            { "{\"upload_id\": \"abcdefgh12\", \"chunks\": null, \"sha256\": \"" + SHA + "\"}", "[_register] [chunks] must be an integer, got null" },
+            { "{\"upload_id\": \"abcdefgh12\", \"chunks\": 1, \"sha256\": 12}", "[_register] [sha256] must be a string, got a number [12]" },
+            { "{\"path\": \"tiny\", \"deploy\": \"true\"}", "[_register] [deploy] must be true or false, got a string [true]" },
+            { "{\"path\": \"tiny\", \"deploy\": null}", "[_register] [deploy] must be true or false, got null" },
+            { "{\"path\": \"tiny\", \"size\": 3}", "[_register] unknown parameter [size]; known parameters: [path, upload_id, chunks, sha256, deploy]" },
+            { "{\"path\": \"tiny\", \"upload_id\": \"abcdefgh12\"}", "[_register] give [path] or [upload_id] with [chunks] and [sha256], not both" },
+            { "{\"path\": \"tiny\", \"chunks\": 2}", "[_register] give [path] or [upload_id] with [chunks] and [sha256], not both" },
+            { "{\"upload_id\": \"abcdefgh12\", \"sha256\": \"" + SHA + "\"}", "[_register] an upload needs [chunks] (their number) and [sha256]" },
+            { "{\"upload_id\": \"abcdefgh12\", \"chunks\": 2}", "[_register] an upload needs [chunks] (their number) and [sha256]" },
+            { "{\"chunks\": 2, \"sha256\": \"" + SHA + "\"}", "[_register] give [path] (a bundle under the node's registration directory) or [upload_id]" },
+            { "{\"deploy\": true}", "[_register] give [path]" },
+            { "{}", "[_register] give [path]" },
+            { "[]", "[_register] must be a JSON object, got an array" },
+            { "\"tiny\"", "[_register] must be a JSON object, got a string" } }) {
+            assertRefused(post(path, id, bad[0]), bad[1]);
+        }
+        assertRefused(post(path, id, null), "[_register] needs a JSON body");
+    }
+
+    /** A chunk number that is not an integer is a 400 naming it, before the body is read. */
+    public void testChunkNumberRefusals() {
+        for (String n : new String[] { "x", "1.0", "99999999999", "", "0x1" }) {
+            RestRequest r = new FakeRestRequest.Builder(NamedXContentRegistry.EMPTY).withMethod(RestRequest.Method.PUT)
+                .withPath("/_plugins/_mach/uploads/abcdefgh12/" + n)
+                .withParams(new HashMap<>(Map.of("upload_id", "abcdefgh12", "chunk", n)))
+                .withContent(new BytesArray("{\"data\": \"AAAA\", \"sha256\": \"" + SHA + "\"}"), MediaTypeRegistry.JSON)
+                .build();
+            assertRefused(r, "chunk number must be an integer, got [" + n + "]");
+        }
+    }
+
+    /** An alias body: exactly {"model_id": "<text>"}. */
+    public void testAliasBodyRefusals() {
+        for (String[] bad : new String[][] {
+            { "{}", "[alias] needs [model_id]" },
+            { "{\"model_id\": null}", "[alias] [model_id] must be a string, got null" },
+            { "{\"model_id\": 7}", "[alias] [model_id] must be a string, got a number [7]" },
+            { "{\"model_id\": \"m\", \"other\": 1}", "[alias] unknown parameter [other]; known parameters: [model_id]" },
+            { "[\"m\"]", "[alias] must be a JSON object, got an array" } }) {
+            RestRequest r = new FakeRestRequest.Builder(NamedXContentRegistry.EMPTY).withMethod(RestRequest.Method.PUT)
+                .withPath("/_plugins/_mach/aliases/live").withParams(new HashMap<>(Map.of("alias", "live")))
+                .withContent(new BytesArray(bad[0]), MediaTypeRegistry.JSON).build();
+            assertRefused(r, bad[1]);
+        }
+        RestRequest empty = new FakeRestRequest.Builder(NamedXContentRegistry.EMPTY).withMethod(RestRequest.Method.PUT)
+            .withPath("/_plugins/_mach/aliases/live").withParams(new HashMap<>(Map.of("alias", "live"))).build();
+        assertRefused(empty, "[alias] needs a JSON body");
+    }
 }
