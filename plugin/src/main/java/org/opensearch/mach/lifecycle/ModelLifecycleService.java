@@ -215,12 +215,15 @@ public final class ModelLifecycleService {
                             out.putAll(d);
                             listener.onResponse(out);
                         }, e -> listener.onFailure(
-                            new OpenSearchStatusException("model [" + id + "] is registered, but deploying it failed: " + e.getMessage(), ExceptionsHelper.status(e), e)
+                            new OpenSearchStatusException("model [" + id + "] is registered, but deploying it failed: " + ExceptionsHelper.unwrapCause(e).getMessage(),
+                                ExceptionsHelper.status(e), e) // unwrapped: the cluster manager's refusal comes back wrapped, its message naming only the node
                         )));
-                    }, e -> {
+                    }, e -> threadPool.generic().execute(() -> {
+                        // the cluster manager refused (an id registered meanwhile): this may run on its update thread,
+                        // where the blocking delete of the chunks this call stored must not run
                         if (ownStorage != null) deleteStorage(ownStorage);
                         listener.onFailure(e);
-                    }));
+                    })));
                 } finally {
                     AccessController.doPrivilegedChecked(() -> Files.deleteIfExists(zip));
                 }

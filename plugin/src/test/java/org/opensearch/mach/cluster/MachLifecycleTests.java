@@ -830,4 +830,97 @@ public class MachLifecycleTests extends MachClusterTestCase {
             }
         });
     }
+
+    /**
+     * Registers of one id racing each other (two from the path, two from complete uploads, through both
+     * nodes, released together): exactly one wins, the others are a 409 naming the model (refused early or
+     * by the cluster manager, which applies one register at a time), the losing uploads keep all their
+     * chunks for a retry, and a losing path registration leaves no storage behind. Then a register with
+     * {@code "deploy": true} whose deploy is refused: the error says the model is registered (and it
+     * is, not deployed), and the deployed model keeps serving with the same instances.
+     */
+    public void testConcurrentRegistersOfOneId() throws Exception {
+        indexProducts(INDEX, 1, 0);
+        byte[] zip = zipOf(bundleDir());
+        String sha = BundleStore.sha256(zip);
+        int chunkBytes = 64 << 10;
+        int chunks = (zip.length + chunkBytes - 1) / chunkBytes;
+        List<ModelLifecycleService.Source> sources = List.of(
+            ModelLifecycleService.Source.path("tiny"),
+            ModelLifecycleService.Source.upload(upload(zip, chunkBytes, false, false), chunks, sha),
+            ModelLifecycleService.Source.path("tiny"),
+            ModelLifecycleService.Source.upload(upload(zip, chunkBytes, false, false), chunks, sha)
+        );
+        String[] nodes = internalCluster().getNodeNames();
+        java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(sources.size());
+        Object[] outcome = new Object[sources.size()];
+        List<Thread> threads = new ArrayList<>();
+        for (int i = 0; i < sources.size(); i++) {
+            int racer = i;
+            ModelLifecycleService service = internalCluster().getInstance(ModelLifecycleService.class, nodes[i % nodes.length]);
+            Thread t = new Thread(() -> {
+                try {
+                    start.await();
+                    PlainActionFuture<Map<String, Object>> f = PlainActionFuture.newFuture();
+                    service.register("race", sources.get(racer), false, f);
+                    outcome[racer] = f.actionGet(TimeValue.timeValueMinutes(2));
+                } catch (Exception e) {
+                    outcome[racer] = e;
+                }
+            }, "register-" + i);
+            t.start();
+            threads.add(t);
+        }
+        for (Thread t : threads) t.join();
+        int won = -1;
+        for (int i = 0; i < outcome.length; i++) {
+            if (outcome[i] instanceof Map<?, ?> m) {
+                assertEquals("one winner: " + java.util.Arrays.toString(outcome), -1, won);
+                assertEquals(m.toString(), "registered", m.get("state"));
+                won = i;
+            } else {
+                Throwable cause = org.opensearch.ExceptionsHelper.unwrapCause((Exception) outcome[i]);
+                assertEquals(cause.toString(), org.opensearch.core.rest.RestStatus.CONFLICT, org.opensearch.ExceptionsHelper.status(cause));
+                assertTrue(cause.toString(), cause.getMessage().contains("model [race] is already registered"));
+            }
+        }
+        assertTrue("one winner: " + java.util.Arrays.toString(outcome), won >= 0);
+        String storage = MachModelsMetadata.of(clusterService().state()).models().get("race").storageId();
+        if (sources.get(won).uploadId() != null) assertEquals(sources.get(won).uploadId(), storage);
+        BundleStore store = new BundleStore(client());
+        // the winner's chunks: the upload's, or the path registration's own (4 MB each)
+        int stored = MachModelsMetadata.of(clusterService().state()).models().get("race").chunks();
+        assertEquals(sources.get(won).uploadId() != null ? chunks : 1, stored);
+        assertEquals(stored, store.countChunks(storage));
+        Map<String, JsonNode> listed = new java.util.HashMap<>();
+        rest("GET", "/_plugins/_mach/uploads", null, 200).get("uploads").forEach(u -> listed.put(u.get("upload_id").asText(), u));
+        for (ModelLifecycleService.Source source : sources) {
+            if (source.uploadId() == null || source.uploadId().equals(storage)) continue;
+            JsonNode u = listed.remove(source.uploadId());
+            assertNotNull("the losing upload is kept: " + listed, u);
+            assertEquals(u.toString(), chunks, u.get("chunks").asInt());
+            assertEquals(u.toString(), zip.length, u.get("bytes").asLong());
+        }
+        assertEquals("no storage left by a losing path registration", Map.of(), listed);
+        assertEquals(1, MachModelsMetadata.of(clusterService().state()).models().size());
+
+        // "deploy": true whose deploy the memory limit refuses: the register stands, the answer says so
+        assertDeployedOnEveryNode(deploy("race"), 2);
+        Map<String, MachModel> served = servedInstances("race");
+        long network = MachModelsMetadata.of(clusterService().state()).models().get("race").memoryBytes();
+        rest("PUT", "/_cluster/settings", "{\"persistent\": {\"mach.models.memory_limit\": \"" + network + "b\"}}", 200);
+        try {
+            String refused = rest("POST", "/_plugins/_mach/models/over/_register", "{\"path\": \"tiny\", \"deploy\": true}", 400).toString();
+            assertTrue(refused, refused.contains("model [over] is registered, but deploying it failed: cannot deploy model [over]")
+                && refused.contains("mach.models.memory_limit is"));
+        } finally {
+            rest("PUT", "/_cluster/settings", "{\"persistent\": {\"mach.models.memory_limit\": null}}", 200);
+        }
+        JsonNode over = rest("GET", "/_plugins/_mach/models/over", null, 200);
+        assertFalse(over.toString(), over.get("deployed").asBoolean());
+        for (JsonNode n : over.get("nodes")) assertEquals(over.toString(), "not_deployed", n.get("state").asText());
+        assertEquals("not reloaded", served, servedInstances("race"));
+        List<String> want = expected("crimson couch");
+        for (String node : nodes) assertEquals("served by " + node, want, search(node, "race", "product_id", "crimson couch"));
+    }
 }
