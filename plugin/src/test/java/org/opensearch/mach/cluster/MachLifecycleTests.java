@@ -904,8 +904,11 @@ public class MachLifecycleTests extends MachClusterTestCase {
         assertEquals("no storage left by a losing path registration", Map.of(), listed);
         assertEquals(1, MachModelsMetadata.of(clusterService().state()).models().size());
 
+        // a timeout too long for System.nanoTime arithmetic still waits for every node (it answered "deploying" at once)
+        JsonNode deployed = rest("POST", "/_plugins/_mach/models/race/_deploy?timeout=365000d", null, 200);
+        assertEquals(deployed.toString(), "deployed", deployed.get("state").asText());
+
         // "deploy": true whose deploy the memory limit refuses: the register stands, the answer says so
-        assertDeployedOnEveryNode(deploy("race"), 2);
         Map<String, MachModel> served = servedInstances("race");
         long network = MachModelsMetadata.of(clusterService().state()).models().get("race").memoryBytes();
         rest("PUT", "/_cluster/settings", "{\"persistent\": {\"mach.models.memory_limit\": \"" + network + "b\"}}", 200);
