@@ -59,7 +59,14 @@ public final class ChunkBytes {
         return b.build();
     }
 
-    /** Collects written bytes into parts and hashes them; more than {@code max} bytes is an IllegalArgumentException. */
+    /** More bytes than a chunk may hold (an IllegalArgumentException, so a 400). */
+    public static final class TooLargeException extends IllegalArgumentException {
+        TooLargeException(long max) {
+            super("a chunk must hold at most " + max + " bytes");
+        }
+    }
+
+    /** Collects written bytes into parts and hashes them; more than {@code max} bytes is a {@link TooLargeException}. */
     public static final class Builder extends OutputStream {
         private final long max;
         private final MessageDigest digest = BundleStore.digest();
@@ -79,7 +86,7 @@ public final class ChunkBytes {
 
         @Override
         public void write(byte[] b, int off, int len) {
-            if (length + len > max) throw new IllegalArgumentException("a chunk must hold at most " + max + " bytes");
+            if (length + len > max) throw new TooLargeException(max);
             digest.update(b, off, len);
             length += len;
             while (len > 0) {

@@ -215,12 +215,15 @@ public final class ModelLifecycleService {
                             out.putAll(d);
                             listener.onResponse(out);
                         }, e -> listener.onFailure(
-                            new OpenSearchStatusException("model [" + id + "] is registered, but deploying it failed: " + e.getMessage(), ExceptionsHelper.status(e), e)
+                            new OpenSearchStatusException("model [" + id + "] is registered, but deploying it failed: " + ExceptionsHelper.unwrapCause(e).getMessage(),
+                                ExceptionsHelper.status(e), e) // unwrapped: the cluster manager's refusal comes back wrapped, its message naming only the node
                         )));
-                    }, e -> {
+                    }, e -> threadPool.generic().execute(() -> {
+                        // the cluster manager refused (an id registered meanwhile): this may run on its update thread,
+                        // where the blocking delete of the chunks this call stored must not run
                         if (ownStorage != null) deleteStorage(ownStorage);
                         listener.onFailure(e);
-                    }));
+                    })));
                 } finally {
                     AccessController.doPrivilegedChecked(() -> Files.deleteIfExists(zip));
                 }
@@ -333,8 +336,21 @@ public final class ModelLifecycleService {
                 listener.onResponse(new LinkedHashMap<>(Map.of("model_id", id, "state", "deploying")));
                 return;
             }
-            awaitNodes(id, System.nanoTime() + timeout.nanos(), listener);
+            awaitNodes(id, deadline(System.nanoTime(), timeout), listener);
         }, listener::onFailure));
+    }
+
+    /**
+     * When a wait of {@code timeout} from {@code now} ends, on {@link System#nanoTime}'s scale: at most ~73
+     * years away, so that {@link #passed} stays right (a longer timeout overflowed the sum and answered at once).
+     */
+    static long deadline(long now, TimeValue timeout) {
+        return now + Math.min(Math.max(timeout.nanos(), 0), Long.MAX_VALUE / 4);
+    }
+
+    /** Whether {@code now} is past {@code deadline} (a difference, as {@link System#nanoTime} values may wrap). */
+    static boolean passed(long now, long deadline) {
+        return now - deadline > 0;
     }
 
     private void awaitNodes(String id, long deadline, ActionListener<Map<String, Object>> listener) {
@@ -350,7 +366,7 @@ public final class ModelLifecycleService {
                 allDeployed &= "deployed".equals(state);
                 anyFailed |= "failed".equals(state);
             }
-            boolean timedOut = System.nanoTime() > deadline;
+            boolean timedOut = passed(System.nanoTime(), deadline);
             if (anyFailed) {
                 // the cluster state keeps the model deployed (a node retries when memory frees up); the caller must know it is not served
                 listener.onFailure(new OpenSearchStatusException(

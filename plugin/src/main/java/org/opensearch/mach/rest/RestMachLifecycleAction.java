@@ -192,6 +192,7 @@ public class RestMachLifecycleAction extends BaseRestHandler {
 
     private static final JsonFactory JSON = JsonFactory.builder()
         .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(Integer.MAX_VALUE).build())
+        .enable(com.fasterxml.jackson.core.StreamReadFeature.STRICT_DUPLICATE_DETECTION) // as OpenSearch's JSON parser, for the other bodies
         .build();
 
     /**
@@ -228,15 +229,19 @@ public class RestMachLifecycleAction extends BaseRestHandler {
                 ChunkBytes.Builder out = new ChunkBytes.Builder(BundleStore.MAX_CHUNK_BYTES);
                 try {
                     p.readBinaryValue(out);
+                } catch (ChunkBytes.TooLargeException e) {
+                    throw new IllegalArgumentException(what + " [data] holds more than " + BundleStore.MAX_CHUNK_BYTES + " bytes");
                 } catch (JsonParseException e) {
                     throw new IllegalArgumentException(what + " [data] is not valid base64: " + e.getOriginalMessage());
-                } catch (IllegalArgumentException e) {
-                    throw new IllegalArgumentException(what + " [data] holds more than " + BundleStore.MAX_CHUNK_BYTES + " bytes");
+                } catch (IllegalArgumentException e) { // Jackson's report of a character that is not base64
+                    throw new IllegalArgumentException(what + " [data] is not valid base64: " + e.getMessage());
                 }
                 data = out.build();
             }
         } catch (JsonParseException | StreamConstraintsException e) {
             throw new IllegalArgumentException(what + " is not valid JSON: " + e.getOriginalMessage());
+        } catch (java.io.CharConversionException e) { // bytes that are not text in the encoding Jackson detected
+            throw new IllegalArgumentException(what + " is not valid JSON: " + e.getMessage());
         }
         if (data == null) throw new IllegalArgumentException(what + " needs [data], the chunk's bytes in base64");
         if (sha == null) throw new IllegalArgumentException(what + " needs [sha256], the hex SHA-256 of the chunk's bytes, so that a damaged chunk is caught");

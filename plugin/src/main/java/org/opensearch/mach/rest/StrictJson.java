@@ -30,6 +30,16 @@ public final class StrictJson {
      * from {@code reader} becomes a {@link ParsingException} (400) at the field's location.
      */
     public static void readObject(XContentParser parser, String what, List<String> known, FieldReader reader) throws IOException {
+        try {
+            readFields(parser, what, known, reader);
+        } catch (java.io.CharConversionException e) {
+            // bytes that are not text in the encoding the JSON parser detected (a UTF-32 body cut short): Jackson's
+            // IOException would be a 500, and it is the request's fault
+            throw new ParsingException(parser.getTokenLocation(), what + " is not valid JSON: " + e.getMessage(), e);
+        }
+    }
+
+    private static void readFields(XContentParser parser, String what, List<String> known, FieldReader reader) throws IOException {
         XContentParser.Token token = parser.currentToken() == null ? parser.nextToken() : parser.currentToken();
         if (token != XContentParser.Token.START_OBJECT) {
             throw new ParsingException(parser.getTokenLocation(), what + " must be a JSON object, got " + describe(token));

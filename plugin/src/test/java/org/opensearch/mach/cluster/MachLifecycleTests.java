@@ -721,4 +721,274 @@ public class MachLifecycleTests extends MachClusterTestCase {
         rest("DELETE", "/_plugins/_mach/models/m1", null, 200);
         rest("GET", "/_plugins/_mach/models/m1", null, 404);
     }
+
+    // ------------------------------------------------------------------ failed calls change nothing
+
+    /**
+     * What a failed call must leave as it was: the registered models (records and deployed flags), the
+     * aliases, and the uploads with their chunks (a path registration's leftover storage would show here
+     * as an orphan).
+     */
+    private static String lifecycleState() throws Exception {
+        JsonNode all = rest("GET", "/_plugins/_mach/models", null, 200);
+        List<String> uploads = new ArrayList<>();
+        for (JsonNode u : rest("GET", "/_plugins/_mach/uploads", null, 200).get("uploads")) {
+            uploads.add(u.get("upload_id").asText() + " chunks " + u.get("chunks") + " bytes " + u.get("bytes") + " orphan " + u.get("orphan"));
+        }
+        java.util.Collections.sort(uploads);
+        return "registered " + all.get("registered") + "\naliases " + all.get("aliases") + "\nuploads " + uploads;
+    }
+
+    /** The model instance each node serves {@code id} with (the same instances afterwards: nothing was reloaded). */
+    private Map<String, MachModel> servedInstances(String id) {
+        Map<String, MachModel> out = new java.util.TreeMap<>();
+        for (String node : internalCluster().getNodeNames()) {
+            MachModel m = internalCluster().getInstance(MachInferenceService.class, node).deployer().deployed(id);
+            assertNotNull(id + " is served by " + node, m);
+            out.put(node, m);
+        }
+        return out;
+    }
+
+    private static String chunkBody(byte[] data, String sha) {
+        return "{\"data\": \"" + Base64.getEncoder().encodeToString(data) + "\", \"sha256\": \"" + sha + "\"}";
+    }
+
+    /**
+     * Every refusal of the lifecycle endpoints over REST: its status, a message naming the field, model,
+     * alias or upload, and afterwards the same registered models, aliases and uploads, the deployed
+     * model served by the same instances on every node, with the same hits. Then the calls that are
+     * no-ops (deploying a deployed model, undeploying one that is not, a chunk sent again) and deleting
+     * a deployed model.
+     */
+    public void testFailedCallsLeaveEverythingAsItWas() throws Exception {
+        indexProducts(INDEX, 1, 0);
+        byte[] zip = zipOf(bundleDir());
+        String sha = BundleStore.sha256(zip);
+        int chunkBytes = 64 << 10;
+        int chunks = (zip.length + chunkBytes - 1) / chunkBytes;
+        assertTrue("the fixture spans several chunks: " + chunks, chunks >= 3);
+        BundleStore store = new BundleStore(client());
+        rest("POST", "/_plugins/_mach/models/live-m/_register", "{\"path\": \"tiny\", \"deploy\": true}", 201);
+        rest("POST", "/_plugins/_mach/models/idle-m/_register", "{\"path\": \"tiny\"}", 201);
+        rest("PUT", "/_plugins/_mach/aliases/live", "{\"model_id\": \"live-m\"}", 200);
+        String open = upload(zip, chunkBytes, false, false); // complete, waiting for its _register
+        String liveStorage = MachModelsMetadata.of(clusterService().state()).models().get("live-m").storageId();
+        byte[] first = java.util.Arrays.copyOf(zip, chunkBytes);
+        byte[] one = { 7 };
+        String text = "crimson couch";
+        List<String> want = expected(text);
+        Map<String, MachModel> served = servedInstances("live-m");
+        String before = lifecycleState();
+        assertTrue(before, before.contains(open) && before.contains("\"live\":\"live-m\""));
+
+        String reg = "/_plugins/_mach/models/new-m/_register";
+        String upload = "{\"upload_id\": \"" + open + "\", \"chunks\": " + chunks + ", \"sha256\": \"" + sha + "\"}";
+        String[][] refused = {
+            // register: an id taken (by a model, by an alias), bodies that do not add up, an upload that does not
+            { "POST", "/_plugins/_mach/models/live-m/_register", "{\"path\": \"tiny\"}", "409", "model [live-m] is already registered" },
+            { "POST", "/_plugins/_mach/models/live-m/_register", upload, "409", "model [live-m] is already registered" },
+            { "POST", "/_plugins/_mach/models/live/_register", "{\"path\": \"tiny\", \"deploy\": true}", "409", "[live] is an alias" },
+            { "POST", "/_plugins/_mach/models/new%20m/_register", "{\"path\": \"tiny\"}", "400", "invalid model id [new m]" },
+            { "POST", reg, "{\"path\": \"tiny\", \"chunks\": 3}", "400", "[_register] give [path] or [upload_id] with [chunks] and [sha256], not both" },
+            { "POST", reg, "{\"path\": \"tiny\", \"deploy\": 1}", "400", "[_register] [deploy] must be true or false, got a number [1]" },
+            { "POST", reg, "{\"path\": \"no/such\"}", "404", "no bundle at [no/such]" },
+            { "POST", reg, upload.replace("\"chunks\": " + chunks, "\"chunks\": " + (chunks - 1)), "400",
+                "upload [" + open + "] holds " + chunks + " chunks but [chunks] says " + (chunks - 1) },
+            { "POST", reg, upload.replace("\"chunks\": " + chunks, "\"chunks\": " + (chunks + 1)), "400",
+                "the bundle is incomplete: chunk [" + chunks + "] of " + (chunks + 1) + " is missing" },
+            { "POST", reg, upload.replace(sha, "0".repeat(64)), "400", "checksum mismatch" },
+            { "POST", reg, upload.replace(sha, "xyz"), "400", "[sha256] must be the hex SHA-256 of the whole bundle zip" },
+            { "POST", reg, upload.replace(open, liveStorage), "409", "upload [" + liveStorage + "] is the stored bundle of registered model [live-m]" },
+            { "POST", reg, upload.replace(open, "short"), "400", "invalid upload_id [short]" },
+            // deploy, undeploy, delete: unknown models (an alias is not a model id), a model an alias protects, bad parameters
+            { "POST", "/_plugins/_mach/models/nope/_deploy", null, "404", "model [nope] is not registered" },
+            { "POST", "/_plugins/_mach/models/nope/_deploy?wait_for_completion=false", null, "404", "model [nope] is not registered" },
+            { "POST", "/_plugins/_mach/models/live-m/_deploy?wait_for_completion=maybe", null, "400", "[_deploy] [wait_for_completion] must be true or false, got [maybe]" },
+            { "POST", "/_plugins/_mach/models/live-m/_deploy?timeout=soon", null, "400", "[_deploy] [timeout] must be a time value such as 2m, got [soon]" },
+            { "POST", "/_plugins/_mach/models/nope/_undeploy", null, "404", "model [nope] is not registered" },
+            { "POST", "/_plugins/_mach/models/live/_undeploy", null, "404", "model [live] is not registered" },
+            { "DELETE", "/_plugins/_mach/models/nope", null, "404", "model [nope] is not registered" },
+            { "DELETE", "/_plugins/_mach/models/live", null, "404", "model [live] is not registered" },
+            { "POST", "/_plugins/_mach/models/live-m/_undeploy", null, "409", "cannot undeploy model [live-m]: alias [live] points to it" },
+            { "DELETE", "/_plugins/_mach/models/live-m", null, "409", "cannot delete model [live-m]: alias [live] points to it" },
+            // aliases
+            { "PUT", "/_plugins/_mach/aliases/live", "{\"model_id\": \"idle-m\"}", "409", "model [idle-m] is not deployed" },
+            { "PUT", "/_plugins/_mach/aliases/live", "{\"model_id\": \"nope\"}", "404", "model [nope] is not registered" },
+            { "PUT", "/_plugins/_mach/aliases/live", "{\"model_id\": null}", "400", "[alias] [model_id] must be a string, got null" },
+            { "PUT", "/_plugins/_mach/aliases/idle-m", "{\"model_id\": \"live-m\"}", "409", "[idle-m] is a model id" },
+            { "PUT", "/_plugins/_mach/aliases/bad%20alias", "{\"model_id\": \"live-m\"}", "400", "invalid alias [bad alias]" },
+            { "DELETE", "/_plugins/_mach/aliases/nope", null, "404", "alias [nope] does not exist" },
+            // chunks: other bytes under a stored chunk, numbers out of range, an empty or corrupt chunk, bad or taken upload ids
+            { "PUT", "/_plugins/_mach/uploads/" + open + "/0", chunkBody(one, BundleStore.sha256(one)), "409",
+                "chunk [0] of upload [" + open + "] is already stored with other bytes" },
+            { "PUT", "/_plugins/_mach/uploads/" + open + "/10000", chunkBody(one, BundleStore.sha256(one)), "400", "chunk number must be between 0 and 9999, got [10000]" },
+            { "PUT", "/_plugins/_mach/uploads/" + open + "/-1", chunkBody(one, BundleStore.sha256(one)), "400", "chunk number must be between 0 and 9999, got [-1]" },
+            { "PUT", "/_plugins/_mach/uploads/" + open + "/x", chunkBody(one, BundleStore.sha256(one)), "400", "chunk number must be an integer, got [x]" },
+            { "PUT", "/_plugins/_mach/uploads/" + open + "/" + chunks, chunkBody(new byte[0], BundleStore.sha256(new byte[0])), "400", "a chunk must hold 1 to" },
+            { "PUT", "/_plugins/_mach/uploads/" + open + "/" + chunks, chunkBody(one, "0".repeat(64)), "400", "chunk [" + chunks + "] is corrupt" },
+            { "PUT", "/_plugins/_mach/uploads/" + open + "/" + chunks, "{\"data\": \"AAAA\"}", "400", "[chunk] needs [sha256]" },
+            { "PUT", "/_plugins/_mach/uploads/short/0", chunkBody(one, BundleStore.sha256(one)), "400", "invalid upload_id [short]" },
+            { "PUT", "/_plugins/_mach/uploads/" + liveStorage + "/0", chunkBody(one, BundleStore.sha256(one)), "409",
+                "upload [" + liveStorage + "] is the stored bundle of registered model [live-m]" },
+            { "DELETE", "/_plugins/_mach/uploads/short", null, "400", "invalid upload_id [short]" },
+            { "DELETE", "/_plugins/_mach/uploads/" + liveStorage, null, "409", "upload [" + liveStorage + "] holds registered model [live-m]" },
+            // _predict and GET
+            { "POST", "/_plugins/_mach/models/nope/_predict", "{\"query_text\": \"sofa\"}", "404", "model [nope] not found" },
+            { "POST", "/_plugins/_mach/models/idle-m/_predict", "{\"query_text\": \"sofa\"}", "409", "model [idle-m] is registered but not deployed" },
+            { "POST", "/_plugins/_mach/models/live/_predict", "{\"query_text\": \"sofa\", \"top_n\": 0}", "400", "[_predict] [top_n] must be between 1 and 10000, got [0]" },
+            { "GET", "/_plugins/_mach/models/nope", null, "404", "model [nope] not found" } };
+        for (String[] r : refused) {
+            String call = r[0] + " " + r[1] + " " + (r[2] == null ? "" : r[2].substring(0, Math.min(100, r[2].length())));
+            JsonNode error = rest(r[0], r[1], r[2], Integer.parseInt(r[3])).get("error");
+            String reason = error.get("reason").asText();
+            assertTrue(call + " -> " + error, reason.contains(r[4]));
+            assertEquals("after " + call, before, lifecycleState());
+        }
+        assertTrue("chunk 0 kept its bytes", rest("PUT", "/_plugins/_mach/uploads/" + open + "/0", chunkBody(first, BundleStore.sha256(first)), 200)
+            .get("bytes").asInt() == chunkBytes);
+        assertEquals(chunks, store.countChunks(open));
+        for (String node : internalCluster().getNodeNames()) {
+            assertEquals("served by " + node, want, search(node, "live", "product_id", text));
+        }
+        assertEquals("not reloaded", served, servedInstances("live-m"));
+
+        // no-ops: deploying a deployed model (not reloaded), undeploying one that is not deployed
+        JsonNode again = rest("POST", "/_plugins/_mach/models/live-m/_deploy", null, 200);
+        assertEquals(again.toString(), "deployed", again.get("state").asText());
+        assertEquals(again.toString(), 2, again.get("nodes").size());
+        JsonNode idle = rest("POST", "/_plugins/_mach/models/idle-m/_undeploy", null, 200);
+        assertFalse(idle.toString(), idle.get("deployed").asBoolean());
+        assertEquals(before, lifecycleState());
+        assertEquals("not reloaded", served, servedInstances("live-m"));
+
+        // the chunks may come in any order: the open upload registers, and so does one sent last chunk first
+        String reversed = rest("POST", "/_plugins/_mach/uploads", null, 200).get("upload_id").asText();
+        for (int i = chunks - 1; i >= 0; i--) {
+            byte[] c = java.util.Arrays.copyOfRange(zip, i * chunkBytes, Math.min(zip.length, (i + 1) * chunkBytes));
+            rest("PUT", "/_plugins/_mach/uploads/" + reversed + "/" + i, chunkBody(c, BundleStore.sha256(c)), 200);
+        }
+        rest("POST", "/_plugins/_mach/models/rev-m/_register", upload.replace(open, reversed).replace("}", ", \"deploy\": true}"), 201);
+        assertEquals(want, search(anyNode(), "rev-m", "product_id", text));
+
+        // deleting a deployed model (no alias on it): every node releases it, its bundle is deleted; the others keep serving
+        String revStorage = MachModelsMetadata.of(clusterService().state()).models().get("rev-m").storageId();
+        assertEquals(reversed, revStorage);
+        rest("DELETE", "/_plugins/_mach/models/rev-m", null, 200);
+        assertFalse(store.holdsAnything(revStorage));
+        assertBusy(() -> {
+            for (String node : internalCluster().getNodeNames()) {
+                assertNull(node, internalCluster().getInstance(MachInferenceService.class, node).deployer().deployed("rev-m"));
+            }
+        });
+        assertTrue(rest("POST", "/_plugins/_mach/models/rev-m/_predict", "{\"query_text\": \"sofa\"}", 404).toString().contains("model [rev-m] not found"));
+        assertEquals(before, lifecycleState());
+        assertEquals("not reloaded", served, servedInstances("live-m"));
+        for (String node : internalCluster().getNodeNames()) assertEquals("served by " + node, want, search(node, "live", "product_id", text));
+
+        // nothing left in the nodes' temporary directories but the labels file of the deployed model
+        assertBusy(() -> {
+            for (String node : internalCluster().getNodeNames()) {
+                List<Path> left = filesUnder(tmpDir(node));
+                assertEquals(node + ": " + left, 1, left.size());
+                assertTrue(node + ": " + left, left.get(0).getFileName().toString().matches("live-m-.*\\.labels\\.txt"));
+            }
+        });
+    }
+
+    /**
+     * Registers of one id racing each other (two from the path, two from complete uploads, through both
+     * nodes, released together): exactly one wins, the others are a 409 naming the model (refused early or
+     * by the cluster manager, which applies one register at a time), the losing uploads keep all their
+     * chunks for a retry, and a losing path registration leaves no storage behind. Then a register with
+     * {@code "deploy": true} whose deploy is refused: the error says the model is registered (and it
+     * is, not deployed), and the deployed model keeps serving with the same instances.
+     */
+    public void testConcurrentRegistersOfOneId() throws Exception {
+        indexProducts(INDEX, 1, 0);
+        byte[] zip = zipOf(bundleDir());
+        String sha = BundleStore.sha256(zip);
+        int chunkBytes = 64 << 10;
+        int chunks = (zip.length + chunkBytes - 1) / chunkBytes;
+        List<ModelLifecycleService.Source> sources = List.of(
+            ModelLifecycleService.Source.path("tiny"),
+            ModelLifecycleService.Source.upload(upload(zip, chunkBytes, false, false), chunks, sha),
+            ModelLifecycleService.Source.path("tiny"),
+            ModelLifecycleService.Source.upload(upload(zip, chunkBytes, false, false), chunks, sha)
+        );
+        String[] nodes = internalCluster().getNodeNames();
+        java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(sources.size());
+        Object[] outcome = new Object[sources.size()];
+        List<Thread> threads = new ArrayList<>();
+        for (int i = 0; i < sources.size(); i++) {
+            int racer = i;
+            ModelLifecycleService service = internalCluster().getInstance(ModelLifecycleService.class, nodes[i % nodes.length]);
+            Thread t = new Thread(() -> {
+                try {
+                    start.await();
+                    PlainActionFuture<Map<String, Object>> f = PlainActionFuture.newFuture();
+                    service.register("race", sources.get(racer), false, f);
+                    outcome[racer] = f.actionGet(TimeValue.timeValueMinutes(2));
+                } catch (Exception e) {
+                    outcome[racer] = e;
+                }
+            }, "register-" + i);
+            t.start();
+            threads.add(t);
+        }
+        for (Thread t : threads) t.join();
+        int won = -1;
+        for (int i = 0; i < outcome.length; i++) {
+            if (outcome[i] instanceof Map<?, ?> m) {
+                assertEquals("one winner: " + java.util.Arrays.toString(outcome), -1, won);
+                assertEquals(m.toString(), "registered", m.get("state"));
+                won = i;
+            } else {
+                Throwable cause = org.opensearch.ExceptionsHelper.unwrapCause((Exception) outcome[i]);
+                assertEquals(cause.toString(), org.opensearch.core.rest.RestStatus.CONFLICT, org.opensearch.ExceptionsHelper.status(cause));
+                assertTrue(cause.toString(), cause.getMessage().contains("model [race] is already registered"));
+            }
+        }
+        assertTrue("one winner: " + java.util.Arrays.toString(outcome), won >= 0);
+        String storage = MachModelsMetadata.of(clusterService().state()).models().get("race").storageId();
+        if (sources.get(won).uploadId() != null) assertEquals(sources.get(won).uploadId(), storage);
+        BundleStore store = new BundleStore(client());
+        // the winner's chunks: the upload's, or the path registration's own (4 MB each)
+        int stored = MachModelsMetadata.of(clusterService().state()).models().get("race").chunks();
+        assertEquals(sources.get(won).uploadId() != null ? chunks : 1, stored);
+        assertEquals(stored, store.countChunks(storage));
+        Map<String, JsonNode> listed = new java.util.HashMap<>();
+        rest("GET", "/_plugins/_mach/uploads", null, 200).get("uploads").forEach(u -> listed.put(u.get("upload_id").asText(), u));
+        for (ModelLifecycleService.Source source : sources) {
+            if (source.uploadId() == null || source.uploadId().equals(storage)) continue;
+            JsonNode u = listed.remove(source.uploadId());
+            assertNotNull("the losing upload is kept: " + listed, u);
+            assertEquals(u.toString(), chunks, u.get("chunks").asInt());
+            assertEquals(u.toString(), zip.length, u.get("bytes").asLong());
+        }
+        assertEquals("no storage left by a losing path registration", Map.of(), listed);
+        assertEquals(1, MachModelsMetadata.of(clusterService().state()).models().size());
+
+        // a timeout too long for System.nanoTime arithmetic still waits for every node (it answered "deploying" at once)
+        JsonNode deployed = rest("POST", "/_plugins/_mach/models/race/_deploy?timeout=365000d", null, 200);
+        assertEquals(deployed.toString(), "deployed", deployed.get("state").asText());
+
+        // "deploy": true whose deploy the memory limit refuses: the register stands, the answer says so
+        Map<String, MachModel> served = servedInstances("race");
+        long network = MachModelsMetadata.of(clusterService().state()).models().get("race").memoryBytes();
+        rest("PUT", "/_cluster/settings", "{\"persistent\": {\"mach.models.memory_limit\": \"" + network + "b\"}}", 200);
+        try {
+            String refused = rest("POST", "/_plugins/_mach/models/over/_register", "{\"path\": \"tiny\", \"deploy\": true}", 400).toString();
+            assertTrue(refused, refused.contains("model [over] is registered, but deploying it failed: cannot deploy model [over]")
+                && refused.contains("mach.models.memory_limit is"));
+        } finally {
+            rest("PUT", "/_cluster/settings", "{\"persistent\": {\"mach.models.memory_limit\": null}}", 200);
+        }
+        JsonNode over = rest("GET", "/_plugins/_mach/models/over", null, 200);
+        assertFalse(over.toString(), over.get("deployed").asBoolean());
+        for (JsonNode n : over.get("nodes")) assertEquals(over.toString(), "not_deployed", n.get("state").asText());
+        assertEquals("not reloaded", served, servedInstances("race"));
+        List<String> want = expected("crimson couch");
+        for (String node : nodes) assertEquals("served by " + node, want, search(node, "race", "product_id", "crimson couch"));
+    }
 }

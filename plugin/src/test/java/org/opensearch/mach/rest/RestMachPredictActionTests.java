@@ -39,4 +39,16 @@ public class RestMachPredictActionTests extends OpenSearchTestCase {
         assertTrue(error("{\"query_text\": \"x\", \"top_n\": " + digits + "}").startsWith("[_predict] [top_n] cannot be read: "));
         assertTrue(error("{\"query_text\": \"x\", \"limit\": 3}").startsWith("[_predict] unknown parameter [limit]"));
     }
+
+    /** A body whose bytes are not text in the encoding the JSON parser detects (UTF-32 cut short) is a 400 too, not Jackson's IOException. */
+    public void testUndecodableBodyIsA400() throws IOException {
+        byte[] cutUtf32 = { 0, 0, 0, '{', 0, 0, 0 };
+        ParsingException e = expectThrows(ParsingException.class, () -> {
+            try (XContentParser parser = createParser(JsonXContent.jsonXContent, cutUtf32)) {
+                RestMachPredictAction.parse(parser);
+            }
+        });
+        assertEquals(org.opensearch.core.rest.RestStatus.BAD_REQUEST, e.status());
+        assertTrue(e.getMessage(), e.getMessage().startsWith("[_predict] is not valid JSON"));
+    }
 }
