@@ -71,7 +71,8 @@ public class BucketQueryBench {
     public String bundle;
     @Param({ "bm25", "mach", "filter", "boost", "hybrid" })
     public String method;
-    @Param("" + MachOptions.DEFAULT_SCORED_BUCKETS)
+    /** the query's scored_buckets; 0: not given (the plugin's default: the whole table up to R x B = 65,536) */
+    @Param("0")
     public int scoredBuckets;
     @Param("" + MachOptions.DEFAULT_BUCKETS_PER_REPETITION)
     public int m;
@@ -108,9 +109,11 @@ public class BucketQueryBench {
         searcher = new IndexSearcher(reader);
         searcher.setQueryCache(null); // every table is new to the shard
         compiled = new Query[readable.size()];
+        MachOptions options = new MachOptions().bucketsPerRepetition(m);
+        if (scoredBuckets > 0) options.scoredBuckets(scoredBuckets);
         try (Analyzer english = new EnglishAnalyzer()) {
             for (int i = 0; i < compiled.length; i++) {
-                BucketTable table = BucketTable.of(tables.get(i), Math.max(scoredBuckets, m), true);
+                BucketTable table = BucketTable.of(tables.get(i), options.scoredBucketsFor(family.repetitions(), family.buckets()), true);
                 BucketScoring scoring = new BucketScoring(family.name(), table, Decoder.ScoreMode.MEAN, 1f, 0f);
                 compiled[i] = query(ShardQueryBench.match(english, readable.get(i)), scoring);
             }
