@@ -52,6 +52,8 @@ public final class BucketTable implements Writeable {
     private final Aggregation aggregation;
     /** Built on first use, per deserialized copy: one per shard query. */
     private volatile float[] dense;
+    /** {@link #maxMean()}, computed on first use (a race computes it twice, the same value). */
+    private volatile double maxMean = Double.NaN;
 
     /** One byte per unsent bucket: {@code p = low * (high / low)^(code / 255)} (unsigned code), 0 when high is 0. */
     public record Tail(float low, float high, byte[] codes) {
@@ -693,6 +695,12 @@ public final class BucketTable implements Writeable {
      * (log_mean: of each one's top score, ln(largest / f_r), with a relative slack over the float lookups).
      */
     public double maxMean() {
+        double m = maxMean;
+        if (Double.isNaN(m)) maxMean = m = computeMaxMean(); // (R x B values: once per table, not per scorer)
+        return m;
+    }
+
+    private double computeMaxMean() {
         if (aggregation == Aggregation.LOG_MEAN) {
             double sum = 0;
             for (int r = 0; r < repetitions; r++) {

@@ -14,6 +14,20 @@ import java.util.stream.IntStream;
 
 public class DecoderTests extends OpenSearchTestCase {
 
+    /** The sorted-array selection (up to SMALL_TOP) picks the heap's buckets in the heap's order, ties included. */
+    public void testTopBucketsEqualTheHeaps() {
+        for (int iter = 0; iter < 300; iter++) {
+            int B = randomFrom(1, 2, 11, randomIntBetween(1, 500), 4096);
+            int distinct = randomBoolean() ? B : randomIntBetween(1, 4); // few values: ties across the k-th place
+            float[] values = new float[distinct];
+            for (int i = 0; i < distinct; i++) values[i] = randomFrom(0f, -0f, 1f, -0.5f, randomFloat(), (float) Math.exp(-30 * randomDouble()));
+            float[] p = new float[B];
+            for (int b = 0; b < B; b++) p[b] = values[randomInt(distinct - 1)];
+            int m = randomFrom(0, 1, 10, 11, Decoder.SMALL_TOP, Decoder.SMALL_TOP + 1, randomIntBetween(1, B + 2));
+            assertArrayEquals("B " + B + " m " + m + " " + Arrays.toString(p), Decoder.topBucketsByHeap(p, m), Decoder.topBuckets(p, m));
+        }
+    }
+
     private ProductIndex randomIndex(int R, int B, int K) {
         int[][] bucketOf = new int[R][K];
         for (int r = 0; r < R; r++) {
