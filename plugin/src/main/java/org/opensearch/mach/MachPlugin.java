@@ -200,6 +200,7 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, Sy
         lifecycle = new ModelLifecycleService(
             client, clusterService, threadPool, store, registerDir.isEmpty() ? modelsDir : environment.configDir().resolve(registerDir), tmp
         );
+        deployer.recordMeasuredNetworkWith(lifecycle::recordMeasuredNetwork);
         service = inference;
         return List.of(registry, inference, deployer, lifecycle);
     }

@@ -82,6 +82,8 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
     private final Map<String, Deployment> deployments = new ConcurrentHashMap<>();
     private final Map<String, ModelStats> stats = new ConcurrentHashMap<>();
     private volatile boolean closed;
+    /** Records a network measured for an entry of an earlier build in the cluster state (null: not recorded). */
+    private volatile java.util.function.Consumer<ModelEntry> measuredNetwork;
 
     public ModelDeployer(BundleStore store, ThreadPool threadPool, boolean tryCuda, int intraOpThreads, NodeModelMemory memory, Path tmpRoot) {
         this.tmpRoot = tmpRoot;
@@ -90,6 +92,15 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
         this.tryCuda = tryCuda;
         this.intraOpThreads = intraOpThreads;
         this.memory = memory;
+    }
+
+    /**
+     * Who records the network this node measured for a model registered by an earlier build (whose
+     * record counts the catalog too), so that the cluster manager's deploy check counts the network
+     * alone from then on.
+     */
+    public void recordMeasuredNetworkWith(java.util.function.Consumer<ModelEntry> recorder) {
+        this.measuredNetwork = recorder;
     }
 
     @Override
@@ -193,6 +204,11 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
         for (ActionListener<MachModel> l : waiters) {
             if (d.state == State.DEPLOYED) l.onResponse(model);
             else l.onFailure(notServing(e.id(), d));
+        }
+        java.util.function.Consumer<ModelEntry> recorder = measuredNetwork;
+        if (d.state == State.DEPLOYED && !e.networkOnly() && recorder != null) {
+            recorder.accept(new ModelEntry(e.id(), e.storageId(), e.sha256(), e.sizeBytes(), e.chunks(), d.networkBytes, e.products(),
+                e.repetitions(), e.buckets(), e.name(), e.registeredAt(), e.deployed(), true));
         }
     }
 

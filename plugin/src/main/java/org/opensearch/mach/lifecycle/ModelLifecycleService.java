@@ -33,6 +33,8 @@ import java.util.regex.Pattern;
  * wait until every node serves), delete, aliases, per-node views.
  */
 public final class ModelLifecycleService {
+    private static final org.apache.logging.log4j.Logger logger = org.apache.logging.log4j.LogManager.getLogger(ModelLifecycleService.class);
+
     private static final Pattern UPLOAD_ID = Pattern.compile("[A-Za-z0-9_-]{8,64}");
 
     /** Where a bundle to register comes from: a zip or directory path on the node, or an upload's chunks. */
@@ -446,6 +448,18 @@ public final class ModelLifecycleService {
 
     public void nodes(ActionListener<NodesModelsAction.Response> listener) {
         client.execute(NodesModelsAction.ACTION, new NodesModelsAction.Request(), listener);
+    }
+
+    /**
+     * Records in the cluster state the network a node measured for a model registered by an earlier
+     * build (its record counted the catalog too). Best effort: on failure the next load of the model
+     * records it.
+     */
+    public void recordMeasuredNetwork(ModelEntry measured) {
+        update(UpdateModelsRequest.measuredNetwork(measured), ActionListener.wrap(
+            ack -> logger.info("mach model [{}]: recorded its network, {} bytes, as measured from its bundle", measured.id(), measured.memoryBytes()),
+            e -> logger.warn("mach model [" + measured.id() + "]: cannot record its measured network yet", e)
+        ));
     }
 
     private void update(UpdateModelsRequest request, ActionListener<AcknowledgedResponse> listener) {

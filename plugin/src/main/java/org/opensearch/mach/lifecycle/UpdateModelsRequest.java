@@ -20,7 +20,9 @@ public final class UpdateModelsRequest extends AcknowledgedRequest<UpdateModelsR
         UNDEPLOY,
         DELETE,
         PUT_ALIAS,
-        DELETE_ALIAS
+        DELETE_ALIAS,
+        /** A node measured the network of a model recorded by an earlier build: record it (network-only from then on). */
+        MEASURED_NETWORK
     }
 
     final Op op;
@@ -54,6 +56,11 @@ public final class UpdateModelsRequest extends AcknowledgedRequest<UpdateModelsR
 
     public static UpdateModelsRequest putAlias(String alias, String id) {
         return new UpdateModelsRequest(Op.PUT_ALIAS, id, alias, null);
+    }
+
+    /** {@code measured}: the entry as loaded, with the network's measured bytes as its memory and network-only set. */
+    public static UpdateModelsRequest measuredNetwork(ModelEntry measured) {
+        return new UpdateModelsRequest(Op.MEASURED_NETWORK, measured.id(), null, measured);
     }
 
     public static UpdateModelsRequest deleteAlias(String alias) {

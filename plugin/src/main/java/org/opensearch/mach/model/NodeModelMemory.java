@@ -93,6 +93,8 @@ public final class NodeModelMemory {
 
     public final class CatalogAdmission implements MachModel.CatalogAdmission {
         private final String modelId;
+        /** Its model was released: a query still running on it may read the catalog, held by no account. */
+        private boolean closed;
 
         private CatalogAdmission(String modelId) {
             this.modelId = modelId;
@@ -100,13 +102,16 @@ public final class NodeModelMemory {
 
         @Override
         public void admit(MachModel model, long bytes) {
-            NodeModelMemory.this.admit(this, bytes, (need, used, lim) -> new OpenSearchStatusException(
-                "model [" + modelId + "]: its product catalog (needed by product_id_field queries and _predict) needs "
-                    + new ByteSizeValue(need) + " of heap, models loaded on this node use " + new ByteSizeValue(used) + ", "
-                    + LIMIT_SETTING + " is " + new ByteSizeValue(lim) + "; raise the limit or undeploy a "
-                    + "model (bucket_field queries need no catalog and keep working)",
-                RestStatus.BAD_REQUEST
-            ));
+            synchronized (NodeModelMemory.this) {
+                if (closed) return;
+                NodeModelMemory.this.admit(this, bytes, (need, used, lim) -> new OpenSearchStatusException(
+                    "model [" + modelId + "]: its product catalog (needed by product_id_field queries and _predict) needs "
+                        + new ByteSizeValue(need) + " of heap, models loaded on this node use " + new ByteSizeValue(used) + ", "
+                        + LIMIT_SETTING + " is " + new ByteSizeValue(lim) + "; raise the limit or undeploy a "
+                        + "model (bucket_field queries need no catalog and keep working)",
+                    RestStatus.BAD_REQUEST
+                ));
+            }
         }
 
         @Override
@@ -119,9 +124,12 @@ public final class NodeModelMemory {
             return NodeModelMemory.this.held(this);
         }
 
-        /** Gives back the catalog's share when its model is released. */
+        /** Gives back the catalog's share when its model is released; nothing is held for it afterwards. */
         public void close() {
-            NodeModelMemory.this.release(this);
+            synchronized (NodeModelMemory.this) {
+                closed = true;
+                NodeModelMemory.this.release(this);
+            }
         }
     }
 }

@@ -346,6 +346,13 @@ public class MachLifecycleTests extends MachClusterTestCase {
                 assertEquals(n.toString(), network, n.get("network_bytes").asLong()); // measured from the bundle
                 assertEquals(n.toString(), network, n.get("memory_bytes").asLong());
             }
+            // and recorded in the cluster state: the deploy check counts the network alone from then on
+            assertBusy(() -> {
+                ModelEntry recorded = MachModelsMetadata.of(internalCluster().clusterService().state()).models().get("tiny");
+                assertTrue(recorded.toString(), recorded.networkOnly());
+                assertEquals(network, recorded.memoryBytes());
+            });
+            assertEquals(network, rest("GET", "/_plugins/_mach/models/tiny", null, 200).get("memory_bytes").asLong());
             for (int i = 0; i < 2; i++) { // through both nodes (the client alternates): each loads the catalog once
                 List<String> got = new ArrayList<>();
                 rest("POST", "/" + INDEX + "/_search", byIds, 200).get("hits").get("hits").forEach(h -> got.add(h.get("_id").asText()));

@@ -145,6 +145,37 @@ public class UpdateModelsTests extends OpenSearchTestCase {
         }
     }
 
+    /**
+     * A node that measured the network of a model recorded by an earlier build records it: that entry
+     * (same stored bundle, not yet network-only) takes the measured figure and is network-only from
+     * then on, so the deploy check counts the network alone; anything else is left as it is.
+     */
+    public void testAMeasuredNetworkReplacesTheFigureOfAnEarlierBuild() throws Exception {
+        ModelEntry old = new ModelEntry("a", "s-a", "ab".repeat(32), 1000, 1, 900L << 20, 300, 4, 64, "tiny", 1L, false, false);
+        MachModelsMetadata m = MachModelsMetadata.EMPTY.withModel(old).withModel(entry("b", 200L << 20));
+        m = apply(m, UpdateModelsRequest.deploy("a"));
+        MachModelsMetadata before = m;
+        // network + catalog of [a] as recorded: [b] does not fit next to it
+        expectThrows(OpenSearchStatusException.class, () -> apply(before, UpdateModelsRequest.deploy("b")));
+        ModelEntry measured = new ModelEntry("a", "s-a", "ab".repeat(32), 1000, 1, 300L << 20, 300, 4, 64, "tiny", 1L, true, true);
+        assertRequestRoundTrips(UpdateModelsRequest.measuredNetwork(measured), UpdateModelsRequest.Op.MEASURED_NETWORK, "a", null, measured);
+        m = apply(m, UpdateModelsRequest.measuredNetwork(measured));
+        assertEquals(measured, m.models().get("a"));
+        assertTrue(apply(m, UpdateModelsRequest.deploy("b")).models().get("b").deployed());
+        // only once, only for that bundle, only for a model that exists
+        ModelEntry again = new ModelEntry("a", "s-a", "ab".repeat(32), 1000, 1, 1, 300, 4, 64, "tiny", 1L, true, true);
+        assertSame(m, apply(m, UpdateModelsRequest.measuredNetwork(again)));
+        MachModelsMetadata withOld = before;
+        ModelEntry otherBundle = new ModelEntry("a", "s-x", "ab".repeat(32), 1000, 1, 1, 300, 4, 64, "tiny", 1L, true, true);
+        assertSame(withOld, apply(withOld, UpdateModelsRequest.measuredNetwork(otherBundle)));
+        ModelEntry gone = new ModelEntry("c", "s-c", "ab".repeat(32), 1000, 1, 1, 300, 4, 64, "tiny", 1L, true, true);
+        assertSame(withOld, apply(withOld, UpdateModelsRequest.measuredNetwork(gone)));
+        ModelEntry current = entry("b", 200L << 20);
+        assertSame(withOld, apply(withOld, UpdateModelsRequest.measuredNetwork(new ModelEntry("b", "s-b", "ab".repeat(32), 1000, 1, 1, 300, 4,
+            64, "tiny", 1L, false, true))));
+        assertEquals(current, withOld.models().get("b"));
+    }
+
     private static void assertRequestRoundTrips(UpdateModelsRequest r, UpdateModelsRequest.Op op, String modelId, String alias, ModelEntry entry)
         throws Exception {
         BytesStreamOutput out = new BytesStreamOutput();
