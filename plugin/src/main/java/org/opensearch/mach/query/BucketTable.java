@@ -282,13 +282,21 @@ public final class BucketTable implements Writeable {
         int[] all = allBuckets(B);
         int[][] sent = new int[R][];
         float[][] probs = new float[R][];
+        double sumOfMaxima = 0;
         for (int r = 0; r < R; r++) {
             float[] row = output[r], p = new float[B];
-            for (int b = 0; b < B; b++) p[b] = Math.min(1f, Math.max(0f, row[b])); // (NaN stays NaN: refused below)
+            float max = 0f;
+            for (int b = 0; b < B; b++) {
+                p[b] = Math.min(1f, Math.max(0f, row[b])); // (NaN stays NaN: refused below)
+                max = Math.max(max, p[b]);
+            }
             sent[r] = all;
             probs[r] = p;
+            sumOfMaxima += max;
         }
-        return new BucketTable(sent, probs, new float[R], new Tail[R], B, Aggregation.MEAN);
+        BucketTable table = new BucketTable(sent, probs, new float[R], new Tail[R], B, Aggregation.MEAN);
+        table.maxMean = sumOfMaxima / R; // computeMaxMean's value, from the same pass (residuals 0, no tail)
+        return table;
     }
 
     /** 0, 1, ..., B - 1 */

@@ -138,6 +138,7 @@ public class BucketTableEqualityTests extends OpenSearchTestCase {
                 float[] expected = referenceDense(t, ref, out);
                 assertSameBits(a + " B " + B + " s " + s, expected, t.dense());
                 assertSameBits(a + " read, B " + B + " s " + s, expected, read.dense());
+                assertEquals("maxMean as built (the whole table's from its building pass) and as read", read.maxMean(), t.maxMean(), 0.0);
             }
         }
     }
