@@ -170,7 +170,7 @@ class MachSettings:
     normalization: Optional[str] = None  # none | min_max (boost, hybrid)
     lexical_window: Optional[int] = None  # min_max: top lexical hits that give the lexical score range
     bucket_field: Optional[str] = None  # index-side MACH: the mach_buckets field, named instead of id_field
-    scored_buckets: Optional[int] = None  # index-side: bucket probabilities sent per repetition (the rest: one residual)
+    scored_buckets: Optional[int] = None  # index-side: bucket probabilities sent per repetition (None: the plugin's default)
 
 
 def method_query(method: str, text: str, fields: Sequence[str], mach: MachSettings) -> dict:
@@ -357,12 +357,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-repetitions", type=int, help="candidate decoding: a product must be in f repetitions' top buckets")
     p.add_argument("--buckets-per-repetition", type=int, help="candidate decoding: m top buckets per repetition")
     p.add_argument("--index-side", action="store_true",
-                   help="index-side MACH (issue 15): index a mach_buckets field of the model's hash family (copy_to from "
+                   help="index-side MACH: index a mach_buckets field of the model's hash family (copy_to from "
                         "the product-id field) and query it with bucket_field instead of product_id_field")
     p.add_argument("--bucket-field", default="mach_buckets", help="--index-side: the bucket field's name (default mach_buckets)")
     p.add_argument("--hash-family", help="--index-side: the family to index (default: the deployed model card's product_hash family)")
     p.add_argument("--scored-buckets", type=int,
-                   help="--index-side: the mach query's scored_buckets (top bucket probabilities sent per repetition)")
+                   help="--index-side: the mach query's scored_buckets (top bucket probabilities sent per repetition; "
+                        "default: the plugin's, the whole table up to R x B = 65,536)")
     p.add_argument("--limit", type=int, help="only the first N judged queries")
     p.add_argument("--out", help="write the full results JSON here")
     p.add_argument("--plot", help="write a bar chart PNG here")
