@@ -926,4 +926,112 @@ public class MachLifecycleTests extends MachClusterTestCase {
         List<String> want = expected("crimson couch");
         for (String node : nodes) assertEquals("served by " + node, want, search(node, "race", "product_id", "crimson couch"));
     }
+
+    /** Runs each call on its own thread, released together; returns what each returned or threw. */
+    private static Object[] race(List<java.util.concurrent.Callable<Object>> calls) throws Exception {
+        java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(calls.size());
+        Object[] outcome = new Object[calls.size()];
+        List<Thread> threads = new ArrayList<>();
+        for (int i = 0; i < calls.size(); i++) {
+            int racer = i;
+            Thread t = new Thread(() -> {
+                try {
+                    start.await();
+                    outcome[racer] = calls.get(racer).call();
+                } catch (Exception e) {
+                    outcome[racer] = e;
+                }
+            }, "racer-" + i);
+            t.start();
+            threads.add(t);
+        }
+        for (Thread t : threads) t.join();
+        return outcome;
+    }
+
+    private static org.opensearch.core.rest.RestStatus statusOf(Object outcome) {
+        assertTrue(String.valueOf(outcome), outcome instanceof Exception);
+        return org.opensearch.ExceptionsHelper.status(org.opensearch.ExceptionsHelper.unwrapCause((Exception) outcome));
+    }
+
+    /**
+     * One chunk sent several times at once with the same bytes is stored once (every call answers as a
+     * retry would); sent at once with other bytes, one is stored and the other is a 409. One complete
+     * upload registered at once under two ids: one model gets it, the other call is a 409 and registers
+     * nothing; the chunks stay the winner's.
+     */
+    public void testConcurrentChunksAndRegistersOfOneUpload() throws Exception {
+        byte[] zip = zipOf(bundleDir());
+        String sha = BundleStore.sha256(zip);
+        int chunkBytes = 64 << 10;
+        int chunks = (zip.length + chunkBytes - 1) / chunkBytes;
+        String[] nodes = internalCluster().getNodeNames();
+        BundleStore store = new BundleStore(client());
+
+        String uploadId = lifecycle().createUpload();
+        byte[] first = java.util.Arrays.copyOf(zip, chunkBytes);
+        List<java.util.concurrent.Callable<Object>> same = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            ModelLifecycleService service = internalCluster().getInstance(ModelLifecycleService.class, nodes[i % nodes.length]);
+            same.add(() -> {
+                service.putChunk(uploadId, 0, ChunkBytes.of(first), BundleStore.sha256(first));
+                return "stored";
+            });
+        }
+        assertEquals(List.of("stored", "stored", "stored", "stored"), java.util.Arrays.asList(race(same)));
+        assertEquals(1, store.countChunks(uploadId));
+
+        byte[] second = java.util.Arrays.copyOfRange(zip, chunkBytes, 2 * chunkBytes);
+        byte[] wrong = second.clone();
+        wrong[0] ^= 1;
+        List<java.util.concurrent.Callable<Object>> different = new ArrayList<>();
+        for (byte[] bytes : List.of(second, wrong)) {
+            ModelLifecycleService service = internalCluster().getInstance(ModelLifecycleService.class, nodes[different.size() % nodes.length]);
+            different.add(() -> {
+                service.putChunk(uploadId, 1, ChunkBytes.of(bytes), BundleStore.sha256(bytes));
+                return bytes;
+            });
+        }
+        Object[] outcome = race(different);
+        int stored = outcome[0] instanceof byte[] ? 0 : 1;
+        assertTrue(java.util.Arrays.toString(outcome), outcome[stored] instanceof byte[]);
+        assertEquals(org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(outcome[1 - stored]));
+        assertTrue(outcome[1 - stored].toString(), ((Exception) outcome[1 - stored]).getMessage().contains("chunk [1] of upload [" + uploadId + "] is already stored with other bytes"));
+        if (stored == 1) { // the damaged copy won: start again, as the 409 says
+            rest("DELETE", "/_plugins/_mach/uploads/" + uploadId, null, 200);
+            rest("GET", "/_plugins/_mach/uploads", null, 200); // (listed no more)
+        }
+        String complete = stored == 0 ? uploadId : upload(zip, chunkBytes, false, false);
+        if (stored == 0) {
+            for (int i = 2; i < chunks; i++) {
+                byte[] c = java.util.Arrays.copyOfRange(zip, i * chunkBytes, Math.min(zip.length, (i + 1) * chunkBytes));
+                lifecycle().putChunk(complete, i, ChunkBytes.of(c), BundleStore.sha256(c));
+            }
+        }
+
+        // one upload, two ids at once: one model owns it
+        List<java.util.concurrent.Callable<Object>> registers = new ArrayList<>();
+        for (String id : List.of("one-a", "one-b")) {
+            ModelLifecycleService service = internalCluster().getInstance(ModelLifecycleService.class, nodes[registers.size() % nodes.length]);
+            registers.add(() -> {
+                PlainActionFuture<Map<String, Object>> f = PlainActionFuture.newFuture();
+                service.register(id, ModelLifecycleService.Source.upload(complete, chunks, sha), false, f);
+                return f.actionGet(TimeValue.timeValueMinutes(2));
+            });
+        }
+        outcome = race(registers);
+        int won = outcome[0] instanceof Map ? 0 : 1;
+        assertTrue(java.util.Arrays.toString(outcome), outcome[won] instanceof Map);
+        String winner = won == 0 ? "one-a" : "one-b";
+        assertEquals(org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(outcome[1 - won]));
+        String refusal = org.opensearch.ExceptionsHelper.unwrapCause((Exception) outcome[1 - won]).getMessage();
+        // refused by the cluster manager, or early when the winner had already committed
+        assertTrue(refusal, refusal.contains("upload [" + complete + "] is already registered as model [" + winner + "]")
+            || refusal.contains("upload [" + complete + "] is the stored bundle of registered model [" + winner + "]"));
+        MachModelsMetadata m = MachModelsMetadata.of(clusterService().state());
+        assertEquals(m.models().keySet().toString(), java.util.Set.of(winner), m.models().keySet());
+        assertEquals(complete, m.models().get(winner).storageId());
+        assertEquals(chunks, store.countChunks(complete));
+        assertFalse("the model's chunks are no upload", rest("GET", "/_plugins/_mach/uploads", null, 200).toString().contains(complete));
+    }
 }
