@@ -772,6 +772,8 @@ public class MachLifecycleTests extends MachClusterTestCase {
             { "POST", "/_plugins/_mach/models/nope/_predict", "{\"query_text\": \"sofa\"}", "404", "model [nope] not found" },
             { "POST", "/_plugins/_mach/models/idle-m/_predict", "{\"query_text\": \"sofa\"}", "409", "model [idle-m] is registered but not deployed" },
             { "POST", "/_plugins/_mach/models/live/_predict", "{\"query_text\": \"sofa\", \"top_n\": 0}", "400", "[_predict] [top_n] must be between 1 and 10000, got [0]" },
+            { "POST", "/_plugins/_mach/models/live/_predict", null, "400", "[_predict] needs a JSON body" },
+            { "POST", "/_plugins/_mach/models/live/_predict", "{\"query_text\": \"sofa\", \"min_repetitions\": 5}", "400", "min_repetitions" },
             { "GET", "/_plugins/_mach/models/nope", null, "404", "model [nope] not found" } };
         for (String[] r : refused) {
             String call = r[0] + " " + r[1] + " " + (r[2] == null ? "" : r[2].substring(0, Math.min(100, r[2].length())));
