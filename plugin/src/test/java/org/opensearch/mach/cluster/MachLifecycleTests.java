@@ -708,6 +708,14 @@ public class MachLifecycleTests extends MachClusterTestCase {
         rest("POST", "/_plugins/_mach/models/idle-m/_register", "{\"path\": \"tiny\"}", 201);
         rest("PUT", "/_plugins/_mach/aliases/live", "{\"model_id\": \"live-m\"}", 200);
         String open = upload(zip, chunkBytes, false, false); // complete, waiting for its _register
+        // a bundle that fails validation after it is extracted (its labels no longer match the card's sha256), by path and by upload
+        Path broken = registerDir().resolve("broken-" + randomAlphaOfLength(6).toLowerCase(java.util.Locale.ROOT));
+        Files.createDirectories(broken);
+        for (Path f : (Iterable<Path>) Files.list(bundleDir())::iterator) Files.copy(f, broken.resolve(f.getFileName().toString()));
+        Files.writeString(broken.resolve("labels.txt"), "extra-product\n", java.nio.file.StandardOpenOption.APPEND);
+        byte[] brokenZip = zipOf(broken);
+        String brokenUpload = upload(brokenZip, chunkBytes, false, false);
+        int brokenChunks = (brokenZip.length + chunkBytes - 1) / chunkBytes;
         String liveStorage = MachModelsMetadata.of(clusterService().state()).models().get("live-m").storageId();
         byte[] first = java.util.Arrays.copyOf(zip, chunkBytes);
         byte[] one = { 7 };
@@ -715,7 +723,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
         List<String> want = expected(text);
         Map<String, MachModel> served = servedInstances("live-m");
         String before = lifecycleState();
-        assertTrue(before, before.contains(open) && before.contains("\"live\":\"live-m\""));
+        assertTrue(before, before.contains(open) && before.contains(brokenUpload) && before.contains("\"live\":\"live-m\""));
 
         String reg = "/_plugins/_mach/models/new-m/_register";
         String upload = "{\"upload_id\": \"" + open + "\", \"chunks\": " + chunks + ", \"sha256\": \"" + sha + "\"}";
@@ -733,6 +741,9 @@ public class MachLifecycleTests extends MachClusterTestCase {
             { "POST", reg, upload.replace("\"chunks\": " + chunks, "\"chunks\": " + (chunks + 1)), "400",
                 "the bundle is incomplete: chunk [" + chunks + "] of " + (chunks + 1) + " is missing" },
             { "POST", reg, upload.replace(sha, "0".repeat(64)), "400", "checksum mismatch" },
+            { "POST", reg, "{\"path\": \"" + broken.getFileName() + "\"}", "400", "model [new-m] is not a valid bundle" },
+            { "POST", reg, "{\"upload_id\": \"" + brokenUpload + "\", \"chunks\": " + brokenChunks + ", \"sha256\": \"" + BundleStore.sha256(brokenZip)
+                + "\", \"deploy\": true}", "400", "model [new-m] is not a valid bundle" },
             { "POST", reg, upload.replace(sha, "xyz"), "400", "[sha256] must be the hex SHA-256 of the whole bundle zip" },
             { "POST", reg, upload.replace(open, liveStorage), "409", "upload [" + liveStorage + "] is the stored bundle of registered model [live-m]" },
             { "POST", reg, upload.replace(open, "short"), "400", "invalid upload_id [short]" },
