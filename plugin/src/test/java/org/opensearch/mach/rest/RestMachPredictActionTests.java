@@ -76,4 +76,9 @@ public class RestMachPredictActionTests extends OpenSearchTestCase {
         assertEquals("[_predict] [min_repetitions] must be between 1 and 2147483647, got [0]", refused("{\"query_text\": \"x\", \"min_repetitions\": 0}"));
         assertEquals("[_predict] must be a JSON object, got an array", refused("[\"x\"]"));
     }
+
+    public void testNothingAfterTheBody() {
+        assertEquals("[_predict] must be one JSON object, with nothing after it", refused("{\"query_text\": \"x\"} {\"query_text\": \"y\"}"));
+        assertEquals("[_predict] must be one JSON object, with nothing after it", refused("{\"query_text\": \"x\"} trailing"));
+    }
 }
