@@ -793,6 +793,26 @@ public class MachLifecycleTests extends MachClusterTestCase {
             assertTrue(call + " -> " + error, reason.contains(r[4]));
             assertEquals("after " + call, before, lifecycleState());
         }
+        // over real HTTP too: bytes that are not text in the encoding the parser detects, anything after the body's object
+        for (String path : List.of(reg, "/_plugins/_mach/uploads/" + open + "/" + chunks, "/_plugins/_mach/aliases/live")) {
+            String method = path.endsWith("_register") ? "POST" : "PUT";
+            org.opensearch.client.Request raw = new org.opensearch.client.Request(method, path);
+            raw.setEntity(new org.apache.hc.core5.http.io.entity.ByteArrayEntity(new byte[] { 0, 0, 0, '{', 0, 0, 0 },
+                org.apache.hc.core5.http.ContentType.APPLICATION_JSON));
+            org.opensearch.client.Response resp;
+            try {
+                resp = getRestClient().performRequest(raw);
+            } catch (org.opensearch.client.ResponseException e) {
+                resp = e.getResponse();
+            }
+            String answer = org.apache.hc.core5.http.io.entity.EntityUtils.toString(resp.getEntity());
+            assertEquals(path + " " + answer, 400, resp.getStatusLine().getStatusCode());
+            assertTrue(path + " " + answer, answer.contains("is not valid JSON"));
+            String body = path.endsWith("_register") ? "{\"path\": \"tiny\"}" : path.contains("aliases") ? "{\"model_id\": \"live-m\"}"
+                : chunkBody(one, BundleStore.sha256(one));
+            assertTrue(rest(method, path, body + " {}", 400).toString().contains("must be one JSON object, with nothing after it"));
+            assertEquals("after " + path, before, lifecycleState());
+        }
         assertTrue("chunk 0 kept its bytes", rest("PUT", "/_plugins/_mach/uploads/" + open + "/0", chunkBody(first, BundleStore.sha256(first)), 200)
             .get("bytes").asInt() == chunkBytes);
         assertEquals(chunks, store.countChunks(open));
