@@ -61,7 +61,7 @@ public class LifecycleRestIT {
     public static void cleanUp() throws IOException {
         if (rest == null) return;
         rest.delete("/_plugins/_mach/aliases/it-live");
-        for (String id : List.of("it-up", "it-path", "it-py")) {
+        for (String id : List.of("it-up", "it-path", "it-py", "it-idle")) {
             rest.post("/_plugins/_mach/models/" + id + "/_undeploy", null);
             rest.delete("/_plugins/_mach/models/" + id);
         }
@@ -245,5 +245,64 @@ public class LifecycleRestIT {
         assertEquals(out, "deployed", reply.path("state").asText());
         assertTrue(out, reply.path("chunks").asInt() >= 3);
         assertEquals(predicted("it-path", "amber trainers"), hits(machQuery("it-py", "amber trainers")));
+    }
+
+    /** The registered models (records, deployed flags), the aliases, and the uploads with their chunks and bytes. */
+    static String lifecycleState() throws IOException {
+        JsonNode all = rest.get("/_plugins/_mach/models").json();
+        List<String> uploads = new ArrayList<>();
+        for (JsonNode u : rest.get("/_plugins/_mach/uploads").json().path("uploads")) {
+            uploads.add(u.path("upload_id").asText() + " " + u.path("chunks") + " " + u.path("bytes") + " " + u.path("orphan"));
+        }
+        java.util.Collections.sort(uploads);
+        return "registered " + all.path("registered") + "\naliases " + all.path("aliases") + "\nuploads " + uploads;
+    }
+
+    @Test
+    public void f_refusedCallsChangeNothingAndNoOpsAnswer() throws Exception {
+        String text = "vertex sweater";
+        List<String> want = predicted("it-path", text);
+        String open = upload(zip, -1, -1);
+        int n = chunks(zip);
+        String sha = sha256(zip);
+        String before = lifecycleState();
+        byte[] one = { 7 };
+        String chunk = "/_plugins/_mach/uploads/" + open + "/";
+        Map<String, Object> other = Map.of("data", Base64.getEncoder().encodeToString(one), "sha256", sha256(one));
+        Object[][] refused = {
+            { register("it-path", Map.of("path", "anything")), "model [it-path] is already registered" },
+            { register("it-live", Map.of("upload_id", open, "chunks", n, "sha256", sha)), "[it-live] is an alias" },
+            { register("it-new", Map.of("upload_id", open, "chunks", n - 1, "sha256", sha)), "holds " + n + " chunks but [chunks] says " + (n - 1) },
+            { register("it-new", Map.of("upload_id", open, "chunks", n, "sha256", sha, "deploy", "yes")), "[_register] [deploy] must be true or false" },
+            { rest.post("/_plugins/_mach/models/it-path/_undeploy", null), "alias [it-live] points to it" },
+            { rest.delete("/_plugins/_mach/models/it-path"), "alias [it-live] points to it" },
+            { rest.post("/_plugins/_mach/models/it-live/_undeploy", null), "model [it-live] is not registered" },
+            { rest.put("/_plugins/_mach/aliases/it-live", Map.of("model_id", "nope")), "model [nope] is not registered" },
+            { rest.put(chunk + "0", other), "already stored with other bytes" },
+            { rest.put(chunk + "10000", other), "chunk number must be between 0 and 9999" },
+            { rest.send("PUT", chunk + n, "{\"data\": \"!!!!\", \"sha256\": \"" + sha + "\"}", "application/json"), "[chunk] [data] is not valid base64" },
+            { rest.send("PUT", chunk + n, "{\"data\": \"AAAA\", \"data\": \"AAAB\", \"sha256\": \"" + sha + "\"}", "application/json"),
+                "Duplicate field 'data'" } };
+        for (Object[] r : refused) {
+            MachRestIT.assertClientError((Rest.Response) r[0], (String) r[1]);
+            assertEquals("after " + r[1], before, lifecycleState());
+        }
+        assertEquals("the aliased model serves as before", want, hits(machQuery(null, text)));
+
+        // no-ops: a deployed model deployed again, a registered one undeployed
+        Rest.Response again = rest.post("/_plugins/_mach/models/it-path/_deploy", null);
+        assertEquals(again.toString(), 200, again.status());
+        assertEquals(again.body(), "deployed", again.json().path("state").asText());
+        Rest.Response idle = register("it-idle", Map.of("upload_id", open, "chunks", n, "sha256", sha));
+        assertEquals(idle.toString(), 201, idle.status());
+        Rest.Response undeployed = rest.post("/_plugins/_mach/models/it-idle/_undeploy", null);
+        assertEquals(undeployed.toString(), 200, undeployed.status());
+        assertFalse(undeployed.body(), undeployed.json().path("deployed").asBoolean(true));
+        assertFalse(rest.get("/_plugins/_mach/models/it-idle").json().path("deployed").asBoolean(true));
+
+        // a deployed model without an alias can be deleted; the others keep serving
+        assertEquals(200, rest.delete("/_plugins/_mach/models/it-py").status());
+        MachRestIT.assertClientError(rest.post("/_plugins/_mach/models/it-py/_predict", Map.of("query_text", text)), "model [it-py] not found");
+        assertEquals(want, hits(machQuery(null, text)));
     }
 }

@@ -183,9 +183,12 @@ public final class BundleZip {
      */
     public static void zipDirectory(Path dir, Path zip) throws IOException, MachBundleException {
         Path cardFile = dir.resolve(ModelCard.CARD_FILE);
-        if (!Files.isRegularFile(cardFile)) throw new MachBundleException("no " + ModelCard.CARD_FILE + " in the directory: not a bundle");
+        // links are not followed, for the card as for the files it names: they could lead out of the registration directory
+        if (!Files.isRegularFile(cardFile, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            throw new MachBundleException("no " + ModelCard.CARD_FILE + " in the directory (a link is not followed): not a bundle");
+        }
         byte[] card;
-        try (InputStream in = Files.newInputStream(cardFile)) {
+        try (InputStream in = Files.newInputStream(cardFile, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
             card = in.readNBytes(MAX_CARD_BYTES + 1);
         }
         if (card.length > MAX_CARD_BYTES) throw new MachBundleException(ModelCard.CARD_FILE + " is over " + MAX_CARD_BYTES + " bytes");

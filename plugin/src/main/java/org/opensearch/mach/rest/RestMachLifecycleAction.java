@@ -116,7 +116,7 @@ public class RestMachLifecycleAction extends BaseRestHandler {
                 }
                 String[] target = new String[1];
                 try (XContentParser parser = parser(request, "alias", "{\"model_id\": \"<registered, deployed model>\"}")) {
-                    StrictJson.readObject(parser, "[alias]", List.of("model_id"), (field, p) -> target[0] = StrictJson.text(p, "[alias]", field));
+                    StrictJson.readBody(parser, "[alias]", List.of("model_id"), (field, p) -> target[0] = StrictJson.text(p, "[alias]", field));
                 }
                 if (target[0] == null) throw new IllegalArgumentException("[alias] needs [model_id], the registered, deployed model to point to");
                 String t = target[0];
@@ -161,7 +161,7 @@ public class RestMachLifecycleAction extends BaseRestHandler {
         String what = "[_register]";
         Map<String, Object> v = new HashMap<>();
         try (XContentParser parser = parser(request, "_register", "{\"upload_id\": ..., \"chunks\": n, \"sha256\": ...} or {\"path\": ...}")) {
-            StrictJson.readObject(parser, what, List.of("path", "upload_id", "chunks", "sha256", "deploy"), (field, p) -> v.put(field, switch (field) {
+            StrictJson.readBody(parser, what, List.of("path", "upload_id", "chunks", "sha256", "deploy"), (field, p) -> v.put(field, switch (field) {
                 case "chunks" -> StrictJson.integer(p, what, field, 1, BundleStore.MAX_CHUNKS);
                 case "deploy" -> StrictJson.bool(p, what, field);
                 default -> StrictJson.text(p, what, field);
@@ -238,6 +238,13 @@ public class RestMachLifecycleAction extends BaseRestHandler {
                 }
                 data = out.build();
             }
+            boolean more;
+            try {
+                more = p.nextToken() != null;
+            } catch (JsonParseException e) { // text that is not JSON after the object
+                more = true;
+            }
+            if (more) throw new IllegalArgumentException(what + " must be one JSON object, with nothing after it");
         } catch (JsonParseException | StreamConstraintsException e) {
             throw new IllegalArgumentException(what + " is not valid JSON: " + e.getOriginalMessage());
         } catch (java.io.CharConversionException e) { // bytes that are not text in the encoding Jackson detected

@@ -87,7 +87,7 @@ public class RestMachPredictAction extends BaseRestHandler {
     static Params parse(XContentParser parser) throws IOException {
         Params p = new Params();
         String what = "[_predict]";
-        StrictJson.readObject(parser, what, PARAMETERS, (field, x) -> {
+        StrictJson.readBody(parser, what, PARAMETERS, (field, x) -> {
             switch (field) {
                 case "query_text", "text" -> p.text = StrictJson.text(x, what, field);
                 case "top_n" -> p.topN = StrictJson.integer(x, what, field, 1, MachQueryBuilder.MAX_TOP_N);

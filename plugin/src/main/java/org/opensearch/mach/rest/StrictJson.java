@@ -39,6 +39,21 @@ public final class StrictJson {
         }
     }
 
+    /**
+     * A whole request body: one object, read as {@link #readObject} reads it, and nothing after it (a second
+     * object or stray text would otherwise be ignored: {@code {"path": "a"} {"path": "b"}} registered a).
+     */
+    public static void readBody(XContentParser parser, String what, List<String> known, FieldReader reader) throws IOException {
+        readObject(parser, what, known, reader);
+        boolean more;
+        try {
+            more = parser.nextToken() != null;
+        } catch (IOException | RuntimeException e) { // text that is not JSON after the object
+            more = true;
+        }
+        if (more) throw new ParsingException(parser.getTokenLocation(), what + " must be one JSON object, with nothing after it");
+    }
+
     private static void readFields(XContentParser parser, String what, List<String> known, FieldReader reader) throws IOException {
         XContentParser.Token token = parser.currentToken() == null ? parser.nextToken() : parser.currentToken();
         if (token != XContentParser.Token.START_OBJECT) {

@@ -780,6 +780,14 @@ public class MachLifecycleTests extends MachClusterTestCase {
         rest("POST", "/_plugins/_mach/models/idle-m/_register", "{\"path\": \"tiny\"}", 201);
         rest("PUT", "/_plugins/_mach/aliases/live", "{\"model_id\": \"live-m\"}", 200);
         String open = upload(zip, chunkBytes, false, false); // complete, waiting for its _register
+        // a bundle that fails validation after it is extracted (its labels no longer match the card's sha256), by path and by upload
+        Path broken = registerDir().resolve("broken-" + randomAlphaOfLength(6).toLowerCase(java.util.Locale.ROOT));
+        Files.createDirectories(broken);
+        for (Path f : (Iterable<Path>) Files.list(bundleDir())::iterator) Files.copy(f, broken.resolve(f.getFileName().toString()));
+        Files.writeString(broken.resolve("labels.txt"), "extra-product\n", java.nio.file.StandardOpenOption.APPEND);
+        byte[] brokenZip = zipOf(broken);
+        String brokenUpload = upload(brokenZip, chunkBytes, false, false);
+        int brokenChunks = (brokenZip.length + chunkBytes - 1) / chunkBytes;
         String liveStorage = MachModelsMetadata.of(clusterService().state()).models().get("live-m").storageId();
         byte[] first = java.util.Arrays.copyOf(zip, chunkBytes);
         byte[] one = { 7 };
@@ -787,7 +795,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
         List<String> want = expected(text);
         Map<String, MachModel> served = servedInstances("live-m");
         String before = lifecycleState();
-        assertTrue(before, before.contains(open) && before.contains("\"live\":\"live-m\""));
+        assertTrue(before, before.contains(open) && before.contains(brokenUpload) && before.contains("\"live\":\"live-m\""));
 
         String reg = "/_plugins/_mach/models/new-m/_register";
         String upload = "{\"upload_id\": \"" + open + "\", \"chunks\": " + chunks + ", \"sha256\": \"" + sha + "\"}";
@@ -805,6 +813,9 @@ public class MachLifecycleTests extends MachClusterTestCase {
             { "POST", reg, upload.replace("\"chunks\": " + chunks, "\"chunks\": " + (chunks + 1)), "400",
                 "the bundle is incomplete: chunk [" + chunks + "] of " + (chunks + 1) + " is missing" },
             { "POST", reg, upload.replace(sha, "0".repeat(64)), "400", "checksum mismatch" },
+            { "POST", reg, "{\"path\": \"" + broken.getFileName() + "\"}", "400", "model [new-m] is not a valid bundle" },
+            { "POST", reg, "{\"upload_id\": \"" + brokenUpload + "\", \"chunks\": " + brokenChunks + ", \"sha256\": \"" + BundleStore.sha256(brokenZip)
+                + "\", \"deploy\": true}", "400", "model [new-m] is not a valid bundle" },
             { "POST", reg, upload.replace(sha, "xyz"), "400", "[sha256] must be the hex SHA-256 of the whole bundle zip" },
             { "POST", reg, upload.replace(open, liveStorage), "409", "upload [" + liveStorage + "] is the stored bundle of registered model [live-m]" },
             { "POST", reg, upload.replace(open, "short"), "400", "invalid upload_id [short]" },
@@ -844,6 +855,8 @@ public class MachLifecycleTests extends MachClusterTestCase {
             { "POST", "/_plugins/_mach/models/nope/_predict", "{\"query_text\": \"sofa\"}", "404", "model [nope] not found" },
             { "POST", "/_plugins/_mach/models/idle-m/_predict", "{\"query_text\": \"sofa\"}", "409", "model [idle-m] is registered but not deployed" },
             { "POST", "/_plugins/_mach/models/live/_predict", "{\"query_text\": \"sofa\", \"top_n\": 0}", "400", "[_predict] [top_n] must be between 1 and 10000, got [0]" },
+            { "POST", "/_plugins/_mach/models/live/_predict", null, "400", "[_predict] needs a JSON body" },
+            { "POST", "/_plugins/_mach/models/live/_predict", "{\"query_text\": \"sofa\", \"min_repetitions\": 5}", "400", "min_repetitions" },
             { "GET", "/_plugins/_mach/models/nope", null, "404", "model [nope] not found" } };
         for (String[] r : refused) {
             String call = r[0] + " " + r[1] + " " + (r[2] == null ? "" : r[2].substring(0, Math.min(100, r[2].length())));
@@ -851,6 +864,26 @@ public class MachLifecycleTests extends MachClusterTestCase {
             String reason = error.get("reason").asText();
             assertTrue(call + " -> " + error, reason.contains(r[4]));
             assertEquals("after " + call, before, lifecycleState());
+        }
+        // over real HTTP too: bytes that are not text in the encoding the parser detects, anything after the body's object
+        for (String path : List.of(reg, "/_plugins/_mach/uploads/" + open + "/" + chunks, "/_plugins/_mach/aliases/live")) {
+            String method = path.endsWith("_register") ? "POST" : "PUT";
+            org.opensearch.client.Request raw = new org.opensearch.client.Request(method, path);
+            raw.setEntity(new org.apache.hc.core5.http.io.entity.ByteArrayEntity(new byte[] { 0, 0, 0, '{', 0, 0, 0 },
+                org.apache.hc.core5.http.ContentType.APPLICATION_JSON));
+            org.opensearch.client.Response resp;
+            try {
+                resp = getRestClient().performRequest(raw);
+            } catch (org.opensearch.client.ResponseException e) {
+                resp = e.getResponse();
+            }
+            String answer = org.apache.hc.core5.http.io.entity.EntityUtils.toString(resp.getEntity());
+            assertEquals(path + " " + answer, 400, resp.getStatusLine().getStatusCode());
+            assertTrue(path + " " + answer, answer.contains("is not valid JSON"));
+            String body = path.endsWith("_register") ? "{\"path\": \"tiny\"}" : path.contains("aliases") ? "{\"model_id\": \"live-m\"}"
+                : chunkBody(one, BundleStore.sha256(one));
+            assertTrue(rest(method, path, body + " {}", 400).toString().contains("must be one JSON object, with nothing after it"));
+            assertEquals("after " + path, before, lifecycleState());
         }
         assertTrue("chunk 0 kept its bytes", rest("PUT", "/_plugins/_mach/uploads/" + open + "/0", chunkBody(first, BundleStore.sha256(first)), 200)
             .get("bytes").asInt() == chunkBytes);
@@ -997,5 +1030,113 @@ public class MachLifecycleTests extends MachClusterTestCase {
         assertEquals("not reloaded", served, servedInstances("race"));
         List<String> want = expected("crimson couch");
         for (String node : nodes) assertEquals("served by " + node, want, search(node, "race", "product_id", "crimson couch"));
+    }
+
+    /** Runs each call on its own thread, released together; returns what each returned or threw. */
+    private static Object[] race(List<java.util.concurrent.Callable<Object>> calls) throws Exception {
+        java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(calls.size());
+        Object[] outcome = new Object[calls.size()];
+        List<Thread> threads = new ArrayList<>();
+        for (int i = 0; i < calls.size(); i++) {
+            int racer = i;
+            Thread t = new Thread(() -> {
+                try {
+                    start.await();
+                    outcome[racer] = calls.get(racer).call();
+                } catch (Exception e) {
+                    outcome[racer] = e;
+                }
+            }, "racer-" + i);
+            t.start();
+            threads.add(t);
+        }
+        for (Thread t : threads) t.join();
+        return outcome;
+    }
+
+    private static org.opensearch.core.rest.RestStatus statusOf(Object outcome) {
+        assertTrue(String.valueOf(outcome), outcome instanceof Exception);
+        return org.opensearch.ExceptionsHelper.status(org.opensearch.ExceptionsHelper.unwrapCause((Exception) outcome));
+    }
+
+    /**
+     * One chunk sent several times at once with the same bytes is stored once (every call answers as a
+     * retry would); sent at once with other bytes, one is stored and the other is a 409. One complete
+     * upload registered at once under two ids: one model gets it, the other call is a 409 and registers
+     * nothing; the chunks stay the winner's.
+     */
+    public void testConcurrentChunksAndRegistersOfOneUpload() throws Exception {
+        byte[] zip = zipOf(bundleDir());
+        String sha = BundleStore.sha256(zip);
+        int chunkBytes = 64 << 10;
+        int chunks = (zip.length + chunkBytes - 1) / chunkBytes;
+        String[] nodes = internalCluster().getNodeNames();
+        BundleStore store = new BundleStore(client());
+
+        String uploadId = lifecycle().createUpload();
+        byte[] first = java.util.Arrays.copyOf(zip, chunkBytes);
+        List<java.util.concurrent.Callable<Object>> same = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            ModelLifecycleService service = internalCluster().getInstance(ModelLifecycleService.class, nodes[i % nodes.length]);
+            same.add(() -> {
+                service.putChunk(uploadId, 0, ChunkBytes.of(first), BundleStore.sha256(first));
+                return "stored";
+            });
+        }
+        assertEquals(List.of("stored", "stored", "stored", "stored"), java.util.Arrays.asList(race(same)));
+        assertEquals(1, store.countChunks(uploadId));
+
+        byte[] second = java.util.Arrays.copyOfRange(zip, chunkBytes, 2 * chunkBytes);
+        byte[] wrong = second.clone();
+        wrong[0] ^= 1;
+        List<java.util.concurrent.Callable<Object>> different = new ArrayList<>();
+        for (byte[] bytes : List.of(second, wrong)) {
+            ModelLifecycleService service = internalCluster().getInstance(ModelLifecycleService.class, nodes[different.size() % nodes.length]);
+            different.add(() -> {
+                service.putChunk(uploadId, 1, ChunkBytes.of(bytes), BundleStore.sha256(bytes));
+                return bytes;
+            });
+        }
+        Object[] outcome = race(different);
+        int stored = outcome[0] instanceof byte[] ? 0 : 1;
+        assertTrue(java.util.Arrays.toString(outcome), outcome[stored] instanceof byte[]);
+        assertEquals(org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(outcome[1 - stored]));
+        assertTrue(outcome[1 - stored].toString(), ((Exception) outcome[1 - stored]).getMessage().contains("chunk [1] of upload [" + uploadId + "] is already stored with other bytes"));
+        if (stored == 1) { // the damaged copy won: start again, as the 409 says
+            rest("DELETE", "/_plugins/_mach/uploads/" + uploadId, null, 200);
+            rest("GET", "/_plugins/_mach/uploads", null, 200); // (listed no more)
+        }
+        String complete = stored == 0 ? uploadId : upload(zip, chunkBytes, false, false);
+        if (stored == 0) {
+            for (int i = 2; i < chunks; i++) {
+                byte[] c = java.util.Arrays.copyOfRange(zip, i * chunkBytes, Math.min(zip.length, (i + 1) * chunkBytes));
+                lifecycle().putChunk(complete, i, ChunkBytes.of(c), BundleStore.sha256(c));
+            }
+        }
+
+        // one upload, two ids at once: one model owns it
+        List<java.util.concurrent.Callable<Object>> registers = new ArrayList<>();
+        for (String id : List.of("one-a", "one-b")) {
+            ModelLifecycleService service = internalCluster().getInstance(ModelLifecycleService.class, nodes[registers.size() % nodes.length]);
+            registers.add(() -> {
+                PlainActionFuture<Map<String, Object>> f = PlainActionFuture.newFuture();
+                service.register(id, ModelLifecycleService.Source.upload(complete, chunks, sha), false, f);
+                return f.actionGet(TimeValue.timeValueMinutes(2));
+            });
+        }
+        outcome = race(registers);
+        int won = outcome[0] instanceof Map ? 0 : 1;
+        assertTrue(java.util.Arrays.toString(outcome), outcome[won] instanceof Map);
+        String winner = won == 0 ? "one-a" : "one-b";
+        assertEquals(org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(outcome[1 - won]));
+        String refusal = org.opensearch.ExceptionsHelper.unwrapCause((Exception) outcome[1 - won]).getMessage();
+        // refused by the cluster manager, or early when the winner had already committed
+        assertTrue(refusal, refusal.contains("upload [" + complete + "] is already registered as model [" + winner + "]")
+            || refusal.contains("upload [" + complete + "] is the stored bundle of registered model [" + winner + "]"));
+        MachModelsMetadata m = MachModelsMetadata.of(clusterService().state());
+        assertEquals(m.models().keySet().toString(), java.util.Set.of(winner), m.models().keySet());
+        assertEquals(complete, m.models().get(winner).storageId());
+        assertEquals(chunks, store.countChunks(complete));
+        assertFalse("the model's chunks are no upload", rest("GET", "/_plugins/_mach/uploads", null, 200).toString().contains(complete));
     }
 }

@@ -20,4 +20,21 @@ public class RegisterPathTests extends OpenSearchTestCase {
         assertRefused("../elsewhere.zip", "[path] must be inside the registration directory");
         assertRefused("/etc/passwd", "[path] must be inside the registration directory");
     }
+
+    /**
+     * A bundle directory inside the registration directory whose card is a link to a file outside it:
+     * the link is not followed (the file's first token came back in the "not valid JSON" message).
+     */
+    public void testACardThatLinksOutsideIsNotRead() throws Exception {
+        Path dir = Path.of(createTempDir().toString()); // the default file system: the test one has no links
+        Path outside = Path.of(createTempDir().toString()).resolve("secret.txt");
+        java.nio.file.Files.writeString(outside, "topsecret:x:0:0\n");
+        java.nio.file.Files.createDirectories(dir.resolve("evil"));
+        java.nio.file.Files.createSymbolicLink(dir.resolve("evil").resolve("mach.json"), outside);
+        ModelLifecycleService service = new ModelLifecycleService(null, null, null, null, dir, createTempDir());
+        Exception e = expectThrows(Exception.class, () -> service.copyFromPath("evil", Path.of(createTempDir().toString()).resolve("out.zip")));
+        assertEquals(e.toString(), org.opensearch.core.rest.RestStatus.BAD_REQUEST, org.opensearch.ExceptionsHelper.status(e));
+        assertTrue(e.getMessage(), e.getMessage().startsWith("[evil] is not a valid bundle: no mach.json"));
+        assertFalse(e.getMessage(), e.getMessage().contains("topsecret"));
+    }
 }

@@ -203,4 +203,18 @@ public class RestMachLifecycleActionTests extends OpenSearchTestCase {
             .withContent(new BytesArray(cutUtf32), MediaTypeRegistry.JSON).build();
         assertRefused(alias, "[alias] is not valid JSON");
     }
+
+    /** A body is one JSON object: anything after it (a second object, stray text) is a 400, not ignored. */
+    public void testNothingAfterTheBody() {
+        for (String after : new String[] { " {\"path\": \"other\"}", " x", "]", " 5" }) {
+            assertRefused(post("/_plugins/_mach/models/m/_register", Map.of("id", "m"), "{\"path\": \"tiny\"}" + after),
+                "[_register] must be one JSON object, with nothing after it");
+            RestRequest alias = new FakeRestRequest.Builder(NamedXContentRegistry.EMPTY).withMethod(RestRequest.Method.PUT)
+                .withPath("/_plugins/_mach/aliases/live").withParams(new HashMap<>(Map.of("alias", "live")))
+                .withContent(new BytesArray("{\"model_id\": \"m\"}" + after), MediaTypeRegistry.JSON).build();
+            assertRefused(alias, "[alias] must be one JSON object, with nothing after it");
+            assertRefused(chunk(("{\"data\": \"AAAA\", \"sha256\": \"" + SHA + "\"}" + after).getBytes(java.nio.charset.StandardCharsets.UTF_8),
+                MediaTypeRegistry.JSON), "[chunk] must be one JSON object, with nothing after it");
+        }
+    }
 }

@@ -51,4 +51,34 @@ public class RestMachPredictActionTests extends OpenSearchTestCase {
         assertEquals(org.opensearch.core.rest.RestStatus.BAD_REQUEST, e.status());
         assertTrue(e.getMessage(), e.getMessage().startsWith("[_predict] is not valid JSON"));
     }
+
+    /** Any refusal (a ParsingException or, after the fields are read, an IllegalArgumentException): a 400; its message. */
+    private String refused(String body) {
+        Exception e = expectThrows(Exception.class, () -> {
+            try (XContentParser parser = createParser(JsonXContent.jsonXContent, body)) {
+                RestMachPredictAction.parse(parser);
+            }
+        });
+        assertEquals(e.toString(), org.opensearch.core.rest.RestStatus.BAD_REQUEST, org.opensearch.ExceptionsHelper.status(e));
+        return e.getMessage();
+    }
+
+    /** The text: required, not blank, at most 1024 characters; the enumerated parameters name their values. */
+    public void testTextAndEnumRefusals() {
+        assertEquals("[_predict] requires a non-empty [query_text]", refused("{\"top_n\": 3}"));
+        assertEquals("[_predict] requires a non-empty [query_text]", refused("{\"query_text\": \" \\t \"}"));
+        assertEquals("[_predict] [query_text] is longer than 1024 characters", refused("{\"query_text\": \"" + "a".repeat(1025) + "\"}"));
+        assertEquals("[_predict] [text] must be a string, got null", refused("{\"text\": null}"));
+        assertEquals("unknown decoding [fast]; use one of [auto, exact, candidates]", refused("{\"query_text\": \"x\", \"decoding\": \"fast\"}"));
+        assertEquals("unknown score [best]; use one of [mean, calibrated]", refused("{\"query_text\": \"x\", \"score\": \"best\"}"));
+        assertEquals("[_predict] [buckets_per_repetition] must be between 1 and 100000, got [0]",
+            refused("{\"query_text\": \"x\", \"buckets_per_repetition\": 0}"));
+        assertEquals("[_predict] [min_repetitions] must be between 1 and 2147483647, got [0]", refused("{\"query_text\": \"x\", \"min_repetitions\": 0}"));
+        assertEquals("[_predict] must be a JSON object, got an array", refused("[\"x\"]"));
+    }
+
+    public void testNothingAfterTheBody() {
+        assertEquals("[_predict] must be one JSON object, with nothing after it", refused("{\"query_text\": \"x\"} {\"query_text\": \"y\"}"));
+        assertEquals("[_predict] must be one JSON object, with nothing after it", refused("{\"query_text\": \"x\"} trailing"));
+    }
 }
