@@ -105,8 +105,18 @@ public final class BundleStore {
 
     /** Records a new, empty upload. */
     public void createUpload(String uploadId) {
+        createUpload(uploadId, null, null);
+    }
+
+    /**
+     * Records a new, empty upload; with {@code model}, already claimed by that model's register on node
+     * {@code node} (ephemeral id): a path registration's storage, which no DELETE may drop while it is registered.
+     */
+    public void createUpload(String uploadId, String model, String node) {
         ensureIndex();
-        Map<String, Object> source = Map.of("storage_id", uploadId, "created", System.currentTimeMillis());
+        Map<String, Object> source = model == null
+            ? Map.of("storage_id", uploadId, "created", System.currentTimeMillis())
+            : Map.of("storage_id", uploadId, "created", System.currentTimeMillis(), "model", model, "claim_node", node);
         try (ThreadContext.StoredContext ignored = stash()) {
             client.index(new IndexRequest(INDEX).id(docId(uploadId, UPLOAD_DOC)).source(source).create(true)).actionGet();
         }

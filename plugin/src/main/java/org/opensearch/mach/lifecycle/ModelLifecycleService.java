@@ -133,7 +133,8 @@ public final class ModelLifecycleService {
      * releases the claim if it fails; DELETE deletes the record conditionally, and only then the chunks.
      * Whichever write lands second finds the record changed: a register that finds it gone is a 409 (was
      * deleted), a DELETE that finds it claimed is a 409 (belongs to the model), so the chunks of a model
-     * are never deleted under it, and a DELETE that answered 200 leaves nothing to register. A claim whose
+     * are never deleted under it, and a DELETE that answered 200 leaves nothing to register. A path
+     * registration creates its storage's record already claimed, so the same holds for it. A claim whose
      * node left the cluster (its ephemeral id is gone: the node died or restarted mid-register) and whose
      * model is not registered is stale: DELETE and register may take the upload over.
      */
@@ -147,6 +148,15 @@ public final class ModelLifecycleService {
             if (n.getEphemeralId().equals(record.claimNode())) return record.model();
         }
         return null;
+    }
+
+    /** How a path registration's storage id starts (an upload's is a base64 UUID). */
+    private static final String PATH_STORAGE = "path-";
+
+    /** Whether the storage's record holds a claim that is not live (its node left and its model is not registered). */
+    private boolean staleClaim(String storageId) {
+        BundleStore.UploadRecord record = store.readUpload(storageId);
+        return record != null && record.model() != null && liveClaim(record) == null;
     }
 
     /** Claims an upload for model {@code id} (blocking): 409 when it was deleted or another model holds it. */
@@ -214,8 +224,9 @@ public final class ModelLifecycleService {
             m.put("bytes", s.bytes());
             m.put("age_ms", s.firstWrite() == 0 ? null : now - s.firstWrite());
             m.put("idle_ms", s.lastWrite() == 0 ? null : now - s.lastWrite());
-            // no upload record: chunks of a registration that never committed (the node died); only deleting makes sense
-            m.put("orphan", !s.upload());
+            // chunks of a registration that never committed (the node died); only deleting makes sense: no upload
+            // record (earlier builds' path registrations), or a path registration's record whose claim is stale
+            m.put("orphan", !s.upload() || (s.storageId().startsWith(PATH_STORAGE) && staleClaim(s.storageId())));
             out.add(m);
         }
         return out;
@@ -266,11 +277,13 @@ public final class ModelLifecycleService {
                         sha = AccessController.doPrivilegedChecked(() -> BundleLoader.sha256(zip));
                         long size = AccessController.doPrivilegedChecked(() -> Files.size(zip));
                         chunks = (int) ((size + BundleStore.CHUNK_BYTES - 1) / BundleStore.CHUNK_BYTES);
-                        storageId = "path-" + UUIDs.randomBase64UUID();
+                        storageId = PATH_STORAGE + UUIDs.randomBase64UUID();
                     }
                     ModelEntry entry = validate(id, zip, storageId, sha, chunks);
                     if (source.uploadId() == null) {
                         pathStorage = storageId;
+                        // its record, claimed: a DELETE of this storage while it is registered is a 409, as for an upload
+                        store.createUpload(storageId, id, clusterService.localNode().getEphemeralId());
                         int stored = AccessController.doPrivilegedChecked(() -> store.putBundle(entry.storageId(), zip));
                         if (stored != entry.chunks()) throw new IllegalStateException("stored " + stored + " chunks, expected " + entry.chunks());
                     }

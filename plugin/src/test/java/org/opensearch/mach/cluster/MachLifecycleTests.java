@@ -1217,7 +1217,40 @@ public class MachLifecycleTests extends MachClusterTestCase {
         assertNotNull(store.writeClaim(record, "lost", "no-such-node"));
         assertEquals("done", done(() -> second.deleteUpload(u5)));
         assertFalse("nothing stored", store.holdsAnything(u5));
-        assertEquals(java.util.Set.of("claimed", "first-in"), MachModelsMetadata.of(clusterService().state()).models().keySet());
+
+        // 6. a path registration's storage is claimed the same way: a DELETE of it before the commit is refused
+        inWindow.clear();
+        first.testHook = once("register:before-commit", () -> {
+            for (BundleStore.Stored st : store.list()) {
+                if (st.storageId().startsWith("path-")) inWindow.add(st.storageId());
+            }
+            inWindow.add(done(() -> second.deleteUpload((String) inWindow.get(0))));
+        });
+        PlainActionFuture<Map<String, Object>> byPath = PlainActionFuture.newFuture();
+        first.register("by-path", ModelLifecycleService.Source.path("tiny"), false, byPath);
+        assertEquals("registered", byPath.actionGet(TimeValue.timeValueMinutes(2)).get("state"));
+        first.testHook = phase -> {};
+        assertEquals(inWindow.toString(), 2, inWindow.size());
+        String pathStorage = (String) inWindow.get(0);
+        assertEquals(inWindow.toString(), org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(inWindow.get(1)));
+        assertTrue(inWindow.toString(), ((Exception) inWindow.get(1)).getMessage().contains("upload [" + pathStorage + "] belongs to model [by-path]"));
+        assertEquals(pathStorage, MachModelsMetadata.of(clusterService().state()).models().get("by-path").storageId());
+        assertDeployedOnEveryNode(deploy("by-path"), nodes.length);
+        for (String node : nodes) assertEquals("served by " + node, want, search(node, "by-path", "product_id", "crimson couch"));
+
+        // 7. what a path registration whose node died leaves (its claim stale) is listed as an orphan, and deleted
+        byte[] some = java.util.Arrays.copyOf(zip, 1000);
+        store.createUpload("path-leftover-1", "lost", "no-such-node");
+        store.putChunk("path-leftover-1", 0, ChunkBytes.of(some), BundleStore.sha256(some));
+        JsonNode listed = null;
+        for (JsonNode u : rest("GET", "/_plugins/_mach/uploads", null, 200).get("uploads")) {
+            if (u.get("upload_id").asText().equals("path-leftover-1")) listed = u;
+        }
+        assertNotNull(listed);
+        assertTrue(listed.toString(), listed.get("orphan").asBoolean());
+        rest("DELETE", "/_plugins/_mach/uploads/path-leftover-1", null, 200);
+        assertFalse("nothing stored", store.holdsAnything("path-leftover-1"));
+        assertEquals(java.util.Set.of("claimed", "first-in", "by-path"), MachModelsMetadata.of(clusterService().state()).models().keySet());
     }
 
     private static Map<String, Object> registerWith(ModelLifecycleService service, String id, String uploadId, int chunks, String sha) {
