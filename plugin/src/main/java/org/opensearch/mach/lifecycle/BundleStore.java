@@ -61,7 +61,8 @@ public final class BundleStore {
           "storage_id": {"type": "keyword"}, "chunk": {"type": "integer"},
           "sha256": {"type": "keyword", "index": false}, "size": {"type": "integer", "index": false},
           "created": {"type": "long"}, "data": {"type": "binary"},
-          "parts": {"type": "integer", "index": false}, "part": {"type": "integer"}}}""";
+          "parts": {"type": "integer", "index": false}, "part": {"type": "integer"},
+          "model": {"type": "keyword", "index": false}, "claim_node": {"type": "keyword", "index": false}}}""";
     private static final String UPLOAD_DOC = "upload";
 
     private final Client client;
@@ -104,8 +105,18 @@ public final class BundleStore {
 
     /** Records a new, empty upload. */
     public void createUpload(String uploadId) {
+        createUpload(uploadId, null, null);
+    }
+
+    /**
+     * Records a new, empty upload; with {@code model}, already claimed by that model's register on node
+     * {@code node} (ephemeral id): a path registration's storage, which no DELETE may drop while it is registered.
+     */
+    public void createUpload(String uploadId, String model, String node) {
         ensureIndex();
-        Map<String, Object> source = Map.of("storage_id", uploadId, "created", System.currentTimeMillis());
+        Map<String, Object> source = model == null
+            ? Map.of("storage_id", uploadId, "created", System.currentTimeMillis())
+            : Map.of("storage_id", uploadId, "created", System.currentTimeMillis(), "model", model, "claim_node", node);
         try (ThreadContext.StoredContext ignored = stash()) {
             client.index(new IndexRequest(INDEX).id(docId(uploadId, UPLOAD_DOC)).source(source).create(true)).actionGet();
         }
@@ -118,6 +129,70 @@ public final class BundleStore {
         } catch (org.opensearch.index.IndexNotFoundException e) {
             return false;
         }
+    }
+
+    /**
+     * An upload's record as read: the model that claimed it and the ephemeral id of the node whose register
+     * claimed it (both null: unclaimed), and the version a conditional write of it must still find.
+     */
+    public record UploadRecord(String uploadId, long created, String model, String claimNode, long seqNo, long primaryTerm) {}
+
+    /** The upload's record (realtime), or null when there is none. */
+    public UploadRecord readUpload(String uploadId) {
+        GetResponse got;
+        try (ThreadContext.StoredContext ignored = stash()) {
+            got = client.prepareGet(INDEX, docId(uploadId, UPLOAD_DOC)).get();
+        } catch (org.opensearch.index.IndexNotFoundException e) {
+            return null;
+        }
+        if (got.isExists() == false) return null;
+        Map<String, Object> source = got.getSourceAsMap();
+        Object created = source.get("created");
+        return new UploadRecord(
+            uploadId, created instanceof Number n ? n.longValue() : 0, (String) source.get("model"), (String) source.get("claim_node"),
+            got.getSeqNo(), got.getPrimaryTerm()
+        );
+    }
+
+    /**
+     * Writes the record's claim ({@code model} and {@code node}; both null: released) if the record is still
+     * the version {@code read}; returns the record written, or null when it changed or is gone meanwhile.
+     */
+    public UploadRecord writeClaim(UploadRecord read, String model, String node) {
+        Map<String, Object> source = new java.util.HashMap<>();
+        source.put("storage_id", read.uploadId());
+        source.put("created", read.created());
+        if (model != null) {
+            source.put("model", model);
+            source.put("claim_node", node);
+        }
+        try (ThreadContext.StoredContext ignored = stash()) {
+            var r = client.index(
+                new IndexRequest(INDEX).id(docId(read.uploadId(), UPLOAD_DOC)).source(source, XContentType.JSON)
+                    .setIfSeqNo(read.seqNo()).setIfPrimaryTerm(read.primaryTerm())
+            ).actionGet();
+            return new UploadRecord(read.uploadId(), read.created(), model, model == null ? null : node, r.getSeqNo(), r.getPrimaryTerm());
+        } catch (Exception e) {
+            if (isConflict(e)) return null;
+            throw e;
+        }
+    }
+
+    /** Deletes the record if it is still the version {@code read}; false when it changed or is gone meanwhile. */
+    public boolean deleteUploadRecord(UploadRecord read) {
+        try (ThreadContext.StoredContext ignored = stash()) {
+            var r = client.delete(
+                new DeleteRequest(INDEX, docId(read.uploadId(), UPLOAD_DOC)).setIfSeqNo(read.seqNo()).setIfPrimaryTerm(read.primaryTerm())
+            ).actionGet();
+            return r.getResult() == org.opensearch.action.DocWriteResponse.Result.DELETED;
+        } catch (Exception e) {
+            if (isConflict(e)) return false;
+            throw e;
+        }
+    }
+
+    private static boolean isConflict(Exception e) {
+        return org.opensearch.ExceptionsHelper.unwrapCause(e) instanceof org.opensearch.index.engine.VersionConflictEngineException;
     }
 
     /**

@@ -102,15 +102,83 @@ public final class ModelLifecycleService {
         return null;
     }
 
-    /** An upload a client may still write, register or delete: not a model's storage (409), created before (404). */
+    /**
+     * Test hook: called with "register:before-claim", "register:before-commit", "delete:before-record-delete"
+     * and "delete:before-chunks-delete" at those points of {@link #register} and {@link #deleteUpload}.
+     */
+    public volatile java.util.function.Consumer<String> testHook = phase -> {};
+
+    /**
+     * An upload a client may still write, register or delete: not a model's storage (409), not claimed by a
+     * register in progress (409), created before (404).
+     */
     private void checkOpenUpload(String uploadId, String action) {
         checkUploadId(uploadId);
         ModelEntry owner = owner(uploadId);
         if (owner != null) {
             throw conflict("upload [" + uploadId + "] is the stored bundle of registered model [" + owner.id() + "]; it cannot " + action);
         }
-        if (!store.uploadExists(uploadId)) {
+        BundleStore.UploadRecord record = store.readUpload(uploadId);
+        if (record == null) {
             throw new ResourceNotFoundException("upload [" + uploadId + "] does not exist: start one with POST _plugins/_mach/uploads");
+        }
+        String claim = liveClaim(record);
+        if (claim != null) throw conflict("upload [" + uploadId + "] belongs to model [" + claim + "], which is being registered; it cannot " + action);
+    }
+
+    /*
+     * Register and DELETE of one upload race on its record ({@code <upload id>#upload}), with optimistic
+     * concurrency (if_seq_no / if_primary_term): register claims the record for its model (a conditional
+     * write of model and node) before it reads the chunks and commits the model to the cluster state, and
+     * releases the claim if it fails; DELETE deletes the record conditionally, and only then the chunks.
+     * Whichever write lands second finds the record changed: a register that finds it gone is a 409 (was
+     * deleted), a DELETE that finds it claimed is a 409 (belongs to the model), so the chunks of a model
+     * are never deleted under it, and a DELETE that answered 200 leaves nothing to register. A path
+     * registration creates its storage's record already claimed, so the same holds for it. A claim whose
+     * node left the cluster (its ephemeral id is gone: the node died or restarted mid-register) and whose
+     * model is not registered is stale: DELETE and register may take the upload over.
+     */
+
+    /** The model a live claim names (registered, or its register still running on a node in the cluster); null when none. */
+    private String liveClaim(BundleStore.UploadRecord record) {
+        if (record.model() == null) return null;
+        ModelEntry owner = owner(record.uploadId());
+        if (owner != null) return owner.id();
+        for (org.opensearch.cluster.node.DiscoveryNode n : clusterService.state().nodes()) {
+            if (n.getEphemeralId().equals(record.claimNode())) return record.model();
+        }
+        return null;
+    }
+
+    /** How a path registration's storage id starts (an upload's is a base64 UUID). */
+    private static final String PATH_STORAGE = "path-";
+
+    /** Whether the storage's record holds a claim that is not live (its node left and its model is not registered). */
+    private boolean staleClaim(String storageId) {
+        BundleStore.UploadRecord record = store.readUpload(storageId);
+        return record != null && record.model() != null && liveClaim(record) == null;
+    }
+
+    /** Claims an upload for model {@code id} (blocking): 409 when it was deleted or another model holds it. */
+    private BundleStore.UploadRecord claim(String uploadId, String id) {
+        while (true) {
+            BundleStore.UploadRecord record = store.readUpload(uploadId);
+            if (record == null) throw conflict("upload [" + uploadId + "] was deleted; model [" + id + "] is not registered");
+            String claim = liveClaim(record);
+            if (claim != null) throw conflict("upload [" + uploadId + "] belongs to model [" + claim + "]; model [" + id + "] is not registered");
+            testHook.accept("register:before-claim");
+            BundleStore.UploadRecord claimed = store.writeClaim(record, id, clusterService.localNode().getEphemeralId());
+            if (claimed != null) return claimed; // else it changed meanwhile: look again
+        }
+    }
+
+    /** Gives a claim back after a failed register (best effort: a claim left behind goes stale with its node). */
+    private void release(BundleStore.UploadRecord claimed) {
+        if (claimed == null || owner(claimed.uploadId()) != null) return; // (the model was committed after all)
+        try {
+            store.writeClaim(claimed, null, null);
+        } catch (Exception e) {
+            logger.warn("mach upload [" + claimed.uploadId() + "]: cannot release its claim by model [" + claimed.model() + "]", e);
         }
     }
 
@@ -126,11 +194,21 @@ public final class ModelLifecycleService {
      */
     public void deleteUpload(String uploadId) {
         checkUploadId(uploadId);
-        ModelEntry owner = owner(uploadId);
-        if (owner != null) throw conflict("upload [" + uploadId + "] holds registered model [" + owner.id() + "]; delete the model");
-        if (!store.uploadExists(uploadId) && !store.holdsAnything(uploadId)) {
-            throw new ResourceNotFoundException("upload [" + uploadId + "] does not exist");
+        while (true) {
+            ModelEntry owner = owner(uploadId);
+            if (owner != null) throw conflict("upload [" + uploadId + "] belongs to model [" + owner.id() + "]; delete the model");
+            BundleStore.UploadRecord record = store.readUpload(uploadId);
+            if (record == null) {
+                // no record: storage that was never an upload, which no register can claim (or nothing at all)
+                if (!store.holdsAnything(uploadId)) throw new ResourceNotFoundException("upload [" + uploadId + "] does not exist");
+                break;
+            }
+            String claim = liveClaim(record);
+            if (claim != null) throw conflict("upload [" + uploadId + "] belongs to model [" + claim + "], which is being registered");
+            testHook.accept("delete:before-record-delete");
+            if (store.deleteUploadRecord(record)) break; // else a register claimed it meanwhile: look again
         }
+        testHook.accept("delete:before-chunks-delete");
         store.delete(uploadId);
     }
 
@@ -146,8 +224,9 @@ public final class ModelLifecycleService {
             m.put("bytes", s.bytes());
             m.put("age_ms", s.firstWrite() == 0 ? null : now - s.firstWrite());
             m.put("idle_ms", s.lastWrite() == 0 ? null : now - s.lastWrite());
-            // no upload record: chunks of a registration that never committed (the node died); only deleting makes sense
-            m.put("orphan", !s.upload());
+            // chunks of a registration that never committed (the node died); only deleting makes sense: no upload
+            // record (earlier builds' path registrations), or a path registration's record whose claim is stale
+            m.put("orphan", !s.upload() || (s.storageId().startsWith(PATH_STORAGE) && staleClaim(s.storageId())));
             out.add(m);
         }
         return out;
@@ -161,6 +240,7 @@ public final class ModelLifecycleService {
     public void register(String id, Source source, boolean deploy, ActionListener<Map<String, Object>> listener) {
         threadPool.generic().execute(() -> {
             String pathStorage = null;
+            BundleStore.UploadRecord claimed = null;
             try {
                 if (source.uploadId() != null) checkOpenUpload(source.uploadId(), "be registered again");
                 checkName("model id", id);
@@ -173,6 +253,7 @@ public final class ModelLifecycleService {
                         throw new IllegalArgumentException("[sha256] must be the hex SHA-256 of the whole bundle zip");
                     }
                 }
+                if (source.uploadId() != null) claimed = claim(source.uploadId(), id); // released below if this call fails
                 Path zip = AccessController.doPrivilegedChecked(() -> BundleZip.newTempZip(tmpRoot, id));
                 try {
                     String sha, storageId;
@@ -196,15 +277,20 @@ public final class ModelLifecycleService {
                         sha = AccessController.doPrivilegedChecked(() -> BundleLoader.sha256(zip));
                         long size = AccessController.doPrivilegedChecked(() -> Files.size(zip));
                         chunks = (int) ((size + BundleStore.CHUNK_BYTES - 1) / BundleStore.CHUNK_BYTES);
-                        storageId = "path-" + UUIDs.randomBase64UUID();
+                        storageId = PATH_STORAGE + UUIDs.randomBase64UUID();
                     }
                     ModelEntry entry = validate(id, zip, storageId, sha, chunks);
                     if (source.uploadId() == null) {
                         pathStorage = storageId;
+                        // its record, claimed: a DELETE of this storage while it is registered is a 409, as for an upload
+                        store.createUpload(storageId, id, clusterService.localNode().getEphemeralId());
                         int stored = AccessController.doPrivilegedChecked(() -> store.putBundle(entry.storageId(), zip));
                         if (stored != entry.chunks()) throw new IllegalStateException("stored " + stored + " chunks, expected " + entry.chunks());
                     }
                     String ownStorage = pathStorage;
+                    BundleStore.UploadRecord ownClaim = claimed;
+                    testHook.accept("register:before-commit");
+                    claimed = null; // from here the commit's failure handler releases it
                     client.execute(UpdateModelsRequest.ACTION, UpdateModelsRequest.register(entry), ActionListener.wrap(ack -> {
                         Map<String, Object> out = describe(entry);
                         if (!deploy) {
@@ -224,6 +310,7 @@ public final class ModelLifecycleService {
                         // the cluster manager refused (an id registered meanwhile): this may run on its update thread,
                         // where the blocking delete of the chunks this call stored must not run
                         if (ownStorage != null) deleteStorage(ownStorage);
+                        release(ownClaim);
                         listener.onFailure(e);
                     })));
                 } finally {
@@ -232,6 +319,7 @@ public final class ModelLifecycleService {
             } catch (Exception e) {
                 // nothing was committed: drop what this call stored (an upload's chunks stay for a retry)
                 if (pathStorage != null) deleteStorage(pathStorage);
+                release(claimed);
                 listener.onFailure(asClientError(e));
             }
         });

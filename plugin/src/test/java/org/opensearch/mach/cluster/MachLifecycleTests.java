@@ -850,7 +850,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
             { "PUT", "/_plugins/_mach/uploads/" + liveStorage + "/0", chunkBody(one, BundleStore.sha256(one)), "409",
                 "upload [" + liveStorage + "] is the stored bundle of registered model [live-m]" },
             { "DELETE", "/_plugins/_mach/uploads/short", null, "400", "invalid upload_id [short]" },
-            { "DELETE", "/_plugins/_mach/uploads/" + liveStorage, null, "409", "upload [" + liveStorage + "] holds registered model [live-m]" },
+            { "DELETE", "/_plugins/_mach/uploads/" + liveStorage, null, "409", "upload [" + liveStorage + "] belongs to model [live-m]; delete the model" },
             // _predict and GET
             { "POST", "/_plugins/_mach/models/nope/_predict", "{\"query_text\": \"sofa\"}", "404", "model [nope] not found" },
             { "POST", "/_plugins/_mach/models/idle-m/_predict", "{\"query_text\": \"sofa\"}", "409", "model [idle-m] is registered but not deployed" },
@@ -1132,11 +1132,160 @@ public class MachLifecycleTests extends MachClusterTestCase {
         String refusal = org.opensearch.ExceptionsHelper.unwrapCause((Exception) outcome[1 - won]).getMessage();
         // refused by the cluster manager, or early when the winner had already committed
         assertTrue(refusal, refusal.contains("upload [" + complete + "] is already registered as model [" + winner + "]")
+            || refusal.contains("upload [" + complete + "] belongs to model [" + winner + "]") // claimed by the winner's register
             || refusal.contains("upload [" + complete + "] is the stored bundle of registered model [" + winner + "]"));
         MachModelsMetadata m = MachModelsMetadata.of(clusterService().state());
         assertEquals(m.models().keySet().toString(), java.util.Set.of(winner), m.models().keySet());
         assertEquals(complete, m.models().get(winner).storageId());
         assertEquals(chunks, store.countChunks(complete));
         assertFalse("the model's chunks are no upload", rest("GET", "/_plugins/_mach/uploads", null, 200).toString().contains(complete));
+    }
+
+    /**
+     * DELETE of an upload and its register, each driven inside the other's window (a test hook between the
+     * check and the write; no sleeps): exactly one wins. DELETE after the register's claim (just before its
+     * commit): 409 naming the model, which registers with its whole bundle and deploys. DELETE just before
+     * the claim: it wins, the register is a 409 ("was deleted") and nothing is registered or stored. A
+     * register inside a DELETE that has checked but not yet deleted the record: the register wins, the DELETE
+     * is a 409; a register once the record is deleted is refused. Then a claim whose node left the cluster
+     * does not block a DELETE.
+     */
+    public void testDeleteOfAnUploadDuringItsRegister() throws Exception {
+        indexProducts(INDEX, 1, 0);
+        byte[] zip = zipOf(bundleDir());
+        String sha = BundleStore.sha256(zip);
+        int chunkBytes = 64 << 10;
+        int chunks = (zip.length + chunkBytes - 1) / chunkBytes;
+        String[] nodes = internalCluster().getNodeNames();
+        ModelLifecycleService first = internalCluster().getInstance(ModelLifecycleService.class, nodes[0]);
+        ModelLifecycleService second = internalCluster().getInstance(ModelLifecycleService.class, nodes[1]);
+        BundleStore store = new BundleStore(client());
+        List<String> want = expected("crimson couch");
+
+        // 1. DELETE after the register claimed the upload, before it commits: the DELETE is refused
+        String u1 = upload(zip, chunkBytes, false, false);
+        List<Object> inWindow = new CopyOnWriteArrayList<>();
+        first.testHook = once("register:before-commit", () -> inWindow.add(done(() -> second.deleteUpload(u1))));
+        Map<String, Object> registered = registerWith(first, "claimed", u1, chunks, sha);
+        assertEquals(registered.toString(), "registered", registered.get("state"));
+        assertEquals("the hook ran", 1, inWindow.size());
+        assertEquals("the bundle is whole", chunks, store.countChunks(u1));
+        assertEquals(inWindow.toString(), org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(inWindow.get(0)));
+        assertTrue(inWindow.toString(), ((Exception) inWindow.get(0)).getMessage().contains("upload [" + u1 + "] belongs to model [claimed]"));
+        assertDeployedOnEveryNode(deploy("claimed"), nodes.length);
+        for (String node : nodes) assertEquals("served by " + node, want, search(node, "claimed", "product_id", "crimson couch"));
+
+        // 2. DELETE after the register's checks, before its claim: the DELETE wins, the register is refused
+        String u2 = upload(zip, chunkBytes, false, false);
+        inWindow.clear();
+        first.testHook = once("register:before-claim", () -> inWindow.add(done(() -> second.deleteUpload(u2))));
+        Object refused = outcome(() -> registerWith(first, "too-late", u2, chunks, sha));
+        assertEquals(List.of("done"), inWindow);
+        assertEquals(String.valueOf(refused), org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(refused));
+        assertTrue(refused.toString(), ((Exception) refused).getMessage().contains("upload [" + u2 + "] was deleted"));
+        assertNull(MachModelsMetadata.of(clusterService().state()).models().get("too-late"));
+        assertFalse("nothing stored", store.holdsAnything(u2));
+
+        // 3. a register inside a DELETE that checked the record but has not deleted it: the register wins
+        String u3 = upload(zip, chunkBytes, false, false);
+        inWindow.clear();
+        second.testHook = once("delete:before-record-delete", () -> inWindow.add(outcome(() -> registerWith(first, "first-in", u3, chunks, sha))));
+        Object deleted = done(() -> second.deleteUpload(u3));
+        assertEquals(inWindow.toString(), 1, inWindow.size());
+        assertTrue(inWindow.toString(), inWindow.get(0) instanceof Map);
+        assertEquals(String.valueOf(deleted), org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(deleted));
+        assertTrue(deleted.toString(), ((Exception) deleted).getMessage().contains("upload [" + u3 + "] belongs to model [first-in]"));
+        assertEquals("the bundle is whole", chunks, store.countChunks(u3));
+        assertDeployedOnEveryNode(deploy("first-in"), nodes.length);
+        for (String node : nodes) assertEquals("served by " + node, want, search(node, "first-in", "product_id", "crimson couch"));
+
+        // 4. a register once the DELETE deleted the record, before it deletes the chunks: refused
+        String u4 = upload(zip, chunkBytes, false, false);
+        inWindow.clear();
+        second.testHook = once("delete:before-chunks-delete", () -> inWindow.add(outcome(() -> registerWith(first, "after-delete", u4, chunks, sha))));
+        assertEquals("done", done(() -> second.deleteUpload(u4)));
+        assertEquals(inWindow.toString(), 1, inWindow.size());
+        assertEquals(inWindow.toString(), org.opensearch.core.rest.RestStatus.NOT_FOUND, statusOf(inWindow.get(0)));
+        assertTrue(inWindow.toString(), ((Exception) inWindow.get(0)).getMessage().contains("upload [" + u4 + "] does not exist"));
+        assertNull(MachModelsMetadata.of(clusterService().state()).models().get("after-delete"));
+        assertFalse("nothing stored", store.holdsAnything(u4));
+        first.testHook = second.testHook = phase -> {};
+
+        // 5. a claim whose node is gone (it died mid-register) blocks nothing: the upload can be deleted
+        String u5 = upload(zip, chunkBytes, false, false);
+        BundleStore.UploadRecord record = store.readUpload(u5);
+        assertNotNull(store.writeClaim(record, "lost", "no-such-node"));
+        assertEquals("done", done(() -> second.deleteUpload(u5)));
+        assertFalse("nothing stored", store.holdsAnything(u5));
+
+        // 6. a path registration's storage is claimed the same way: a DELETE of it before the commit is refused
+        inWindow.clear();
+        first.testHook = once("register:before-commit", () -> {
+            for (BundleStore.Stored st : store.list()) {
+                if (st.storageId().startsWith("path-")) inWindow.add(st.storageId());
+            }
+            inWindow.add(done(() -> second.deleteUpload((String) inWindow.get(0))));
+        });
+        PlainActionFuture<Map<String, Object>> byPath = PlainActionFuture.newFuture();
+        first.register("by-path", ModelLifecycleService.Source.path("tiny"), false, byPath);
+        assertEquals("registered", byPath.actionGet(TimeValue.timeValueMinutes(2)).get("state"));
+        first.testHook = phase -> {};
+        assertEquals(inWindow.toString(), 2, inWindow.size());
+        String pathStorage = (String) inWindow.get(0);
+        assertEquals(inWindow.toString(), org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(inWindow.get(1)));
+        assertTrue(inWindow.toString(), ((Exception) inWindow.get(1)).getMessage().contains("upload [" + pathStorage + "] belongs to model [by-path]"));
+        assertEquals(pathStorage, MachModelsMetadata.of(clusterService().state()).models().get("by-path").storageId());
+        assertDeployedOnEveryNode(deploy("by-path"), nodes.length);
+        for (String node : nodes) assertEquals("served by " + node, want, search(node, "by-path", "product_id", "crimson couch"));
+
+        // 7. what a path registration whose node died leaves (its claim stale) is listed as an orphan, and deleted
+        byte[] some = java.util.Arrays.copyOf(zip, 1000);
+        store.createUpload("path-leftover-1", "lost", "no-such-node");
+        store.putChunk("path-leftover-1", 0, ChunkBytes.of(some), BundleStore.sha256(some));
+        JsonNode listed = null;
+        for (JsonNode u : rest("GET", "/_plugins/_mach/uploads", null, 200).get("uploads")) {
+            if (u.get("upload_id").asText().equals("path-leftover-1")) listed = u;
+        }
+        assertNotNull(listed);
+        assertTrue(listed.toString(), listed.get("orphan").asBoolean());
+        rest("DELETE", "/_plugins/_mach/uploads/path-leftover-1", null, 200);
+        assertFalse("nothing stored", store.holdsAnything("path-leftover-1"));
+        assertEquals(java.util.Set.of("claimed", "first-in", "by-path"), MachModelsMetadata.of(clusterService().state()).models().keySet());
+    }
+
+    private static Map<String, Object> registerWith(ModelLifecycleService service, String id, String uploadId, int chunks, String sha) {
+        PlainActionFuture<Map<String, Object>> f = PlainActionFuture.newFuture();
+        service.register(id, ModelLifecycleService.Source.upload(uploadId, chunks, sha), false, f);
+        return f.actionGet(TimeValue.timeValueMinutes(2));
+    }
+
+    /** What a call returned ("done" for a void one), or the exception it threw. */
+    private static Object outcome(java.util.concurrent.Callable<Object> call) {
+        try {
+            Object r = call.call();
+            return r == null ? "done" : r;
+        } catch (Exception e) {
+            return e;
+        }
+    }
+
+    interface Call {
+        void run() throws Exception;
+    }
+
+    /** "done", or the exception the call threw. */
+    private static Object done(Call call) {
+        return outcome(() -> {
+            call.run();
+            return "done";
+        });
+    }
+
+    /** A test hook that runs {@code action} the first time {@code phase} is reached. */
+    private static java.util.function.Consumer<String> once(String phase, Runnable action) {
+        AtomicBoolean ran = new AtomicBoolean();
+        return p -> {
+            if (p.equals(phase) && ran.compareAndSet(false, true)) action.run();
+        };
     }
 }
