@@ -10,6 +10,7 @@ import org.opensearch.mach.model.MachModel;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
@@ -42,7 +43,14 @@ public class PredictBench {
     public String bundle;
     @Param("../shared/data/homedepot/judgments-dev.tsv")
     public String queries;
+    /**
+     * Megabytes of other memory touched before each call, outside the timing (0: none): on a node the shard's search runs
+     * between two queries' networks and takes the CPU cache that back-to-back calls keep the weights in.
+     */
+    @Param("0")
+    public int evictMegabytes;
 
+    private byte[] evict;
     private MachModel model;
     private List<String> texts;
     private Decoder.Options options;
@@ -55,6 +63,13 @@ public class PredictBench {
         options = new Decoder.Options(100, Decoder.Strategy.AUTO, 10, 1, Decoder.ScoreMode.MEAN);
         System.out.printf(Locale.ROOT, "%n%s: R=%d B=%d H=%d K=%d; %d query texts%n", bundle, model.card().repetitions, model.card().buckets,
             model.card().raw.path("H").asInt(), model.productCount(), texts.size());
+    }
+
+    @Setup(Level.Invocation)
+    public void touchOtherMemory() {
+        if (evictMegabytes == 0) return;
+        if (evict == null) evict = new byte[evictMegabytes << 20];
+        for (int i = 0; i < evict.length; i += 64) evict[i]++;
     }
 
     @TearDown
