@@ -83,6 +83,18 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, Sy
      * this node may serve, so the endpoint cannot be used to read any other file of the node.
      */
     public static final Setting<String> REGISTER_DIR = Setting.simpleString(ModelLifecycleService.REGISTER_DIR_SETTING, "", Setting.Property.NodeScope);
+    /**
+     * How long a register's claim on an upload's record holds while its model is not registered and its node
+     * is still in the cluster: an older claim is stale (a DELETE or another register may take the upload
+     * over), as is one whose node left. A register renews its claim with a conditional write just before it
+     * commits, so a register whose claim was taken over fails with a 409 and registers nothing, and one that
+     * commits does so within the cluster manager's timeouts (seconds) of the renewal, far below this bound.
+     * A claim left behind (its release failed while its node stays up) blocks DELETE of the upload this long.
+     */
+    public static final Setting<org.opensearch.common.unit.TimeValue> CLAIM_EXPIRY = Setting.timeSetting(
+        ModelLifecycleService.CLAIM_EXPIRY_SETTING, org.opensearch.common.unit.TimeValue.timeValueHours(1),
+        org.opensearch.common.unit.TimeValue.timeValueMinutes(5), Setting.Property.NodeScope, Setting.Property.Dynamic
+    );
     /** Try the CUDA execution provider (onnxruntime_gpu jar needed); falls back to CPU with a log line. */
     public static final Setting<Boolean> CUDA = Setting.boolSetting("mach.inference.cuda", false, Setting.Property.NodeScope);
 
@@ -127,7 +139,7 @@ public class MachPlugin extends Plugin implements SearchPlugin, ActionPlugin, Sy
 
     @Override
     public List<Setting<?>> getSettings() {
-        return List.of(MODELS_DIR, REGISTER_DIR, CUDA, INTRA_OP_THREADS, BATCH_SIZE, CACHE_SIZE, MEMORY_LIMIT, IndexBinding.MODEL, IndexBinding.PRODUCT_ID_FIELD, IndexBinding.BUCKET_FIELD);
+        return List.of(MODELS_DIR, REGISTER_DIR, CUDA, INTRA_OP_THREADS, BATCH_SIZE, CACHE_SIZE, MEMORY_LIMIT, CLAIM_EXPIRY, IndexBinding.MODEL, IndexBinding.PRODUCT_ID_FIELD, IndexBinding.BUCKET_FIELD);
     }
 
     @Override

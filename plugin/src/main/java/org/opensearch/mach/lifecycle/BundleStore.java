@@ -62,7 +62,8 @@ public final class BundleStore {
           "sha256": {"type": "keyword", "index": false}, "size": {"type": "integer", "index": false},
           "created": {"type": "long"}, "data": {"type": "binary"},
           "parts": {"type": "integer", "index": false}, "part": {"type": "integer"},
-          "model": {"type": "keyword", "index": false}, "claim_node": {"type": "keyword", "index": false}}}""";
+          "model": {"type": "keyword", "index": false}, "claim_node": {"type": "keyword", "index": false},
+          "claim_time": {"type": "long", "index": false}}}""";
     private static final String UPLOAD_DOC = "upload";
 
     private final Client client;
@@ -105,20 +106,23 @@ public final class BundleStore {
 
     /** Records a new, empty upload. */
     public void createUpload(String uploadId) {
-        createUpload(uploadId, null, null);
+        createUpload(uploadId, null, null, 0);
     }
 
     /**
      * Records a new, empty upload; with {@code model}, already claimed by that model's register on node
-     * {@code node} (ephemeral id): a path registration's storage, which no DELETE may drop while it is registered.
+     * {@code node} (ephemeral id) at {@code claimTime} (epoch millis): a path registration's storage, which no
+     * DELETE may drop while it is registered. Returns the record written.
      */
-    public void createUpload(String uploadId, String model, String node) {
+    public UploadRecord createUpload(String uploadId, String model, String node, long claimTime) {
         ensureIndex();
+        long created = System.currentTimeMillis();
         Map<String, Object> source = model == null
-            ? Map.of("storage_id", uploadId, "created", System.currentTimeMillis())
-            : Map.of("storage_id", uploadId, "created", System.currentTimeMillis(), "model", model, "claim_node", node);
+            ? Map.of("storage_id", uploadId, "created", created)
+            : Map.of("storage_id", uploadId, "created", created, "model", model, "claim_node", node, "claim_time", claimTime);
         try (ThreadContext.StoredContext ignored = stash()) {
-            client.index(new IndexRequest(INDEX).id(docId(uploadId, UPLOAD_DOC)).source(source).create(true)).actionGet();
+            var r = client.index(new IndexRequest(INDEX).id(docId(uploadId, UPLOAD_DOC)).source(source).create(true)).actionGet();
+            return new UploadRecord(uploadId, created, model, node, model == null ? 0 : claimTime, r.getSeqNo(), r.getPrimaryTerm());
         }
     }
 
@@ -132,10 +136,11 @@ public final class BundleStore {
     }
 
     /**
-     * An upload's record as read: the model that claimed it and the ephemeral id of the node whose register
-     * claimed it (both null: unclaimed), and the version a conditional write of it must still find.
+     * An upload's record as read: the model that claimed it, the ephemeral id of the node whose register
+     * claimed it (both null: unclaimed) and when (epoch millis of that node's clock; 0: unclaimed, or claimed
+     * by an earlier build that did not record it), and the version a conditional write of it must still find.
      */
-    public record UploadRecord(String uploadId, long created, String model, String claimNode, long seqNo, long primaryTerm) {}
+    public record UploadRecord(String uploadId, long created, String model, String claimNode, long claimTime, long seqNo, long primaryTerm) {}
 
     /** The upload's record (realtime), or null when there is none. */
     public UploadRecord readUpload(String uploadId) {
@@ -148,30 +153,36 @@ public final class BundleStore {
         if (got.isExists() == false) return null;
         Map<String, Object> source = got.getSourceAsMap();
         Object created = source.get("created");
+        Object claimTime = source.get("claim_time");
         return new UploadRecord(
             uploadId, created instanceof Number n ? n.longValue() : 0, (String) source.get("model"), (String) source.get("claim_node"),
-            got.getSeqNo(), got.getPrimaryTerm()
+            claimTime instanceof Number t ? t.longValue() : 0, got.getSeqNo(), got.getPrimaryTerm()
         );
     }
 
     /**
-     * Writes the record's claim ({@code model} and {@code node}; both null: released) if the record is still
-     * the version {@code read}; returns the record written, or null when it changed or is gone meanwhile.
+     * Writes the record's claim ({@code model}, {@code node} and {@code claimTime}, epoch millis; model null:
+     * released) if the record is still the version {@code read}; returns the record written, or null when it
+     * changed or is gone meanwhile.
      */
-    public UploadRecord writeClaim(UploadRecord read, String model, String node) {
+    public UploadRecord writeClaim(UploadRecord read, String model, String node, long claimTime) {
+        ensureIndex(); // an index made by an earlier build gets the claim_time field first (the mapping is strict)
         Map<String, Object> source = new java.util.HashMap<>();
         source.put("storage_id", read.uploadId());
         source.put("created", read.created());
         if (model != null) {
             source.put("model", model);
             source.put("claim_node", node);
+            source.put("claim_time", claimTime);
         }
         try (ThreadContext.StoredContext ignored = stash()) {
             var r = client.index(
                 new IndexRequest(INDEX).id(docId(read.uploadId(), UPLOAD_DOC)).source(source, XContentType.JSON)
                     .setIfSeqNo(read.seqNo()).setIfPrimaryTerm(read.primaryTerm())
             ).actionGet();
-            return new UploadRecord(read.uploadId(), read.created(), model, model == null ? null : node, r.getSeqNo(), r.getPrimaryTerm());
+            return new UploadRecord(
+                read.uploadId(), read.created(), model, model == null ? null : node, model == null ? 0 : claimTime, r.getSeqNo(), r.getPrimaryTerm()
+            );
         } catch (Exception e) {
             if (isConflict(e)) return null;
             throw e;

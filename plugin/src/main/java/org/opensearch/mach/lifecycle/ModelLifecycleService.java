@@ -59,6 +59,11 @@ public final class ModelLifecycleService {
 
     /** The node setting that names {@link #registerDir} (its default: mach.models.dir). */
     public static final String REGISTER_DIR_SETTING = "mach.models.register_dir";
+    /** The node setting that bounds how long a claim of a model not registered holds (MachPlugin.CLAIM_EXPIRY). */
+    public static final String CLAIM_EXPIRY_SETTING = "mach.models.claim_expiry";
+
+    /** This node's clock for claims (epoch millis): when a claim is taken or renewed, and how old one is. Tests move it. */
+    public volatile java.util.function.LongSupplier clock = System::currentTimeMillis;
 
     public ModelLifecycleService(
         Client client, ClusterService clusterService, ThreadPool threadPool, BundleStore store, Path registerDir, Path tmpRoot
@@ -136,18 +141,36 @@ public final class ModelLifecycleService {
      * are never deleted under it, and a DELETE that answered 200 leaves nothing to register. A path
      * registration creates its storage's record already claimed, so the same holds for it. A claim whose
      * node left the cluster (its ephemeral id is gone: the node died or restarted mid-register) and whose
-     * model is not registered is stale: DELETE and register may take the upload over.
+     * model is not registered is stale: DELETE and register may take the upload over. So is a claim older
+     * than mach.models.claim_expiry (by the judging node's clock) whose model is not registered: a claim whose
+     * release failed while its node stays up blocks no longer than that. A register renews its claim (a
+     * conditional write of a new claim time) right before it commits: if a DELETE or another register took
+     * the upload over meanwhile the renewal finds the record changed and the register is a 409 that registers
+     * nothing; if it succeeds, the claim is fresh, and the commit lands within the cluster manager's timeouts,
+     * seconds, far below the bound (at least 5 minutes), so no DELETE finds it expired before the model is
+     * registered. Reading and validating the bundle may take longer than the bound: only the renewal decides.
      */
 
-    /** The model a live claim names (registered, or its register still running on a node in the cluster); null when none. */
+    /**
+     * The model a live claim names (registered, or claimed within mach.models.claim_expiry by a node still in the
+     * cluster); null when none.
+     */
     private String liveClaim(BundleStore.UploadRecord record) {
         if (record.model() == null) return null;
         ModelEntry owner = owner(record.uploadId());
         if (owner != null) return owner.id();
+        if (expired(record)) return null;
         for (org.opensearch.cluster.node.DiscoveryNode n : clusterService.state().nodes()) {
             if (n.getEphemeralId().equals(record.claimNode())) return record.model();
         }
         return null;
+    }
+
+    /** Whether a claim is older than mach.models.claim_expiry (a claim without a time, from an earlier build, never is). */
+    private boolean expired(BundleStore.UploadRecord record) {
+        if (record.claimTime() <= 0) return false;
+        long expiry = clusterService.getClusterSettings().get(org.opensearch.mach.MachPlugin.CLAIM_EXPIRY).millis();
+        return clock.getAsLong() - record.claimTime() > expiry;
     }
 
     /** How a path registration's storage id starts (an upload's is a base64 UUID). */
@@ -167,16 +190,19 @@ public final class ModelLifecycleService {
             String claim = liveClaim(record);
             if (claim != null) throw conflict("upload [" + uploadId + "] belongs to model [" + claim + "]; model [" + id + "] is not registered");
             testHook.accept("register:before-claim");
-            BundleStore.UploadRecord claimed = store.writeClaim(record, id, clusterService.localNode().getEphemeralId());
+            BundleStore.UploadRecord claimed = store.writeClaim(record, id, clusterService.localNode().getEphemeralId(), clock.getAsLong());
             if (claimed != null) return claimed; // else it changed meanwhile: look again
         }
     }
 
-    /** Gives a claim back after a failed register (best effort: a claim left behind goes stale with its node). */
+    /**
+     * Gives a claim back after a failed register (best effort: a claim left behind goes stale with its node,
+     * or after mach.models.claim_expiry). Conditional: a claim taken over meanwhile is not touched.
+     */
     private void release(BundleStore.UploadRecord claimed) {
         if (claimed == null || owner(claimed.uploadId()) != null) return; // (the model was committed after all)
         try {
-            store.writeClaim(claimed, null, null);
+            store.writeClaim(claimed, null, null, 0);
         } catch (Exception e) {
             logger.warn("mach upload [" + claimed.uploadId() + "]: cannot release its claim by model [" + claimed.model() + "]", e);
         }
@@ -208,6 +234,10 @@ public final class ModelLifecycleService {
             testHook.accept("delete:before-record-delete");
             if (store.deleteUploadRecord(record)) break; // else a register claimed it meanwhile: look again
         }
+        // a register commits only after renewing its claim, which the record's delete made impossible; a model
+        // owning the storage now would be a commit that outlived its expired claim: keep its chunks
+        ModelEntry owner = owner(uploadId);
+        if (owner != null) throw conflict("upload [" + uploadId + "] belongs to model [" + owner.id() + "]; delete the model");
         testHook.accept("delete:before-chunks-delete");
         store.delete(uploadId);
     }
@@ -241,6 +271,7 @@ public final class ModelLifecycleService {
         threadPool.generic().execute(() -> {
             String pathStorage = null;
             BundleStore.UploadRecord claimed = null;
+            BundleStore.UploadRecord pathClaim = null;
             try {
                 if (source.uploadId() != null) checkOpenUpload(source.uploadId(), "be registered again");
                 checkName("model id", id);
@@ -283,13 +314,21 @@ public final class ModelLifecycleService {
                     if (source.uploadId() == null) {
                         pathStorage = storageId;
                         // its record, claimed: a DELETE of this storage while it is registered is a 409, as for an upload
-                        store.createUpload(storageId, id, clusterService.localNode().getEphemeralId());
+                        pathClaim = store.createUpload(storageId, id, clusterService.localNode().getEphemeralId(), clock.getAsLong());
                         int stored = AccessController.doPrivilegedChecked(() -> store.putBundle(entry.storageId(), zip));
                         if (stored != entry.chunks()) throw new IllegalStateException("stored " + stored + " chunks, expected " + entry.chunks());
                     }
-                    String ownStorage = pathStorage;
-                    BundleStore.UploadRecord ownClaim = claimed;
                     testHook.accept("register:before-commit");
+                    // renew the claim: it may have expired during a long read, and a DELETE or another register taken
+                    // the upload over; then the record changed and this register must not commit
+                    BundleStore.UploadRecord held = claimed != null ? claimed : pathClaim;
+                    BundleStore.UploadRecord renewed = store.writeClaim(held, id, held.claimNode(), clock.getAsLong());
+                    if (renewed == null) {
+                        throw conflict("upload [" + held.uploadId() + "] was taken over (deleted or claimed by another register) after model ["
+                            + id + "]'s claim on it expired (" + CLAIM_EXPIRY_SETTING + "); model [" + id + "] is not registered");
+                    }
+                    String ownStorage = pathStorage;
+                    BundleStore.UploadRecord ownClaim = claimed != null ? renewed : null;
                     claimed = null; // from here the commit's failure handler releases it
                     client.execute(UpdateModelsRequest.ACTION, UpdateModelsRequest.register(entry), ActionListener.wrap(ack -> {
                         Map<String, Object> out = describe(entry);

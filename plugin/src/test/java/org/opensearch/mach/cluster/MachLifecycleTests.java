@@ -1214,7 +1214,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
         // 5. a claim whose node is gone (it died mid-register) blocks nothing: the upload can be deleted
         String u5 = upload(zip, chunkBytes, false, false);
         BundleStore.UploadRecord record = store.readUpload(u5);
-        assertNotNull(store.writeClaim(record, "lost", "no-such-node"));
+        assertNotNull(store.writeClaim(record, "lost", "no-such-node", System.currentTimeMillis()));
         assertEquals("done", done(() -> second.deleteUpload(u5)));
         assertFalse("nothing stored", store.holdsAnything(u5));
 
@@ -1240,7 +1240,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
 
         // 7. what a path registration whose node died leaves (its claim stale) is listed as an orphan, and deleted
         byte[] some = java.util.Arrays.copyOf(zip, 1000);
-        store.createUpload("path-leftover-1", "lost", "no-such-node");
+        store.createUpload("path-leftover-1", "lost", "no-such-node", System.currentTimeMillis());
         store.putChunk("path-leftover-1", 0, ChunkBytes.of(some), BundleStore.sha256(some));
         JsonNode listed = null;
         for (JsonNode u : rest("GET", "/_plugins/_mach/uploads", null, 200).get("uploads")) {
@@ -1251,6 +1251,120 @@ public class MachLifecycleTests extends MachClusterTestCase {
         rest("DELETE", "/_plugins/_mach/uploads/path-leftover-1", null, 200);
         assertFalse("nothing stored", store.holdsAnything("path-leftover-1"));
         assertEquals(java.util.Set.of("claimed", "first-in", "by-path"), MachModelsMetadata.of(clusterService().state()).models().keySet());
+    }
+
+    /**
+     * A claim older than mach.models.claim_expiry whose model is not registered is stale even while its node
+     * is in the cluster (what a failed release leaves); the clocks are moved, no sleeps. A leaked claim of a live
+     * node just past the bound does not block a DELETE; one just under it, or fresh, does. A register whose
+     * claim expired during its read and was taken over (by a DELETE, by another register, or its path storage
+     * by a DELETE) is a 409 at its commit, with nothing registered, and leaves what the other call made alone.
+     */
+    public void testAnExpiredClaimIsTakenOver() throws Exception {
+        indexProducts(INDEX, 1, 0);
+        byte[] zip = zipOf(bundleDir());
+        String sha = BundleStore.sha256(zip);
+        int chunkBytes = 64 << 10;
+        int chunks = (zip.length + chunkBytes - 1) / chunkBytes;
+        String[] nodes = internalCluster().getNodeNames();
+        ModelLifecycleService first = internalCluster().getInstance(ModelLifecycleService.class, nodes[0]);
+        ModelLifecycleService second = internalCluster().getInstance(ModelLifecycleService.class, nodes[1]);
+        String firstNode = internalCluster().clusterService(nodes[0]).localNode().getEphemeralId();
+        long expiry = org.opensearch.mach.MachPlugin.CLAIM_EXPIRY.get(org.opensearch.common.settings.Settings.EMPTY).millis();
+        assertEquals("the default", TimeValue.timeValueHours(1).millis(), expiry);
+        BundleStore store = new BundleStore(client());
+        List<String> want = expected("crimson couch");
+        long now = System.currentTimeMillis();
+
+        // 1. a claim of a live node whose release failed: fresh or just under the bound it blocks a DELETE, past it not
+        String leaked = upload(zip, chunkBytes, false, false);
+        for (long age : new long[] { 0, expiry - 60_000 }) {
+            assertNotNull(store.writeClaim(store.readUpload(leaked), "leaked", firstNode, now - age));
+            Object refused = done(() -> second.deleteUpload(leaked));
+            assertEquals("age " + age + ": " + refused, org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(refused));
+            assertTrue(refused.toString(), ((Exception) refused).getMessage().contains("upload [" + leaked + "] belongs to model [leaked]"));
+            assertEquals("kept", chunks, store.countChunks(leaked));
+        }
+        assertNotNull(store.writeClaim(store.readUpload(leaked), "leaked", firstNode, now - expiry - 60_000));
+        assertEquals("done", done(() -> second.deleteUpload(leaked)));
+        assertFalse("nothing stored", store.holdsAnything(leaked));
+        assertNull(store.readUpload(leaked));
+
+        // 2. a register whose claim expired before its commit, the upload deleted meanwhile: 409, nothing registered
+        String u1 = upload(zip, chunkBytes, false, false);
+        List<Object> inWindow = new CopyOnWriteArrayList<>();
+        first.testHook = once("register:before-commit", () -> {
+            second.clock = () -> System.currentTimeMillis() + expiry + 60_000;
+            inWindow.add(done(() -> second.deleteUpload(u1)));
+        });
+        try {
+            Object refused = outcome(() -> registerWith(first, "expired", u1, chunks, sha));
+            assertEquals(List.of("done"), inWindow);
+            assertEquals(String.valueOf(refused), org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(refused));
+            assertTrue(refused.toString(), ((Exception) refused).getMessage().contains("upload [" + u1 + "] was taken over"));
+            assertNull(MachModelsMetadata.of(clusterService().state()).models().get("expired"));
+            assertFalse("nothing stored", store.holdsAnything(u1));
+        } finally {
+            first.testHook = phase -> {};
+            second.clock = System::currentTimeMillis;
+        }
+
+        // 3. a register whose claim expired before its commit, another register took the upload over: the other
+        // registers with the whole bundle and serves, this one is a 409 and touches neither its claim nor its chunks
+        String u2 = upload(zip, chunkBytes, false, false);
+        inWindow.clear();
+        first.testHook = once("register:before-commit", () -> {
+            second.clock = () -> System.currentTimeMillis() + expiry + 60_000;
+            inWindow.add(outcome(() -> registerWith(second, "taker", u2, chunks, sha)));
+        });
+        try {
+            Object refused = outcome(() -> registerWith(first, "overtaken", u2, chunks, sha));
+            assertEquals(inWindow.toString(), 1, inWindow.size());
+            assertTrue(inWindow.toString(), inWindow.get(0) instanceof Map);
+            assertEquals(String.valueOf(refused), org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(refused));
+            assertTrue(refused.toString(), ((Exception) refused).getMessage().contains("upload [" + u2 + "] was taken over"));
+        } finally {
+            first.testHook = phase -> {};
+            second.clock = System::currentTimeMillis;
+        }
+        assertNull(MachModelsMetadata.of(clusterService().state()).models().get("overtaken"));
+        assertEquals(u2, MachModelsMetadata.of(clusterService().state()).models().get("taker").storageId());
+        assertEquals("the bundle is whole", chunks, store.countChunks(u2));
+        assertEquals("the taker's claim stays", "taker", store.readUpload(u2).model());
+        assertDeployedOnEveryNode(deploy("taker"), nodes.length);
+        for (String node : nodes) assertEquals("served by " + node, want, search(node, "taker", "product_id", "crimson couch"));
+        // an old claim of a registered model is no expired claim: its upload stays the model's
+        second.clock = () -> System.currentTimeMillis() + expiry + 60_000;
+        try {
+            Object refused = done(() -> second.deleteUpload(u2));
+            assertEquals(String.valueOf(refused), org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(refused));
+        } finally {
+            second.clock = System::currentTimeMillis;
+        }
+        assertEquals(chunks, store.countChunks(u2));
+
+        // 4. a path registration whose claim expired before its commit, its storage deleted meanwhile: 409, nothing left
+        inWindow.clear();
+        first.testHook = once("register:before-commit", () -> {
+            for (BundleStore.Stored st : store.list()) {
+                if (st.storageId().startsWith("path-")) inWindow.add(st.storageId());
+            }
+            second.clock = () -> System.currentTimeMillis() + expiry + 60_000;
+            inWindow.add(done(() -> second.deleteUpload((String) inWindow.get(0))));
+        });
+        try {
+            PlainActionFuture<Map<String, Object>> byPath = PlainActionFuture.newFuture();
+            first.register("late-path", ModelLifecycleService.Source.path("tiny"), false, byPath);
+            Object refused = outcome(() -> byPath.actionGet(TimeValue.timeValueMinutes(2)));
+            assertEquals(inWindow.toString(), List.of(inWindow.get(0), "done"), inWindow);
+            assertEquals(String.valueOf(refused), org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(refused));
+            assertTrue(refused.toString(), ((Exception) refused).getMessage().contains("was taken over"));
+            assertFalse("nothing stored", store.holdsAnything((String) inWindow.get(0)));
+        } finally {
+            first.testHook = phase -> {};
+            second.clock = System::currentTimeMillis;
+        }
+        assertEquals(java.util.Set.of("taker"), MachModelsMetadata.of(clusterService().state()).models().keySet());
     }
 
     private static Map<String, Object> registerWith(ModelLifecycleService service, String id, String uploadId, int chunks, String sha) {
