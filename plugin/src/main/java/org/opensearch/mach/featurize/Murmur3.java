@@ -10,7 +10,7 @@ public final class Murmur3 {
 
     /** Unsigned 32-bit hash of {@code data} with {@code seed} (seed taken modulo 2^32). */
     public static long hashUnsigned(byte[] data, long seed) {
-        return Integer.toUnsignedLong(StringHelper.murmurhash3_x86_32(data, 0, data.length, (int) seed));
+        return hashUnsigned(data, 0, data.length, seed);
     }
 
     /** Unsigned 32-bit hash of {@code data[offset, offset + length)} with {@code seed}. */

@@ -51,11 +51,8 @@ public final class ProductHash {
 
     /** Buckets of one product in every repetition. */
     public int[] bucketsOf(String productId) {
-        byte[] utf8 = productId.getBytes(StandardCharsets.UTF_8);
         int[] out = new int[seeds.length];
-        for (int r = 0; r < seeds.length; r++) {
-            out[r] = bucket(utf8, r);
-        }
+        bucketsOf(productId, out);
         return out;
     }
 }

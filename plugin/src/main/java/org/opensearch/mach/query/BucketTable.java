@@ -242,8 +242,7 @@ public final class BucketTable implements Writeable {
         float[] residual = new float[R];
         Tail[] tail = new Tail[R];
         for (int r = 0; r < R; r++) {
-            boolean quantize = quantizeTail && s < B;
-            int[] top = topAscending(output[r], s, scratch, quantize);
+            int[] top = topAscending(output[r], s, scratch, quantizeTail);
             double sum = 0;
             float[] p = new float[s];
             for (int i = 0; i < s; i++) {
@@ -255,10 +254,10 @@ public final class BucketTable implements Writeable {
             // the mean of the rest, never above the smallest sent probability (rounding) nor below 0
             float min = p[0];
             for (float x : p) min = Math.min(min, x);
-            residual[r] = s == B ? 0f : (float) Math.min(min, Math.max(0.0, (1.0 - sum) / (B - s)));
-            if (quantize && !scratch.sawNaN) { // the selection copied the unsent and found their extremes
+            residual[r] = (float) Math.min(min, Math.max(0.0, (1.0 - sum) / (B - s)));
+            if (quantizeTail && !scratch.sawNaN) { // the selection copied the unsent and found their extremes
                 tail[r] = Tail.of(scratch.rest, B - s, Float.intBitsToFloat(scratch.restLowBits), Float.intBitsToFloat(scratch.restHighBits), scratch.codes);
-            } else if (quantize) {
+            } else if (quantizeTail) {
                 // the unsent in bucket order: the runs between consecutive sent buckets
                 float[] rest = scratch.rest, row = output[r];
                 int j = 0;
