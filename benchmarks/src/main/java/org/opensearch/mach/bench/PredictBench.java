@@ -50,6 +50,10 @@ public class PredictBench {
     @Param("0")
     public int evictMegabytes;
 
+    /** ONNX Runtime threads per call (the node's {@code mach.inference.intra_op_threads}). */
+    @Param("1")
+    public int intraOpThreads;
+
     private byte[] evict;
     private MachModel model;
     private List<String> texts;
@@ -58,7 +62,7 @@ public class PredictBench {
 
     @Setup
     public void setup() throws Exception {
-        model = BundleLoader.load("bench", BenchData.existing("bundle", bundle), false);
+        model = BundleLoader.load("bench", BenchData.existing("bundle", bundle), false, intraOpThreads);
         texts = BenchData.queries(queries, 100_000);
         options = new Decoder.Options(100, Decoder.Strategy.AUTO, 10, 1, Decoder.ScoreMode.MEAN);
         System.out.printf(Locale.ROOT, "%n%s: R=%d B=%d H=%d K=%d; %d query texts%n", bundle, model.card().repetitions, model.card().buckets,
