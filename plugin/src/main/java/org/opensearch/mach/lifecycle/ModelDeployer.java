@@ -2,6 +2,7 @@ package org.opensearch.mach.lifecycle;
 
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
+import org.opensearch.ExceptionsHelper;
 import org.opensearch.OpenSearchStatusException;
 import org.opensearch.cluster.ClusterChangedEvent;
 import org.opensearch.cluster.ClusterState;
@@ -11,6 +12,7 @@ import org.opensearch.core.action.ActionListener;
 import org.opensearch.core.rest.RestStatus;
 import org.opensearch.mach.model.BundleLoader;
 import org.opensearch.mach.model.BundleZip;
+import org.opensearch.mach.model.MachBundleException;
 import org.opensearch.mach.model.MachModel;
 import org.opensearch.mach.model.NodeModelMemory;
 import org.opensearch.secure_sm.AccessController;
@@ -228,13 +230,45 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
 
     private void fail(Deployment d, Exception ex) {
         List<ActionListener<MachModel>> waiters;
+        String why = reason(ex);
         synchronized (this) {
             d.state = State.FAILED;
-            d.error = ex.getMessage();
+            d.error = why;
             waiters = drain(d);
         }
-        logger.warn("cannot deploy mach model [{}] on this node{}: {}", d.entry.id(), d.retryable ? " (will retry)" : "", ex.getMessage());
+        logger.warn("cannot deploy mach model [{}] on this node{}: {}", d.entry.id(), d.retryable ? " (will retry)" : "", why);
         for (ActionListener<MachModel> l : waiters) l.onFailure(notServing(d.entry.id(), d));
+    }
+
+    /**
+     * What a failed deploy shows its users (the models API): the message of the cause that says why, not a
+     * wrapper's ("java.util.concurrent.ExecutionException: ..."). A wrapper is an exception that only carries
+     * its cause: OpenSearch's transport wrappers, the JDK's (execution, reflection, unchecked I/O) and any
+     * whose message is missing or just its cause's text. A MachBundleException says what is wrong with the
+     * bundle: its message is kept as it is.
+     */
+    static String reason(Throwable ex) {
+        Throwable t = ex;
+        for (int depth = 0; depth < 16; depth++) { // bounded: a cause chain may loop
+            t = ExceptionsHelper.unwrapCause(t);
+            Throwable cause = t.getCause();
+            if (cause == null || cause == t || t instanceof MachBundleException || !isWrapper(t, cause)) break;
+            t = cause;
+        }
+        String message = t.getMessage();
+        return message == null || message.isBlank() ? t.toString() : message;
+    }
+
+    private static boolean isWrapper(Throwable t, Throwable cause) {
+        return t instanceof java.util.concurrent.ExecutionException
+            || t instanceof java.util.concurrent.CompletionException
+            || t instanceof java.io.UncheckedIOException
+            || t instanceof java.lang.reflect.InvocationTargetException
+            || t instanceof java.lang.reflect.UndeclaredThrowableException
+            || t instanceof java.security.PrivilegedActionException
+            || t instanceof org.opensearch.common.util.concurrent.UncategorizedExecutionException
+            || t.getMessage() == null
+            || t.getMessage().equals(cause.toString());
     }
 
     private static List<ActionListener<MachModel>> drain(Deployment d) {

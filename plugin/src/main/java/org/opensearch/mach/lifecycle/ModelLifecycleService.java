@@ -63,7 +63,7 @@ public final class ModelLifecycleService {
     public static final String CLAIM_EXPIRY_SETTING = "mach.models.claim_expiry";
 
     /** This node's clock for claims (epoch millis): when a claim is taken or renewed, and how old one is. Tests move it. */
-    public volatile java.util.function.LongSupplier clock = System::currentTimeMillis;
+    private volatile java.util.function.LongSupplier clock = System::currentTimeMillis;
 
     public ModelLifecycleService(
         Client client, ClusterService clusterService, ThreadPool threadPool, BundleStore store, Path registerDir, Path tmpRoot
@@ -108,10 +108,21 @@ public final class ModelLifecycleService {
     }
 
     /**
-     * Test hook: called with "register:before-claim", "register:before-commit", "delete:before-record-delete"
-     * and "delete:before-chunks-delete" at those points of {@link #register} and {@link #deleteUpload}.
+     * Test hook: called with "register:before-claim", "register:before-read", "register:before-commit",
+     * "delete:before-record-delete" and "delete:before-chunks-delete" at those points of {@link #register}
+     * and {@link #deleteUpload}.
      */
-    public volatile java.util.function.Consumer<String> testHook = phase -> {};
+    private volatile java.util.function.Consumer<String> testHook = phase -> {};
+
+    /** For tests only (through their helper in this package): run {@code hook} at the named phases. */
+    void setTestHook(java.util.function.Consumer<String> hook) {
+        this.testHook = hook;
+    }
+
+    /** For tests only: the clock claims are taken, renewed and judged by. */
+    void setClock(java.util.function.LongSupplier clock) {
+        this.clock = clock;
+    }
 
     /**
      * An upload a client may still write, register or delete: not a model's storage (409), not claimed by a
@@ -297,6 +308,7 @@ public final class ModelLifecycleService {
                                 "upload [" + storageId + "] holds " + stored + " chunks but [chunks] says " + source.chunks()
                             );
                         }
+                        testHook.accept("register:before-read");
                         AccessController.doPrivilegedChecked(() -> {
                             store.readBundle(storageId, source.chunks(), source.sha256(), zip); // checks the whole sha256
                             return null;
@@ -323,10 +335,7 @@ public final class ModelLifecycleService {
                     // the upload over; then the record changed and this register must not commit
                     BundleStore.UploadRecord held = claimed != null ? claimed : pathClaim;
                     BundleStore.UploadRecord renewed = store.writeClaim(held, id, held.claimNode(), clock.getAsLong());
-                    if (renewed == null) {
-                        throw conflict("upload [" + held.uploadId() + "] was taken over (deleted or claimed by another register) after model ["
-                            + id + "]'s claim on it expired (" + CLAIM_EXPIRY_SETTING + "); model [" + id + "] is not registered");
-                    }
+                    if (renewed == null) throw takenOver(held, id);
                     String ownStorage = pathStorage;
                     BundleStore.UploadRecord ownClaim = claimed != null ? renewed : null;
                     claimed = null; // from here the commit's failure handler releases it
@@ -356,12 +365,40 @@ public final class ModelLifecycleService {
                     AccessController.doPrivilegedChecked(() -> Files.deleteIfExists(zip));
                 }
             } catch (Exception e) {
+                // a DELETE that took the upload over (the claim expired) makes the read fail on missing chunks:
+                // that is the DELETE's doing, a 409, not the client's bad upload (400)
+                Exception failure = claimed != null && claimLost(claimed) ? takenOver(claimed, id) : asClientError(e);
                 // nothing was committed: drop what this call stored (an upload's chunks stay for a retry)
                 if (pathStorage != null) deleteStorage(pathStorage);
                 release(claimed);
-                listener.onFailure(asClientError(e));
+                listener.onFailure(failure);
             }
         });
+    }
+
+    /** Whether the claim a register holds was taken over meanwhile (its record deleted or written since). */
+    private boolean claimLost(BundleStore.UploadRecord held) {
+        try {
+            BundleStore.UploadRecord now = store.readUpload(held.uploadId());
+            return now == null || now.seqNo() != held.seqNo() || now.primaryTerm() != held.primaryTerm();
+        } catch (Exception e) {
+            return false; // cannot tell: the register's own failure stands
+        }
+    }
+
+    /** The 409 of a register whose claim expired and was taken over: by a DELETE (the record is gone) or another register. */
+    private OpenSearchStatusException takenOver(BundleStore.UploadRecord held, String id) {
+        BundleStore.UploadRecord now;
+        try {
+            now = store.readUpload(held.uploadId());
+        } catch (Exception e) {
+            now = held; // unknown taker
+        }
+        String how = now == null ? "deleted"
+            : now.model() != null && !now.model().equals(id) ? "claimed by the register of model [" + now.model() + "]"
+            : "deleted or claimed by another register";
+        return conflict("upload [" + held.uploadId() + "] was taken over: " + how + " while registering model [" + id
+            + "], whose claim on it had expired (" + CLAIM_EXPIRY_SETTING + "); model [" + id + "] is not registered");
     }
 
     private void deleteStorage(String storageId) {

@@ -36,6 +36,9 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 
+import static org.opensearch.mach.lifecycle.LifecycleTestAccess.setClock;
+import static org.opensearch.mach.lifecycle.LifecycleTestAccess.setTestHook;
+
 /**
  * The model lifecycle on a 2-node in-JVM cluster: register (from a path and uploaded in chunks),
  * deploy, query through every node, restart a node and a full cluster restart (the models come back
@@ -515,6 +518,33 @@ public class MachLifecycleTests extends MachClusterTestCase {
         return uploadId;
     }
 
+    /**
+     * A bundle zip as the upload tests send it: cut into 64 KB chunks (the fixture makes several, so every
+     * chunk path runs), with its SHA-256; uploads and registers of it.
+     */
+    private record Fixture(byte[] zip, String sha, int chunkBytes, int chunks) {
+        static Fixture of(Path bundleDir) throws Exception {
+            return of(zipOf(bundleDir));
+        }
+
+        static Fixture of(byte[] zip) {
+            int chunkBytes = 64 << 10;
+            return new Fixture(zip, BundleStore.sha256(zip), chunkBytes, (zip.length + chunkBytes - 1) / chunkBytes);
+        }
+
+        /** A complete upload of it over REST: its id. */
+        String upload() throws Exception {
+            return MachLifecycleTests.upload(zip, chunkBytes, false, false);
+        }
+
+        /** Registers upload {@code uploadId} of it as model {@code id} through {@code service}, not deployed. */
+        Map<String, Object> register(ModelLifecycleService service, String id, String uploadId) {
+            PlainActionFuture<Map<String, Object>> f = PlainActionFuture.newFuture();
+            service.register(id, ModelLifecycleService.Source.upload(uploadId, chunks, sha), false, f);
+            return f.actionGet(TimeValue.timeValueMinutes(2));
+        }
+    }
+
     private static byte[] zipOf(Path bundle) throws Exception {
         Path zip = createTempDir().resolve("bundle.zip");
         BundleZip.zipDirectory(bundle, zip);
@@ -528,34 +558,31 @@ public class MachLifecycleTests extends MachClusterTestCase {
 
     public void testChunkedUploadAndBadInputOverRest() throws Exception {
         indexProducts(INDEX, 1, 0);
-        byte[] zip = zipOf(bundleDir());
-        String sha = BundleStore.sha256(zip);
-        int chunkBytes = 64 << 10;
-        int chunks = (zip.length + chunkBytes - 1) / chunkBytes;
-        assertTrue("the fixture spans several chunks: " + chunks, chunks >= 3);
+        Fixture fx = Fixture.of(bundleDir());
+        assertTrue("the fixture spans several chunks: " + fx.chunks(), fx.chunks() >= 3);
         BundleStore store = new BundleStore(client());
 
         // a corrupt chunk is refused at once
-        String corrupt = upload(zip, chunkBytes, true, false);
+        String corrupt = upload(fx.zip(), fx.chunkBytes(), true, false);
         // a truncated upload (last chunk missing) is refused at registration; its chunks stay for a retry
-        String truncated = upload(zip, chunkBytes, false, true);
-        assertTrue(register("m-trunc", truncated, chunks, sha, 400).contains("chunk [" + (chunks - 1) + "] of " + chunks + " is missing"));
-        assertEquals(chunks - 1, store.countChunks(truncated));
+        String truncated = upload(fx.zip(), fx.chunkBytes(), false, true);
+        assertTrue(register("m-trunc", truncated, fx.chunks(), fx.sha(), 400).contains("chunk [" + (fx.chunks() - 1) + "] of " + fx.chunks() + " is missing"));
+        assertEquals(fx.chunks() - 1, store.countChunks(truncated));
         // every other failed register keeps the chunks too: checksum mismatch, malformed sha256, absurd chunk count, invalid id
-        String retried = upload(zip, chunkBytes, false, false);
-        assertTrue(register("m-sha", retried, chunks, "0".repeat(64), 400).contains("checksum mismatch"));
-        register("m-sha", retried, chunks, "not-hex", 400);
-        register("m-sha", retried, 1_000_000, sha, 400);
-        register("-bad-id", retried, chunks, sha, 400);
-        assertEquals(chunks, store.countChunks(retried));
+        String retried = fx.upload();
+        assertTrue(register("m-sha", retried, fx.chunks(), "0".repeat(64), 400).contains("checksum mismatch"));
+        register("m-sha", retried, fx.chunks(), "not-hex", 400);
+        register("m-sha", retried, 1_000_000, fx.sha(), 400);
+        register("-bad-id", retried, fx.chunks(), fx.sha(), 400);
+        assertEquals(fx.chunks(), store.countChunks(retried));
         // ... so the fixed request succeeds without uploading again, and only once: the chunks now belong to the model
-        JsonNode registered = JSON.readTree(register("m-retry", retried, chunks, sha, 201));
+        JsonNode registered = JSON.readTree(register("m-retry", retried, fx.chunks(), fx.sha(), 201));
         assertEquals("deployed", registered.get("state").asText());
         assertTrue("one answer: deployed flag and state agree " + registered, registered.get("deployed").asBoolean());
         // GET _plugins/_mach/models lists the registered models this node serves as loaded
         JsonNode loaded = rest("GET", "/_plugins/_mach/models", null, 200).get("loaded");
         assertEquals(loaded.toString(), "registered", loaded.path("m-retry").path("source").asText());
-        assertTrue(register("m-twice", retried, chunks, sha, 409).contains("registered model [m-retry]"));
+        assertTrue(register("m-twice", retried, fx.chunks(), fx.sha(), 409).contains("registered model [m-retry]"));
         String chunk0 = "{\"data\": \"" + Base64.getEncoder().encodeToString(new byte[] { 1 }) + "\", \"sha256\": \"" + BundleStore.sha256(new byte[] { 1 }) + "\"}";
         assertTrue(rest("PUT", "/_plugins/_mach/uploads/" + retried + "/0", chunk0, 409).toString().contains("registered model [m-retry]"));
         rest("DELETE", "/_plugins/_mach/uploads/" + retried, null, 409);
@@ -574,13 +601,13 @@ public class MachLifecycleTests extends MachClusterTestCase {
         rest("PUT", "/_plugins/_mach/uploads/" + neverCreated + "/0", chunk0, 404);
         assertEquals("nothing stored", 0, store.countChunks(neverCreated));
         rest("DELETE", "/_plugins/_mach/uploads/" + neverCreated, null, 404);
-        rest("POST", "/_plugins/_mach/models/m-x/_register", "{\"upload_id\": \"" + neverCreated + "\", \"chunks\": 1, \"sha256\": \"" + sha + "\"}", 404);
+        rest("POST", "/_plugins/_mach/models/m-x/_register", "{\"upload_id\": \"" + neverCreated + "\", \"chunks\": 1, \"sha256\": \"" + fx.sha() + "\"}", 404);
 
         // uploads are listed (id, chunks, bytes, age) and abandoned ones deleted
         Map<String, JsonNode> listed = new java.util.HashMap<>();
         rest("GET", "/_plugins/_mach/uploads", null, 200).get("uploads").forEach(u -> listed.put(u.get("upload_id").asText(), u));
-        assertEquals(listed.toString(), chunks - 1, listed.get(truncated).get("chunks").asInt());
-        assertEquals(listed.toString(), (long) (chunks - 1) * chunkBytes, listed.get(truncated).get("bytes").asLong());
+        assertEquals(listed.toString(), fx.chunks() - 1, listed.get(truncated).get("chunks").asInt());
+        assertEquals(listed.toString(), (long) (fx.chunks() - 1) * fx.chunkBytes(), listed.get(truncated).get("bytes").asLong());
         assertTrue(listed.toString(), listed.get(truncated).get("age_ms").asLong() >= 0 && !listed.get(truncated).get("orphan").asBoolean());
         assertEquals(listed.toString(), 1, listed.get(open).get("chunks").asInt());
         assertFalse("a model's storage is not an upload", listed.containsKey(retried));
@@ -588,10 +615,10 @@ public class MachLifecycleTests extends MachClusterTestCase {
         assertFalse(rest("GET", "/_plugins/_mach/uploads", null, 200).toString().contains(truncated));
 
         // a good upload registers and deploys in one call, and answers queries
-        String good = upload(zip, chunkBytes, false, false);
-        JsonNode reg = JSON.readTree(register("m1", good, chunks, sha, 201));
+        String good = fx.upload();
+        JsonNode reg = JSON.readTree(register("m1", good, fx.chunks(), fx.sha(), 201));
         assertEquals(reg.toString(), "deployed", reg.get("state").asText());
-        assertEquals(sha, reg.get("sha256").asText());
+        assertEquals(fx.sha(), reg.get("sha256").asText());
         // deployed, nothing asked yet: no node holds the catalog (labels + product index)
         JsonNode perNode = rest("GET", "/_plugins/_mach/models/m1", null, 200).get("nodes");
         assertEquals(perNode.toString(), 2, perNode.size());
@@ -635,9 +662,9 @@ public class MachLifecycleTests extends MachClusterTestCase {
         assertEquals("each repetition's top buckets", reference().card().repetitions, p.get("repetitions").size());
 
         // duplicate id: 409, the registered model untouched
-        String again = upload(zip, chunkBytes, false, false);
-        assertTrue(register("m1", again, chunks, sha, 409).contains("already registered"));
-        assertEquals("kept for a retry under another id", chunks, store.countChunks(again));
+        String again = fx.upload();
+        assertTrue(register("m1", again, fx.chunks(), fx.sha(), 409).contains("already registered"));
+        assertEquals("kept for a retry under another id", fx.chunks(), store.countChunks(again));
         assertEquals(1, MachModelsMetadata.of(clusterService().state()).models().size());
 
         // a bundle whose card does not match its ONNX graph
@@ -653,18 +680,18 @@ public class MachLifecycleTests extends MachClusterTestCase {
         ((com.fasterxml.jackson.databind.node.ArrayNode) cardJson.get("onnx").get("output").get("shape")).set(2, 2 * B);
         String badCard = JSON.writerWithDefaultPrettyPrinter().writeValueAsString(cardJson);
         Files.writeString(bad.resolve("mach.json"), badCard);
-        byte[] badZip = zipOf(bad);
-        String badUpload = upload(badZip, chunkBytes, false, false);
-        String badReply = register("m-bad", badUpload, (badZip.length + chunkBytes - 1) / chunkBytes, BundleStore.sha256(badZip), 400);
+        Fixture badFx = Fixture.of(bad);
+        String badUpload = badFx.upload();
+        String badReply = register("m-bad", badUpload, badFx.chunks(), badFx.sha(), 400);
         assertTrue(badReply, badReply.contains("not a valid bundle"));
-        assertEquals((badZip.length + chunkBytes - 1) / chunkBytes, store.countChunks(badUpload));
+        assertEquals(badFx.chunks(), store.countChunks(badUpload));
         assertFalse(MachModelsMetadata.of(clusterService().state()).models().containsKey("m-bad"));
 
         // a deploy that fails on the nodes is an error, and an alias cannot point to a model no node serves
-        String brokenUpload = upload(zip, chunkBytes, false, false);
+        String brokenUpload = fx.upload();
         rest("POST", "/_plugins/_mach/models/m-broken/_register",
-            "{\"upload_id\": \"" + brokenUpload + "\", \"chunks\": " + chunks + ", \"sha256\": \"" + sha + "\"}", 201);
-        byte[] damaged = java.util.Arrays.copyOf(zip, chunkBytes);
+            "{\"upload_id\": \"" + brokenUpload + "\", \"chunks\": " + fx.chunks() + ", \"sha256\": \"" + fx.sha() + "\"}", 201);
+        byte[] damaged = java.util.Arrays.copyOf(fx.zip(), fx.chunkBytes());
         damaged[100] ^= 1; // the stored chunk is consistent with its own checksum, not with the bundle's
         try (var ignored = client().threadPool().getThreadContext().stashContext()) { // JSON, as BundleStore writes chunks
             client().prepareIndex(BundleStore.INDEX).setId(brokenUpload + "#0")
@@ -701,9 +728,8 @@ public class MachLifecycleTests extends MachClusterTestCase {
         }
         String bombed = rest("POST", "/_plugins/_mach/models/m-p/_register", "{\"path\": \"bomb.zip\"}", 400).toString();
         assertTrue(bombed, bombed.contains("would inflate"));
-        byte[] bombBytes = Files.readAllBytes(bomb);
-        String bombUpload = upload(bombBytes, chunkBytes, false, false);
-        bombed = register("m-p", bombUpload, (bombBytes.length + chunkBytes - 1) / chunkBytes, BundleStore.sha256(bombBytes), 400);
+        Fixture bombFx = Fixture.of(Files.readAllBytes(bomb));
+        bombed = register("m-p", bombFx.upload(), bombFx.chunks(), bombFx.sha(), 400);
         assertTrue(bombed, bombed.contains("would inflate"));
         assertFalse(MachModelsMetadata.of(clusterService().state()).models().containsKey("m-p"));
 
@@ -770,26 +796,22 @@ public class MachLifecycleTests extends MachClusterTestCase {
      */
     public void testFailedCallsLeaveEverythingAsItWas() throws Exception {
         indexProducts(INDEX, 1, 0);
-        byte[] zip = zipOf(bundleDir());
-        String sha = BundleStore.sha256(zip);
-        int chunkBytes = 64 << 10;
-        int chunks = (zip.length + chunkBytes - 1) / chunkBytes;
-        assertTrue("the fixture spans several chunks: " + chunks, chunks >= 3);
+        Fixture fx = Fixture.of(bundleDir());
+        assertTrue("the fixture spans several chunks: " + fx.chunks(), fx.chunks() >= 3);
         BundleStore store = new BundleStore(client());
         rest("POST", "/_plugins/_mach/models/live-m/_register", "{\"path\": \"tiny\", \"deploy\": true}", 201);
         rest("POST", "/_plugins/_mach/models/idle-m/_register", "{\"path\": \"tiny\"}", 201);
         rest("PUT", "/_plugins/_mach/aliases/live", "{\"model_id\": \"live-m\"}", 200);
-        String open = upload(zip, chunkBytes, false, false); // complete, waiting for its _register
+        String open = fx.upload(); // complete, waiting for its _register
         // a bundle that fails validation after it is extracted (its labels no longer match the card's sha256), by path and by upload
         Path broken = registerDir().resolve("broken-" + randomAlphaOfLength(6).toLowerCase(java.util.Locale.ROOT));
         Files.createDirectories(broken);
         for (Path f : (Iterable<Path>) Files.list(bundleDir())::iterator) Files.copy(f, broken.resolve(f.getFileName().toString()));
         Files.writeString(broken.resolve("labels.txt"), "extra-product\n", java.nio.file.StandardOpenOption.APPEND);
-        byte[] brokenZip = zipOf(broken);
-        String brokenUpload = upload(brokenZip, chunkBytes, false, false);
-        int brokenChunks = (brokenZip.length + chunkBytes - 1) / chunkBytes;
+        Fixture brokenFx = Fixture.of(broken);
+        String brokenUpload = brokenFx.upload();
         String liveStorage = MachModelsMetadata.of(clusterService().state()).models().get("live-m").storageId();
-        byte[] first = java.util.Arrays.copyOf(zip, chunkBytes);
+        byte[] first = java.util.Arrays.copyOf(fx.zip(), fx.chunkBytes());
         byte[] one = { 7 };
         String text = "crimson couch";
         List<String> want = expected(text);
@@ -798,7 +820,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
         assertTrue(before, before.contains(open) && before.contains(brokenUpload) && before.contains("\"live\":\"live-m\""));
 
         String reg = "/_plugins/_mach/models/new-m/_register";
-        String upload = "{\"upload_id\": \"" + open + "\", \"chunks\": " + chunks + ", \"sha256\": \"" + sha + "\"}";
+        String upload = "{\"upload_id\": \"" + open + "\", \"chunks\": " + fx.chunks() + ", \"sha256\": \"" + fx.sha() + "\"}";
         String[][] refused = {
             // register: an id taken (by a model, by an alias), bodies that do not add up, an upload that does not
             { "POST", "/_plugins/_mach/models/live-m/_register", "{\"path\": \"tiny\"}", "409", "model [live-m] is already registered" },
@@ -808,15 +830,15 @@ public class MachLifecycleTests extends MachClusterTestCase {
             { "POST", reg, "{\"path\": \"tiny\", \"chunks\": 3}", "400", "[_register] give [path] or [upload_id] with [chunks] and [sha256], not both" },
             { "POST", reg, "{\"path\": \"tiny\", \"deploy\": 1}", "400", "[_register] [deploy] must be true or false, got a number [1]" },
             { "POST", reg, "{\"path\": \"no/such\"}", "404", "no bundle at [no/such]" },
-            { "POST", reg, upload.replace("\"chunks\": " + chunks, "\"chunks\": " + (chunks - 1)), "400",
-                "upload [" + open + "] holds " + chunks + " chunks but [chunks] says " + (chunks - 1) },
-            { "POST", reg, upload.replace("\"chunks\": " + chunks, "\"chunks\": " + (chunks + 1)), "400",
-                "the bundle is incomplete: chunk [" + chunks + "] of " + (chunks + 1) + " is missing" },
-            { "POST", reg, upload.replace(sha, "0".repeat(64)), "400", "checksum mismatch" },
+            { "POST", reg, upload.replace("\"chunks\": " + fx.chunks(), "\"chunks\": " + (fx.chunks() - 1)), "400",
+                "upload [" + open + "] holds " + fx.chunks() + " chunks but [chunks] says " + (fx.chunks() - 1) },
+            { "POST", reg, upload.replace("\"chunks\": " + fx.chunks(), "\"chunks\": " + (fx.chunks() + 1)), "400",
+                "the bundle is incomplete: chunk [" + fx.chunks() + "] of " + (fx.chunks() + 1) + " is missing" },
+            { "POST", reg, upload.replace(fx.sha(), "0".repeat(64)), "400", "checksum mismatch" },
             { "POST", reg, "{\"path\": \"" + broken.getFileName() + "\"}", "400", "model [new-m] is not a valid bundle" },
-            { "POST", reg, "{\"upload_id\": \"" + brokenUpload + "\", \"chunks\": " + brokenChunks + ", \"sha256\": \"" + BundleStore.sha256(brokenZip)
+            { "POST", reg, "{\"upload_id\": \"" + brokenUpload + "\", \"chunks\": " + brokenFx.chunks() + ", \"sha256\": \"" + brokenFx.sha()
                 + "\", \"deploy\": true}", "400", "model [new-m] is not a valid bundle" },
-            { "POST", reg, upload.replace(sha, "xyz"), "400", "[sha256] must be the hex SHA-256 of the whole bundle zip" },
+            { "POST", reg, upload.replace(fx.sha(), "xyz"), "400", "[sha256] must be the hex SHA-256 of the whole bundle zip" },
             { "POST", reg, upload.replace(open, liveStorage), "409", "upload [" + liveStorage + "] is the stored bundle of registered model [live-m]" },
             { "POST", reg, upload.replace(open, "short"), "400", "invalid upload_id [short]" },
             // deploy, undeploy, delete: unknown models (an alias is not a model id), a model an alias protects, bad parameters
@@ -843,9 +865,9 @@ public class MachLifecycleTests extends MachClusterTestCase {
             { "PUT", "/_plugins/_mach/uploads/" + open + "/10000", chunkBody(one, BundleStore.sha256(one)), "400", "chunk number must be between 0 and 9999, got [10000]" },
             { "PUT", "/_plugins/_mach/uploads/" + open + "/-1", chunkBody(one, BundleStore.sha256(one)), "400", "chunk number must be between 0 and 9999, got [-1]" },
             { "PUT", "/_plugins/_mach/uploads/" + open + "/x", chunkBody(one, BundleStore.sha256(one)), "400", "chunk number must be an integer, got [x]" },
-            { "PUT", "/_plugins/_mach/uploads/" + open + "/" + chunks, chunkBody(new byte[0], BundleStore.sha256(new byte[0])), "400", "a chunk must hold 1 to" },
-            { "PUT", "/_plugins/_mach/uploads/" + open + "/" + chunks, chunkBody(one, "0".repeat(64)), "400", "chunk [" + chunks + "] is corrupt" },
-            { "PUT", "/_plugins/_mach/uploads/" + open + "/" + chunks, "{\"data\": \"AAAA\"}", "400", "[chunk] needs [sha256]" },
+            { "PUT", "/_plugins/_mach/uploads/" + open + "/" + fx.chunks(), chunkBody(new byte[0], BundleStore.sha256(new byte[0])), "400", "a chunk must hold 1 to" },
+            { "PUT", "/_plugins/_mach/uploads/" + open + "/" + fx.chunks(), chunkBody(one, "0".repeat(64)), "400", "chunk [" + fx.chunks() + "] is corrupt" },
+            { "PUT", "/_plugins/_mach/uploads/" + open + "/" + fx.chunks(), "{\"data\": \"AAAA\"}", "400", "[chunk] needs [sha256]" },
             { "PUT", "/_plugins/_mach/uploads/short/0", chunkBody(one, BundleStore.sha256(one)), "400", "invalid upload_id [short]" },
             { "PUT", "/_plugins/_mach/uploads/" + liveStorage + "/0", chunkBody(one, BundleStore.sha256(one)), "409",
                 "upload [" + liveStorage + "] is the stored bundle of registered model [live-m]" },
@@ -866,7 +888,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
             assertEquals("after " + call, before, lifecycleState());
         }
         // over real HTTP too: bytes that are not text in the encoding the parser detects, anything after the body's object
-        for (String path : List.of(reg, "/_plugins/_mach/uploads/" + open + "/" + chunks, "/_plugins/_mach/aliases/live")) {
+        for (String path : List.of(reg, "/_plugins/_mach/uploads/" + open + "/" + fx.chunks(), "/_plugins/_mach/aliases/live")) {
             String method = path.endsWith("_register") ? "POST" : "PUT";
             org.opensearch.client.Request raw = new org.opensearch.client.Request(method, path);
             raw.setEntity(new org.apache.hc.core5.http.io.entity.ByteArrayEntity(new byte[] { 0, 0, 0, '{', 0, 0, 0 },
@@ -886,8 +908,8 @@ public class MachLifecycleTests extends MachClusterTestCase {
             assertEquals("after " + path, before, lifecycleState());
         }
         assertTrue("chunk 0 kept its bytes", rest("PUT", "/_plugins/_mach/uploads/" + open + "/0", chunkBody(first, BundleStore.sha256(first)), 200)
-            .get("bytes").asInt() == chunkBytes);
-        assertEquals(chunks, store.countChunks(open));
+            .get("bytes").asInt() == fx.chunkBytes());
+        assertEquals(fx.chunks(), store.countChunks(open));
         for (String node : internalCluster().getNodeNames()) {
             assertEquals("served by " + node, want, search(node, "live", "product_id", text));
         }
@@ -904,8 +926,8 @@ public class MachLifecycleTests extends MachClusterTestCase {
 
         // the chunks may come in any order: the open upload registers, and so does one sent last chunk first
         String reversed = rest("POST", "/_plugins/_mach/uploads", null, 200).get("upload_id").asText();
-        for (int i = chunks - 1; i >= 0; i--) {
-            byte[] c = java.util.Arrays.copyOfRange(zip, i * chunkBytes, Math.min(zip.length, (i + 1) * chunkBytes));
+        for (int i = fx.chunks() - 1; i >= 0; i--) {
+            byte[] c = java.util.Arrays.copyOfRange(fx.zip(), i * fx.chunkBytes(), Math.min(fx.zip().length, (i + 1) * fx.chunkBytes()));
             rest("PUT", "/_plugins/_mach/uploads/" + reversed + "/" + i, chunkBody(c, BundleStore.sha256(c)), 200);
         }
         rest("POST", "/_plugins/_mach/models/rev-m/_register", upload.replace(open, reversed).replace("}", ", \"deploy\": true}"), 201);
@@ -946,15 +968,12 @@ public class MachLifecycleTests extends MachClusterTestCase {
      */
     public void testConcurrentRegistersOfOneId() throws Exception {
         indexProducts(INDEX, 1, 0);
-        byte[] zip = zipOf(bundleDir());
-        String sha = BundleStore.sha256(zip);
-        int chunkBytes = 64 << 10;
-        int chunks = (zip.length + chunkBytes - 1) / chunkBytes;
+        Fixture fx = Fixture.of(bundleDir());
         List<ModelLifecycleService.Source> sources = List.of(
             ModelLifecycleService.Source.path("tiny"),
-            ModelLifecycleService.Source.upload(upload(zip, chunkBytes, false, false), chunks, sha),
+            ModelLifecycleService.Source.upload(fx.upload(), fx.chunks(), fx.sha()),
             ModelLifecycleService.Source.path("tiny"),
-            ModelLifecycleService.Source.upload(upload(zip, chunkBytes, false, false), chunks, sha)
+            ModelLifecycleService.Source.upload(fx.upload(), fx.chunks(), fx.sha())
         );
         String[] nodes = internalCluster().getNodeNames();
         java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(sources.size());
@@ -995,7 +1014,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
         BundleStore store = new BundleStore(client());
         // the winner's chunks: the upload's, or the path registration's own (4 MB each)
         int stored = MachModelsMetadata.of(clusterService().state()).models().get("race").chunks();
-        assertEquals(sources.get(won).uploadId() != null ? chunks : 1, stored);
+        assertEquals(sources.get(won).uploadId() != null ? fx.chunks() : 1, stored);
         assertEquals(stored, store.countChunks(storage));
         Map<String, JsonNode> listed = new java.util.HashMap<>();
         rest("GET", "/_plugins/_mach/uploads", null, 200).get("uploads").forEach(u -> listed.put(u.get("upload_id").asText(), u));
@@ -1003,8 +1022,8 @@ public class MachLifecycleTests extends MachClusterTestCase {
             if (source.uploadId() == null || source.uploadId().equals(storage)) continue;
             JsonNode u = listed.remove(source.uploadId());
             assertNotNull("the losing upload is kept: " + listed, u);
-            assertEquals(u.toString(), chunks, u.get("chunks").asInt());
-            assertEquals(u.toString(), zip.length, u.get("bytes").asLong());
+            assertEquals(u.toString(), fx.chunks(), u.get("chunks").asInt());
+            assertEquals(u.toString(), fx.zip().length, u.get("bytes").asLong());
         }
         assertEquals("no storage left by a losing path registration", Map.of(), listed);
         assertEquals(1, MachModelsMetadata.of(clusterService().state()).models().size());
@@ -1066,15 +1085,12 @@ public class MachLifecycleTests extends MachClusterTestCase {
      * nothing; the chunks stay the winner's.
      */
     public void testConcurrentChunksAndRegistersOfOneUpload() throws Exception {
-        byte[] zip = zipOf(bundleDir());
-        String sha = BundleStore.sha256(zip);
-        int chunkBytes = 64 << 10;
-        int chunks = (zip.length + chunkBytes - 1) / chunkBytes;
+        Fixture fx = Fixture.of(bundleDir());
         String[] nodes = internalCluster().getNodeNames();
         BundleStore store = new BundleStore(client());
 
         String uploadId = lifecycle().createUpload();
-        byte[] first = java.util.Arrays.copyOf(zip, chunkBytes);
+        byte[] first = java.util.Arrays.copyOf(fx.zip(), fx.chunkBytes());
         List<java.util.concurrent.Callable<Object>> same = new ArrayList<>();
         for (int i = 0; i < 4; i++) {
             ModelLifecycleService service = internalCluster().getInstance(ModelLifecycleService.class, nodes[i % nodes.length]);
@@ -1086,7 +1102,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
         assertEquals(List.of("stored", "stored", "stored", "stored"), java.util.Arrays.asList(race(same)));
         assertEquals(1, store.countChunks(uploadId));
 
-        byte[] second = java.util.Arrays.copyOfRange(zip, chunkBytes, 2 * chunkBytes);
+        byte[] second = java.util.Arrays.copyOfRange(fx.zip(), fx.chunkBytes(), 2 * fx.chunkBytes());
         byte[] wrong = second.clone();
         wrong[0] ^= 1;
         List<java.util.concurrent.Callable<Object>> different = new ArrayList<>();
@@ -1106,10 +1122,10 @@ public class MachLifecycleTests extends MachClusterTestCase {
             rest("DELETE", "/_plugins/_mach/uploads/" + uploadId, null, 200);
             rest("GET", "/_plugins/_mach/uploads", null, 200); // (listed no more)
         }
-        String complete = stored == 0 ? uploadId : upload(zip, chunkBytes, false, false);
+        String complete = stored == 0 ? uploadId : fx.upload();
         if (stored == 0) {
-            for (int i = 2; i < chunks; i++) {
-                byte[] c = java.util.Arrays.copyOfRange(zip, i * chunkBytes, Math.min(zip.length, (i + 1) * chunkBytes));
+            for (int i = 2; i < fx.chunks(); i++) {
+                byte[] c = java.util.Arrays.copyOfRange(fx.zip(), i * fx.chunkBytes(), Math.min(fx.zip().length, (i + 1) * fx.chunkBytes()));
                 lifecycle().putChunk(complete, i, ChunkBytes.of(c), BundleStore.sha256(c));
             }
         }
@@ -1120,7 +1136,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
             ModelLifecycleService service = internalCluster().getInstance(ModelLifecycleService.class, nodes[registers.size() % nodes.length]);
             registers.add(() -> {
                 PlainActionFuture<Map<String, Object>> f = PlainActionFuture.newFuture();
-                service.register(id, ModelLifecycleService.Source.upload(complete, chunks, sha), false, f);
+                service.register(id, ModelLifecycleService.Source.upload(complete, fx.chunks(), fx.sha()), false, f);
                 return f.actionGet(TimeValue.timeValueMinutes(2));
             });
         }
@@ -1137,7 +1153,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
         MachModelsMetadata m = MachModelsMetadata.of(clusterService().state());
         assertEquals(m.models().keySet().toString(), java.util.Set.of(winner), m.models().keySet());
         assertEquals(complete, m.models().get(winner).storageId());
-        assertEquals(chunks, store.countChunks(complete));
+        assertEquals(fx.chunks(), store.countChunks(complete));
         assertFalse("the model's chunks are no upload", rest("GET", "/_plugins/_mach/uploads", null, 200).toString().contains(complete));
     }
 
@@ -1152,10 +1168,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
      */
     public void testDeleteOfAnUploadDuringItsRegister() throws Exception {
         indexProducts(INDEX, 1, 0);
-        byte[] zip = zipOf(bundleDir());
-        String sha = BundleStore.sha256(zip);
-        int chunkBytes = 64 << 10;
-        int chunks = (zip.length + chunkBytes - 1) / chunkBytes;
+        Fixture fx = Fixture.of(bundleDir());
         String[] nodes = internalCluster().getNodeNames();
         ModelLifecycleService first = internalCluster().getInstance(ModelLifecycleService.class, nodes[0]);
         ModelLifecycleService second = internalCluster().getInstance(ModelLifecycleService.class, nodes[1]);
@@ -1163,23 +1176,23 @@ public class MachLifecycleTests extends MachClusterTestCase {
         List<String> want = expected("crimson couch");
 
         // 1. DELETE after the register claimed the upload, before it commits: the DELETE is refused
-        String u1 = upload(zip, chunkBytes, false, false);
+        String u1 = fx.upload();
         List<Object> inWindow = new CopyOnWriteArrayList<>();
-        first.testHook = once("register:before-commit", () -> inWindow.add(done(() -> second.deleteUpload(u1))));
-        Map<String, Object> registered = registerWith(first, "claimed", u1, chunks, sha);
+        setTestHook(first, once("register:before-commit", () -> inWindow.add(done(() -> second.deleteUpload(u1)))));
+        Map<String, Object> registered = fx.register(first, "claimed", u1);
         assertEquals(registered.toString(), "registered", registered.get("state"));
         assertEquals("the hook ran", 1, inWindow.size());
-        assertEquals("the bundle is whole", chunks, store.countChunks(u1));
+        assertEquals("the bundle is whole", fx.chunks(), store.countChunks(u1));
         assertEquals(inWindow.toString(), org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(inWindow.get(0)));
         assertTrue(inWindow.toString(), ((Exception) inWindow.get(0)).getMessage().contains("upload [" + u1 + "] belongs to model [claimed]"));
         assertDeployedOnEveryNode(deploy("claimed"), nodes.length);
         for (String node : nodes) assertEquals("served by " + node, want, search(node, "claimed", "product_id", "crimson couch"));
 
         // 2. DELETE after the register's checks, before its claim: the DELETE wins, the register is refused
-        String u2 = upload(zip, chunkBytes, false, false);
+        String u2 = fx.upload();
         inWindow.clear();
-        first.testHook = once("register:before-claim", () -> inWindow.add(done(() -> second.deleteUpload(u2))));
-        Object refused = outcome(() -> registerWith(first, "too-late", u2, chunks, sha));
+        setTestHook(first, once("register:before-claim", () -> inWindow.add(done(() -> second.deleteUpload(u2)))));
+        Object refused = outcome(() -> fx.register(first, "too-late", u2));
         assertEquals(List.of("done"), inWindow);
         assertEquals(String.valueOf(refused), org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(refused));
         assertTrue(refused.toString(), ((Exception) refused).getMessage().contains("upload [" + u2 + "] was deleted"));
@@ -1187,32 +1200,33 @@ public class MachLifecycleTests extends MachClusterTestCase {
         assertFalse("nothing stored", store.holdsAnything(u2));
 
         // 3. a register inside a DELETE that checked the record but has not deleted it: the register wins
-        String u3 = upload(zip, chunkBytes, false, false);
+        String u3 = fx.upload();
         inWindow.clear();
-        second.testHook = once("delete:before-record-delete", () -> inWindow.add(outcome(() -> registerWith(first, "first-in", u3, chunks, sha))));
+        setTestHook(second, once("delete:before-record-delete", () -> inWindow.add(outcome(() -> fx.register(first, "first-in", u3)))));
         Object deleted = done(() -> second.deleteUpload(u3));
         assertEquals(inWindow.toString(), 1, inWindow.size());
         assertTrue(inWindow.toString(), inWindow.get(0) instanceof Map);
         assertEquals(String.valueOf(deleted), org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(deleted));
         assertTrue(deleted.toString(), ((Exception) deleted).getMessage().contains("upload [" + u3 + "] belongs to model [first-in]"));
-        assertEquals("the bundle is whole", chunks, store.countChunks(u3));
+        assertEquals("the bundle is whole", fx.chunks(), store.countChunks(u3));
         assertDeployedOnEveryNode(deploy("first-in"), nodes.length);
         for (String node : nodes) assertEquals("served by " + node, want, search(node, "first-in", "product_id", "crimson couch"));
 
         // 4. a register once the DELETE deleted the record, before it deletes the chunks: refused
-        String u4 = upload(zip, chunkBytes, false, false);
+        String u4 = fx.upload();
         inWindow.clear();
-        second.testHook = once("delete:before-chunks-delete", () -> inWindow.add(outcome(() -> registerWith(first, "after-delete", u4, chunks, sha))));
+        setTestHook(second, once("delete:before-chunks-delete", () -> inWindow.add(outcome(() -> fx.register(first, "after-delete", u4)))));
         assertEquals("done", done(() -> second.deleteUpload(u4)));
         assertEquals(inWindow.toString(), 1, inWindow.size());
         assertEquals(inWindow.toString(), org.opensearch.core.rest.RestStatus.NOT_FOUND, statusOf(inWindow.get(0)));
         assertTrue(inWindow.toString(), ((Exception) inWindow.get(0)).getMessage().contains("upload [" + u4 + "] does not exist"));
         assertNull(MachModelsMetadata.of(clusterService().state()).models().get("after-delete"));
         assertFalse("nothing stored", store.holdsAnything(u4));
-        first.testHook = second.testHook = phase -> {};
+        setTestHook(first, phase -> {});
+        setTestHook(second, phase -> {});
 
         // 5. a claim whose node is gone (it died mid-register) blocks nothing: the upload can be deleted
-        String u5 = upload(zip, chunkBytes, false, false);
+        String u5 = fx.upload();
         BundleStore.UploadRecord record = store.readUpload(u5);
         assertNotNull(store.writeClaim(record, "lost", "no-such-node", System.currentTimeMillis()));
         assertEquals("done", done(() -> second.deleteUpload(u5)));
@@ -1220,16 +1234,16 @@ public class MachLifecycleTests extends MachClusterTestCase {
 
         // 6. a path registration's storage is claimed the same way: a DELETE of it before the commit is refused
         inWindow.clear();
-        first.testHook = once("register:before-commit", () -> {
+        setTestHook(first, once("register:before-commit", () -> {
             for (BundleStore.Stored st : store.list()) {
                 if (st.storageId().startsWith("path-")) inWindow.add(st.storageId());
             }
             inWindow.add(done(() -> second.deleteUpload((String) inWindow.get(0))));
-        });
+        }));
         PlainActionFuture<Map<String, Object>> byPath = PlainActionFuture.newFuture();
         first.register("by-path", ModelLifecycleService.Source.path("tiny"), false, byPath);
         assertEquals("registered", byPath.actionGet(TimeValue.timeValueMinutes(2)).get("state"));
-        first.testHook = phase -> {};
+        setTestHook(first, phase -> {});
         assertEquals(inWindow.toString(), 2, inWindow.size());
         String pathStorage = (String) inWindow.get(0);
         assertEquals(inWindow.toString(), org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(inWindow.get(1)));
@@ -1239,7 +1253,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
         for (String node : nodes) assertEquals("served by " + node, want, search(node, "by-path", "product_id", "crimson couch"));
 
         // 7. what a path registration whose node died leaves (its claim stale) is listed as an orphan, and deleted
-        byte[] some = java.util.Arrays.copyOf(zip, 1000);
+        byte[] some = java.util.Arrays.copyOf(fx.zip(), 1000);
         store.createUpload("path-leftover-1", "lost", "no-such-node", System.currentTimeMillis());
         store.putChunk("path-leftover-1", 0, ChunkBytes.of(some), BundleStore.sha256(some));
         JsonNode listed = null;
@@ -1262,10 +1276,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
      */
     public void testAnExpiredClaimIsTakenOver() throws Exception {
         indexProducts(INDEX, 1, 0);
-        byte[] zip = zipOf(bundleDir());
-        String sha = BundleStore.sha256(zip);
-        int chunkBytes = 64 << 10;
-        int chunks = (zip.length + chunkBytes - 1) / chunkBytes;
+        Fixture fx = Fixture.of(bundleDir());
         String[] nodes = internalCluster().getNodeNames();
         ModelLifecycleService first = internalCluster().getInstance(ModelLifecycleService.class, nodes[0]);
         ModelLifecycleService second = internalCluster().getInstance(ModelLifecycleService.class, nodes[1]);
@@ -1277,13 +1288,13 @@ public class MachLifecycleTests extends MachClusterTestCase {
         long now = System.currentTimeMillis();
 
         // 1. a claim of a live node whose release failed: fresh or just under the bound it blocks a DELETE, past it not
-        String leaked = upload(zip, chunkBytes, false, false);
+        String leaked = fx.upload();
         for (long age : new long[] { 0, expiry - 60_000 }) {
             assertNotNull(store.writeClaim(store.readUpload(leaked), "leaked", firstNode, now - age));
             Object refused = done(() -> second.deleteUpload(leaked));
             assertEquals("age " + age + ": " + refused, org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(refused));
             assertTrue(refused.toString(), ((Exception) refused).getMessage().contains("upload [" + leaked + "] belongs to model [leaked]"));
-            assertEquals("kept", chunks, store.countChunks(leaked));
+            assertEquals("kept", fx.chunks(), store.countChunks(leaked));
         }
         assertNotNull(store.writeClaim(store.readUpload(leaked), "leaked", firstNode, now - expiry - 60_000));
         assertEquals("done", done(() -> second.deleteUpload(leaked)));
@@ -1291,67 +1302,64 @@ public class MachLifecycleTests extends MachClusterTestCase {
         assertNull(store.readUpload(leaked));
 
         // 2. a register whose claim expired before its commit, the upload deleted meanwhile: 409, nothing registered
-        String u1 = upload(zip, chunkBytes, false, false);
+        String u1 = fx.upload();
         List<Object> inWindow = new CopyOnWriteArrayList<>();
-        first.testHook = once("register:before-commit", () -> {
-            second.clock = () -> System.currentTimeMillis() + expiry + 60_000;
-            inWindow.add(done(() -> second.deleteUpload(u1)));
-        });
+        setTestHook(first, expiredDeleteAt("register:before-commit", second, u1, inWindow));
         try {
-            Object refused = outcome(() -> registerWith(first, "expired", u1, chunks, sha));
+            Object refused = outcome(() -> fx.register(first, "expired", u1));
             assertEquals(List.of("done"), inWindow);
             assertEquals(String.valueOf(refused), org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(refused));
             assertTrue(refused.toString(), ((Exception) refused).getMessage().contains("upload [" + u1 + "] was taken over"));
             assertNull(MachModelsMetadata.of(clusterService().state()).models().get("expired"));
             assertFalse("nothing stored", store.holdsAnything(u1));
         } finally {
-            first.testHook = phase -> {};
-            second.clock = System::currentTimeMillis;
+            setTestHook(first, phase -> {});
+            setClock(second, System::currentTimeMillis);
         }
 
         // 3. a register whose claim expired before its commit, another register took the upload over: the other
         // registers with the whole bundle and serves, this one is a 409 and touches neither its claim nor its chunks
-        String u2 = upload(zip, chunkBytes, false, false);
+        String u2 = fx.upload();
         inWindow.clear();
-        first.testHook = once("register:before-commit", () -> {
-            second.clock = () -> System.currentTimeMillis() + expiry + 60_000;
-            inWindow.add(outcome(() -> registerWith(second, "taker", u2, chunks, sha)));
-        });
+        setTestHook(first, once("register:before-commit", () -> {
+            setClock(second, () -> System.currentTimeMillis() + expiry + 60_000);
+            inWindow.add(outcome(() -> fx.register(second, "taker", u2)));
+        }));
         try {
-            Object refused = outcome(() -> registerWith(first, "overtaken", u2, chunks, sha));
+            Object refused = outcome(() -> fx.register(first, "overtaken", u2));
             assertEquals(inWindow.toString(), 1, inWindow.size());
             assertTrue(inWindow.toString(), inWindow.get(0) instanceof Map);
             assertEquals(String.valueOf(refused), org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(refused));
             assertTrue(refused.toString(), ((Exception) refused).getMessage().contains("upload [" + u2 + "] was taken over"));
         } finally {
-            first.testHook = phase -> {};
-            second.clock = System::currentTimeMillis;
+            setTestHook(first, phase -> {});
+            setClock(second, System::currentTimeMillis);
         }
         assertNull(MachModelsMetadata.of(clusterService().state()).models().get("overtaken"));
         assertEquals(u2, MachModelsMetadata.of(clusterService().state()).models().get("taker").storageId());
-        assertEquals("the bundle is whole", chunks, store.countChunks(u2));
+        assertEquals("the bundle is whole", fx.chunks(), store.countChunks(u2));
         assertEquals("the taker's claim stays", "taker", store.readUpload(u2).model());
         assertDeployedOnEveryNode(deploy("taker"), nodes.length);
         for (String node : nodes) assertEquals("served by " + node, want, search(node, "taker", "product_id", "crimson couch"));
         // an old claim of a registered model is no expired claim: its upload stays the model's
-        second.clock = () -> System.currentTimeMillis() + expiry + 60_000;
+        setClock(second, () -> System.currentTimeMillis() + expiry + 60_000);
         try {
             Object refused = done(() -> second.deleteUpload(u2));
             assertEquals(String.valueOf(refused), org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(refused));
         } finally {
-            second.clock = System::currentTimeMillis;
+            setClock(second, System::currentTimeMillis);
         }
-        assertEquals(chunks, store.countChunks(u2));
+        assertEquals(fx.chunks(), store.countChunks(u2));
 
         // 4. a path registration whose claim expired before its commit, its storage deleted meanwhile: 409, nothing left
         inWindow.clear();
-        first.testHook = once("register:before-commit", () -> {
+        setTestHook(first, once("register:before-commit", () -> {
             for (BundleStore.Stored st : store.list()) {
                 if (st.storageId().startsWith("path-")) inWindow.add(st.storageId());
             }
-            second.clock = () -> System.currentTimeMillis() + expiry + 60_000;
+            setClock(second, () -> System.currentTimeMillis() + expiry + 60_000);
             inWindow.add(done(() -> second.deleteUpload((String) inWindow.get(0))));
-        });
+        }));
         try {
             PlainActionFuture<Map<String, Object>> byPath = PlainActionFuture.newFuture();
             first.register("late-path", ModelLifecycleService.Source.path("tiny"), false, byPath);
@@ -1361,16 +1369,56 @@ public class MachLifecycleTests extends MachClusterTestCase {
             assertTrue(refused.toString(), ((Exception) refused).getMessage().contains("was taken over"));
             assertFalse("nothing stored", store.holdsAnything((String) inWindow.get(0)));
         } finally {
-            first.testHook = phase -> {};
-            second.clock = System::currentTimeMillis;
+            setTestHook(first, phase -> {});
+            setClock(second, System::currentTimeMillis);
         }
         assertEquals(java.util.Set.of("taker"), MachModelsMetadata.of(clusterService().state()).models().keySet());
     }
 
-    private static Map<String, Object> registerWith(ModelLifecycleService service, String id, String uploadId, int chunks, String sha) {
-        PlainActionFuture<Map<String, Object>> f = PlainActionFuture.newFuture();
-        service.register(id, ModelLifecycleService.Source.upload(uploadId, chunks, sha), false, f);
-        return f.actionGet(TimeValue.timeValueMinutes(2));
+    /**
+     * A DELETE that takes an upload over while its register reads the chunks (the register's claim expired; the
+     * DELETE's clock is moved, no sleeps): the register then finds chunks missing, which is the DELETE's doing,
+     * not a bad upload: a 409 naming upload and model ("deleted while registering"), not the 400 of an
+     * incomplete bundle; nothing registered, nothing stored, no claim written back, no temporary file left.
+     */
+    public void testADeleteWhileItsRegisterReadsTheChunksIsAConflict() throws Exception {
+        Fixture fx = Fixture.of(bundleDir());
+        String[] nodes = internalCluster().getNodeNames();
+        ModelLifecycleService first = internalCluster().getInstance(ModelLifecycleService.class, nodes[0]);
+        ModelLifecycleService second = internalCluster().getInstance(ModelLifecycleService.class, nodes[1]);
+        BundleStore store = new BundleStore(client());
+        String u = fx.upload();
+        List<Object> inWindow = new CopyOnWriteArrayList<>();
+        setTestHook(first, expiredDeleteAt("register:before-read", second, u, inWindow));
+        try {
+            Object refused = outcome(() -> fx.register(first, "read-away", u));
+            assertEquals("the DELETE ran inside the read and won", List.of("done"), inWindow);
+            assertEquals(String.valueOf(refused), org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(refused));
+            String message = ((Exception) refused).getMessage();
+            assertTrue(message, message.contains("upload [" + u + "] was taken over: deleted while registering model [read-away]"));
+            assertTrue(message, message.contains("model [read-away] is not registered"));
+        } finally {
+            setTestHook(first, phase -> {});
+            setClock(second, System::currentTimeMillis);
+        }
+        assertNull(MachModelsMetadata.of(clusterService().state()).models().get("read-away"));
+        assertFalse("nothing stored", store.holdsAnything(u));
+        assertNull("the failed register wrote no claim back", store.readUpload(u));
+        for (String node : nodes) assertEquals(node, List.of(), filesUnder(tmpDir(node)));
+    }
+
+    /**
+     * A test hook that, the first time {@code phase} is reached, moves {@code deleter}'s clock past the default
+     * claim expiry and DELETEs {@code uploadId} through it; the DELETE's outcome goes to {@code outcomes}.
+     */
+    private static java.util.function.Consumer<String> expiredDeleteAt(
+        String phase, ModelLifecycleService deleter, String uploadId, List<Object> outcomes
+    ) {
+        long expiry = org.opensearch.mach.MachPlugin.CLAIM_EXPIRY.get(Settings.EMPTY).millis();
+        return once(phase, () -> {
+            setClock(deleter, () -> System.currentTimeMillis() + expiry + 60_000);
+            outcomes.add(done(() -> deleter.deleteUpload(uploadId)));
+        });
     }
 
     /** What a call returned ("done" for a void one), or the exception it threw. */
