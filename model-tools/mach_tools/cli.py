@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--product-fields", choices=["title", "all"],
                      help=f"product texts used as pseudo-queries: the title, or every field and bullet line "
                           f"(default {de.product_fields})")
+    enc.add_argument("--catalog-vectors", choices=["title", "title+text"],
+                     help=f"what stands for a product: its title's embedding, or the normalized mean of that and "
+                          f"the embedding of all its text fields joined (default {de.catalog_vectors})")
     enc.add_argument("--hidden", type=int, help="encoder models: a ReLU hidden layer of this width before the heads "
                                                 "(default 0 = none; needs --init random)")
     enc.add_argument("--noise", type=_non_negative, help=f"Gaussian noise on training vectors (default {de.noise})")
@@ -269,7 +272,7 @@ def cmd_train(args) -> int:
     from mach_tools.train import Recipe, train
     if args.encoder:
         return _train_encoder(args)
-    for flag in ("embed_cache", "temperature", "init", "product_fields", "hidden", "noise", "title_weight", "distill",
+    for flag in ("embed_cache", "temperature", "init", "product_fields", "catalog_vectors", "hidden", "noise", "title_weight", "distill",
                  "heads", "fit_sweeps", "tune_epochs", "tune_lr", "tune_batch", "tune_from",
                  "tune_pseudo_queries"):
         if getattr(args, flag) is not None:

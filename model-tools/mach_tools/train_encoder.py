@@ -61,6 +61,7 @@ class EncoderRecipe:
     tune_pseudo_queries: int = 0  # per product and tuning epoch: title spans whose target is the product
     init: str = "catalog"         # or "random"
     product_fields: str = "title"  # "title": the first text field; "all": every field is a pseudo-query
+    catalog_vectors: str = "title"  # a product's catalog vector: "title", or "title+text" (see catalog_vectors)
     noise: float = 0.0            # std of Gaussian noise added to each training vector (then renormalized)
     min_relevance: float = 0.0
     pair_weight: str = "relevance"  # or "uniform"
@@ -70,6 +71,27 @@ class EncoderRecipe:
     distill_top: int = 64
     seed: int = 13
     threads: int = 2
+
+
+CATALOG_VECTORS = ("title", "title+text")
+
+
+def catalog_vectors(encoder, catalog: Catalog, mode: str, progress: bool) -> np.ndarray:
+    """[K, d] unit vectors that stand for the products (the sketch's centroids, the fit's targets, the
+    tuning's frozen side). "title": the title's embedding. "title+text": the normalized mean of the
+    title's embedding and the embedding of all the product's text fields joined (the encoder reads its
+    first max_tokens word pieces: the title, then bullets or description), so the title keeps its
+    weight and the rest adds what it says (ESCI dev, docs/relevance.md)."""
+    if mode not in CATALOG_VECTORS:
+        raise UserError(f"--catalog-vectors must be one of {', '.join(CATALOG_VECTORS)}, got {mode!r}")
+    titles = [catalog.title(k) for k in range(len(catalog))]
+    vecs = encoder.embed(titles, progress=progress, desc="embedding catalog titles")
+    if mode == "title+text":
+        full = encoder.embed([catalog.text(k) for k in range(len(catalog))], progress=progress,
+                             desc="embedding catalog texts")
+        vecs = vecs + full
+        vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+    return vecs.astype(np.float32)
 
 
 def training_texts(catalog: Catalog, pairs: Optional[Pairs], recipe: EncoderRecipe):
@@ -331,11 +353,10 @@ def train_encoder(catalog: Catalog, pairs: Optional[Pairs], recipe: EncoderRecip
 
     t0 = time.time()
     texts, prods, weights, counts = training_texts(catalog, pairs, recipe)
-    titles = [catalog.title(k) for k in range(len(catalog))]
+    catalog_vecs = torch.from_numpy(catalog_vectors(encoder, catalog, recipe.catalog_vectors, progress))
     tower, tune_history, tuned_dir = encoder, None, None
     if source:
         from mach_tools.bert import from_onnx, write_onnx
-        catalog_vecs = torch.from_numpy(encoder.embed(titles, progress=progress, desc="embedding catalog"))
         bert = from_onnx(source)
         t1 = time.time()
         tune_history = tune_query_tower(bert, encoder.tokenizer, catalog_vecs, catalog, pairs, recipe, dev,
@@ -355,10 +376,10 @@ def train_encoder(catalog: Catalog, pairs: Optional[Pairs], recipe: EncoderRecip
         X = torch.from_numpy(tower.embed(texts)) if recipe.epochs else None
     else:
         bundle_encoder = encoder
-        embedded = encoder.embed(titles + (texts if recipe.epochs else []) + (list(dev) if dev else []),
-                                 progress=progress, desc="embedding")
-        catalog_vecs = torch.from_numpy(embedded[:len(titles)])
-        X = torch.from_numpy(embedded[len(titles):len(titles) + len(texts)]) if recipe.epochs else None
+        # the dev queries with the training texts, in one batched pass (the cache then serves them)
+        more = (texts if recipe.epochs else []) + (list(dev) if dev else [])
+        embedded = encoder.embed(more, progress=progress, desc="embedding") if more else None
+        X = torch.from_numpy(embedded[:len(texts)]) if recipe.epochs else None
     t_embed = time.time() - t0
     n = len(texts)
     log(f"training set: {n} examples ({counts}), embedded in {t_embed:.1f}s; device {dev_t}")
@@ -444,7 +465,7 @@ def train_encoder(catalog: Catalog, pairs: Optional[Pairs], recipe: EncoderRecip
     rng = random.Random(recipe.seed)
     parity_texts = list(dict.fromkeys(
         (rng.sample(pairs.queries, min(3, len(pairs.queries))) if pairs is not None and pairs.queries else [])
-        + [titles[k] for k in rng.sample(range(len(catalog)), min(3, len(catalog)))]
+        + [catalog.title(k) for k in rng.sample(range(len(catalog)), min(3, len(catalog)))]
         + ["Ünïcode ﬁ ½ test — 42", "北京 crème brûlée"]))[:8]
     try:
         with tempfile.TemporaryDirectory() as td:

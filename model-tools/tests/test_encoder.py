@@ -55,6 +55,24 @@ def test_catalog_sketch_ranks_like_cosine(encoder):
     assert (s.argmax(axis=1) == np.arange(len(titles))).all()
 
 
+def test_catalog_vectors_title_and_text(encoder):
+    """title+text: the normalized mean of the title's vector and that of all the fields joined."""
+    from mach_tools.data import Catalog, UserError
+    from mach_tools.train_encoder import catalog_vectors
+    cat = Catalog(["A", "B"], ["title", "bullet_points"],
+                  [["red sofa", "three seats, velvet, for the living room"], ["cordless drill", ""]])
+    title = catalog_vectors(encoder, cat, "title", progress=False)
+    np.testing.assert_allclose(title, encoder.embed(["red sofa", "cordless drill"]), atol=1e-6)
+    both = catalog_vectors(encoder, cat, "title+text", progress=False)
+    full = encoder.embed(["red sofa three seats, velvet, for the living room"])[0]
+    want = (title[0] + full) / np.linalg.norm(title[0] + full)
+    np.testing.assert_allclose(both[0], want, atol=1e-5)
+    assert float(both[0] @ title[0]) < 0.999  # the bullets moved it
+    np.testing.assert_allclose(both[1], title[1], atol=1e-5)  # nothing but a title: the title's vector
+    with pytest.raises(UserError, match="--catalog-vectors"):
+        catalog_vectors(encoder, cat, "bullets", progress=False)
+
+
 def write(path, text):
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
