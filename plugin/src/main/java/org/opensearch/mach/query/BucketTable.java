@@ -54,6 +54,8 @@ public final class BucketTable implements Writeable {
     private volatile float[] dense;
     /** {@link #maxMean()}, computed on first use (a race computes it twice, the same value). */
     private volatile double maxMean = Double.NaN;
+    /** {@link #minMean()}, computed on first use. */
+    private volatile double minMean = Double.NaN;
 
     /** One byte per unsent bucket: {@code p = low * (high / low)^(code / 255)} (unsigned code), 0 when high is 0. */
     public record Tail(float low, float high, byte[] codes) {
@@ -281,20 +283,24 @@ public final class BucketTable implements Writeable {
         int[] all = allBuckets(B);
         int[][] sent = new int[R][];
         float[][] probs = new float[R][];
-        double sumOfMaxima = 0;
+        double sumOfMaxima = 0, sumOfMinima = 0;
         for (int r = 0; r < R; r++) {
             float[] row = output[r], p = new float[B];
-            float max = 0f;
+            float max = 0f, min = 1f;
             for (int b = 0; b < B; b++) {
                 p[b] = Math.min(1f, Math.max(0f, row[b])); // (NaN stays NaN: refused below)
                 max = Math.max(max, p[b]);
+                min = Math.min(min, p[b]);
             }
             sent[r] = all;
             probs[r] = p;
             sumOfMaxima += max;
+            sumOfMinima += min;
         }
         BucketTable table = new BucketTable(sent, probs, new float[R], new Tail[R], B, Aggregation.MEAN);
-        table.maxMean = sumOfMaxima / R; // computeMaxMean's value, from the same pass (residuals 0, no tail)
+        // computeMaxMean's and computeMinMean's values, from the same pass (residuals 0, no tail, dense = the probabilities)
+        table.maxMean = sumOfMaxima / R;
+        table.minMean = sumOfMinima / R;
         return table;
     }
 
@@ -705,6 +711,27 @@ public final class BucketTable implements Writeable {
         double m = maxMean;
         if (Double.isNaN(m)) maxMean = m = computeMaxMean(); // (R x B values: once per table, not per scorer)
         return m;
+    }
+
+    /**
+     * No product has a lower mean: the mean over repetitions of each one's lowest per-bucket value (the dense
+     * lookup's: probabilities, or log_mean's scores). Close to {@link #maxMean()} for a flat network output.
+     */
+    public double minMean() {
+        double m = minMean;
+        if (Double.isNaN(m)) minMean = m = computeMinMean();
+        return m;
+    }
+
+    private double computeMinMean() {
+        float[] d = dense();
+        double sum = 0;
+        for (int r = 0; r < repetitions; r++) {
+            float min = Float.POSITIVE_INFINITY;
+            for (int i = r * buckets, end = i + buckets; i < end; i++) min = Math.min(min, d[i]);
+            sum += min;
+        }
+        return sum / repetitions;
     }
 
     private double computeMaxMean() {

@@ -69,7 +69,10 @@ public final class MachScoreQuery extends Query {
         Query scored = inner;
         if (scoreMode == ScoreMode.TOP_SCORES) {
             MachBucketsQuery clause = candidateClause();
-            split = new BucketBounds(scoring, clause == null ? BOUND_BUCKETS : clause.bucketsPerRepetition());
+            // a flat output (every document scores at least half the bound) would not use the split below: skip its selection
+            if (clause != null || machWeight * scoring.score(scoring.table().minMean()) < 0.5f * machBound) {
+                split = new BucketBounds(scoring, clause == null ? BOUND_BUCKETS : clause.bucketsPerRepetition());
+            }
             if (clause != null) scored = withCandidates(clause.sharing(split));
         }
         Weight in = scored.createWeight(searcher, scoreMode, boost);

@@ -139,6 +139,14 @@ public class BucketTableEqualityTests extends OpenSearchTestCase {
                 assertSameBits(a + " B " + B + " s " + s, expected, t.dense());
                 assertSameBits(a + " read, B " + B + " s " + s, expected, read.dense());
                 assertEquals("maxMean as built (the whole table's from its building pass) and as read", read.maxMean(), t.maxMean(), 0.0);
+                assertEquals("minMean as built and as read", read.minMean(), t.minMean(), 0.0);
+                double minSum = 0;
+                for (int r = 0; r < R; r++) {
+                    float min = Float.POSITIVE_INFINITY;
+                    for (int b = 0; b < B; b++) min = Math.min(min, expected[r * B + b]);
+                    minSum += min;
+                }
+                assertEquals("minMean: the mean of each repetition's lowest dense value", minSum / R, t.minMean(), 1e-12);
             }
         }
     }

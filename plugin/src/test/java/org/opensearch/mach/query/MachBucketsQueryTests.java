@@ -211,11 +211,14 @@ public class MachBucketsQueryTests extends OpenSearchTestCase {
     public void testPruningKeepsTheTopHits() throws Exception {
         try (Fixture fx = new Fixture(this, randomBoolean())) {
             int R = fx.family.repetitions(), B = fx.family.buckets();
-            for (int round = 0; round < 6; round++) {
+            // a flat output too (every bucket within 10% of 1/B), whose fusion skips the split bounds
+            float[][] flat = new float[R][B];
+            for (float[] row : flat) for (int b = 0; b < B; b++) row[b] = (0.95f + 0.1f * random().nextFloat()) / B;
+            for (int round = 0; round < 8; round++) {
                 Aggregation aggregation = round % 2 == 0 ? Aggregation.MEAN : Aggregation.LOG_MEAN;
                 Decoder.ScoreMode mode = aggregation == Aggregation.LOG_MEAN ? Decoder.ScoreMode.MEAN : randomFrom(Decoder.ScoreMode.values());
                 int s = randomIntBetween(1, B), m = randomIntBetween(1, s), f = randomIntBetween(1, Math.min(3, R));
-                BucketTable table = BucketTable.of(fx.probs, s, randomBoolean()).withAggregation(aggregation);
+                BucketTable table = BucketTable.of(round >= 6 ? flat : fx.probs, round == 6 ? B : s, randomBoolean()).withAggregation(aggregation);
                 BucketScoring scoring = new BucketScoring(fx.family.name(), table, mode, 1f, 0f);
                 BooleanQuery.Builder words = new BooleanQuery.Builder();
                 for (int t = randomIntBetween(1, 4); t > 0; t--) words.add(new TermQuery(new Term("title", "w" + randomIntBetween(0, 9))), BooleanClause.Occur.SHOULD);
