@@ -104,7 +104,7 @@ final class BucketBounds {
         Bits live = reader.getLiveDocs();
         int maxDoc = reader.maxDoc();
         int window = Math.min(WINDOW, maxDoc);
-        if (!withAdded) return members(te, live, minRepetitions);
+        if (!withAdded) return minRepetitions == 1 ? union(te, live, maxDoc) : members(te, live, minRepetitions);
         Window w = new Window(window, minRepetitions, withAdded);
         if (maxDoc <= WINDOW) {
             // one window: each list read in turn, one postings enum for all
@@ -138,7 +138,31 @@ final class BucketBounds {
         return w.candidates();
     }
 
-    /** Without bounds (a filter): every list read in turn into one array, sorted, then those seen f times or more (measured faster). */
+    /**
+     * Without bounds, in one list or more (f = 1): the union of the lists in a bit set over the segment, read in
+     * doc order (no sort: at 1M documents sorting the ~39,000 members of 160 lists took about a third of a hybrid
+     * query in JMH; 125 KB of bits per 1M documents instead).
+     */
+    private Candidates union(TermsEnum te, Bits live, int maxDoc) throws IOException {
+        int B = scoring.table().buckets();
+        FixedBitSet seen = new FixedBitSet(maxDoc);
+        PostingsEnum pe = null;
+        for (int r = 0; r < top.length; r++) {
+            for (int b : top[r]) {
+                if (!te.seekExact(BucketFields.term(r * B + b))) continue;
+                pe = te.postings(pe, PostingsEnum.NONE);
+                seen.or(pe);
+            }
+        }
+        int[] docs = new int[seen.cardinality()];
+        int n = 0;
+        for (int d = seen.nextSetBit(0); d != DocIdSetIterator.NO_MORE_DOCS; d = d + 1 < maxDoc ? seen.nextSetBit(d + 1) : DocIdSetIterator.NO_MORE_DOCS) {
+            if (live == null || live.get(d)) docs[n++] = d;
+        }
+        return new Candidates(n == docs.length ? docs : Arrays.copyOf(docs, n), null);
+    }
+
+    /** Without bounds, in f > 1 lists: every list read in turn into one array, sorted, then those seen f times or more (measured faster than windows). */
     private Candidates members(TermsEnum te, Bits live, int minRepetitions) throws IOException {
         int B = scoring.table().buckets();
         PostingsEnum pe = null;
