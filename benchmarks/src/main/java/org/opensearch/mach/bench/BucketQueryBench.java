@@ -76,6 +76,9 @@ public class BucketQueryBench {
     public int scoredBuckets;
     @Param("" + MachOptions.DEFAULT_BUCKETS_PER_REPETITION)
     public int m;
+    /** min_repetitions f: a candidate is in the top-m buckets of at least f repetitions */
+    @Param("1")
+    public int f;
     /** at most this many distinct query texts (the network runs once on each in the setup) */
     @Param("200")
     public int maxQueries;
@@ -123,7 +126,7 @@ public class BucketQueryBench {
 
     private Query query(Query match, BucketScoring scoring) {
         float w = MachOptions.DEFAULT_MACH_WEIGHT;
-        MachBucketsQuery candidates = new MachBucketsQuery(FIELD, scoring, m, 1);
+        MachBucketsQuery candidates = new MachBucketsQuery(FIELD, scoring, m, f);
         return switch (method) {
             case "bm25" -> match;
             case "mach" -> candidates;

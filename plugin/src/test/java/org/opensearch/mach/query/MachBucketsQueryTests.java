@@ -131,7 +131,8 @@ public class MachBucketsQueryTests extends OpenSearchTestCase {
         try (Fixture fx = new Fixture(this, true)) {
             int R = fx.family.repetitions(), B = fx.family.buckets(), K = fx.ids.length;
             for (Decoder.ScoreMode mode : Decoder.ScoreMode.values()) {
-                int m = randomIntBetween(1, B / 2), f = randomIntBetween(1, Math.min(3, R));
+                // f: the bit sets (1..4) and the sort (above 4) of the candidates without scores
+                int m = randomIntBetween(1, B / 2), f = randomIntBetween(1, Math.min(BucketBounds.BIT_SET_REPETITIONS + 2, R));
                 MachBucketsQuery q = new MachBucketsQuery(FIELD, fx.scoring(B, mode), m, f);
                 QueryUtils.check(random(), q, fx.searcher);
                 Map<String, Float> expected = decoded(fx, new Decoder.Options(K, Decoder.Strategy.CANDIDATES, m, f, mode));
