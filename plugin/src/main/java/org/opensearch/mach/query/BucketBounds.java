@@ -107,7 +107,12 @@ final class BucketBounds {
         int maxDoc = reader.maxDoc();
         int window = Math.min(WINDOW, maxDoc);
         if (!withAdded) {
-            return minRepetitions <= BIT_SET_REPETITIONS ? inBitSets(te, live, maxDoc, minRepetitions) : members(te, live, minRepetitions);
+            // as Lucene's DocIdSetBuilder: bit sets once the lists hold over 1/128 of the segment (each about 1/B of it:
+            // the hash spreads products evenly), a sorted array of ids for fewer
+            int lists = 0;
+            for (int[] t : top) lists += t.length;
+            boolean dense = (long) lists * 128 >= B;
+            return dense && minRepetitions <= BIT_SET_REPETITIONS ? inBitSets(te, live, maxDoc, minRepetitions) : members(te, live, minRepetitions);
         }
         Window w = new Window(window, minRepetitions, withAdded);
         if (maxDoc <= WINDOW) {
@@ -176,7 +181,7 @@ final class BucketBounds {
         return new Candidates(n == docs.length ? docs : Arrays.copyOf(docs, n), null);
     }
 
-    /** Without bounds, in f > {@link #BIT_SET_REPETITIONS} lists: every list read in turn into one array, sorted, then those seen f times or more. */
+    /** Without bounds, few lists or f > {@link #BIT_SET_REPETITIONS}: every list read in turn into one array, sorted, then those seen f times or more. */
     private Candidates members(TermsEnum te, Bits live, int minRepetitions) throws IOException {
         int B = scoring.table().buckets();
         PostingsEnum pe = null;
