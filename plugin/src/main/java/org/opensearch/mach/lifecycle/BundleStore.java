@@ -116,14 +116,7 @@ public final class BundleStore {
      */
     public UploadRecord createUpload(String uploadId, String model, String node, long claimTime) {
         ensureIndex();
-        long created = System.currentTimeMillis();
-        Map<String, Object> source = model == null
-            ? Map.of("storage_id", uploadId, "created", created)
-            : Map.of("storage_id", uploadId, "created", created, "model", model, "claim_node", node, "claim_time", claimTime);
-        try (ThreadContext.StoredContext ignored = stash()) {
-            var r = client.index(new IndexRequest(INDEX).id(docId(uploadId, UPLOAD_DOC)).source(source).create(true)).actionGet();
-            return new UploadRecord(uploadId, created, model, node, model == null ? 0 : claimTime, r.getSeqNo(), r.getPrimaryTerm());
-        }
+        return putRecord(uploadId, System.currentTimeMillis(), model, node, claimTime, null);
     }
 
     /** Whether {@link #createUpload} recorded this upload. */
@@ -167,25 +160,33 @@ public final class BundleStore {
      */
     public UploadRecord writeClaim(UploadRecord read, String model, String node, long claimTime) {
         ensureIndex(); // an index made by an earlier build gets the claim_time field first (the mapping is strict)
+        try {
+            return putRecord(read.uploadId(), read.created(), model, node, claimTime, read);
+        } catch (Exception e) {
+            if (isConflict(e)) return null;
+            throw e;
+        }
+    }
+
+    /**
+     * Writes an upload's record, claimed by {@code model} (null: unclaimed): a new one ({@code ifVersion} null: it
+     * must not exist yet), or over {@code ifVersion}, which it must still be. Returns the record written.
+     */
+    private UploadRecord putRecord(String uploadId, long created, String model, String node, long claimTime, UploadRecord ifVersion) {
         Map<String, Object> source = new java.util.HashMap<>();
-        source.put("storage_id", read.uploadId());
-        source.put("created", read.created());
+        source.put("storage_id", uploadId);
+        source.put("created", created);
         if (model != null) {
             source.put("model", model);
             source.put("claim_node", node);
             source.put("claim_time", claimTime);
         }
+        IndexRequest request = new IndexRequest(INDEX).id(docId(uploadId, UPLOAD_DOC)).source(source, XContentType.JSON);
+        if (ifVersion == null) request.create(true);
+        else request.setIfSeqNo(ifVersion.seqNo()).setIfPrimaryTerm(ifVersion.primaryTerm());
         try (ThreadContext.StoredContext ignored = stash()) {
-            var r = client.index(
-                new IndexRequest(INDEX).id(docId(read.uploadId(), UPLOAD_DOC)).source(source, XContentType.JSON)
-                    .setIfSeqNo(read.seqNo()).setIfPrimaryTerm(read.primaryTerm())
-            ).actionGet();
-            return new UploadRecord(
-                read.uploadId(), read.created(), model, model == null ? null : node, model == null ? 0 : claimTime, r.getSeqNo(), r.getPrimaryTerm()
-            );
-        } catch (Exception e) {
-            if (isConflict(e)) return null;
-            throw e;
+            var r = client.index(request).actionGet();
+            return new UploadRecord(uploadId, created, model, model == null ? null : node, model == null ? 0 : claimTime, r.getSeqNo(), r.getPrimaryTerm());
         }
     }
 

@@ -209,8 +209,7 @@ public final class ModelDeployer implements ClusterStateListener, Closeable {
         }
         java.util.function.Consumer<ModelEntry> recorder = measuredNetwork;
         if (d.state == State.DEPLOYED && !e.networkOnly() && recorder != null) {
-            recorder.accept(new ModelEntry(e.id(), e.storageId(), e.sha256(), e.sizeBytes(), e.chunks(), d.networkBytes, e.products(),
-                e.repetitions(), e.buckets(), e.name(), e.registeredAt(), e.deployed(), true));
+            recorder.accept(e.withMeasuredNetwork(d.networkBytes));
         }
     }
 

@@ -87,6 +87,11 @@ public record ModelEntry(
         return new ModelEntry(id, storageId, sha256, sizeBytes, chunks, memoryBytes, products, repetitions, buckets, name, registeredAt, value, networkOnly);
     }
 
+    /** The entry with a node's measured network as its memory, network-only from then on (an entry of an earlier build counted the catalog). */
+    public ModelEntry withMeasuredNetwork(long networkBytes) {
+        return new ModelEntry(id, storageId, sha256, sizeBytes, chunks, networkBytes, products, repetitions, buckets, name, registeredAt, deployed, true);
+    }
+
     @Override
     public XContentBuilder toXContent(XContentBuilder b, Params params) throws IOException {
         b.startObject();

@@ -335,7 +335,7 @@ public final class ModelLifecycleService {
                     // the upload over; then the record changed and this register must not commit
                     BundleStore.UploadRecord held = claimed != null ? claimed : pathClaim;
                     BundleStore.UploadRecord renewed = store.writeClaim(held, id, held.claimNode(), clock.getAsLong());
-                    if (renewed == null) throw takenOver(held, id);
+                    if (renewed == null) throw takenOver(held.uploadId(), current(held), id);
                     String ownStorage = pathStorage;
                     BundleStore.UploadRecord ownClaim = claimed != null ? renewed : null;
                     claimed = null; // from here the commit's failure handler releases it
@@ -367,7 +367,8 @@ public final class ModelLifecycleService {
             } catch (Exception e) {
                 // a DELETE that took the upload over (the claim expired) makes the read fail on missing chunks:
                 // that is the DELETE's doing, a 409, not the client's bad upload (400)
-                Exception failure = claimed != null && claimLost(claimed) ? takenOver(claimed, id) : asClientError(e);
+                BundleStore.UploadRecord now = claimed == null ? null : current(claimed);
+                Exception failure = claimed != null && changed(claimed, now) ? takenOver(claimed.uploadId(), now, id) : asClientError(e);
                 // nothing was committed: drop what this call stored (an upload's chunks stay for a retry)
                 if (pathStorage != null) deleteStorage(pathStorage);
                 release(claimed);
@@ -376,28 +377,29 @@ public final class ModelLifecycleService {
         });
     }
 
-    /** Whether the claim a register holds was taken over meanwhile (its record deleted or written since). */
-    private boolean claimLost(BundleStore.UploadRecord held) {
+    /** The record of a claimed upload as it is now (null: deleted); {@code held} itself when it cannot be read (nothing known to have changed). */
+    private BundleStore.UploadRecord current(BundleStore.UploadRecord held) {
         try {
-            BundleStore.UploadRecord now = store.readUpload(held.uploadId());
-            return now == null || now.seqNo() != held.seqNo() || now.primaryTerm() != held.primaryTerm();
+            return store.readUpload(held.uploadId());
         } catch (Exception e) {
-            return false; // cannot tell: the register's own failure stands
+            return held;
         }
     }
 
-    /** The 409 of a register whose claim expired and was taken over: by a DELETE (the record is gone) or another register. */
-    private OpenSearchStatusException takenOver(BundleStore.UploadRecord held, String id) {
-        BundleStore.UploadRecord now;
-        try {
-            now = store.readUpload(held.uploadId());
-        } catch (Exception e) {
-            now = held; // unknown taker
-        }
+    /** Whether the claim a register holds was taken over meanwhile: its record, {@code now}, deleted or written since. */
+    private static boolean changed(BundleStore.UploadRecord held, BundleStore.UploadRecord now) {
+        return now == null || now.seqNo() != held.seqNo() || now.primaryTerm() != held.primaryTerm();
+    }
+
+    /**
+     * The 409 of a register of model {@code id} whose claim expired and was taken over: by a DELETE ({@code now},
+     * the record as it is now, is null) or another register.
+     */
+    private OpenSearchStatusException takenOver(String uploadId, BundleStore.UploadRecord now, String id) {
         String how = now == null ? "deleted"
             : now.model() != null && !now.model().equals(id) ? "claimed by the register of model [" + now.model() + "]"
             : "deleted or claimed by another register";
-        return conflict("upload [" + held.uploadId() + "] was taken over: " + how + " while registering model [" + id
+        return conflict("upload [" + uploadId + "] was taken over: " + how + " while registering model [" + id
             + "], whose claim on it had expired (" + CLAIM_EXPIRY_SETTING + "); model [" + id + "] is not registered");
     }
 

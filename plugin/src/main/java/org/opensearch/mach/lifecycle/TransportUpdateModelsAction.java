@@ -131,8 +131,7 @@ public class TransportUpdateModelsAction extends TransportClusterManagerNodeActi
                 // only the entry that was measured (same stored bundle), and only once
                 ModelEntry e = m.models().get(r.modelId);
                 if (e == null || e.networkOnly() || !e.storageId().equals(r.entry.storageId())) return m;
-                return m.withModel(new ModelEntry(e.id(), e.storageId(), e.sha256(), e.sizeBytes(), e.chunks(), r.entry.memoryBytes(),
-                    e.products(), e.repetitions(), e.buckets(), e.name(), e.registeredAt(), e.deployed(), true));
+                return m.withModel(e.withMeasuredNetwork(r.entry.memoryBytes()));
             }
             case DELETE_ALIAS -> {
                 if (!m.aliases().containsKey(r.alias)) throw new ResourceNotFoundException("alias [" + r.alias + "] does not exist");

@@ -7,6 +7,7 @@ import org.apache.lucene.index.TermsEnum;
 import org.apache.lucene.search.DocIdSetIterator;
 import org.apache.lucene.util.Bits;
 import org.apache.lucene.util.FixedBitSet;
+import org.apache.lucene.util.IntsRefBuilder;
 import org.opensearch.mach.index.BucketFields;
 
 import java.io.IOException;
@@ -116,15 +117,8 @@ final class BucketBounds {
         }
         Window w = new Window(window, minRepetitions, withAdded);
         if (maxDoc <= WINDOW) {
-            // one window: each list read in turn, one postings enum for all
-            PostingsEnum pe = null;
-            for (int r = 0; r < top.length; r++) {
-                for (int i = 0; i < top[r].length; i++) {
-                    if (!te.seekExact(BucketFields.term(r * B + top[r][i]))) continue;
-                    pe = te.postings(pe, PostingsEnum.NONE);
-                    w.add(pe, 0, maxDoc, added[r][i]);
-                }
-            }
+            // one window: each list read in turn
+            eachList(te, (pe, r, i) -> w.add(pe, 0, maxDoc, added[r][i]));
             w.emit(0, maxDoc, live, minRepetitions);
             return w.candidates();
         }
@@ -154,24 +148,18 @@ final class BucketBounds {
      * in JMH; f x 125 KB of bits per 1M documents instead.
      */
     private Candidates inBitSets(TermsEnum te, Bits live, int maxDoc, int f) throws IOException {
-        int B = scoring.table().buckets();
         FixedBitSet[] seen = new FixedBitSet[f];
         for (int i = 0; i < f; i++) seen[i] = new FixedBitSet(maxDoc);
-        PostingsEnum pe = null;
-        for (int r = 0; r < top.length; r++) {
-            for (int b : top[r]) {
-                if (!te.seekExact(BucketFields.term(r * B + b))) continue;
-                pe = te.postings(pe, PostingsEnum.NONE);
-                if (f == 1) {
-                    seen[0].or(pe);
-                } else {
-                    // a document is once in a list: it climbs one level per list it is in
-                    for (int d = pe.nextDoc(); d != DocIdSetIterator.NO_MORE_DOCS; d = pe.nextDoc()) {
-                        for (int i = 0; i < f && seen[i].getAndSet(d); i++) {}
-                    }
-                }
+        eachList(te, (pe, r, i) -> {
+            if (f == 1) {
+                seen[0].or(pe);
+                return;
             }
-        }
+            // a document is once in a list: it climbs one level per list it is in
+            for (int d = pe.nextDoc(); d != DocIdSetIterator.NO_MORE_DOCS; d = pe.nextDoc()) {
+                for (int level = 0; level < f && seen[level].getAndSet(d); level++) {}
+            }
+        });
         FixedBitSet enough = seen[f - 1];
         int[] docs = new int[enough.cardinality()];
         int n = 0;
@@ -183,21 +171,14 @@ final class BucketBounds {
 
     /** Without bounds, few lists or f > {@link #BIT_SET_REPETITIONS}: every list read in turn into one array, sorted, then those seen f times or more. */
     private Candidates members(TermsEnum te, Bits live, int minRepetitions) throws IOException {
-        int B = scoring.table().buckets();
-        PostingsEnum pe = null;
-        int[] docs = new int[64];
-        int n = 0;
-        for (int r = 0; r < top.length; r++) {
-            for (int b : top[r]) {
-                if (!te.seekExact(BucketFields.term(r * B + b))) continue;
-                pe = te.postings(pe, PostingsEnum.NONE);
-                for (int d = pe.nextDoc(); d != DocIdSetIterator.NO_MORE_DOCS; d = pe.nextDoc()) {
-                    if (live != null && !live.get(d)) continue;
-                    if (n == docs.length) docs = Arrays.copyOf(docs, n * 2);
-                    docs[n++] = d;
-                }
+        IntsRefBuilder read = new IntsRefBuilder();
+        eachList(te, (pe, r, i) -> {
+            for (int d = pe.nextDoc(); d != DocIdSetIterator.NO_MORE_DOCS; d = pe.nextDoc()) {
+                if (live == null || live.get(d)) read.append(d);
             }
-        }
+        });
+        int[] docs = read.ints();
+        int n = read.length();
         // a document occurs once per repetition whose top-m holds its bucket
         Arrays.sort(docs, 0, n);
         int out = 0;
@@ -208,6 +189,25 @@ final class BucketBounds {
             i = j;
         }
         return new Candidates(Arrays.copyOf(docs, out), null);
+    }
+
+    /** What {@link #eachList} does with each top-m list: its postings, positioned before its first document. */
+    @FunctionalInterface
+    private interface ListReader {
+        void read(PostingsEnum postings, int repetition, int rank) throws IOException;
+    }
+
+    /** Reads the postings of each repetition's top-m buckets present in the segment, one after the other (one enum reused). */
+    private void eachList(TermsEnum te, ListReader reader) throws IOException {
+        int B = scoring.table().buckets();
+        PostingsEnum pe = null;
+        for (int r = 0; r < top.length; r++) {
+            for (int i = 0; i < top[r].length; i++) {
+                if (!te.seekExact(BucketFields.term(r * B + top[r][i]))) continue;
+                pe = te.postings(pe, PostingsEnum.NONE);
+                reader.read(pe, r, i);
+            }
+        }
     }
 
     /** The accumulators of one window of documents, and the candidates found so far. */

@@ -238,13 +238,7 @@ public class RestMachLifecycleAction extends BaseRestHandler {
                 }
                 data = out.build();
             }
-            boolean more;
-            try {
-                more = p.nextToken() != null;
-            } catch (JsonParseException e) { // text that is not JSON after the object
-                more = true;
-            }
-            if (more) throw new IllegalArgumentException(what + " must be one JSON object, with nothing after it");
+            if (StrictJson.anythingAfter(p::nextToken)) throw new IllegalArgumentException(what + " must be one JSON object, with nothing after it");
         } catch (JsonParseException | StreamConstraintsException e) {
             throw new IllegalArgumentException(what + " is not valid JSON: " + e.getOriginalMessage());
         } catch (java.io.CharConversionException e) { // bytes that are not text in the encoding Jackson detected

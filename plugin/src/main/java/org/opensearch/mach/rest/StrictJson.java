@@ -45,13 +45,16 @@ public final class StrictJson {
      */
     public static void readBody(XContentParser parser, String what, List<String> known, FieldReader reader) throws IOException {
         readObject(parser, what, known, reader);
-        boolean more;
+        if (anythingAfter(parser::nextToken)) throw new ParsingException(parser.getTokenLocation(), what + " must be one JSON object, with nothing after it");
+    }
+
+    /** Whether a body goes on after its object: {@code nextToken} reads on (null: the end); text that is not JSON counts. */
+    public static boolean anythingAfter(org.opensearch.common.CheckedSupplier<?, IOException> nextToken) {
         try {
-            more = parser.nextToken() != null;
-        } catch (IOException | RuntimeException e) { // text that is not JSON after the object
-            more = true;
+            return nextToken.get() != null;
+        } catch (IOException | RuntimeException e) {
+            return true;
         }
-        if (more) throw new ParsingException(parser.getTokenLocation(), what + " must be one JSON object, with nothing after it");
     }
 
     private static void readFields(XContentParser parser, String what, List<String> known, FieldReader reader) throws IOException {

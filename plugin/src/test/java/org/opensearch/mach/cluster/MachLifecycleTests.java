@@ -539,9 +539,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
 
         /** Registers upload {@code uploadId} of it as model {@code id} through {@code service}, not deployed. */
         Map<String, Object> register(ModelLifecycleService service, String id, String uploadId) {
-            PlainActionFuture<Map<String, Object>> f = PlainActionFuture.newFuture();
-            service.register(id, ModelLifecycleService.Source.upload(uploadId, chunks, sha), false, f);
-            return f.actionGet(TimeValue.timeValueMinutes(2));
+            return MachLifecycleTests.register(service, id, ModelLifecycleService.Source.upload(uploadId, chunks, sha));
         }
     }
 
@@ -976,26 +974,12 @@ public class MachLifecycleTests extends MachClusterTestCase {
             ModelLifecycleService.Source.upload(fx.upload(), fx.chunks(), fx.sha())
         );
         String[] nodes = internalCluster().getNodeNames();
-        java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(sources.size());
-        Object[] outcome = new Object[sources.size()];
-        List<Thread> threads = new ArrayList<>();
+        List<java.util.concurrent.Callable<Object>> registers = new ArrayList<>();
         for (int i = 0; i < sources.size(); i++) {
-            int racer = i;
             ModelLifecycleService service = internalCluster().getInstance(ModelLifecycleService.class, nodes[i % nodes.length]);
-            Thread t = new Thread(() -> {
-                try {
-                    start.await();
-                    PlainActionFuture<Map<String, Object>> f = PlainActionFuture.newFuture();
-                    service.register("race", sources.get(racer), false, f);
-                    outcome[racer] = f.actionGet(TimeValue.timeValueMinutes(2));
-                } catch (Exception e) {
-                    outcome[racer] = e;
-                }
-            }, "register-" + i);
-            t.start();
-            threads.add(t);
+            registers.add(registerCall(service, "race", sources.get(i)));
         }
-        for (Thread t : threads) t.join();
+        Object[] outcome = race(registers);
         int won = -1;
         for (int i = 0; i < outcome.length; i++) {
             if (outcome[i] instanceof Map<?, ?> m) {
@@ -1052,6 +1036,18 @@ public class MachLifecycleTests extends MachClusterTestCase {
     }
 
     /** Runs each call on its own thread, released together; returns what each returned or threw. */
+    /** Registers {@code source} as model {@code id} through {@code service}, not deployed: the response (or its exception). */
+    private static Map<String, Object> register(ModelLifecycleService service, String id, ModelLifecycleService.Source source) {
+        PlainActionFuture<Map<String, Object>> f = PlainActionFuture.newFuture();
+        service.register(id, source, false, f);
+        return f.actionGet(TimeValue.timeValueMinutes(2));
+    }
+
+    /** {@link #register} as a racer of {@link #race}. */
+    private static java.util.concurrent.Callable<Object> registerCall(ModelLifecycleService service, String id, ModelLifecycleService.Source source) {
+        return () -> register(service, id, source);
+    }
+
     private static Object[] race(List<java.util.concurrent.Callable<Object>> calls) throws Exception {
         java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(calls.size());
         Object[] outcome = new Object[calls.size()];
@@ -1134,11 +1130,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
         List<java.util.concurrent.Callable<Object>> registers = new ArrayList<>();
         for (String id : List.of("one-a", "one-b")) {
             ModelLifecycleService service = internalCluster().getInstance(ModelLifecycleService.class, nodes[registers.size() % nodes.length]);
-            registers.add(() -> {
-                PlainActionFuture<Map<String, Object>> f = PlainActionFuture.newFuture();
-                service.register(id, ModelLifecycleService.Source.upload(complete, fx.chunks(), fx.sha()), false, f);
-                return f.actionGet(TimeValue.timeValueMinutes(2));
-            });
+            registers.add(registerCall(service, id, ModelLifecycleService.Source.upload(complete, fx.chunks(), fx.sha())));
         }
         outcome = race(registers);
         int won = outcome[0] instanceof Map ? 0 : 1;
@@ -1240,9 +1232,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
             }
             inWindow.add(done(() -> second.deleteUpload((String) inWindow.get(0))));
         }));
-        PlainActionFuture<Map<String, Object>> byPath = PlainActionFuture.newFuture();
-        first.register("by-path", ModelLifecycleService.Source.path("tiny"), false, byPath);
-        assertEquals("registered", byPath.actionGet(TimeValue.timeValueMinutes(2)).get("state"));
+        assertEquals("registered", register(first, "by-path", ModelLifecycleService.Source.path("tiny")).get("state"));
         setTestHook(first, phase -> {});
         assertEquals(inWindow.toString(), 2, inWindow.size());
         String pathStorage = (String) inWindow.get(0);
@@ -1361,9 +1351,7 @@ public class MachLifecycleTests extends MachClusterTestCase {
             inWindow.add(done(() -> second.deleteUpload((String) inWindow.get(0))));
         }));
         try {
-            PlainActionFuture<Map<String, Object>> byPath = PlainActionFuture.newFuture();
-            first.register("late-path", ModelLifecycleService.Source.path("tiny"), false, byPath);
-            Object refused = outcome(() -> byPath.actionGet(TimeValue.timeValueMinutes(2)));
+            Object refused = outcome(() -> register(first, "late-path", ModelLifecycleService.Source.path("tiny")));
             assertEquals(inWindow.toString(), List.of(inWindow.get(0), "done"), inWindow);
             assertEquals(String.valueOf(refused), org.opensearch.core.rest.RestStatus.CONFLICT, statusOf(refused));
             assertTrue(refused.toString(), ((Exception) refused).getMessage().contains("was taken over"));
